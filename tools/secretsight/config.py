@@ -1,0 +1,246 @@
+"""The user configuration: one YAML file for thresholds, windows, allowlists, internal ranges,
+admin identities, decoy paths and maintenance windows.
+
+The Sigma compiler applies it at compile time (pipeline placeholders and thresholds); the
+stateful detectors read it at run time. Rules are never edited to tune them.
+`config/secretsight.example.yml` documents every key with its default; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from secretsight.errors import SecretSightError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '5m', '24h', '14d' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 60s, 5m, 24h, 14d)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(td: timedelta) -> str:
+    """timedelta -> the largest whole unit: 300s -> '5m' (the form Sigma timespans use)."""
+    seconds = int(td.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CountWindow(_Strict):
+    count: int = Field(gt=0)
+    window: Duration
+
+
+class PathDiversity(_Strict):
+    distinct_paths: int = Field(gt=0)
+    reads: int = Field(gt=0)
+    window: Duration
+
+
+class DistinctWindow(_Strict):
+    distinct: int = Field(gt=0)
+    window: Duration
+
+
+class Thresholds(_Strict):
+    # "more than 50 read/list operations by one identity in 5 minutes": fires at count + 1.
+    bulk_read: CountWindow = CountWindow(count=50, window=timedelta(minutes=5))
+    # Vault and Kubernetes: at least 10 distinct paths and at least 30 reads in 5 minutes.
+    path_diversity: PathDiversity = PathDiversity(
+        distinct_paths=10, reads=30, window=timedelta(minutes=5)
+    )
+    # Secrets Manager: more than 20 distinct secrets in 10 minutes.
+    path_diversity_secretsmanager: DistinctWindow = DistinctWindow(
+        distinct=20, window=timedelta(minutes=10)
+    )
+    dual_source_ip_window: Duration = timedelta(minutes=60)
+    # at least 10 denied secret operations by one identity in 15 minutes
+    denied_burst: CountWindow = CountWindow(count=10, window=timedelta(minutes=15))
+    # one source IP reading from at least 2 stores in 10 minutes
+    cross_store_harvest: CountWindow = CountWindow(count=2, window=timedelta(minutes=10))
+    long_ttl_token_max: Duration = timedelta(hours=24)
+
+
+class FirstPathAccess(_Strict):
+    # An identity is judged only once it has been seen for `learning_period` and has read at
+    # least `min_history` distinct paths; before that every path is new and nothing fires.
+    learning_period: Duration = timedelta(days=14)
+    min_history: int = Field(default=3, ge=1)
+    # Bounded memory: at most this many known paths per identity; past it the oldest-seen path
+    # is forgotten (LRU), so one identity cannot grow the store without bound.
+    max_paths_per_identity: int = Field(default=10_000, ge=1)
+
+
+class Stateful(_Strict):
+    first_path_access: FirstPathAccess = FirstPathAccess()
+    dormant_after: Duration = timedelta(days=30)
+    rotation_read_window: Duration = timedelta(minutes=30)
+    rotation_deploy_window: Duration = timedelta(minutes=30)
+    audit_gap_max_silence: Duration = timedelta(seconds=60)
+
+
+class TimeRange(_Strict):
+    start_time: str
+    end_time: str
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d|24:00", v):
+            raise ValueError(f"not HH:MM: {v!r}")
+        return v
+
+
+class TimeInterval(_Strict):
+    """One Alertmanager `time_intervals` entry: every given constraint must hold."""
+
+    times: list[TimeRange] = []
+    weekdays: list[str] = []  # "monday:friday", "saturday"
+    days_of_month: list[str] = []  # "1:5", "-1"
+    months: list[str] = []  # "january:march", "12"
+    years: list[str] = []
+
+
+class MaintenanceWindow(_Strict):
+    name: str
+    time_intervals: list[TimeInterval]
+    location: str = "UTC"  # IANA time zone, as Alertmanager's `location`
+
+
+class AdminIdentities(_Strict):
+    vault_policies: list[str] = ["root", "admin"]
+    aws_arns: list[str] = []  # exact ARNs or glob patterns; AWS Root is always admin
+    kubernetes_groups: list[str] = ["system:masters"]
+
+
+class Allowlists(_Strict):
+    """Identities (`user.id` or `user.name`; `*` globs allowed) exempt from one anomaly class."""
+
+    bulk_read: list[str] = []
+    path_diversity: list[str] = []
+    namespace_enumeration: list[str] = []
+    workload_identity_read: list[str] = [
+        "system:serviceaccount:external-secrets:*",
+        "system:serviceaccount:kube-system:*",
+    ]
+    secret_destruction: list[str] = ["system:serviceaccount:kube-system:*"]
+    suspicious_user_agent: list[str] = []
+    denied_burst: list[str] = []
+    first_path_access: list[str] = []
+
+
+_DEFAULT_INTERNAL = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+]
+
+_DEFAULT_AGENTS = [
+    "curl/*",
+    "Wget/*",
+    "python-requests/*",
+    "python-urllib*",
+    "Go-http-client/*",
+    "*kali*",
+    "*trufflehog*",
+    "*gitleaks*",
+    "*nuclei*",
+    "*sqlmap*",
+    "*nmap*",
+    "*masscan*",
+    "*pacu*",
+    "*peirates*",
+    "*kubehound*",
+]
+
+
+class Config(_Strict):
+    internal_networks: list[str] = _DEFAULT_INTERNAL
+    thresholds: Thresholds = Thresholds()
+    stateful: Stateful = Stateful()
+    admin_identities: AdminIdentities = AdminIdentities()
+    # Admin actions inside any of these windows are expected; outside them they fire.
+    maintenance_windows: list[MaintenanceWindow] = [
+        MaintenanceWindow(
+            name="business_hours",
+            time_intervals=[
+                TimeInterval(
+                    weekdays=["monday:friday"],
+                    times=[TimeRange(start_time="06:00", end_time="22:00")],
+                )
+            ],
+        )
+    ]
+    allowlists: Allowlists = Allowlists()
+    decoy_paths: list[str] = []  # secret.path globs that no one should ever touch
+    suspicious_user_agents: list[str] = _DEFAULT_AGENTS  # case-insensitive globs
+    sensitive_namespaces: list[str] = ["kube-system", "kube-public", "default"]
+    # secret.path -> workloads ("namespace/deployment") that consume it, for
+    # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.
+    secret_consumers: dict[str, list[str]] = {}
+
+    @field_validator("internal_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+        return v
+
+    def internal(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(c, strict=False) for c in self.internal_networks]
+
+
+def load_config(path: str | Path | None) -> Config:
+    """The defaults, overridden by the YAML file at `path` when one is given."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except OSError as exc:
+        raise SecretSightError(f"cannot read config: {exc}", file=str(path)) from exc
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise SecretSightError(
+            f"config is not valid YAML: {exc}", file=str(path),
+            line=line + 1 if line is not None else None,
+        ) from exc
+    if not isinstance(data, dict):
+        raise SecretSightError("config must be a mapping at the top level", file=str(path))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SecretSightError(f"invalid config: {details}", file=str(path)) from exc

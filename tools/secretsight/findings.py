@@ -38,12 +38,13 @@ SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critic
 @dataclass(frozen=True)
 class Finding:
     anomaly: str  # one of ANOMALY_CLASSES
-    rule: str  # Sigma rule id (UUID) or detector id (e.g. "detector:first_path_access")
+    rule: str  # Sigma rule id (UUID), or "detector/<name>" for a stateful detector
     title: str
     severity: str  # one of SEVERITIES
     user_id: str | None  # the identity (user.id); None for findings about a source (audit_gap)
     start: str  # RFC 3339 UTC: first event of the window
     end: str  # RFC 3339 UTC: last event of the window
+    rule_name: str | None = None  # Sigma rule `name` (snake_case, = file stem) or detector name
     dataset: str | None = None  # event.dataset when the finding is about one source
     user_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # sample paths, IPs, counts
@@ -62,6 +63,7 @@ class Finding:
         out: dict[str, Any] = {
             "anomaly": self.anomaly,
             "rule": self.rule,
+            "rule_name": self.rule_name,
             "title": self.title,
             "severity": self.severity,
             "user": user,

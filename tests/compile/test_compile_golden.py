@@ -1,0 +1,140 @@
+"""Golden outputs: a few small rules (tests/compile/golden_rules, laid out like sigma/rules)
+compile to exactly these queries on each target. Together they cover a JSON array field, a
+literal `*`, a CIDR placeholder under `not`, an event_count and a value_count correlation."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+from secretsight.compile import TargetOutput, compile_target
+from secretsight.config import Config
+
+GOLDEN_RULES = Path(__file__).with_name("golden_rules")
+ALL_SOURCES = '{dataset=~"vault\\\\.audit|aws\\\\.cloudtrail|kubernetes\\\\.audit"}'
+
+GOLDEN = {
+    ("loki", "golden_root_policy"):
+        '{dataset="vault.audit"} | json | json user_roles="user.roles" | '
+        'user_roles=~`(?i).*"root".*` and secret_path=~`(?i)^\\*$` and source_ip!=ip("10.0.0.0/8")',
+    ("loki", "golden_bulk"):
+        f"sum by (user_id) (count_over_time({ALL_SOURCES} | json | "
+        "secretsight_category=~`(?i)^secret$` and secret_operation=~`(?i)^read$` [5m])) > 3",
+    ("loki", "golden_paths"):
+        "count without (secret_path) (sum by (user_id, secret_path) (count_over_time("
+        f"{ALL_SOURCES} | json | secretsight_category=~`(?i)^secret$` and "
+        "secret_operation=~`(?i)^read$` [10m]))) >= 4",
+    ("elastic", "golden_root_policy"):
+        "(user.roles:root AND secret.path:\\*) AND (NOT source.ip:10.0.0.0\\/8)",
+    ("elastic", "golden_bulk"):
+        "sequence by user.id with maxspan=5m\n"
+        '  [any where secretsight.category:"secret" and secret.operation:"read"] with runs=4',
+    ("elastic", "golden_paths"):
+        "from logs-*-secretsight,secretsight-events metadata _id, _index, _version | where "
+        'secretsight.category=="secret" and secret.operation=="read"\n'
+        "| stats value_count=count_distinct(secret.path) by user.id\n| where value_count >= 4",
+    ("splunk", "golden_root_policy"):
+        'index="secretsight" "user.roles{}"="root" secret.path="\\*" NOT source.ip="10.0.0.0/8"',
+    ("splunk", "golden_bulk"):
+        'index="secretsight" secretsight.category="secret" secret.operation="read" '
+        "| sort 0 _time | streamstats time_window=5m count as event_count by user.id "
+        "| where event_count > 3 | stats min(_time) as first_seen max(_time) as last_seen "
+        "count as events_over_threshold by user.id",
+    ("splunk", "golden_paths"):
+        'index="secretsight" secretsight.category="secret" secret.operation="read" '
+        "| sort 0 _time | streamstats time_window=10m dc(secret.path) as value_count by user.id "
+        "| where value_count >= 4 | stats min(_time) as first_seen max(_time) as last_seen "
+        "count as events_over_threshold by user.id",
+}
+
+
+@cache
+def golden_output(target: str) -> TargetOutput:
+    return compile_target(target, config=Config(internal_networks=["10.0.0.0/8"]),
+                          paths=[GOLDEN_RULES])
+
+
+@pytest.mark.parametrize(("target", "rule"), sorted(GOLDEN), ids=[f"{t}/{r}" for t, r in sorted(GOLDEN)])
+def test_golden_query(target: str, rule: str) -> None:
+    out = golden_output(target)
+    assert not out.errors, [str(e) for e in out.errors]
+    assert out.queries[rule] == [GOLDEN[(target, rule)]]
+
+
+@pytest.mark.parametrize("target", ["loki", "elastic", "splunk"])
+def test_building_block_not_emitted(target: str) -> None:
+    """golden_reads only feeds the correlations: no query, alert or matrix row of its own."""
+    out = golden_output(target)
+    assert "golden_reads" not in out.queries
+    assert "golden_reads" not in {c.rule for c in out.support}
+
+
+def test_golden_ruler_entry() -> None:
+    import yaml
+
+    doc = yaml.safe_load(golden_output("loki").files["loki/secretsight-rules.yaml"])
+    rules = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+    assert rules["golden_root_policy"]["expr"] == (
+        f"sum by (user_id) (count_over_time({GOLDEN[('loki', 'golden_root_policy')]} [1m])) > 0")
+    assert rules["golden_root_policy"]["labels"] == {
+        "anomaly": "root_token", "rule_id": "0b7c6f0e-0000-4000-8000-000000000001",
+        "rule_name": "golden_root_policy", "severity": "critical", "source": "vault"}
+    assert rules["golden_bulk"]["expr"] == GOLDEN[("loki", "golden_bulk")]
+
+
+def test_golden_kibana_threat_offline() -> None:
+    import json
+
+    docs = {json.loads(line)["rule_id"]: json.loads(line) for line in
+            golden_output("elastic").files["elastic/secretsight-rules.ndjson"].splitlines()}
+    bulk = docs["0b7c6f0e-0000-4000-8000-000000000003"]
+    assert bulk["type"] == "eql" and bulk["from"] == "now-10m" and bulk["interval"] == "5m"
+    assert bulk["threat"] == [{
+        "framework": "MITRE ATT&CK",
+        "tactic": {"id": "TA0006", "name": "Credential Access",
+                   "reference": "https://attack.mitre.org/tactics/TA0006/"},
+        "technique": [{
+            "id": "T1555", "name": "Credentials from Password Stores",
+            "reference": "https://attack.mitre.org/techniques/T1555/",
+            "subtechnique": [{"id": "T1555.006", "name": "Cloud Secrets Management Stores",
+                              "reference": "https://attack.mitre.org/techniques/T1555/006/"}],
+        }],
+    }]
+    paths = docs["0b7c6f0e-0000-4000-8000-000000000004"]
+    assert paths["type"] == "esql" and paths["from"] == "now-15m" and "index" not in paths
+
+
+def test_golden_savedsearch_schedule() -> None:
+    import configparser
+
+    conf = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+    conf.optionxform = str
+    conf.read_string(golden_output("splunk").files["splunk/savedsearches.conf"])
+    bulk = conf["SecretSight - Golden Bulk Read"]
+    # window 5m + schedule 5m: a burst of the window's length never falls between two runs.
+    assert (bulk["cron_schedule"], bulk["dispatch.earliest_time"], bulk["dispatch.latest_time"]) \
+        == ("*/5 * * * *", "-10m@m", "@m")
+    assert (bulk["alert.suppress.fields"], bulk["alert.suppress.period"]) == ("user.id", "5m")
+    plain = conf["SecretSight - Golden Root Policy From Outside"]
+    assert (plain["dispatch.earliest_time"], plain["alert.severity"]) == ("-5m@m", "6")
+
+
+def test_event_count_above_eql_runs_limit_becomes_threshold_rule() -> None:
+    """EQL accepts at most 100 `runs`: a larger configured count compiles to a Kibana
+    threshold rule on the base rule's Lucene query."""
+    import json
+    from datetime import timedelta
+
+    from luqum.parser import parser
+    from secretsight.config import CountWindow, Thresholds
+
+    config = Config(thresholds=Thresholds(bulk_read=CountWindow(count=150, window=timedelta(minutes=5))))
+    out = compile_target("elastic", config=config)
+    docs = [json.loads(line) for line in out.files["elastic/secretsight-rules.ndjson"].splitlines()]
+    bulk = next(d for d in docs if d["meta"]["secretsight"]["rule_name"] == "bulk_read")
+    assert bulk["type"] == "threshold" and bulk["language"] == "lucene"
+    assert bulk["threshold"] == {"field": ["user.id"], "value": 151}
+    parser.parse(bulk["query"])
+    cell = next(c for c in out.support if c.rule == "bulk_read")
+    assert cell.details == ("threshold_rule",)

@@ -1,0 +1,197 @@
+"""Every compiled query parses with a real parser of its language, and every output file has
+the structure its consumer (Loki ruler, Kibana import API, Splunk) requires."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import eql
+import pytest
+from compiled_outputs import compiled, ndjson_rules, ruler_rules
+from luqum.parser import parser as lucene_parser
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+LUCENE = sorted(
+    (d["meta"]["secretsight"]["rule_name"], d["query"]) for d in ndjson_rules()
+    if d["language"] == "lucene"
+)
+EQL = sorted(
+    (d["meta"]["secretsight"]["rule_name"], d["query"]) for d in ndjson_rules()
+    if d["language"] == "eql"
+)
+
+def _split_output() -> dict[str, list[str]]:
+    """Loki's backend splits a log query over ~4 KiB into several: 300 user agents do it."""
+    import warnings
+
+    from secretsight.compile import compile_target
+    from secretsight.config import Config
+
+    agents = [f"scanner-{i:03d}/*" for i in range(300)]
+    with warnings.catch_warnings():
+        # The backend says how it partitions the query ("reducing partition count").
+        warnings.simplefilter("ignore", UserWarning)
+        out = compile_target("loki", config=Config(suspicious_user_agents=agents))
+    import yaml
+
+    doc = yaml.safe_load(out.files["loki/secretsight-rules.yaml"])
+    expr = next(r["expr"] for g in doc["groups"] for r in g["rules"]
+                if r["alert"] == "suspicious_user_agent")
+    return {"queries": out.queries["suspicious_user_agent"], "expr": [expr]}
+
+
+SPLIT = _split_output()
+LOGQL = (
+    sorted((f"{name}#{i}", q) for name, qs in compiled("loki").queries.items()
+           for i, q in enumerate(qs))
+    + sorted((f"ruler:{r['alert']}", r["expr"]) for r in ruler_rules())
+    + [(f"split:suspicious_user_agent#{i}", q) for i, q in enumerate(SPLIT["queries"])]
+    + [("split:ruler:suspicious_user_agent", SPLIT["expr"][0])]
+)
+
+
+def test_long_rule_split_into_several_queries() -> None:
+    assert len(SPLIT["queries"]) > 1
+    assert SPLIT["expr"][0].startswith("(sum by (user_id)") and ") > 0" in SPLIT["expr"][0]
+
+
+@pytest.mark.parametrize(("name", "query"), LUCENE, ids=[n for n, _ in LUCENE])
+def test_lucene_query_parses(name: str, query: str) -> None:
+    tree = lucene_parser.parse(query)
+    assert str(tree).strip()
+
+
+@pytest.mark.parametrize(("name", "query"), EQL, ids=[n for n, _ in EQL])
+def test_eql_query_parses(name: str, query: str) -> None:
+    # Elasticsearch's EQL dialect (`:` and `like~`), with `with runs=` sequences.
+    with eql.parser.elasticsearch_syntax, eql.parser.allow_runs, eql.parser.ignore_missing_functions:
+        eql.parse_query(query)
+
+
+@pytest.fixture(scope="module")
+def logql_results() -> dict[str, dict]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (needed to run @grafana/lezer-logql)")
+    if not (NODE_DIR / "node_modules" / "@grafana" / "lezer-logql").is_dir():
+        pytest.skip("tests/node/node_modules missing: run `npm ci --prefix tests/node`")
+    proc = subprocess.run(
+        [node, str(NODE_DIR / "parse_logql.mjs")],
+        input=json.dumps([q for _, q in LOGQL]), capture_output=True, text=True, check=True,
+        cwd=NODE_DIR, timeout=60,
+    )
+    return dict(zip([n for n, _ in LOGQL], json.loads(proc.stdout)))
+
+
+@pytest.mark.node
+@pytest.mark.parametrize(("name", "query"), LOGQL, ids=[n for n, _ in LOGQL])
+def test_logql_query_parses(name: str, query: str, logql_results: dict[str, dict]) -> None:
+    result = logql_results[name]
+    assert result["ok"], f"LogQL syntax errors near: {[e['near'] for e in result['errors']]}"
+
+
+@pytest.mark.node
+def test_logql_checker_rejects_bad_query() -> None:
+    """The node checker itself can fail (a checker that accepts everything proves nothing)."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules").is_dir():
+        pytest.skip("node or tests/node/node_modules missing")
+    bad = ['{dataset="vault.audit"} | json | user_id=', 'sum by (user_id) (count_over_time({a="b"} [5m]']
+    proc = subprocess.run([node, str(NODE_DIR / "parse_logql.mjs")], input=json.dumps(bad),
+                          capture_output=True, text=True, check=True, cwd=NODE_DIR, timeout=60)
+    assert [r["ok"] for r in json.loads(proc.stdout)] == [False, False]
+
+
+RULER = ruler_rules()
+
+
+@pytest.mark.parametrize("rule", RULER, ids=[r["alert"] for r in RULER])
+def test_ruler_rule_shape(rule: dict) -> None:
+    assert set(rule) >= {"alert", "expr", "for", "labels", "annotations"}
+    assert rule["labels"]["severity"] in {"informational", "low", "medium", "high", "critical"}
+    from secretsight.findings import ANOMALY_CLASSES
+
+    assert rule["labels"]["anomaly"] in ANOMALY_CLASSES
+    assert rule["annotations"]["summary"]
+    # A ruler expression is a metric query, filtered by a comparison or by `and` (temporal):
+    # it alerts when it returns series.
+    assert rule["expr"].startswith(("sum", "count"))
+    assert ">" in rule["expr"] or ") and sum" in rule["expr"]
+
+
+def test_ruler_file_groups() -> None:
+    import yaml
+
+    doc = yaml.safe_load(compiled("loki").files["loki/secretsight-rules.yaml"])
+    assert list(doc) == ["groups"]
+    names = [g["name"] for g in doc["groups"]]
+    assert names == sorted(names) and len(set(names)) == len(names)
+    for group in doc["groups"]:
+        assert group["rules"], group["name"]
+        assert group["interval"]
+
+
+KIBANA = ndjson_rules()
+# What the detection engine's import API needs for each rule type.
+REQUIRED = {"rule_id", "name", "description", "type", "risk_score", "severity", "interval",
+            "from", "enabled", "threat", "language", "query"}
+TYPE_FIELDS = {"query": {"index"}, "eql": {"index"}, "threshold": {"index", "threshold"},
+               "esql": set()}
+
+
+@pytest.mark.parametrize("doc", KIBANA, ids=[d["meta"]["secretsight"]["rule_name"] for d in KIBANA])
+def test_kibana_rule_fields(doc: dict) -> None:
+    assert REQUIRED <= set(doc), REQUIRED - set(doc)
+    assert doc["type"] in TYPE_FIELDS
+    assert TYPE_FIELDS[doc["type"]] <= set(doc)
+    assert {"query": "lucene", "eql": "eql", "threshold": "lucene", "esql": "esql"}[doc["type"]] == doc["language"]
+    assert doc["severity"] in {"low", "medium", "high", "critical"}
+    assert 0 <= doc["risk_score"] <= 100
+    assert doc["from"].startswith("now-") and doc["interval"][-1] in "smh"
+    if doc["type"] == "esql":
+        assert "index" not in doc  # ES|QL rules name their indices in the query
+        assert doc["query"].startswith("from ")
+    for threat in doc["threat"]:
+        assert threat["framework"] == "MITRE ATT&CK"
+        assert threat["tactic"]["id"].startswith("TA") and threat["tactic"]["name"]
+        for tech in threat["technique"]:
+            assert tech["id"].startswith("T") and tech["name"]
+
+
+def test_kibana_ndjson_is_one_object_per_line() -> None:
+    text = compiled("elastic").files["elastic/secretsight-rules.ndjson"]
+    lines = text.splitlines()
+    assert lines and all(json.loads(line)["rule_id"] for line in lines)
+    ids = [json.loads(line)["rule_id"] for line in lines]
+    assert len(ids) == len(set(ids))
+
+
+def _conf() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
+    parser.optionxform = str  # Splunk keys are case-sensitive
+    parser.read_string(compiled("splunk").files["splunk/savedsearches.conf"])
+    return parser
+
+
+STANZAS = _conf().sections()
+
+
+@pytest.mark.parametrize("stanza", STANZAS)
+def test_savedsearch_stanza(stanza: str) -> None:
+    section = _conf()[stanza]
+    assert section["search"].strip()
+    assert section["enableSched"] == "1"
+    assert len(section["cron_schedule"].split()) == 5
+    assert section["dispatch.earliest_time"].startswith("-")
+    assert section["dispatch.latest_time"]
+    assert section["alert.severity"] in {"2", "3", "4", "5", "6"}
+    assert "| bin _time" not in section["search"]
+
+
+def test_savedsearches_cover_every_compiled_rule() -> None:
+    assert len(STANZAS) == len(compiled("splunk").queries)

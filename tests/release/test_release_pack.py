@@ -1,0 +1,145 @@
+"""`secretsight release`: the pack is reproducible, complete, and its manifest is right."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from secretsight import release
+from secretsight.cli import cli
+from secretsight.errors import SecretSightError
+
+REPO = release.REPO
+VERSION = "0.1.0"
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What a release reads, copied out of the repo so tests may change it freely."""
+    root = tmp_path_factory.mktemp("repo")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
+    for rel in ("sigma", "vector", "fluentbit", "config"):
+        if (REPO / rel).is_dir():
+            shutil.copytree(REPO / rel, root / rel, ignore=ignore)
+    shutil.copy(REPO / "CHANGELOG.md", root / "CHANGELOG.md")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(repo_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("out")
+    first = release.build_release(VERSION, out / "a", root=repo_copy, update_lock=True)
+    second = release.build_release(VERSION, out / "b", root=repo_copy)
+    return first, second
+
+
+def members(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def read(path: Path, name: str) -> bytes:
+    with tarfile.open(path) as tar:
+        member = tar.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
+def test_rebuild_is_byte_identical(built: tuple[Path, Path]) -> None:
+    first, second = built
+    assert first.name == f"secretsight-{VERSION}.tar.gz"
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_members_sorted_with_fixed_metadata(built: tuple[Path, Path]) -> None:
+    with tarfile.open(built[0]) as tar:
+        infos = tar.getmembers()
+    names = [m.name for m in infos]
+    assert names == sorted(names)
+    assert all(n.startswith(f"secretsight-{VERSION}/") for n in names)
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in infos} == {
+        (release.FIXED_MTIME, 0, 0, "", "")}
+    raw = built[0].read_bytes()
+    assert raw[4:8] == b"\0\0\0\0"  # gzip header mtime
+
+
+@pytest.mark.parametrize("expected", [
+    "sigma/rules/cross/bulk_read.yml",
+    "sigma/rules.lock",
+    "sigma/pipelines/loki.yml",
+    "compiled/loki/secretsight-rules.yaml",
+    "compiled/elastic/secretsight-rules.ndjson",
+    "compiled/splunk/savedsearches.conf",
+    "compiled/support-matrix.md",
+    "compiled/support-matrix.json",
+    "vector",
+    "fluentbit",
+    "CHANGELOG.md",
+    "RELEASE-NOTES.md",
+    "MANIFEST.sha256",
+])
+def test_pack_contains(built: tuple[Path, Path], expected: str) -> None:
+    prefix = f"secretsight-{VERSION}/{expected}"
+    assert any(n == prefix or n.startswith(prefix + "/") for n in members(built[0]))
+
+
+def test_rule_fixtures_not_shipped_as_rules(built: tuple[Path, Path]) -> None:
+    assert not [n for n in members(built[0]) if n.endswith(".cases.yml")]
+
+
+def test_manifest_covers_every_file_with_its_hash(built: tuple[Path, Path]) -> None:
+    prefix = f"secretsight-{VERSION}/"
+    manifest = read(built[0], prefix + "MANIFEST.sha256").decode()
+    listed = {}
+    for line in manifest.splitlines():
+        digest, rel = line.split("  ", 1)
+        listed[rel] = digest
+    files = {n[len(prefix):] for n in members(built[0])} - {"MANIFEST.sha256"}
+    assert set(listed) == files
+    for rel, digest in sorted(listed.items()):
+        assert hashlib.sha256(read(built[0], prefix + rel)).hexdigest() == digest, rel
+
+
+def test_release_notes_are_the_version_entry(built: tuple[Path, Path]) -> None:
+    notes = read(built[0], f"secretsight-{VERSION}/RELEASE-NOTES.md").decode()
+    assert notes.startswith(f"## [{VERSION}]")
+    assert "## [" not in notes[3:]
+
+
+def test_missing_changelog_entry_fails_clearly(repo_copy: Path, tmp_path: Path) -> None:
+    with pytest.raises(SecretSightError) as exc:
+        release.build_release("9.9.9", tmp_path, root=repo_copy, update_lock=True)
+    assert "no changelog entry for version 9.9.9" in str(exc.value)
+    assert str(exc.value).startswith(str(repo_copy / "CHANGELOG.md"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_stale_lock_refuses_release(repo_copy: Path, tmp_path: Path) -> None:
+    lock = repo_copy / "sigma" / "rules.lock"
+    saved = lock.read_text()
+    lock.write_text(saved.replace("version: 0.1.0", "version: 0.0.9"))
+    try:
+        with pytest.raises(SecretSightError, match="--update-lock"):
+            release.build_release(VERSION, tmp_path, root=repo_copy)
+    finally:
+        lock.write_text(saved)
+
+
+def test_changelog_entry_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "CHANGELOG.md"
+    path.write_text("# Changelog\n\n## [1.1.0] - 2026-12-01\n- new\n\n## 1.0.0\n- first\n")
+    assert release.changelog_entry("1.1.0", path) == "## [1.1.0] - 2026-12-01\n- new\n"
+    assert release.changelog_entry("1.0.0", path) == "## 1.0.0\n- first\n"
+    with pytest.raises(SecretSightError):
+        release.changelog_entry("1.0", path)
+
+
+def test_cli_release_missing_entry_fails(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["release", "--version", "9.9.9", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SecretSightError)
+    assert "no changelog entry for version 9.9.9" in str(result.exception)

@@ -1,0 +1,171 @@
+"""Pieces every target shares: walking a rule set with one fresh pySigma collection per target,
+rule metadata for the outputs, and deterministic serialisation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sigma.conversion.base import Backend
+from sigma.correlations import (
+    SigmaCorrelationCondition,
+    SigmaCorrelationRule,
+    SigmaRuleReference,
+)
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaDetection, SigmaRule
+
+from secretsight import schema
+from secretsight.compile.model import Unsupported
+from secretsight.config import format_duration, parse_duration
+from secretsight.errors import SecretSightError
+from secretsight.rules import RuleMeta, RuleSet
+
+AnyRule = SigmaRule | SigmaCorrelationRule
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """A rule with its SecretSight metadata, as the target writers need it."""
+
+    rule: AnyRule
+    meta: RuleMeta
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def is_correlation(self) -> bool:
+        return isinstance(self.rule, SigmaCorrelationRule)
+
+    @property
+    def level(self) -> str:
+        return (self.meta.level or "medium").lower()
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.rule.description or self.rule.title).split())
+
+    @property
+    def tags(self) -> list[str]:
+        return [f"{t.namespace}.{t.name}" for t in self.rule.tags]
+
+
+def views(ruleset: RuleSet) -> Iterator[RuleView]:
+    """Rules in the collection order (a correlation after the rules it references)."""
+    for rule in ruleset.collection.rules:
+        meta = ruleset.meta_for(rule)
+        if meta is not None:
+            yield RuleView(rule, meta)
+
+
+def convert(backend: Backend, view: RuleView, output_format: str = "default",
+            method: str | None = None) -> list[Any]:
+    """Convert one rule; pySigma errors become SecretSightErrors with the rule's file/line."""
+    if getattr(backend, "last_processing_pipeline", None) is None:
+        backend.init_processing_pipeline(output_format)  # convert() would; we convert per rule
+    try:
+        if isinstance(view.rule, SigmaCorrelationRule):
+            result = backend.convert_correlation_rule(view.rule, output_format, method)
+        else:
+            result = backend.convert_rule(view.rule, output_format)
+    except (SigmaError, NotImplementedError) as exc:
+        raise rule_error(view, exc) from exc
+    for failed, error in list(backend.errors):
+        if failed is view.rule:
+            backend.errors.remove((failed, error))
+            raise rule_error(view, error)
+    return result
+
+
+def base_queries(view: RuleView) -> list[str]:
+    """The converted query of a plain rule (also when `generate: false` hid it from output)."""
+    result = view.rule._conversion_result  # set by convert_rule even for building blocks
+    if not result:
+        raise SecretSightError(f"rule {view.name} has no converted query", file=str(view.meta.path))
+    return [str(q) for q in result]
+
+
+def rule_error(view: RuleView, exc: BaseException) -> SecretSightError:
+    line = getattr(getattr(exc, "source", None), "line", None)
+    message = str(exc).split(" (while ")[0]
+    return SecretSightError(message, file=str(view.meta.path), line=line)
+
+
+def rule_fields(rule: SigmaRule) -> set[str]:
+    """Field names of a plain rule's detection items (after the pipeline renamed them)."""
+    out: set[str] = set()
+
+    def walk(det: SigmaDetection) -> None:
+        for item in det.detection_items:
+            if isinstance(item, SigmaDetection):
+                walk(item)
+            elif item.field:
+                out.add(item.field)
+
+    for det in rule.detection.detections.values():
+        walk(det)
+    return out
+
+
+def rule_values(rule: AnyRule) -> list[Any]:
+    """Every value of a rule's detection items (through the rules a correlation references)."""
+    if isinstance(rule, SigmaCorrelationRule):
+        return [v for ref in refs(rule) for v in rule_values(ref.rule)]
+    out: list[Any] = []
+
+    def walk(det: SigmaDetection) -> None:
+        for item in det.detection_items:
+            if isinstance(item, SigmaDetection):
+                walk(item)
+            else:
+                out.extend(item.value)
+
+    for det in rule.detection.detections.values():
+        walk(det)
+    return out
+
+
+def array_fields() -> list[str]:
+    """The schema's keyword[] fields (JSON arrays in the events)."""
+    return sorted(n for n, f in schema.load().fields.items() if f.type.endswith("[]"))
+
+
+def timespan(rule: SigmaCorrelationRule) -> timedelta:
+    return parse_duration(str(rule.timespan.spec))
+
+
+def duration(td: timedelta) -> str:
+    return format_duration(td)
+
+
+def refs(rule: SigmaCorrelationRule) -> list[SigmaRuleReference]:
+    return list(rule.rules or [])
+
+
+def simple_condition(rule: SigmaCorrelationRule) -> SigmaCorrelationCondition:
+    """The rule's `op: count` condition; extended (boolean) conditions are not compiled."""
+    if not isinstance(rule.condition, SigmaCorrelationCondition):
+        raise Unsupported("extended (boolean) correlation conditions are not compiled")
+    return rule.condition
+
+
+def threshold_count(rule: SigmaCorrelationRule) -> int:
+    """The smallest count that satisfies a `gt`/`gte`/`eq` condition (what `runs=`, Kibana
+    thresholds and `>=` comparisons need)."""
+    condition = simple_condition(rule)
+    op = condition.op.name.lower()
+    count = int(condition.count)
+    if op == "gt":
+        return count + 1
+    if op in ("gte", "eq"):
+        return count
+    raise Unsupported(f"correlation condition {op} cannot be expressed as a minimum count")
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

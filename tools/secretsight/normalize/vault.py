@@ -1,0 +1,269 @@
+"""HashiCorp Vault audit device entries -> normalized events (docs/normalization.md#vault)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secretsight.normalize.codes import DeadLetter
+from secretsight.normalize.fields import (
+    check_strs,
+    opt_int,
+    opt_obj,
+    opt_sorted_strs,
+    opt_str,
+    req_str,
+    split_address,
+    timestamp,
+)
+
+# KV v2 API segments right after the mount, taken out of `secret.path`.
+KV2_SEGMENTS = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
+_WRITE_OPS = frozenset({"create", "update", "patch"})
+_GENERIC_OP = {
+    "read": "read",
+    "list": "list",
+    "create": "write",
+    "update": "write",
+    "patch": "write",
+    "delete": "delete",
+}
+
+
+def is_audit_path(path: str) -> bool:
+    """sys/audit and sys/audit-hash: audit device configuration."""
+    return (
+        path.startswith(("sys/audit/", "sys/audit-hash/"))
+        or path == "sys/audit"
+        or path == "sys/audit-hash"
+    )
+
+
+def _category(path: str) -> str:
+    if path.startswith("sys/") or path == "sys":
+        if is_audit_path(path):
+            return "audit"
+        if (
+            path.startswith(("sys/policy/", "sys/policies/"))
+            or path == "sys/policy"
+            or path == "sys/policies"
+        ):
+            return "policy"
+        return "other"
+    if path.startswith("auth/"):
+        return "auth"
+    if path.startswith("identity/"):
+        return "other"
+    return "secret"
+
+
+def _secret_fields(
+    op: str, path: str, mount_type: str | None, mount_point: str | None
+) -> tuple[str, str, bool]:
+    """(secret.operation, secret.path, is_kv2) for a path on a secrets engine mount."""
+    if mount_point is not None:
+        mp = mount_point if mount_point.endswith("/") else mount_point + "/"
+        mount_len = len(mp) if path.startswith(mp) else -1
+    else:
+        mount_len = -1
+    if mount_len < 0:
+        slash = path.find("/")
+        mount_len = slash + 1 if slash >= 0 else len(path)
+    rest = path[mount_len:]
+    seg, _, tail = rest.partition("/")
+    if seg in KV2_SEGMENTS and (mount_type is None or mount_type == "kv"):
+        spath = path[:mount_len] + tail
+        if seg == "data":
+            sop = _GENERIC_OP.get(op, "other")
+        elif seg == "metadata" or seg == "subkeys":
+            sop = "describe" if op == "read" else _GENERIC_OP.get(op, "other")
+        elif seg == "undelete":
+            sop = "write" if op in _WRITE_OPS else _GENERIC_OP.get(op, "other")
+        else:  # delete/, destroy/
+            sop = "delete" if op in _WRITE_OPS else _GENERIC_OP.get(op, "other")
+        return sop, spath, True
+    if (op == "update" or op == "create") and ("rotate-root" in rest or "rotate-role" in rest):
+        segments = rest.split("/")
+        if "rotate-root" in segments or "rotate-role" in segments:
+            return "rotate", path, False
+    return _GENERIC_OP.get(op, "other"), path, False
+
+
+_routes: dict[
+    tuple[str, str, str | None, str | None], tuple[str, str | None, str | None, bool]
+] = {}
+
+
+def _route(
+    path: str, op: str, mount_type: str | None, mount_point: str | None
+) -> tuple[str, str | None, str | None, bool]:
+    """(category, secret.operation, secret.path, is_kv2) of a request; memoized by the caller
+    because paths repeat."""
+    category = _category(path)
+    if category != "secret":
+        return category, None, None, False
+    sop, spath, kv2 = _secret_fields(op, path, mount_type, mount_point)
+    return category, sop, spath, kv2
+
+
+def _user_agent(headers: dict[str, Any]) -> str | None:
+    ua = headers.get("user-agent")
+    if ua is None or ua == "":
+        return None
+    if type(ua) is str:
+        return ua
+    if type(ua) is list:
+        for item in ua:
+            if type(item) is not str:
+                raise DeadLetter("wrong_type")
+        return ua[0] if ua and ua[0] else None
+    raise DeadLetter("wrong_type")
+
+
+def normalize_vault(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        item = _normalize(rec)
+    except DeadLetter as dl:
+        return [{"dead_letter": dl.code}]
+    return [item]
+
+
+def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
+    etype = rec.get("type")
+    if etype is None or etype == "":
+        raise DeadLetter("missing_field")
+    if type(etype) is not str:
+        raise DeadLetter("wrong_type")
+    if etype != "response" and etype != "request":
+        if etype == "kmip-request" or etype == "kmip-response":
+            return {"skip": "vault_kmip_entry"}
+        raise DeadLetter("unsupported_shape")
+    req = rec.get("request")
+    if req is None:
+        raise DeadLetter("missing_field")
+    if type(req) is not dict:
+        raise DeadLetter("wrong_type")
+    if etype == "request":
+        p = req.get("path")
+        if not (type(p) is str and is_audit_path(p)):
+            return {"skip": "vault_request_entry"}
+
+    ts = timestamp(rec.get("time"))
+    rid = req_str(req, "id")
+    op = req_str(req, "operation")
+    path = req_str(req, "path")
+
+    # Every field below is type-checked whenever present, even when a fallback wins.
+    g = req.get
+    req_mount_type = g("mount_type")
+    mount_point = g("mount_point")
+    remote_address = g("remote_address")
+    error = rec.get("error")
+    check_strs(req_mount_type, mount_point, remote_address, error)
+    remote_port = opt_int(req, "remote_port")
+    namespace = opt_obj(req, "namespace")
+    headers = opt_obj(req, "headers")
+    auth = opt_obj(rec, "auth")
+    response = opt_obj(rec, "response")
+    typo_response = opt_obj(rec, " response")  # a documented Vault typo key
+    if response is None:
+        response = typo_response
+
+    vault: dict[str, Any] = {"entry_type": etype, "path": path}
+    resp_mount_type = None
+    created: dict[str, Any] = {}
+    if response is not None:
+        resp_mount_type = opt_str(response, "mount_type")
+        rauth = opt_obj(response, "auth")
+        if rauth is not None:
+            ttl = opt_int(rauth, "token_ttl")
+            pols = opt_sorted_strs(rauth, "policies")
+            if ttl is not None:
+                created["ttl"] = ttl
+            if pols:
+                created["policies"] = pols
+    mount_type = req_mount_type or resp_mount_type
+    if mount_type:
+        vault["mount_type"] = mount_type
+    if mount_point:
+        vault["mount_point"] = mount_point
+    else:
+        mount_point = None
+
+    key = (path, op, mount_type or None, mount_point)
+    routed = _routes.get(key)
+    if routed is None:
+        routed = _route(path, op, mount_type or None, mount_point)
+        if len(_routes) > 8192:
+            _routes.clear()
+        _routes[key] = routed
+    category, secret_op, secret_path, kv2 = routed
+    event: dict[str, Any] = {
+        "@timestamp": ts,
+        "event": {
+            "dataset": "vault.audit",
+            "action": op,
+            "outcome": "failure" if error else ("success" if etype == "response" else "unknown"),
+            "id": rid,
+        },
+        "secretsight": {"category": category},
+    }
+    if secret_op is not None:
+        event["secret"] = {"operation": secret_op, "path": secret_path}
+        if kv2:
+            vault["kv_version"] = 2
+
+    if namespace is not None:
+        ns_path = namespace.get("path")
+        ns_id = namespace.get("id")
+        check_strs(ns_path, ns_id)
+        if ns_path or ns_id:
+            vault["namespace"] = ns_path or ns_id
+
+    if auth is not None:
+        a = auth.get
+        accessor = a("accessor")
+        display_name = a("display_name")
+        token_type = a("token_type")
+        entity_id = a("entity_id")
+        check_strs(accessor, display_name, token_type, entity_id)
+        policies = opt_sorted_strs(auth, "policies")
+        token_policies = opt_sorted_strs(auth, "token_policies")
+        token_ttl = opt_int(auth, "token_ttl")
+        user: dict[str, Any] = {}
+        if accessor:
+            user["id"] = accessor
+        if display_name:
+            user["name"] = display_name
+        if policies:
+            user["roles"] = policies
+        if user:
+            event["user"] = user
+        if token_type:
+            vault["token_type"] = token_type
+        if token_ttl is not None:
+            vault["token_ttl"] = token_ttl
+        if token_policies:
+            vault["token_policies"] = token_policies
+        if entity_id:
+            vault["entity_id"] = entity_id
+
+    if remote_address or remote_port is not None:
+        ip, port = split_address(remote_address) if remote_address else (None, None)
+        if remote_port is not None:
+            port = remote_port
+        if ip is not None:
+            event["source"] = {"ip": ip, "port": port} if port is not None else {"ip": ip}
+        elif port is not None:
+            event["source"] = {"port": port}
+
+    if headers is not None:
+        ua = _user_agent(headers)
+        if ua:
+            event["user_agent"] = {"original": ua}
+
+    if error:
+        vault["error"] = error
+    if created:
+        vault["created_token"] = created
+    event["vault"] = vault
+    return {"event": event}

@@ -84,17 +84,26 @@ def test_dead_letter_file(mixed_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0  # dead letters are reported, not fatal
     records = [json.loads(line) for line in dl_path.read_text().splitlines()]
     assert records == [
-        {"file": str(mixed_file), "line": 3, "reason": "malformed_json", "raw": "not json"},
-        {"file": str(mixed_file), "line": 6, "reason": "not_an_object", "raw": "[]"},
+        {"file": str(mixed_file), "line": 3, "reason": "malformed_json"},
+        {"file": str(mixed_file), "line": 6, "reason": "not_an_object"},
     ]
     assert f"2 dead letters written to {dl_path}" in result.stderr
+    assert dl_path.stat().st_mode & 0o077 == 0  # may name secret-bearing lines: owner only
+
+
+def test_dead_letter_raw_is_opt_in(mixed_file: Path, tmp_path: Path) -> None:
+    dl_path = tmp_path / "dead.ndjson"
+    result = run("--dead-letter", str(dl_path), "--dead-letter-raw", str(mixed_file))
+    assert result.exit_code == 0
+    records = [json.loads(line) for line in dl_path.read_text().splitlines()]
+    assert [r["raw"] for r in records] == ["not json", "[]"]
 
 
 def test_dead_letter_raw_is_truncated_and_escaped(tmp_path: Path) -> None:
     path = tmp_path / "bad.log"
     path.write_bytes(b"\xff" + b"x" * 10000 + b"\n")
     dl_path = tmp_path / "dead.ndjson"
-    assert run("--dead-letter", str(dl_path), str(path)).exit_code == 0
+    assert run("--dead-letter", str(dl_path), "--dead-letter-raw", str(path)).exit_code == 0
     (record,) = [json.loads(line) for line in dl_path.read_text().splitlines()]
     assert record["reason"] == "invalid_utf8"
     assert record["raw"].startswith("\\xffxxx") and len(record["raw"]) == 4095 + 4

@@ -3,6 +3,7 @@ dead letters (file, line, reason, raw excerpt) to --dead-letter."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -50,12 +51,21 @@ def _dumper() -> Any:
     "--dead-letter",
     "dead_letter_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write dead letters here as NDJSON {file, line, reason, raw}.",
+    help="Write dead letters here as NDJSON {file, line, reason} (mode 0600).",
+)
+@click.option(
+    "--dead-letter-raw/--no-dead-letter-raw",
+    default=False,
+    show_default=True,
+    help="Add the first 4 KiB of each dead line as `raw`. It may hold secret values "
+    "(a truncated Vault log_raw entry): keep the file private.",
 )
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
 )
-def command(source: str, dead_letter_path: Path | None, files: tuple[str, ...]) -> int:
+def command(
+    source: str, dead_letter_path: Path | None, dead_letter_raw: bool, files: tuple[str, ...]
+) -> int:
     """Normalize audit log FILEs (Vault, CloudTrail, Kubernetes) to the SecretSight schema."""
     from secretsight.normalize import DeadLetterRecord, Stats, iter_files
 
@@ -65,11 +75,12 @@ def command(source: str, dead_letter_path: Path | None, files: tuple[str, ...]) 
     dl_file: IO[bytes] | None = None
     sink = None
     if dead_letter_path is not None:
-        dl_file = open(dead_letter_path, "wb")  # noqa: SIM115 - closed below
+        fd = os.open(dead_letter_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        dl_file = os.fdopen(fd, "wb")
 
         def sink(record: DeadLetterRecord) -> None:
             assert dl_file is not None
-            dl_file.write(dumps(record.to_json()))
+            dl_file.write(dumps(record.to_json(include_raw=dead_letter_raw)))
 
     chunk: list[bytes] = []
     try:

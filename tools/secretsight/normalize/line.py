@@ -39,9 +39,21 @@ def strict_loads(data: bytes | str) -> Any:
             pass  # orjson also refuses integers beyond 64 bits, which are JSON: ask the stdlib
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     try:
-        return _std_decoder.decode(text)
+        obj = _std_decoder.decode(text)
     except RecursionError:  # nesting deeper than any audit event: refuse like orjson does
         raise ValueError("JSON nested too deeply") from None
+    if "\\u" in text:
+        # The stdlib decodes `\udc80` escapes into lone surrogates that no UTF-8 writer can
+        # emit (orjson refuses them up front): the record is not UTF-8 text.
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise LoneSurrogateError(str(exc)) from None
+    return obj
+
+
+class LoneSurrogateError(ValueError):
+    """A `\\uD800`-`\\uDFFF` escape that is not half of a pair."""
 
 
 def detect_source(obj: dict[str, Any]) -> str | None:
@@ -91,6 +103,8 @@ def normalize_line(raw: bytes | str, source: str = "auto") -> list[dict[str, Any
         return [{"skip": "empty_line"}]
     try:
         obj = strict_loads(data)
+    except LoneSurrogateError:
+        return [{"dead_letter": "invalid_utf8"}]
     except (ValueError, UnicodeDecodeError):
         try:
             data.decode("utf-8")

@@ -26,8 +26,13 @@ class DeadLetterRecord:
     reason: str
     raw: str  # the raw line, truncated to RAW_EXCERPT_BYTES, undecodable bytes escaped
 
-    def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "reason": self.reason, "raw": self.raw}
+    def to_json(self, *, include_raw: bool = False) -> dict[str, Any]:
+        """The dead-letter file record. The raw excerpt is opt-in: a line that failed to parse
+        can still hold secret values (a truncated Vault `log_raw` entry)."""
+        out: dict[str, Any] = {"file": self.file, "line": self.line, "reason": self.reason}
+        if include_raw:
+            out["raw"] = self.raw
+        return out
 
 
 @dataclass

@@ -1,0 +1,42 @@
+"""The VRL programs compile on Vector's VRL compiler and share their common blocks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from vrl_items import PROGRAMS, SOURCES, VECTOR_DIR, program
+from vrl_python import VRLRuntime
+
+BLOCK = re.compile(r"# ---- PROLOGUE \(shared\).*?# ---- END PROLOGUE -+\n", re.DOTALL)
+
+
+@pytest.mark.parametrize("source", PROGRAMS)
+def test_program_has_no_diagnostics(source):
+    diagnostic = VRLRuntime.check_syntax(program(source))
+    assert diagnostic is None, diagnostic.formatted_message
+
+
+@pytest.mark.parametrize("source", PROGRAMS)
+def test_program_compiles(source):
+    assert VRLRuntime().compile(program(source)) is True
+
+
+@pytest.mark.parametrize("source", SOURCES[1:])
+def test_prologue_is_the_same_copy(source):
+    # VRL has no include: the prologue is duplicated on purpose and must not drift.
+    (vault_prologue,) = BLOCK.findall(program("vault"))
+    (prologue,) = BLOCK.findall(program(source))
+    assert prologue == vault_prologue
+
+
+def test_auto_program_is_generated_from_the_three():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "secretsight_gen_auto", VECTOR_DIR / "gen_auto.py"
+    )
+    assert spec is not None and spec.loader is not None
+    gen_auto = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_auto)
+    assert program("auto") == gen_auto.render(), "vector/auto.vrl is stale: run vector/gen_auto.py"

@@ -87,8 +87,15 @@ def test_pack_contains(built: tuple[Path, Path], expected: str) -> None:
     assert any(n == prefix or n.startswith(prefix + "/") for n in members(built[0]))
 
 
-def test_rule_fixtures_not_shipped_as_rules(built: tuple[Path, Path]) -> None:
-    assert not [n for n in members(built[0]) if n.endswith(".cases.yml")]
+def test_pack_ships_the_rule_tree_as_sigma_cli_reads_it(built: tuple[Path, Path]) -> None:
+    """Users run `sigma convert ... sigma/rules` on the unpacked tree: every .yml in it is a
+    rule file, all of them shipped, and no test fixture (tests/rules/cases) comes along."""
+    prefix = f"secretsight-{VERSION}/"
+    shipped = sorted(n[len(prefix):] for n in members(built[0])
+                     if n.startswith(prefix + "sigma/rules/") and n.endswith(".yml"))
+    rules = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "sigma" / "rules").rglob("*.yml"))
+    assert shipped == rules
+    assert not [n for n in members(built[0]) if "/tests/" in n or n.endswith(".cases.yml")]
 
 
 def test_manifest_covers_every_file_with_its_hash(built: tuple[Path, Path]) -> None:

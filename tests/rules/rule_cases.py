@@ -1,6 +1,9 @@
-"""Per-rule positive and negative cases: `sigma/rules/<source>/<name>.cases.yml` (helpers for test_rules.py).
+"""Per-rule positive and negative cases (helpers for test_rules.py).
 
-A case file sits beside its rule:
+The cases of rule `sigma/rules/<source>/<name>.yml` live in `tests/rules/cases/<source>/<name>.yml`,
+a tree mirroring the rules (as SigmaHQ keeps its regression data apart): sigma-cli reads every
+`.yml` under the directory it is given as a rule, so nothing but rules may sit in `sigma/rules`.
+A case file:
 
     defaults:                 # flat dotted fields merged into every event of every case
       event.dataset: vault.audit
@@ -31,6 +34,7 @@ from typing import Any
 import yaml
 from secretsight.config import parse_duration
 
+CASES_DIR = Path(__file__).resolve().parent / "cases"
 START = datetime(2026, 5, 9, 10, 0, 0, tzinfo=UTC)
 _INDEX = re.compile(r"\{i(?:%(\d+))?\}")
 
@@ -100,9 +104,18 @@ def expand_events(
     return [nest(e) for e in flat_events]
 
 
+def case_files() -> list[Path]:
+    return sorted(CASES_DIR.rglob("*.yml"))
+
+
+def rule_path_for(case_file: Path, rules_dir: Path) -> Path:
+    """`tests/rules/cases/<source>/<name>.yml` -> `<rules_dir>/<source>/<name>.yml`."""
+    return rules_dir / case_file.relative_to(CASES_DIR)
+
+
 def load_cases(path: Path) -> list[Case]:
     data = yaml.safe_load(path.read_text("utf-8")) or {}
-    rule = path.name[: -len(".cases.yml")]
+    rule = path.stem
     defaults = data.get("defaults", {}) or {}
     out = []
     for raw in data.get("cases", []):

@@ -14,7 +14,10 @@ from secretsight.rules import (
     load_rules,
     placeholder_pipeline,
     placeholder_values,
+    sigma_cli_layout_problems,
+    split_documents,
 )
+from sigma.correlations import SigmaCorrelationRule
 
 PLAIN = """\
 title: Test rule
@@ -101,12 +104,62 @@ def test_unknown_placeholder_is_reported(tmp_path) -> None:
     assert "%no_such_list%" in rules.errors[0].message
 
 
+def _last_document(path: Path) -> str:
+    return split_documents(path.read_text("utf-8"))[-1].lstrip("\n")
+
+
 def test_correlation_with_unknown_reference_is_reported(tmp_path) -> None:
-    path = _write(tmp_path, "corr", (RULES_DIR / "cross" / "bulk_read.yml").read_text()
-                  .replace("name: bulk_read", "name: corr"), source="cross")
+    text = _last_document(RULES_DIR / "cross" / "bulk_read.yml").replace("name: bulk_read",
+                                                                          "name: corr")
+    path = _write(tmp_path, "corr", text, source="cross")
     rules = load_rules([path])
     assert "unknown rule(s): secret_reads" in rules.errors[0].message
-    assert rules.errors[0].line is not None
+    assert rules.errors[0].line == text.splitlines().index("  rules:") + 1
+    assert rules.rules == []
+
+
+def test_reference_to_another_file_loads(tmp_path) -> None:
+    """`secretsight compile` orders rules itself; only sigma-cli needs the one-file layout
+    (checked on the repo's rules by test_rules.py)."""
+    block, corr = split_documents((RULES_DIR / "cross" / "bulk_read.yml").read_text("utf-8"))
+    _write(tmp_path, "secret_reads", block, source="cross")
+    path = _write(tmp_path, "bulk_read", corr, source="cross")
+    rules = load_rules([tmp_path])
+    assert rules.errors == []
+    assert [m.name for m in rules.rules] == ["bulk_read", "secret_reads"]
+    assert sigma_cli_layout_problems(path) == ["bulk_read -> secret_reads"]
+    assert sigma_cli_layout_problems(RULES_DIR / "cross" / "bulk_read.yml") == []
+
+
+def test_building_block_after_its_correlation_is_refused(tmp_path) -> None:
+    block, corr = split_documents((RULES_DIR / "cross" / "bulk_read.yml").read_text("utf-8"))
+    path = _write(tmp_path, "bulk_read", corr + "\n---\n" + block.lstrip("\n"), source="cross")
+    messages = [e.message for e in load_rules([path]).errors]
+    assert any("'secret_reads' must equal the file stem" in m for m in messages)
+    assert any("'bulk_read' is not referenced by a correlation after it" in m for m in messages)
+    assert sigma_cli_layout_problems(path) == ["bulk_read -> secret_reads"]
+
+
+def test_unreferenced_document_is_refused(tmp_path) -> None:
+    two = PLAIN.format(id="3b7c2b38-2e5f-4b0f-9d2b-5a8f0c1e2d3a", name="extra",
+                       anomaly="decoy_access", field="secret.path")
+    one = PLAIN.format(id="4b7c2b38-2e5f-4b0f-9d2b-5a8f0c1e2d3a", name="main_rule",
+                       anomaly="decoy_access", field="secret.path")
+    path = _write(tmp_path, "main_rule", two + "---\n" + one)
+    rules = load_rules([path])
+    assert [(e.line, "only the file's last rule may stand alone" in e.message)
+            for e in rules.errors] == [(3, True)]
+    assert [m.name for m in rules.rules] == ["main_rule"]
+
+
+def test_lines_point_into_later_documents(tmp_path) -> None:
+    first = PLAIN.format(id="5b7c2b38-2e5f-4b0f-9d2b-5a8f0c1e2d3a", name="block",
+                         anomaly="decoy_access", field="secret.path")
+    bad = PLAIN.format(id="6b7c2b38-2e5f-4b0f-9d2b-5a8f0c1e2d3a", name="rule_two",
+                       anomaly="harvest", field="secret.path")
+    path = _write(tmp_path, "rule_two", "# header\n" + first + "---\n" + bad)
+    errors = load_rules([path]).errors
+    assert (str(path), PLAIN.count("\n") + 2 + 4) in [(e.file, e.line) for e in errors]
 
 
 def test_thresholds_come_from_the_config() -> None:
@@ -176,12 +229,14 @@ def _backends():
 def test_placeholders_expand_on_every_backend(target) -> None:
     config = Config(internal_networks=["10.9.0.0/16"], decoy_paths=["secret/decoy/*"])
     rules = load_rules(
-        [RULES_DIR / "cross" / "secret_reads_internal.yml", RULES_DIR / "cross" / "decoy_access.yml"],
+        [RULES_DIR / "cross" / "dual_source_ip.yml", RULES_DIR / "cross" / "decoy_access.yml"],
         config,
     )
     backend = _backends()[target](placeholder_pipeline(config))
     queries = {}
     for rule in rules.collection:
+        if isinstance(rule, SigmaCorrelationRule):
+            continue  # dual_source_ip itself: only its building blocks are plain rules
         # building blocks convert too (targets that alert on them call convert_rule directly)
         rule._output = True
         queries[rule.name] = "\n".join(str(q) for q in backend.convert_rule(rule))
@@ -196,7 +251,7 @@ def test_cidr_placeholder_matches_as_network_on_sqlite() -> None:
 
     from sigma.backends.sqlite import sqliteBackend
 
-    rules = load_rules([RULES_DIR / "cross" / "secret_reads_internal.yml"])
+    rules = load_rules([RULES_DIR / "cross" / "dual_source_ip.yml"])
     rule = rules.collection["secret_reads_internal"]
     rule._output = True
     (query,) = sqliteBackend(placeholder_pipeline(Config())).convert_rule(rule)

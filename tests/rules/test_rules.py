@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from rule_cases import Case, deep_merge, load_cases
+from rule_cases import CASES_DIR, Case, case_files, deep_merge, load_cases, rule_path_for
 from secretsight import schema
 from secretsight.config import Config, load_config
 from secretsight.findings import ANOMALY_CLASSES
@@ -20,9 +20,11 @@ from secretsight.rules import (
     SOURCES,
     config_value,
     load_rules,
+    rule_documents,
     rule_fields,
     rule_files,
     rule_placeholders,
+    sigma_cli_layout_problems,
 )
 from sigma.correlations import SigmaCorrelationRule
 from sigma.plugins import InstalledSigmaPlugins
@@ -30,8 +32,8 @@ from sigma.validation import SigmaValidator
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = rule_files()
-RULE_IDS = [p.stem for p in RULE_FILES]
-CASE_FILES = sorted(RULES_DIR.rglob("*.cases.yml"))
+RULE_IDS = [p.stem for p in RULE_FILES]  # a file is named like its alerting rule
+CASE_FILES = case_files()
 
 # Anomaly classes the content contract assigns to Sigma (plain and correlation).
 SIGMA_CLASSES = {
@@ -70,28 +72,51 @@ def _rule(name: str):
     return ruleset().collection[name]
 
 
+def _raw(name: str) -> dict[str, Any]:
+    """The rule's YAML document (a file holds building blocks, then its alerting rule)."""
+    (raw,) = [d for d in rule_documents(ruleset().by_name(name).path) if d["name"] == name]
+    return raw
+
+
+RULE_NAMES = sorted(m.name for m in ruleset().rules)
+
+
 def test_rule_set_loads_without_errors() -> None:
     assert [str(e) for e in ruleset().errors] == []
-    assert len(ruleset().rules) == len(RULE_FILES)
+    assert len(ruleset().rules) == sum(len(rule_documents(p)) for p in RULE_FILES)
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=RULE_IDS)
-def test_sigmahq_validators(path: Path) -> None:
-    rule = _rule(path.stem)
+def test_file_holds_its_rule_last_with_its_references(path: Path) -> None:
+    """What makes `sigma convert <dir>` independent of the file-system order (see
+    secretsight.rules.sigma_cli_layout_problems): every reference resolves inside the file,
+    to a rule before it."""
+    docs = rule_documents(path)
+    assert docs[-1]["name"] == path.stem
+    assert sigma_cli_layout_problems(path) == []
+    names = [d["name"] for d in docs]
+    assert all(ruleset().by_name(n).emits is False for n in names[:-1])
+    assert ruleset().by_name(path.stem).emits is True
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_sigmahq_validators(name: str) -> None:
+    rule = _rule(name)
     issues = [
         f"{type(i).__name__}: {i.description}"
         for i in validator().validate_rule(rule)
-        if (path.stem, type(i).__name__) not in ACCEPTED_ISSUES
+        if (name, type(i).__name__) not in ACCEPTED_ISSUES
     ]
     assert issues == []
 
 
-@pytest.mark.parametrize("path", RULE_FILES, ids=RULE_IDS)
-def test_contract(path: Path) -> None:
-    raw = yaml.safe_load(path.read_text("utf-8"))
-    meta = ruleset().by_name(path.stem)
-    rule = _rule(path.stem)
-    assert raw["name"] == path.stem
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_contract(name: str) -> None:
+    raw = _raw(name)
+    meta = ruleset().by_name(name)
+    path = meta.path
+    rule = _rule(name)
+    assert raw["name"] == name
     assert raw["anomaly"] in ANOMALY_CLASSES
     assert path.parent.name in SOURCES
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(raw["date"]))
@@ -109,12 +134,12 @@ def test_contract(path: Path) -> None:
     assert rule_placeholders(rule) <= set(PLACEHOLDERS)
 
 
-@pytest.mark.parametrize("path", RULE_FILES, ids=RULE_IDS)
-def test_attack_tags_are_known(path: Path) -> None:
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_attack_tags_are_known(name: str) -> None:
     from secretsight.compile import attack
 
     table = attack.table()
-    tags = yaml.safe_load(path.read_text("utf-8"))["tags"]
+    tags = _raw(name)["tags"]
     unknown = [
         t for t in tags
         if t.startswith("attack.")
@@ -124,11 +149,11 @@ def test_attack_tags_are_known(path: Path) -> None:
     assert unknown == []
 
 
-@pytest.mark.parametrize("path", RULE_FILES, ids=RULE_IDS)
-def test_yaml_defaults_equal_config_defaults(path: Path) -> None:
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_yaml_defaults_equal_config_defaults(name: str) -> None:
     """The numbers written in the rule are what `Config()` would put there."""
-    raw = yaml.safe_load(path.read_text("utf-8"))
-    applied = ruleset().by_name(path.stem).thresholds
+    raw = _raw(name)
+    applied = ruleset().by_name(name).thresholds
     corr = raw.get("correlation", {})
     for target, value in applied.items():
         if target == "condition":
@@ -142,8 +167,7 @@ def test_yaml_defaults_equal_config_defaults(path: Path) -> None:
 
 
 def test_sigma_cli_check_passes(tmp_path: Path) -> None:
-    """`sigma check` (sigma-cli) on the whole set, fed on stdin: the cases files beside the rules
-    are not rules, and sigma-cli resolves correlation references per input path only."""
+    """`sigma check` (sigma-cli) on the rule directory as users run it: nothing but rules there."""
     import subprocess
     import sys
 
@@ -158,12 +182,20 @@ def test_sigma_cli_check_passes(tmp_path: Path) -> None:
         "validators": ["all", *(f"-{v}" for v in sorted(OFFLINE_EXCLUDED))],
         "exclusions": exclusions,
     }))
-    stream = "".join("---\n" + p.read_text("utf-8") for p in RULE_FILES)
     result = subprocess.run(
-        [str(sigma), "check", "--fail-on-issues", "-c", str(config), "-"],
-        input=stream, capture_output=True, text=True, timeout=300, check=False,
+        [str(sigma), "check", "--fail-on-issues", "--fail-on-error", "-c", str(config),
+         str(RULES_DIR)],
+        capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Found 0 errors, 0 condition errors and 0 issues" in result.stdout, result.stdout[-3000:]
+
+
+def test_rule_directory_holds_only_rules() -> None:
+    """sigma-cli loads every .yml under the directory as a Sigma rule."""
+    stray = sorted(str(p.relative_to(RULES_DIR)) for p in RULES_DIR.rglob("*")
+                   if p.is_file() and p not in RULE_FILES)
+    assert stray == []
 
 
 def test_names_and_ids_unique() -> None:
@@ -229,8 +261,20 @@ def test_every_rule_has_cases_that_fire_and_stay_silent() -> None:
     assert missing == []
 
 
-def test_case_files_belong_to_rules() -> None:
-    assert sorted({c.rule for c in ALL_CASES} - set(RULE_IDS)) == []
+@pytest.mark.parametrize(
+    "path", CASE_FILES, ids=[str(p.relative_to(CASES_DIR).with_suffix("")) for p in CASE_FILES]
+)
+def test_case_file_maps_to_a_rule(path: Path) -> None:
+    """tests/rules/cases/<source>/<name>.yml mirrors sigma/rules/<source>/<name>.yml: a case file
+    without its rule (renamed, moved, deleted) would silently test nothing."""
+    assert rule_path_for(path, RULES_DIR) in RULE_FILES
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=RULE_IDS)
+def test_rule_file_has_a_case_file(path: Path) -> None:
+    """Every rule file (named like its alerting rule) has its case file at the mirrored path;
+    the building blocks in it are exercised through the correlation's cases."""
+    assert (CASES_DIR / path.relative_to(RULES_DIR)).is_file()
 
 
 @pytest.mark.parametrize(
@@ -241,35 +285,20 @@ def test_case_events_follow_the_schema(case: Case) -> None:
     assert {i: p for i, p in problems.items() if p} == {}
 
 
-def _closure(name: str) -> list[Path]:
-    """The rule's file and those of every rule it references."""
-    out, todo = [], [name]
-    while todo:
-        current = todo.pop()
-        path = next(p for p in RULE_FILES if p.stem == current)
-        if path in out:
-            continue
-        out.append(path)
-        corr = yaml.safe_load(path.read_text("utf-8")).get("correlation") or {}
-        todo.extend(corr.get("rules") or [])
-    return out
-
-
 @pytest.mark.parametrize(
     "case", ALL_CASES, ids=[f"{c.source}/{c.rule}::{c.id}" for c in ALL_CASES]
 )
 def test_case(case: Case, tmp_path: Path) -> None:
     engine_mod = pytest.importorskip("secretsight.engine", reason="secretsight.engine missing")
     config = Config.model_validate(deep_merge(Config().model_dump(), case.config))
-    paths = _closure(case.rule)
+    path = ruleset().by_name(case.rule).path  # the file holds every rule it references
     if ruleset().by_name(case.rule).embedded is False:
         # Target-only rules are skipped by `scan`; replay them here without the marker.
-        text = paths[0].read_text("utf-8")
-        copy = tmp_path / case.source / paths[0].name
-        copy.parent.mkdir()
-        copy.write_text(re.sub(r"(?m)^embedded: false\n", "", text), "utf-8")
-        paths = [copy, *paths[1:]]
-    rules = load_rules(paths, config)
+        text = path.read_text("utf-8")
+        path = tmp_path / case.source / path.name
+        path.parent.mkdir()
+        path.write_text(re.sub(r"(?m)^embedded: false\n", "", text), "utf-8")
+    rules = load_rules([path], config)
     assert [str(e) for e in rules.errors] == []
     engine = engine_mod.Engine(config)
     engine.load(case.events)

@@ -2,9 +2,14 @@
 placeholder pipeline every backend runs first.
 
 Rules live in `sigma/rules/<source>/<name>.yml` (source: vault, cloudtrail, kubernetes, cross).
+A file holds one alerting rule, named like the file and last; a correlation's file first holds
+the building blocks it references (YAML documents separated by `---`, which pySigma and
+sigma-cli load as one collection in file order), so `sigma convert <dir>` works whatever order the file system lists
+the files in (see `_file_layout_errors`, `sigma_cli_layout_problems`).
 Beside the SigmaHQ attributes every rule carries custom top-level attributes:
 
-* `name` (Sigma's own rule name, = file stem, unique): correlations and scenarios reference it;
+* `name` (Sigma's own rule name, unique; = file stem for a file's last rule): correlations and
+  scenarios reference it;
 * `anomaly`: one of `secretsight.findings.ANOMALY_CLASSES`;
 * `config_threshold` (optional): where a number in the rule comes from in the user config, so
   tuning never means editing a rule. Two forms:
@@ -249,13 +254,13 @@ def placeholder_pipeline(config: Config | None = None) -> ProcessingPipeline:
 
 
 def rule_files(paths: Iterable[str | Path] | None = None) -> list[Path]:
-    """Rule files under `paths` (files or directories; default RULES_DIR), sorted; the
-    `*.cases.yml` fixtures beside the rules are not rules."""
+    """Rule files under `paths` (files or directories; default RULES_DIR), sorted: every `.yml`,
+    as sigma-cli reads a directory (the rules' test cases live in tests/rules/cases)."""
     roots = [Path(p) for p in paths] if paths is not None else [RULES_DIR]
     files: set[Path] = set()
     for root in roots:
         if root.is_dir():
-            files.update(p for p in root.rglob("*.yml") if not p.name.endswith(".cases.yml"))
+            files.update(root.rglob("*.yml"))
         else:
             files.add(root)
     return sorted(files)
@@ -391,9 +396,7 @@ def _contract_errors(
     def err(msg: str, key: str | None = None) -> None:
         errs.append(SecretSightError(msg, file=str(path), line=_line_of(text, key) if key else None))
 
-    stem = path.name[: -len(".yml")]
-    if rule.name != stem:
-        err(f"rule name {rule.name!r} must equal the file stem {stem!r}", "name")
+    # name == file stem is a file-layout rule (_file_layout_errors): files hold building blocks.
     if not re.fullmatch(r"[a-z][a-z0-9_]*", rule.name or ""):
         err("rule name must be snake_case", "name")
     anomaly = raw.get("anomaly")
@@ -435,26 +438,104 @@ class _Loaded:
         return []
 
 
-def _load_file(path: Path, config: Config, fail: Any) -> _Loaded | None:
-    """One rule file -> its pySigma rule with thresholds applied, or None (errors to `fail`)."""
+_DOC_START = re.compile(r"^---[ \t]*$", re.MULTILINE)
+
+
+def split_documents(text: str) -> list[str]:
+    """The YAML documents of a rule file, each padded with blank lines so that line numbers in
+    it are those of the file (`_line_of` and YAML errors then point into the file)."""
+    bounds = [0] + [m.end() for m in _DOC_START.finditer(text)]
+    ends = [m.start() for m in _DOC_START.finditer(text)] + [len(text)]
+    return ["\n" * text.count("\n", 0, start) + text[start:end]
+            for start, end in zip(bounds, ends, strict=True)]
+
+
+def rule_documents(path: Path) -> list[dict[str, Any]]:
+    """The rules of one file as parsed YAML mappings (building blocks first)."""
+    return [d for d in yaml.safe_load_all(path.read_text("utf-8")) if d is not None]
+
+
+def _file_layout_errors(items: list[_Loaded], path: Path) -> dict[str, list[SecretSightError]]:
+    """A file holds one rule named like the file, last, optionally preceded by building blocks
+    that a later rule of the file references (a correlation family in multi-document YAML).
+    The repo's rules also keep every reference inside its file, before the correlation
+    (tests/rules checks `sigma_cli_layout_problems`): sigma-cli (pySigma 1.5.1) converts a
+    directory's rules in file-system order, and its reference sort only reorders neighbours, so
+    a correlation whose rules sit in another file converts or fails depending on the machine.
+    `secretsight compile` orders rules itself, so the loader accepts references across files."""
+    errs: dict[str, list[SecretSightError]] = {}
+
+    def err(item: _Loaded, msg: str, key: str) -> None:
+        errs.setdefault(item.name, []).append(
+            SecretSightError(msg, file=str(path), line=_line_of(item.text, key)))
+
+    stem = path.name[: -len(".yml")]
+    for i, item in enumerate(items):
+        if i == len(items) - 1:
+            if item.name != stem:
+                err(item, f"rule name {item.name!r} must equal the file stem {stem!r} (a file's "
+                    "last rule is the one named like the file)", "name")
+        elif not any(item.name in later.refs for later in items[i + 1:]):
+            err(item, f"rule {item.name!r} is not referenced by a correlation after it in "
+                "this file: only the file's last rule may stand alone", "name")
+    return errs
+
+
+def sigma_cli_layout_problems(path: Path) -> list[str]:
+    """References of a file's rules that do not resolve to an earlier rule of the same file:
+    what would make `sigma convert <dir>` depend on the file-system order."""
+    docs = rule_documents(path)
+    problems = []
+    for i, doc in enumerate(docs):
+        earlier = {d.get("name") for d in docs[:i]}
+        refs = (doc.get("correlation") or {}).get("rules") or []
+        problems += [f"{doc.get('name')} -> {r}" for r in refs if r not in earlier]
+    return problems
+
+
+def _load_file(path: Path, config: Config, fail: Any) -> list[_Loaded]:
+    """One rule file -> its pySigma rules (building blocks first) with thresholds applied;
+    rules with errors are left out (errors to `fail`)."""
     try:
         text = path.read_text("utf-8")
     except OSError as exc:
         fail(SecretSightError(f"cannot read rule: {exc}", file=str(path)))
-        return None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        fail(SecretSightError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-            line=mark.line + 1 if mark is not None else None,
-        ))
-        return None
-    if len(docs) != 1 or not isinstance(docs[0], dict):
-        fail(SecretSightError("a rule file holds exactly one rule (a mapping)", file=str(path)))
-        return None
-    raw = docs[0]
+        return []
+    docs: list[tuple[dict[str, Any], str]] = []
+    for doc_text in split_documents(text):
+        try:
+            raw = yaml.safe_load(doc_text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            fail(SecretSightError(
+                f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+                line=mark.line + 1 if mark is not None else None,
+            ))
+            return []
+        if raw is None:  # comments only (the file's header)
+            continue
+        if not isinstance(raw, dict):
+            first = len(doc_text) - len(doc_text.lstrip("\n")) + 1
+            fail(SecretSightError("each YAML document of a rule file is one rule (a mapping)",
+                                  file=str(path), line=first))
+            return []
+        docs.append((raw, doc_text))
+    if not docs:
+        fail(SecretSightError("rule file holds no rule", file=str(path)))
+        return []
+    loaded = [_load_document(raw, doc_text, path, config, fail) for raw, doc_text in docs]
+    items = [x for x in loaded if x is not None]
+    if len(items) != len(loaded):
+        return items  # the layout cannot be judged with a rule missing; its error is reported
+    layout = _file_layout_errors(items, path)
+    for problems in layout.values():
+        for problem in problems:
+            fail(problem)
+    return [x for x in items if x.name not in layout]
+
+
+def _load_document(raw: dict[str, Any], text: str, path: Path, config: Config,
+                   fail: Any) -> _Loaded | None:
     tuned = copy.deepcopy(raw)
     try:
         applied = apply_thresholds(tuned, config)
@@ -507,7 +588,7 @@ def load_rules(
             raise e
         errors.append(e)
 
-    loaded = [x for x in (_load_file(p, config, fail) for p in rule_files(paths)) if x]
+    loaded = [x for p in rule_files(paths) for x in _load_file(p, config, fail)]
 
     # Unique names and ids across the set.
     seen_names: dict[str, Path] = {}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import yaml
 from sigma.backends.loki import LogQLBackend
 from sigma.conditions import ConditionFieldEqualsValueExpression
+from sigma.correlations import SigmaCorrelationRule
+from sigma.processing.transformations.base import PreprocessingTransformation, ValueTransformation
 from sigma.rule import SigmaRule
 from sigma.shared import sanitize_label_key
 from sigma.types import (
@@ -89,6 +92,42 @@ def string_regex(value: SigmaString, *, array: bool = False) -> SigmaRegularExpr
             parts.append(re.escape(text))
     body = "".join(parts)
     return SigmaRegularExpression(f'(?i).*"{body}".*' if array else f"(?i)^{body}$")
+
+
+# The same fixes as processing-pipeline items, for sigma-cli users of the plain LogQLBackend
+# (`-p secretsight_loki`, see secretsight.compile.pipelines.sigma_cli_pipeline). They run after
+# the field mapping, so fields are `| json` label names here.
+
+
+@dataclass
+class ArrayLabelParserTransformation(PreprocessingTransformation):
+    """Add `| json <label>="<path>"` for the JSON array fields a rule uses (defect
+    loki_array_fields: `| json` skips arrays), as SecretSightLokiBackend.select_log_parser."""
+
+    def apply(self, rule: SigmaRule | SigmaCorrelationRule) -> None:
+        super().apply(rule)
+        if not isinstance(rule, SigmaRule):
+            return
+        labels = SecretSightLokiBackend.array_labels
+        used = sorted(rule_fields(rule) & set(labels))
+        if used:
+            parser = rule.custom_attributes.get("loki_parser", "json")
+            extract = ", ".join(f'{label}="{labels[label]}"' for label in used)
+            rule.custom_attributes["loki_parser"] = f"{parser} | json {extract}"
+
+
+@dataclass
+class StringRegexTransformation(ValueTransformation):
+    """Field strings as the regexes SecretSightLokiBackend.update_parsed_conditions builds
+    (defect loki_escaped_wildcard; one quoted element for an array label)."""
+
+    # pySigma applies the transformation to the values of the annotated type only.
+    def apply_value(  # type: ignore[override]
+        self, field: str | None, val: SigmaString
+    ) -> SigmaRegularExpression | None:
+        if field is None or isinstance(val, SigmaCasedString):
+            return None
+        return string_regex(val, array=field in SecretSightLokiBackend.array_labels)
 
 
 def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:

@@ -2,10 +2,12 @@
 autodiscovery through the `sigma.pipelines` namespace (this directory's parents carry no
 `__init__.py`, so they merge with pySigma's own namespace packages).
 
-    sigma convert -t loki -p secretsight -p secretsight_loki sigma/rules/vault/vault_root_token.yml
+    sigma convert -t loki -p secretsight -p secretsight_loki sigma/rules
 
 `secretsight` fills the rules' `%placeholders%` from the default config, or from the file named
-by $SECRETSIGHT_CONFIG; `secretsight_<target>` are the target pipelines in sigma/pipelines/.
+by $SECRETSIGHT_CONFIG; `secretsight_<target>` are the target pipelines in sigma/pipelines/
+plus what the plain backends need (`secretsight.compile.pipelines.sigma_cli_pipeline`).
+docs/sigma-cli.md gives the command per target.
 SecretSight itself is imported when a pipeline is built, not when the plugin is discovered.
 """
 
@@ -27,7 +29,7 @@ def secretsight_placeholders() -> ProcessingPipeline:
 
 def _target(name: str) -> Callable[[], ProcessingPipeline]:
     def target_pipeline() -> ProcessingPipeline:
-        from secretsight.compile.pipelines import target_pipeline as load
+        from secretsight.compile.pipelines import sigma_cli_pipeline as load
 
         return load(name)
 

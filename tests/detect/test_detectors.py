@@ -1,0 +1,279 @@
+"""Each detector: cases that fire and benign cases that must stay silent, against every store.
+
+A case is (config overrides, events, finish `now`, expected findings as (detector, user, key
+evidence)). Every case also runs split in two halves with a commit and a fresh `Detectors` on
+the same store in between (a restart): the findings must be the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from secretsight.config import Config
+from secretsight.detect import Detectors, open_store
+from secretsight.findings import ANOMALY_CLASSES
+
+from detect.helpers import at, ev, reads, vault_write
+
+
+@dataclass
+class Case:
+    id: str
+    events: list[dict[str, Any]]
+    expected: list[tuple[str, str | None, Any]]  # (detector, user id, evidence probe)
+    config: dict[str, Any] = field(default_factory=dict)
+    now: str | None = None
+    only: list[str] | None = None
+    probe: str = "path"  # which evidence key the third element checks
+
+
+def baseline(user: str = "u1", paths=("secret/a", "secret/b", "secret/c")) -> list[dict]:
+    return [ev(at(i), user=user, path=p) for i, p in enumerate(paths)]
+
+
+FPA = ["first_path_access"]
+FPA_SMALL = {"stateful": {"first_path_access": {"max_paths_per_identity": 3}}}
+
+CASES = [
+    # ---- first_path_access
+    Case("first_path_access/new_path_after_baseline",
+         baseline() + [ev(at(days=15), path="secret/new")],
+         [("first_path_access", "u1", "secret/new")], only=FPA),
+    Case("first_path_access/silent_during_learning_period",
+         baseline() + [ev(at(days=13), path="secret/new")], [], only=FPA),
+    Case("first_path_access/silent_below_min_history",
+         baseline(paths=("secret/a", "secret/b")) + [ev(at(days=15), path="secret/new")],
+         [], only=FPA),
+    Case("first_path_access/known_path_is_silent",
+         baseline() + [ev(at(days=15), path="secret/b")], [], only=FPA),
+    Case("first_path_access/allowlisted_identity",
+         baseline(user="system:serviceaccount:eso:x")
+         + [ev(at(days=15), user="system:serviceaccount:eso:x", path="secret/new")], [],
+         config={"allowlists": {"first_path_access": ["system:serviceaccount:eso:*"]}}, only=FPA),
+    Case("first_path_access/sleeping_identity_keeps_history",
+         baseline() + [ev(at(days=200), path="secret/a")], [], only=FPA),
+    Case("first_path_access/failed_read_is_not_a_read",
+         baseline() + [ev(at(days=15), path="secret/new", outcome="failure")], [], only=FPA),
+    Case("first_path_access/namespace_list_is_not_a_path",
+         baseline() + [ev(at(days=15), op="list", path="prod/*", dataset="kubernetes.audit")],
+         [], only=FPA),
+    Case("first_path_access/vault_request_entry_not_counted_twice",
+         baseline() + [ev(at(days=15), path="secret/new", vault__entry_type="request"),
+                       ev(at(days=15), path="secret/new", vault__entry_type="response")],
+         [("first_path_access", "u1", "secret/new")], only=FPA),
+    Case("first_path_access/lru_evicted_path_looks_new",
+         baseline() + [ev(at(5), path="secret/d"), ev(at(days=15), path="secret/a")],
+         [("first_path_access", "u1", "secret/a")], config=FPA_SMALL, only=FPA),
+    Case("first_path_access/lru_keeps_recently_seen",
+         baseline() + [ev(at(4), path="secret/a"), ev(at(5), path="secret/d"),
+                       ev(at(days=15), path="secret/a")],
+         [], config=FPA_SMALL, only=FPA),
+    # ---- dormant_identity
+    Case("dormant_identity/active_after_31_days",
+         [ev(at(0)), ev(at(days=31), op="list", path="secret/*")],
+         [("dormant_identity", "u1", "u1")], only=["dormant_identity"], probe="user"),
+    Case("dormant_identity/29_days_is_not_dormant",
+         [ev(at(0)), ev(at(days=29))], [], only=["dormant_identity"]),
+    Case("dormant_identity/other_identity_does_not_count",
+         [ev(at(0), user="a"), ev(at(days=31), user="b")], [], only=["dormant_identity"]),
+    # ---- rotation_without_read
+    Case("rotation_without_read/no_read_window_closed_by_stream_time",
+         [vault_write(at(0), "secret/stripe"), ev(at(minutes=45), user="x", path="secret/other")],
+         [("rotation_without_read", "writer", "secret/stripe")], only=["rotation_without_read"]),
+    Case("rotation_without_read/read_by_consumer_is_silent",
+         [vault_write(at(0), "secret/stripe"), ev(at(minutes=10), user="app", path="secret/stripe"),
+          ev(at(minutes=45), user="x", path="secret/other")], [], only=["rotation_without_read"]),
+    Case("rotation_without_read/read_only_by_writer_fires",
+         [vault_write(at(0), "secret/stripe"),
+          ev(at(minutes=1), user="writer", path="secret/stripe")],
+         [("rotation_without_read", "writer", "secret/stripe")], only=["rotation_without_read"]),
+    Case("rotation_without_read/read_after_window_fires",
+         [vault_write(at(0), "secret/stripe"), ev(at(minutes=40), user="app", path="secret/stripe")],
+         [("rotation_without_read", "writer", "secret/stripe")], only=["rotation_without_read"]),
+    Case("rotation_without_read/finish_closes_pending",
+         [vault_write(at(0), "secret/stripe")],
+         [("rotation_without_read", "writer", "secret/stripe")], only=["rotation_without_read"]),
+    Case("rotation_without_read/finish_now_keeps_open_window",
+         [vault_write(at(0), "secret/stripe")], [], now=at(minutes=10),
+         only=["rotation_without_read"]),
+    Case("rotation_without_read/aws_put_then_get_is_silent",
+         [ev(at(0), user="arn:aws:iam::1:role/rot", op="write", action="PutSecretValue",
+             path="prod/db", dataset="aws.cloudtrail"),
+          ev(at(60), user="arn:aws:iam::1:role/app", action="GetSecretValue", path="prod/db",
+             dataset="aws.cloudtrail")], [], only=["rotation_without_read"]),
+    Case("rotation_without_read/aws_rotation_succeeded_unread",
+         [ev(at(0), user="secretsmanager.amazonaws.com", op="rotate", action="RotationSucceeded",
+             path="prod/db", dataset="aws.cloudtrail")],
+         [("rotation_without_read", "secretsmanager.amazonaws.com", "prod/db")],
+         only=["rotation_without_read"]),
+    Case("rotation_without_read/k8s_secret_patch_unread",
+         [ev(at(0), user="kubectl-user", op="write", action="patch", path="prod/tls",
+             dataset="kubernetes.audit", kubernetes__stage="ResponseComplete")],
+         [("rotation_without_read", "kubectl-user", "prod/tls")], only=["rotation_without_read"]),
+    Case("rotation_without_read/non_kv_vault_write_ignored",
+         [ev(at(0), user="w", op="write", action="update", path="database/config/pg",
+             vault__mount_type="database")], [], only=["rotation_without_read"]),
+    Case("rotation_without_read/failed_write_ignored",
+         [ev(at(0), user="w", op="write", action="update", path="secret/x", outcome="failure")],
+         [], only=["rotation_without_read"]),
+    # ---- rotation_without_deploy
+    Case("rotation_without_deploy/configured_consumer_no_rollout",
+         [vault_write(at(0), "secret/stripe")],
+         [("rotation_without_deploy", "writer", "secret/stripe")],
+         config={"secret_consumers": {"secret/stripe": ["payments/api"]}},
+         only=["rotation_without_deploy"]),
+    Case("rotation_without_deploy/restart_rollout_is_silent",
+         [vault_write(at(0), "secret/stripe"),
+          ev(at(minutes=5), user="argo", category="workload", op=None, action="patch",
+             dataset="kubernetes.audit", kubernetes__object_ref__resource="deployments",
+             kubernetes__object_ref__namespace="payments", kubernetes__object_ref__name="api",
+             kubernetes__restarted_at="2026-01-05T10:05:00Z")], [],
+         config={"secret_consumers": {"secret/stripe": ["payments/api"]}},
+         only=["rotation_without_deploy"]),
+    Case("rotation_without_deploy/replicaset_creation_is_a_rollout",
+         [vault_write(at(0), "secret/stripe"),
+          ev(at(minutes=5), user="system:serviceaccount:kube-system:deployment-controller",
+             category="workload", op=None, action="create", dataset="kubernetes.audit",
+             kubernetes__object_ref__resource="replicasets",
+             kubernetes__object_ref__namespace="payments",
+             kubernetes__object_ref__name="api-7d9f8c6b5")], [],
+         config={"secret_consumers": {"secret/stripe": ["payments/api"]}},
+         only=["rotation_without_deploy"]),
+    Case("rotation_without_deploy/rollout_of_other_workload_fires",
+         [vault_write(at(0), "secret/stripe"),
+          ev(at(minutes=5), user="argo", category="workload", op=None, action="patch",
+             dataset="kubernetes.audit", kubernetes__object_ref__resource="deployments",
+             kubernetes__object_ref__namespace="web", kubernetes__object_ref__name="front",
+             kubernetes__restarted_at="2026-01-05T10:05:00Z")],
+         [("rotation_without_deploy", "writer", "secret/stripe")],
+         config={"secret_consumers": {"secret/stripe": ["payments/api"]}},
+         only=["rotation_without_deploy"]),
+    Case("rotation_without_deploy/consumer_learned_from_annotation",
+         [ev(at(0), user="argo", category="workload", op=None, action="patch",
+             dataset="kubernetes.audit", kubernetes__object_ref__resource="deployments",
+             kubernetes__object_ref__namespace="payments", kubernetes__object_ref__name="api",
+             kubernetes__secret_paths=["secret/stripe"]),
+          vault_write(at(minutes=10), "secret/stripe")],
+         [("rotation_without_deploy", "writer", "secret/stripe")],
+         only=["rotation_without_deploy"]),
+    Case("rotation_without_deploy/unknown_consumers_never_fire",
+         [vault_write(at(0), "secret/stripe")], [], only=["rotation_without_deploy"]),
+    # ---- audit_gap
+    Case("audit_gap/continuous_source_goes_silent",
+         reads(0, 30) + reads(200, 5),
+         [("audit_gap", None, "silence")], only=["audit_gap"], probe="reason"),
+    Case("audit_gap/sparse_source_is_silent",
+         reads(0, 30, every=300) + reads(30 * 300 + 7200, 2), [], only=["audit_gap"]),
+    Case("audit_gap/short_history_is_not_continuous",
+         reads(0, 5) + reads(500, 2), [], only=["audit_gap"]),
+    Case("audit_gap/audit_device_disabled_fires_at_once",
+         reads(0, 30) + [ev(at(31), user="root-acc", category="audit", op=None, action="delete",
+                            vault__path="sys/audit/file")] + reads(600, 3),
+         [("audit_gap", "root-acc", "audit_device_disabled")], only=["audit_gap"],
+         probe="reason"),
+    Case("audit_gap/trailing_silence_at_finish_now",
+         reads(0, 30), [("audit_gap", None, "silence")], now=at(200), only=["audit_gap"],
+         probe="reason"),
+    Case("audit_gap/sources_are_separate",
+         reads(0, 30) + reads(0, 30, every=10, dataset="aws.cloudtrail") + reads(40, 3),
+         [], only=["audit_gap"]),
+    # ---- admin_off_hours (default window: Mon-Fri 06:00-22:00 UTC)
+    Case("admin_off_hours/vault_root_on_sunday_night",
+         [ev("2026-01-11T03:14:00Z", user="adm", roles=["root"])],
+         [("admin_off_hours", "adm", "adm")], only=["admin_off_hours"], probe="user"),
+    Case("admin_off_hours/vault_root_in_business_hours",
+         [ev("2026-01-12T10:00:00Z", user="adm", roles=["root"])], [], only=["admin_off_hours"]),
+    Case("admin_off_hours/end_time_is_exclusive",
+         [ev("2026-01-12T22:00:00Z", user="adm", roles=["admin"])],
+         [("admin_off_hours", "adm", "adm")], only=["admin_off_hours"], probe="user"),
+    Case("admin_off_hours/one_finding_per_burst",
+         [ev(f"2026-01-11T03:{m:02d}:00Z", user="adm", roles=["root"]) for m in (1, 20, 50)]
+         + [ev("2026-01-11T06:30:00Z", user="adm", roles=["root"])],
+         [("admin_off_hours", "adm", "adm"), ("admin_off_hours", "adm", "adm")],
+         only=["admin_off_hours"], probe="user"),
+    Case("admin_off_hours/non_admin_is_silent",
+         [ev("2026-01-11T03:14:00Z", user="dev", roles=["default"])], [], only=["admin_off_hours"]),
+    Case("admin_off_hours/aws_root",
+         [ev("2026-01-10T23:00:00Z", user="arn:aws:iam::1:root", dataset="aws.cloudtrail",
+             action="GetSecretValue", path="x", aws__identity_type="Root")],
+         [("admin_off_hours", "arn:aws:iam::1:root", "arn:aws:iam::1:root")],
+         only=["admin_off_hours"], probe="user"),
+    Case("admin_off_hours/k8s_system_masters",
+         [ev("2026-01-10T23:00:00Z", user="kubernetes-admin", dataset="kubernetes.audit",
+             action="get", path="kube-system/x", roles=["system:authenticated",
+                                                          "system:masters"])],
+         [("admin_off_hours", "kubernetes-admin", "kubernetes-admin")],
+         only=["admin_off_hours"], probe="user"),
+    Case("admin_off_hours/configured_arn_glob",
+         [ev("2026-01-10T23:00:00Z", user="arn:aws:sts::1:assumed-role/Admin/bob",
+             dataset="aws.cloudtrail", action="GetSecretValue", path="x",
+             aws__session_issuer_arn="arn:aws:iam::1:role/Admin")],
+         [("admin_off_hours", "arn:aws:sts::1:assumed-role/Admin/bob",
+           "arn:aws:sts::1:assumed-role/Admin/bob")],
+         config={"admin_identities": {"aws_arns": ["arn:aws:iam::*:role/Admin"]}},
+         only=["admin_off_hours"], probe="user"),
+    # ---- bulk_read (threshold: more than 50 in 5 min)
+    Case("bulk_read/51_reads_fire_once", reads(0, 51), [("bulk_read", "u1", 51)],
+         only=["bulk_read"], probe="reads"),
+    Case("bulk_read/50_reads_are_silent", reads(0, 50), [], only=["bulk_read"]),
+    Case("bulk_read/long_burst_is_one_finding", reads(0, 200), [("bulk_read", "u1", 51)],
+         only=["bulk_read"], probe="reads"),
+    Case("bulk_read/two_bursts_two_findings", reads(0, 60) + reads(3600, 60),
+         [("bulk_read", "u1", 51), ("bulk_read", "u1", 51)], only=["bulk_read"], probe="reads"),
+    Case("bulk_read/slow_reader_is_silent", reads(0, 200, every=10), [], only=["bulk_read"]),
+    # ---- path_diversity
+    Case("path_diversity/vault_30_reads_10_paths",
+         reads(0, 30, paths=[f"secret/p{i}" for i in range(10)]),
+         [("path_diversity", "u1", 10)], only=["path_diversity"], probe="distinct_paths"),
+    Case("path_diversity/vault_9_paths_is_silent",
+         reads(0, 60, paths=[f"secret/p{i}" for i in range(9)]), [], only=["path_diversity"]),
+    Case("path_diversity/secretsmanager_21_distinct",
+         reads(0, 21, dataset="aws.cloudtrail", paths=[f"prod/s{i}" for i in range(21)]),
+         [("path_diversity", "u1", 21)], only=["path_diversity"], probe="distinct_paths"),
+    Case("path_diversity/secretsmanager_20_distinct_is_silent",
+         reads(0, 40, dataset="aws.cloudtrail", paths=[f"prod/s{i}" for i in range(20)]), [],
+         only=["path_diversity"]),
+]
+
+
+def _probe(f, probe: str) -> Any:
+    if probe == "user":
+        return f.user_id
+    return f.evidence.get(probe)
+
+
+def _run(url: str | None, case: Case, split: bool) -> list[tuple[str, str | None, Any]]:
+    config = Config.model_validate(case.config)
+    store = open_store(url)
+    try:
+        det = Detectors(config, store, only=case.only)
+        out = []
+        half = len(case.events) // 2 if split else len(case.events)
+        for e in case.events[:half]:
+            out.extend(det.process(e))
+        if split:
+            assert det.commit({"input": half}) == []
+            det = Detectors(config, store, only=case.only)  # a restart on the same store
+            assert det.state_offsets()["input"] == half
+            for e in case.events[half:]:
+                out.extend(det.process(e))
+        out.extend(det.finish(case.now))
+        assert det.commit() == []
+        for f in out:
+            assert f.anomaly in ANOMALY_CLASSES and f.rule == f"detector/{f.rule_name}"
+        return [(f.rule_name, f.user_id, _probe(f, case.probe)) for f in out]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_detector_case(store_url: str | None, case: Case) -> None:
+    assert _run(store_url, case, split=False) == case.expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_detector_case_survives_restart(durable_store_url: str, case: Case) -> None:
+    """Commit half-way, restart on the same store: same findings, none repeated or lost."""
+    assert _run(durable_store_url, case, split=True) == case.expected

@@ -1,0 +1,84 @@
+"""admin_off_hours: an admin/root identity acts outside every configured maintenance window.
+
+Admin: a Vault policy in `admin_identities.vault_policies` among `user.roles` (or
+`vault.token_policies`); AWS `aws.identity_type` Root, or `user.id` / session issuer matching
+`admin_identities.aws_arns`; a Kubernetes group in `admin_identities.kubernetes_groups`.
+Windows follow Alertmanager `time_intervals` (see `maintenance.py`).
+
+One finding per identity per contiguous off-hours burst: the burst ends when the identity acts
+inside a window, or after BURST_GAP without off-hours admin activity.
+"""
+
+from __future__ import annotations
+
+from secretsight.detect.base import Detector
+from secretsight.detect.events import Ev, glob_matcher
+from secretsight.detect.maintenance import MaintenanceCalendar
+from secretsight.findings import Finding
+
+BURST_GAP = 3600.0
+
+
+class AdminOffHours(Detector):
+    name = "admin_off_hours"
+    anomaly = "admin_off_hours"
+    severity = "high"
+    title = "Admin identity active outside maintenance windows"
+
+    def start(self) -> None:
+        adm = self.config.admin_identities
+        self.vault_policies = set(adm.vault_policies)
+        self.k8s_groups = set(adm.kubernetes_groups)
+        self.aws_admin = glob_matcher(adm.aws_arns)
+        self.calendar = MaintenanceCalendar(self.config.maintenance_windows)
+        self._arn_cache: dict[tuple[str | None, str | None], bool] = {}
+
+    def admin_reason(self, ev: Ev) -> str | None:
+        # Cheap set tests first: this runs for every event with an identity.
+        ds = ev.dataset
+        raw = ev.raw
+        if ds == "vault.audit":
+            roles = (raw.get("user") or {}).get("roles")
+            tokens = (raw.get("vault") or {}).get("token_policies")
+            if roles and not self.vault_policies.isdisjoint(roles):
+                return f"vault policy {min(self.vault_policies.intersection(roles))}"
+            if tokens and not self.vault_policies.isdisjoint(tokens):
+                return f"vault policy {min(self.vault_policies.intersection(tokens))}"
+            return None
+        if ds == "aws.cloudtrail":
+            aws = raw.get("aws") or {}
+            if aws.get("identity_type") == "Root":
+                return "aws root"
+            key = (ev.user_id, aws.get("session_issuer_arn"))
+            hit = self._arn_cache.get(key)
+            if hit is None:
+                if len(self._arn_cache) > 100_000:
+                    self._arn_cache.clear()
+                hit = self._arn_cache[key] = self.aws_admin(*key)
+            return "configured aws arn" if hit else None
+        if ds == "kubernetes.audit":
+            groups = (raw.get("user") or {}).get("roles")
+            if groups and not self.k8s_groups.isdisjoint(groups):
+                return f"kubernetes group {min(self.k8s_groups.intersection(groups))}"
+        return None
+
+    def process(self, ev: Ev, out: list[Finding]) -> None:
+        uid = ev.user_id
+        if uid is None or not ev.final:
+            return
+        reason = self.admin_reason(ev)
+        if reason is None:
+            return
+        if self.calendar.window_at(ev.ts) is not None:
+            if self.cache.get("off_hours", uid) is not None:
+                self.cache.delete("off_hours", uid)
+            return
+        last = self.cache.get("off_hours", uid)
+        self.cache.put("off_hours", uid, ev.ts)
+        if last is not None and ev.ts - last <= BURST_GAP:
+            return
+        self.emit(out, self.finding(
+            user_id=uid, user_name=ev.user_name, start=ev.ts, end=ev.ts, dataset=ev.dataset,
+            evidence={"admin": reason, "action": ev.action, "path": ev.path,
+                      "event_id": ev.event_id, "outcome": ev.outcome},
+        ))

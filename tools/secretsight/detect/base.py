@@ -1,0 +1,68 @@
+"""What every detector shares: its identity (name, anomaly class, severity) and the hooks the
+`Detectors` driver calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secretsight.config import Config
+from secretsight.detect.events import Ev, iso
+from secretsight.detect.state import StateCache
+from secretsight.findings import Finding
+
+
+class Detector:
+    name: str = ""
+    anomaly: str = ""
+    severity: str = "medium"
+    title: str = ""
+
+    def __init__(self, config: Config, cache: StateCache, claims: dict[int, Finding]) -> None:
+        self.config = config
+        self.cache = cache
+        self._claims = claims
+
+    def start(self) -> None:
+        """Load whatever must be in memory from the start (pending windows)."""
+
+    def process(self, ev: Ev, out: list[Finding]) -> None:
+        raise NotImplementedError
+
+    def advance(self, now: float, out: list[Finding]) -> None:
+        """Stream time reached `now`: close the windows that ended before it."""
+
+    def finish(self, now: float | None, out: list[Finding]) -> None:
+        """End of a batch (now None: close everything) or a flush at `now`."""
+
+    def tick(self, wall: float, out: list[Finding]) -> None:
+        """Wall-clock heartbeat from `watch` (audit_gap only)."""
+
+    def prune(self, now: float) -> None:
+        """Forget state that can no longer matter at stream time `now` (bounded memory)."""
+
+    def finding(self, *, user_id: str | None, start: float, end: float,
+                evidence: dict[str, Any], user_name: str | None = None,
+                dataset: str | None = None, title: str | None = None,
+                severity: str | None = None) -> Finding:
+        return Finding(
+            anomaly=self.anomaly,
+            rule=f"detector/{self.name}",
+            rule_name=self.name,
+            title=title or self.title,
+            severity=severity or self.severity,
+            user_id=user_id,
+            user_name=user_name,
+            start=iso(start),
+            end=iso(end),
+            dataset=dataset,
+            evidence=evidence,
+        )
+
+    def emit(self, out: list[Finding], finding: Finding, claim: tuple[Any, ...] | None = None
+             ) -> None:
+        """Append a finding; with a claim, it is provisional until the shared store agrees."""
+        if claim is not None:
+            cid = self.cache.claim(*claim)
+            if cid is not None:
+                self._claims[cid] = finding
+        out.append(finding)

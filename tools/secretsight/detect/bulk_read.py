@@ -1,0 +1,56 @@
+"""bulk_read (incremental, for `watch`): more than `thresholds.bulk_read.count` read/list
+operations by one identity within `thresholds.bulk_read.window`. One finding per burst
+(`windows.py`)."""
+
+from __future__ import annotations
+
+from secretsight.detect.base import Detector
+from secretsight.detect.events import Ev, glob_matcher
+from secretsight.detect.state import KeyedState
+from secretsight.detect.windows import CountWindow
+from secretsight.findings import Finding
+
+
+class BulkRead(Detector):
+    name = "bulk_read"
+    anomaly = "bulk_read"
+    severity = "high"
+    title = "Bulk secret reads by one identity"
+
+    def start(self) -> None:
+        t = self.config.thresholds.bulk_read
+        self.count = t.count
+        self.width = t.window.total_seconds()
+        self.allowed = glob_matcher(self.config.allowlists.bulk_read)
+        self._allow_cache: dict[str, bool] = {}
+        self.windows = KeyedState(self.cache, "bulk_read", CountWindow)
+
+    def process(self, ev: Ev, out: list[Finding]) -> None:
+        uid = ev.user_id
+        if uid is None or not ev.effective or ev.operation not in ("read", "list"):
+            return
+        allowed = self._allow_cache.get(uid)
+        if allowed is None:
+            allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
+        if allowed:
+            return
+        windows = self.windows
+        w = windows.items.get(uid) or windows.get(uid)
+        n = w.add(ev.ts, self.width)
+        windows.dirty.add(uid)
+        if n <= self.count:
+            w.fired = False
+        elif not w.fired:
+            w.fired = True
+            self.emit(out, self.finding(
+                user_id=uid, user_name=ev.user_name, start=w.times[0], end=ev.ts,
+                dataset=ev.dataset,
+                evidence={"reads": n, "threshold": self.count, "window_seconds": int(self.width),
+                          "last_path": ev.path},
+            ))
+
+    def prune(self, now: float) -> None:
+        windows = self.windows
+        for uid in [u for u, w in windows.items.items()
+                    if not w.times or w.times[-1] < now - self.width]:
+            windows.drop(uid)

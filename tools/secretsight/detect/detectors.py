@@ -1,0 +1,172 @@
+"""`Detectors`: runs the stateful detectors over normalized events in time order.
+
+`@timestamp` is the clock (stream time = the latest timestamp seen), so a batch `scan` and a
+`watch` stream over the same events produce the same findings. Only `audit_gap` also looks at
+the wall clock, through `tick()` (the clock is injectable for tests).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from secretsight.config import Config
+from secretsight.detect.admin_off_hours import AdminOffHours
+from secretsight.detect.audit_gap import AuditGap
+from secretsight.detect.base import Detector
+from secretsight.detect.bulk_read import BulkRead
+from secretsight.detect.dormant_identity import DormantIdentity
+from secretsight.detect.events import extract, parse_ts
+from secretsight.detect.first_path_access import FirstPathAccess
+from secretsight.detect.path_diversity import PathDiversity
+from secretsight.detect.rotation import PendingWindows
+from secretsight.detect.rotation_without_deploy import RotationWithoutDeploy
+from secretsight.detect.rotation_without_read import RotationWithoutRead
+from secretsight.detect.state import StateCache
+from secretsight.detect.store import Store
+from secretsight.errors import SecretSightError
+from secretsight.findings import Finding
+
+PRUNE_EVERY = 60  # commits between sweeps of expired sliding windows (memory bound)
+
+DETECTORS: dict[str, type[Detector]] = {
+    d.name: d for d in (
+        FirstPathAccess, DormantIdentity, RotationWithoutRead, RotationWithoutDeploy,
+        AuditGap, AdminOffHours, BulkRead, PathDiversity,
+    )
+}
+# What `scan` runs: Sigma correlations cover bulk_read/path_diversity in batch.
+BATCH_DETECTORS: tuple[str, ...] = tuple(n for n in DETECTORS if n not in ("bulk_read",
+                                                                          "path_diversity"))
+
+
+class Detectors:
+    """The stateful detectors over one store.
+
+    `process(event)` returns the findings the event completes (and those of windows that the
+    event's timestamp closed); `finish(now)` closes windows at the end of a batch (now=None:
+    all of them) or up to `now`. With a shared store (Redis) findings are provisional until
+    `commit()`, which returns those another replica already reported (drop them).
+    """
+
+    def __init__(self, config: Config, store: Store, *, only: Iterable[str] | None = None,
+                 instance: str = "default", clock: Callable[[], float] | None = None) -> None:
+        names = list(only) if only is not None else list(DETECTORS)
+        unknown = sorted(set(names) - set(DETECTORS))
+        if unknown:
+            raise SecretSightError(
+                f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}")
+        self.config = config
+        self.store = store
+        self.clock = clock or time.time
+        self.cache = StateCache(
+            store, namespace=instance,
+            max_paths=config.stateful.first_path_access.max_paths_per_identity,
+            reads_keep=2 * max(config.stateful.rotation_read_window,
+                               config.stateful.rotation_deploy_window).total_seconds())
+        self._claims: dict[int, Finding] = {}
+        self.detectors: list[Detector] = []
+        for name, cls in DETECTORS.items():  # fixed order: deterministic output
+            if name not in names:
+                continue
+            det = cls(config, self.cache, self._claims)
+            det.start()
+            self.detectors.append(det)
+        self._deadlines: list[PendingWindows] = [
+            d for d in self.detectors if isinstance(d, PendingWindows)]
+        self._uses_identity = any(getattr(d, "uses_identity", False) for d in self.detectors)
+        self._commits = 0
+        self.last_ts: float | None = None  # @timestamp of the last accepted event
+        self.now: float | None = None  # stream time
+        self.events = 0
+        self.rejected: Counter[str] = Counter()  # reason -> count (bad events are counted)
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.detectors]
+
+    def process(self, event: dict[str, Any]) -> list[Finding]:
+        ev = extract(event)
+        if isinstance(ev, str):
+            self.rejected[ev.split(":")[0]] += 1
+            return []
+        self.events += 1
+        self.last_ts = ev.ts
+        out: list[Finding] = []
+        if self.now is None or ev.ts > self.now:
+            self.now = ev.ts
+            for pw in self._deadlines:
+                heap = pw.heap  # (deadline, key) min-heap
+                if heap and heap[0][0] < ev.ts:
+                    pw.advance(ev.ts, out)
+        uid = ev.user_id
+        if uid is not None and self._uses_identity:
+            rec = self.cache.identities.get(uid)
+            if rec is not None and rec[0] <= ev.ts:  # the common case, inline
+                ev.prev_first, ev.prev_last = rec[0], rec[1]
+                if ev.ts > rec[1]:
+                    rec[1] = ev.ts
+                    self.cache._dirty_ids.add(uid)
+            else:
+                ev.prev_first, ev.prev_last = self.cache.touch_identity(uid, ev.ts)
+        for d in self.detectors:
+            d.process(ev, out)
+        return out
+
+    def finish(self, now: str | None = None) -> list[Finding]:
+        """Close windows: all of them (end of a batch), or those ended by `now` (RFC 3339)."""
+        at = None
+        if now is not None:
+            at = parse_ts(now)
+            if at is None:
+                raise SecretSightError(f"finish(now=): not an RFC 3339 time: {now!r}")
+        out: list[Finding] = []
+        for d in self.detectors:
+            d.finish(at, out)
+        return out
+
+    def tick(self, wall: float | None = None) -> list[Finding]:
+        """Wall-clock heartbeat (watch): lets audit_gap see a source that stopped sending."""
+        out: list[Finding] = []
+        wall = self.clock() if wall is None else wall
+        for d in self.detectors:
+            d.tick(wall, out)
+        return out
+
+    def advance_to(self, now: float) -> list[Finding]:
+        """Stream time moved to `now` without an event (closes rotation windows)."""
+        out: list[Finding] = []
+        if self.now is None or now > self.now:
+            self.now = now
+            for d in self._deadlines:
+                d.advance(now, out)
+        return out
+
+    def commit(self, offsets: dict[str, Any] | None = None) -> list[Finding]:
+        """Persist state and `offsets` in ONE store transaction. Returns the provisional
+        findings whose claim lost (a shared store already had the fact): do not emit those."""
+        self._commits += 1
+        if self.now is not None and self._commits % PRUNE_EVERY == 0:
+            for d in self.detectors:
+                d.prune(self.now)
+        lost = self.cache.flush(offsets)
+        claims = dict(self._claims)
+        self._claims.clear()
+        return [claims[c] for c in sorted(lost) if c in claims]
+
+    def claim_ids(self) -> dict[int, int]:
+        """id(finding) -> claim id, for the provisional findings since the last commit."""
+        return {id(f): cid for cid, f in self._claims.items()}
+
+    def state_offsets(self) -> dict[str, Any]:
+        return self.store.load_offsets(self.cache.ns)
+
+    def run(self, events: Iterable[dict[str, Any]], now: str | None = None) -> list[Finding]:
+        """Batch helper: process every event (time-ordered), then finish."""
+        out: list[Finding] = []
+        for e in events:
+            out.extend(self.process(e))
+        out.extend(self.finish(now))
+        return out

@@ -1,0 +1,125 @@
+"""SQLite state store: the embedded default. One writer (one `watch` process per file);
+WAL mode so readers (e.g. `sqlite3` for debugging) do not block it; every commit is ONE
+transaction holding the state changes and the input offsets together."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from secretsight.detect.store import Batch, Store
+from secretsight.errors import SecretSightError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (
+  id TEXT PRIMARY KEY, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS known_paths (
+  id TEXT NOT NULL, path TEXT NOT NULL, last_seen REAL NOT NULL, PRIMARY KEY (id, path))
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (
+  ns TEXT NOT NULL, input TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ns, input));
+"""
+
+
+class SQLiteStore(Store):
+    shared = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable across process crashes in WAL mode (only an OS crash can
+                # lose the last commits, and then offsets roll back with the state).
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise SecretSightError(f"cannot open SQLite state store: {exc}", file=path) from exc
+
+    def load_identity(self, identity: str) -> tuple[float, float] | None:
+        row = self.db.execute(
+            "SELECT first_seen, last_seen FROM identities WHERE id = ?", (identity,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def load_paths(self, identity: str) -> list[tuple[str, float]]:
+        return self.db.execute(
+            "SELECT path, last_seen FROM known_paths WHERE id = ? ORDER BY last_seen, path",
+            (identity,),
+        ).fetchall()
+
+    def load_kv(self, ns: str, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (ns, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def scan_kv(self, ns: str) -> list[tuple[str, Any]]:
+        rows = self.db.execute("SELECT key, value FROM kv WHERE ns = ? ORDER BY key", (ns,))
+        return [(k, json.loads(v)) for k, v in rows]
+
+    def load_offsets(self, ns: str) -> dict[str, Any]:
+        rows = self.db.execute("SELECT input, value FROM offsets WHERE ns = ?", (ns,))
+        return {k: json.loads(v) for k, v in rows}
+
+    def commit(self, batch: Batch) -> set[int]:
+        # Single writer: the in-memory cache is authoritative, so every claim holds.
+        if batch.empty():
+            return set()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.identities:
+                db.executemany(
+                    "INSERT INTO identities (id, first_seen, last_seen) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),"
+                    " last_seen = max(last_seen, excluded.last_seen)",
+                    [(i, f, last) for i, (f, last) in batch.identities.items()],
+                )
+            # Evictions first: a path evicted then read again in the batch is re-added.
+            if batch.evicted:
+                db.executemany(
+                    "DELETE FROM known_paths WHERE id = ? AND path = ?",
+                    [(i, p) for i, paths in batch.evicted.items() for p in paths],
+                )
+            if batch.paths:
+                db.executemany(
+                    "INSERT INTO known_paths (id, path, last_seen) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id, path) DO UPDATE SET last_seen = "
+                    "max(last_seen, excluded.last_seen)",
+                    [(i, p, t) for i, paths in batch.paths.items() for p, t in paths.items()],
+                )
+            puts = [(ns, k, json.dumps(v)) for (ns, k), v in batch.kv.items() if v is not None]
+            dels = [(ns, k) for (ns, k), v in batch.kv.items() if v is None]
+            if puts:
+                db.executemany(
+                    "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT(ns, key) DO UPDATE SET value = excluded.value", puts)
+            if dels:
+                db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?", dels)
+            if batch.offsets:
+                db.executemany(
+                    "INSERT INTO offsets (ns, input, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT(ns, input) DO UPDATE SET value = excluded.value",
+                    [(batch.offsets_ns, k, json.dumps(v)) for k, v in batch.offsets.items()],
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return set()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "identities": self.db.execute("SELECT count(*) FROM identities").fetchone()[0],
+            "known_paths": self.db.execute("SELECT count(*) FROM known_paths").fetchone()[0],
+        }
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,234 @@
+"""Write-back cache between the detectors and the store.
+
+Detectors read and update state here at memory speed; keys are loaded from the store on first
+touch and written back (only what changed) by `flush`, in the same transaction as the input
+offsets. Known paths per identity are an OrderedDict in least-recently-seen order, capped at
+`max_paths_per_identity`: reading a known path moves it to the end, adding one past the cap
+forgets the head (LRU). There is no time-based expiry, so an identity that sleeps for months
+keeps its history (the TTL footgun of the reference design).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from secretsight.detect.store import Batch, Claim, Store
+
+LAST_SEEN_STEP = 3600.0  # seconds: granularity of the stored last_seen of a known path
+
+
+class KeyedState:
+    """Per-key state objects of one detector (e.g. a sliding window per identity), loaded from
+    the store on first use and written back at commit when marked dirty. Faster than going
+    through `StateCache.obj/put` on every event."""
+
+    def __init__(self, cache: StateCache, ns: str, cls: Any) -> None:
+        self.cache, self.ns, self.cls = cache, ns, cls
+        self.items: dict[str, Any] = {}
+        self.dirty: set[str] = set()
+        self.dropped: set[str] = set()
+        cache.keyed.append(self)
+
+    def get(self, key: str) -> Any:
+        obj = self.items.get(key)
+        if obj is None:
+            raw = self.cache.store.load_kv(f"{self.cache.ns}/{self.ns}", key)
+            obj = self.items[key] = self.cls.from_state(raw) if raw is not None else self.cls()
+        return obj
+
+    def drop(self, key: str) -> None:
+        """Forget a key (memory and store), e.g. a window that emptied."""
+        if self.items.pop(key, None) is not None:
+            self.dirty.discard(key)
+            self.dropped.add(key)
+
+    def collect(self, out: dict[tuple[str, str], Any]) -> None:
+        prefix = f"{self.cache.ns}/{self.ns}"
+        for key in self.dropped:
+            out[(prefix, key)] = None
+        for key in self.dirty:
+            out[(prefix, key)] = self.items[key].to_state()
+        self.dirty = set()
+        self.dropped = set()
+
+
+class StateCache:
+    def __init__(self, store: Store, *, namespace: str, max_paths: int,
+                 reads_keep: float = 7200.0) -> None:
+        self.reads_keep = reads_keep
+        self.store = store
+        self.ns = namespace  # per-instance state lives under this namespace
+        self.max_paths = max_paths
+        self.identities: dict[str, list[float]] = {}  # id -> [first_seen, last_seen]
+        self.paths: dict[str, OrderedDict[str, float]] = {}
+        self.kv: dict[tuple[str, str], Any] = {}
+        self._dirty_ids: set[str] = set()
+        self._dirty_paths: dict[str, set[str]] = {}
+        self._evicted: dict[str, set[str]] = {}
+        self._dirty_kv: set[tuple[str, str]] = set()
+        self._claims: list[Claim] = []
+        self._next_cid = 0
+        self.reads: dict[tuple[str, str], float] = {}
+        self.rollouts: dict[str, float] = {}
+        self.evictions = 0
+        self.keyed: list[KeyedState] = []
+
+    # ---- identities
+    def identity(self, uid: str) -> list[float] | None:
+        rec = self.identities.get(uid)
+        if rec is None:
+            loaded = self.store.load_identity(uid)
+            if loaded is None:
+                return None
+            rec = self.identities[uid] = [loaded[0], loaded[1]]
+        return rec
+
+    def touch_identity(self, uid: str, ts: float) -> tuple[float | None, float | None]:
+        """Record activity; return the (first_seen, last_seen) BEFORE this event."""
+        rec = self.identity(uid)
+        if rec is None:
+            self.identities[uid] = [ts, ts]
+            self._dirty_ids.add(uid)
+            return None, None
+        first, last = rec
+        if ts > last:
+            rec[1] = ts
+            self._dirty_ids.add(uid)
+        if ts < first:
+            rec[0] = ts
+            self._dirty_ids.add(uid)
+        return first, last
+
+    # ---- known paths
+    def known_paths(self, uid: str) -> OrderedDict[str, float]:
+        od = self.paths.get(uid)
+        if od is None:
+            od = self.paths[uid] = OrderedDict(self.store.load_paths(uid))
+        return od
+
+    def see_path(self, uid: str, path: str, ts: float) -> bool:
+        """Mark `path` read by `uid` at ts; True when it was not known before.
+
+        In memory the LRU order is exact (move_to_end on every read). The stored last_seen is
+        refreshed only when it is LAST_SEEN_STEP old, so a steady reader does not rewrite its
+        paths at every commit; after a restart the order is exact to within that step."""
+        od = self.paths.get(uid)
+        if od is None:
+            od = self.known_paths(uid)
+        old = od.get(path)
+        if old is not None:
+            od.move_to_end(path)
+            if ts - old >= LAST_SEEN_STEP:
+                od[path] = ts
+                self._mark_path(uid, path)
+            return False
+        od[path] = ts
+        self._mark_path(uid, path)
+        if len(od) > self.max_paths:
+            dirty = self._dirty_paths[uid]
+            evicted = self._evicted.setdefault(uid, set())
+            while len(od) > self.max_paths:
+                gone, _ = od.popitem(last=False)
+                dirty.discard(gone)
+                evicted.add(gone)
+                self.evictions += 1
+        return True
+
+    def _mark_path(self, uid: str, path: str) -> None:
+        dirty = self._dirty_paths.get(uid)
+        if dirty is None:
+            dirty = self._dirty_paths[uid] = set()
+        dirty.add(path)
+
+    # ---- per-instance key/value state (small JSON documents)
+    def get(self, ns: str, key: str, default: Any = None) -> Any:
+        k = (ns, key)
+        if k in self.kv:
+            v = self.kv[k]
+        else:
+            v = self.kv[k] = self.store.load_kv(f"{self.ns}/{ns}", key)
+        return default if v is None else v
+
+    def obj(self, ns: str, key: str, cls: Any) -> Any:
+        """A stateful object (with `to_state()` / `cls.from_state(data)`), created when absent."""
+        k = (ns, key)
+        v = self.kv.get(k)
+        if v is None or not isinstance(v, cls):
+            raw = v if v is not None else self.store.load_kv(f"{self.ns}/{ns}", key)
+            v = self.kv[k] = cls.from_state(raw) if raw is not None else cls()
+        return v
+
+    def put(self, ns: str, key: str, value: Any) -> None:
+        k = (ns, key)
+        self.kv[k] = value
+        self._dirty_kv.add(k)
+
+    def delete(self, ns: str, key: str) -> None:
+        self.put(ns, key, None)
+
+    def scan(self, ns: str) -> list[tuple[str, Any]]:
+        """Every stored key of a namespace (used once at start for pending windows)."""
+        out = []
+        for key, value in self.store.scan_kv(f"{self.ns}/{ns}"):
+            self.kv.setdefault((ns, key), value)
+            out.append((key, value))
+        return out
+
+    # ---- claims and shared facts (meaningful for shared stores only)
+    def claim(self, kind: str, *args: Any) -> int | None:
+        if not self.store.shared:
+            return None
+        self._next_cid += 1
+        self._claims.append(Claim(self._next_cid, kind, args))
+        return self._next_cid
+
+    def fact_read(self, path: str, reader: str, ts: float) -> None:
+        if self.store.shared:
+            k = (path, reader)
+            if ts > self.reads.get(k, 0.0):
+                self.reads[k] = ts
+
+    def fact_rollout(self, workload: str, ts: float) -> None:
+        if self.store.shared and ts > self.rollouts.get(workload, 0.0):
+            self.rollouts[workload] = ts
+
+    # ---- commit
+    def flush(self, offsets: dict[str, Any] | None = None) -> set[int]:
+        """Write every change (and the offsets) in one store transaction; return lost claims."""
+        batch = Batch(offsets=dict(offsets or {}), offsets_ns=self.ns, max_paths=self.max_paths,
+                      reads_keep=self.reads_keep)
+        for uid in self._dirty_ids:
+            first, last = self.identities[uid]
+            batch.identities[uid] = (first, last)
+        for uid, dirty in self._dirty_paths.items():
+            od = self.paths[uid]
+            batch.paths[uid] = {p: od[p] for p in dirty if p in od}
+        batch.evicted = {u: s for u, s in self._evicted.items() if s}
+        batch_deleted = []
+        for ns, key in self._dirty_kv:
+            v = self.kv[(ns, key)]
+            if v is None:
+                batch_deleted.append((ns, key))
+            batch.kv[(f"{self.ns}/{ns}", key)] = v.to_state() if hasattr(v, "to_state") else v
+        for keyed in self.keyed:
+            keyed.collect(batch.kv)
+        batch.claims = self._claims
+        batch.reads = self.reads
+        batch.rollouts = self.rollouts
+        lost = self.store.commit(batch)
+        self._dirty_ids = set()
+        self._dirty_paths = {}
+        self._evicted = {}
+        self._dirty_kv = set()
+        self._claims = []
+        self.reads = {}
+        self.rollouts = {}
+        # Forget deleted kv entries so the cache does not keep tombstones forever.
+        for k in batch_deleted:
+            if self.kv.get(k, 0) is None:
+                del self.kv[k]
+        return lost
+
+    def pending_claims(self) -> int:
+        return len(self._claims)

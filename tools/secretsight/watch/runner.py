@@ -1,0 +1,206 @@
+"""The watch loop: read lines, decode, run the detectors, commit, emit.
+
+Exactly-once across a crash (kill -9) for file inputs and a file output:
+- every commit is ONE store transaction holding the detector state, the input offsets, the
+  output file's size BEFORE this batch and the batch of findings (the "outbox"); for a shared
+  store (Redis) the same script records which provisional findings lost their claim;
+- after the commit the outbox is written to the outputs;
+- on start the output file is truncated back to the committed size and the committed outbox is
+  written again (it may or may not have reached the file before the crash), then inputs resume
+  from the committed offsets. Events after the last commit are re-read and re-processed against
+  the committed state, so their findings come out once.
+stdout and HTTP outputs get the last committed batch again after a crash (at-least-once; the
+finding `id` lets a receiver de-duplicate). stdin cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from secretsight.detect import Detectors
+from secretsight.findings import Finding
+from secretsight.watch.decode import DecodeError, Skipped, decode_line
+from secretsight.watch.inputs import FileInput, StdinInput
+from secretsight.watch.metrics import Metrics
+from secretsight.watch.outputs import FileOutput, Output, finding_json
+
+OUTBOX = "__outbox__"
+OUTPUT_POS = "__output__"
+LOST = "__lost__"
+
+
+class Watcher:
+    def __init__(self, detectors: Detectors, *, files: list[str], outputs: list[Output],
+                 metrics: Metrics | None = None, stdin: bool = False,
+                 work: queue.Queue | None = None, commit_every: int = 100_000,
+                 commit_interval: float = 1.0, tick_interval: float = 1.0,
+                 exit_at_eof: bool = False, clock: Callable[[], float] = time.time,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.det = detectors
+        self.outputs = outputs
+        self.metrics = metrics or Metrics(clock=clock)
+        self.work: queue.Queue = work or queue.Queue(maxsize=1000)
+        self.commit_every = commit_every
+        self.commit_interval = commit_interval
+        self.tick_interval = tick_interval
+        self.exit_at_eof = exit_at_eof
+        self.clock = clock
+        self.log = log or (lambda m: print(f"secretsight watch: {m}", file=sys.stderr))
+        self.stop_requested = False
+        self._carry: Any = None
+        self._outbox_pending = False
+        self.pending: list[Finding] = []
+        self.since_commit = 0
+        saved = detectors.state_offsets()
+        self.files = [FileInput(p) for p in files]
+        for f in self.files:
+            f._saved = saved.get(f.name)
+        self.stdin = StdinInput(self.work) if stdin else None
+        self.stdin_open = stdin
+        self._recover(saved)
+
+    # ---- crash recovery of the outputs
+    def _recover(self, saved: dict[str, Any]) -> None:
+        positions = saved.get(OUTPUT_POS) or {}
+        for o in self.outputs:
+            o.restore(positions.get(o.name))
+        lost = set(saved.get(LOST) or [])
+        outbox = [fj for cid, fj in saved.get(OUTBOX) or [] if not (cid and cid in lost)]
+        if outbox:
+            self.log(f"re-emitting {len(outbox)} finding(s) committed before a restart")
+            for o in self.outputs:
+                o.write(outbox)
+
+    # ---- processing
+    def handle_lines(self, source: str, lines: list[bytes]) -> None:
+        m = self.metrics
+        m.count("lines_by_input", source, len(lines))
+        skips: list[str] = []
+        for raw in lines:
+            try:
+                events = decode_line(raw, skips)
+            except DecodeError as exc:
+                m.count("parse_errors", (source, exc.reason))
+                continue
+            except Skipped:
+                continue  # counted below from `skips`
+            self.handle_events(source, events)
+        for reason in skips:
+            m.count("skipped", (source, reason))
+
+    def handle_events(self, source: str, events: list[dict[str, Any]]) -> None:
+        det, m = self.det, self.metrics
+        for e in events:
+            before = det.events
+            found = det.process(e)
+            if det.events == before:  # rejected (counted by reason in det.rejected)
+                m.count("parse_errors", (source, "invalid_event"))
+                continue
+            op = (e.get("secret") or {}).get("operation")
+            m.record_event(e["event"]["dataset"], det.last_ts or 0.0, op == "read",
+                           (e.get("user") or {}).get("id"))
+            self.since_commit += 1
+            if found:
+                self.pending.extend(found)
+
+    def commit(self) -> None:
+        t0 = time.perf_counter()
+        pending, self.pending = self.pending, []
+        cids = self.det.claim_ids()
+        as_json = [finding_json(f) for f in pending]
+        offsets: dict[str, Any] = {f.name: f.offset() for f in self.files if f.inode is not None}
+        offsets[OUTPUT_POS] = {o.name: o.position() for o in self.outputs
+                               if isinstance(o, FileOutput)}
+        offsets[OUTBOX] = [[cids.get(id(f), 0), fj] for f, fj in zip(pending, as_json)]
+        lost = {id(f) for f in self.det.commit(offsets)}
+        emit = [fj for f, fj in zip(pending, as_json) if id(f) not in lost]
+        m = self.metrics
+        with m.lock:
+            m.findings_dropped += len(lost)
+            for fj in emit:
+                m.findings[fj["anomaly"]] += 1
+                if fj["anomaly"] == "first_path_access":
+                    m.first_path_accesses += 1
+            m.commits += 1
+            m.commit_seconds += time.perf_counter() - t0
+        for o in self.outputs:
+            o.write(emit)
+        self._outbox_pending = bool(pending)
+        self.since_commit = 0
+        self.last_commit = self.clock()
+
+    def run(self) -> int:
+        if self.stdin:
+            self.stdin.start()
+        self.last_commit = self.clock()
+        last_tick = self.clock()
+        while not self.stop_requested:
+            progressed = False
+            for f in self.files:
+                lines = f.poll()
+                if lines:
+                    progressed = True
+                    self.handle_lines(f.name, lines)
+            acks: list[tuple[Any, dict]] = []
+            try:
+                while True:
+                    if self._carry is not None:
+                        item, self._carry = self._carry, None
+                    else:
+                        item = self.work.get_nowait()
+                    kind, source, payload = item
+                    progressed = True
+                    if kind == "lines":
+                        self.handle_lines(source, payload)
+                    elif kind == "events":
+                        events, done, result = payload
+                        try:
+                            self.handle_events(source, events)
+                        except Exception as exc:  # noqa: BLE001 - one request never kills the loop
+                            result["error"] = f"processing failed: {exc}"
+                        acks.append((done, result))
+                    elif kind == "eof":
+                        self.stdin_open = False
+                    if self.since_commit >= self.commit_every:
+                        break
+            except queue.Empty:
+                pass
+            now = self.clock()
+            if now - last_tick >= self.tick_interval:
+                self.pending.extend(self.det.tick(now))
+                last_tick = now
+            if (acks or self.since_commit >= self.commit_every
+                    or (now - self.last_commit >= self.commit_interval
+                        and (self.since_commit or self.pending))):
+                self.commit()
+            for done, _ in acks:
+                done.set()
+            if self.exit_at_eof and not progressed and not self.stdin_open and all(
+                    f.at_eof() for f in self.files) and self.work.empty() and self._carry is None:
+                for f in self.files:
+                    self.handle_lines(f.name, f.flush_partial())
+                self.pending.extend(self.det.finish())
+                self.commit()
+                break
+            if not progressed:
+                try:  # idle: sleep until something arrives (handled next round)
+                    self._carry = self.work.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+        if not self.exit_at_eof:
+            self.commit()
+        if self._outbox_pending:
+            # A clean stop: the last batch reached the outputs, so a restart must not
+            # re-emit it (only a crash leaves a non-empty outbox behind).
+            self.commit()
+        return 0
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+        for o in self.outputs:
+            o.close()

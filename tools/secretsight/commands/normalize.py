@@ -18,8 +18,8 @@ sorted keys; duplicates are dropped (Vault request.id + entry type, CloudTrail e
 Kubernetes auditID + stage). Lines that are not normalized are counted by reason code
 (tools/secretsight/schema/dispositions.yml): skips are deliberate, dead letters are reported
 with file:line and written to --dead-letter. The exit status is 0 even with dead letters,
-2 on usage errors (a missing file). Dead-letter files hold raw input (up to 4 KiB per line):
-protect them like the audit logs themselves.
+2 on usage errors (a missing file). Dead-letter records name file, line and reason;
+the raw excerpt (4 KiB) is added only with --dead-letter-raw, since it may hold secret values.
 """
 
 

@@ -1,0 +1,165 @@
+"""The embedded engine on inline rules: SQLite semantics that the rule pack relies on."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from secretsight.engine import PLAIN_BURST_GAP, Engine, dedupe
+from sigma.collection import SigmaCollection
+
+T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
+
+HEADER = """
+title: {title}
+id: {id}
+name: {name}
+anomaly: {anomaly}
+level: high
+"""
+
+PLAIN = HEADER + """
+logsource: {{product: secretsight, service: vault}}
+detection:
+{detection}
+"""
+
+
+def rule(name: str, detection: str, anomaly: str = "root_token", extra: str = "") -> str:
+    ident = f"00000000-0000-4000-8000-{zlib.crc32(name.encode()):012d}"
+    body = PLAIN.format(title=name, id=ident, name=name, anomaly=anomaly, detection=detection)
+    return body + extra
+
+
+def ev(seconds: float, user: str = "tok_a", path: str = "secret/app/db", **extra) -> dict:
+    stamp = (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    event = {
+        "@timestamp": stamp,
+        "event": {"dataset": "vault.audit", "action": "read", "outcome": "success",
+                  "id": f"{user}-{seconds}-{path}"},
+        "secretsight": {"category": "secret"},
+        "secret": {"operation": "read", "path": path},
+        "user": {"id": user, "name": user},
+        "source": {"ip": "10.0.1.5"},
+    }
+    for dotted, value in extra.items():
+        node = event
+        parts = dotted.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return event
+
+
+def run(rules: str, events: list[dict]) -> tuple[list, Engine]:
+    engine = Engine()
+    engine.load(events)
+    return engine.run(SigmaCollection.from_yaml(rules)), engine
+
+
+ROOT = rule("root_policy", "  sel:\n    user.roles: root\n  condition: sel")
+
+
+@pytest.mark.parametrize(
+    ("roles", "fires"),
+    [(["default", "root"], True), (["ROOT"], True), (["rooted"], False), (["default"], False)],
+    ids=["element_of_list", "case_insensitive", "no_substring", "absent"],
+)
+def test_list_field_matches_any_element(roles: list[str], fires: bool) -> None:
+    findings, engine = run(ROOT, [ev(0, user__roles=roles)])
+    assert not engine.errors
+    assert [f.rule_name for f in findings] == (["root_policy"] if fires else [])
+
+
+EXTERNAL = rule(
+    "external_read",
+    "  sel:\n    secret.operation: read\n  internal:\n    source.ip|cidr:\n"
+    "      - 10.0.0.0/8\n      - 172.16.0.0/12\n  condition: sel and not internal",
+)
+
+
+@pytest.mark.parametrize(
+    ("ip", "fires"),
+    [("10.0.1.47", False), ("172.31.9.9", False), ("172.32.0.1", True), ("185.234.219.12", True)],
+    ids=["ten_slash_8", "in_172_16_slash_12", "outside_172_16_slash_12", "public"],
+)
+def test_cidr_filter(ip: str, fires: bool) -> None:
+    findings, _ = run(EXTERNAL, [ev(0, source__ip=ip)])
+    assert bool(findings) is fires
+
+
+def test_absent_field_under_not_is_false_not_null() -> None:
+    # Sigma: a filter on a field the event lacks does not match, so `sel and not filter` fires.
+    findings, _ = run(EXTERNAL, [{k: v for k, v in ev(0).items() if k != "source"}])
+    assert len(findings) == 1
+
+
+def test_plain_matches_grouped_per_identity_and_burst() -> None:
+    events = [ev(0), ev(60), ev(120), ev(120 + PLAIN_BURST_GAP + 1), ev(5, user="tok_b")]
+    findings, _ = run(rule("reads", "  sel:\n    secret.operation: read\n  condition: sel"), events)
+    got = sorted((f.user_id, f.evidence["events"]) for f in findings)
+    assert got == [("tok_a", 1), ("tok_a", 3), ("tok_b", 1)]
+
+
+BULK = rule("reads_base", "  sel:\n    secret.operation: read\n  condition: sel", "bulk_read") + """---
+title: bulk
+id: 11111111-2222-4333-8444-555555555555
+name: bulk
+anomaly: bulk_read
+level: high
+correlation:
+  type: event_count
+  rules: [reads_base]
+  group-by: [user.id]
+  timespan: 5m
+  condition: {gt: 50}
+"""
+
+
+@pytest.mark.parametrize(
+    ("count", "spacing", "offset", "expected"),
+    [(51, 5.0, 0, 1), (50, 5.0, 0, 0), (51, 5.0, 200, 1), (51, 6.1, 0, 0)],
+    ids=["51_in_255s", "50_in_250s", "51_straddling_a_clock_bucket", "51_in_305s"],
+)
+def test_correlation_uses_a_true_sliding_window(count, spacing, offset, expected) -> None:
+    # Offset 200 s puts the burst across a 5-minute clock boundary: tumbling buckets would
+    # split it 20/31 and miss it; the backend's RANGE window must not.
+    events = [ev(offset + i * spacing, path=f"secret/p{i}") for i in range(count)]
+    findings, engine = run(BULK, events)
+    assert not engine.errors
+    assert len(findings) == expected
+
+
+def test_one_finding_per_burst_with_original_case_identity() -> None:
+    burst = [ev(i, user="tok_A1b2c3", path=f"secret/p{i % 47}") for i in range(0, 300, 1)]
+    later = [ev(7200 + i, user="tok_A1b2c3") for i in range(60)]
+    findings, _ = run(BULK, burst + later)
+    assert [(f.user_id, f.evidence["events"]) for f in findings] == [
+        ("tok_A1b2c3", 300), ("tok_A1b2c3", 60)]
+    assert findings[0].evidence["distinct_paths"] == 47
+    assert findings[0].start == burst[0]["@timestamp"]
+    assert findings[0].end == burst[-1]["@timestamp"]
+
+
+def test_embedded_false_rule_is_skipped() -> None:
+    text = rule("target_only", "  sel:\n    secret.operation: read\n  condition: sel",
+                extra="embedded: false\n")
+    findings, _ = run(text, [ev(0)])
+    assert findings == []
+
+
+def test_bad_anomaly_is_an_error_not_a_crash() -> None:
+    text = rule("bad", "  sel:\n    secret.operation: read\n  condition: sel", anomaly="nonsense")
+    findings, engine = run(text + "---\n" + ROOT, [ev(0, user__roles=["root"])])
+    assert [f.rule_name for f in findings] == ["root_policy"]
+    assert len(engine.errors) == 1 and "nonsense" in str(engine.errors[0])
+
+
+def test_dedupe_keeps_the_response_entry() -> None:
+    request = ev(0, vault__entry_type="request")
+    response = ev(0, vault__entry_type="response")
+    response["event"]["id"] = request["event"]["id"]
+    kept, folded = dedupe([request, response, ev(1)])
+    assert folded == 1
+    assert [e.get("vault", {}).get("entry_type") for e in kept] == ["response", None]

@@ -1,0 +1,150 @@
+"""`secretsight scan` through click's CliRunner: output formats, exit codes, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from secretsight.cli import cli
+from secretsight.scenarios import generate
+from secretsight.scenarios.world import Timeline, VaultToken
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def harvest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate("vault_harvest", tmp_path_factory.mktemp("harvest")).files[0]
+
+
+@pytest.fixture(scope="module")
+def benign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tl = Timeline(7, datetime(2026, 3, 3, 10, tzinfo=UTC))
+    token = VaultToken("tok_quiet", "kubernetes-quiet", ("default", "quiet"))
+    for i in range(5):
+        tl.vault_read(tl.at(minutes=5 * i), token, "secret/production/quiet/db", "10.0.1.9")
+    return tl.write(tmp_path_factory.mktemp("benign"))[0]
+
+
+def scan(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(cli, ["scan", *args], input=input)
+
+
+def test_no_findings_exits_0_with_a_summary(benign: Path) -> None:
+    result = scan(str(benign))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().startswith("5 events")
+    assert "0 findings" in result.stdout and "0 dead letters" in result.stdout
+
+
+def test_findings_exit_1_table_names_rule_identity_window(harvest: Path) -> None:
+    result = scan(str(harvest))
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["SEVERITY", "ANOMALY", "RULE", "IDENTITY", "WINDOW"]
+    rows = [line.split() for line in lines if line.startswith(("high ", "critical ", "medium "))]
+    assert sorted((r[1], r[2], r[3]) for r in rows) == [
+        ("bulk_read", "bulk_read", "tok_A1b2c3"), ("path_diversity", "path_diversity", "tok_A1b2c3")]
+    assert "500 events; 47 paths" in result.stdout
+    assert lines[-1].endswith("2 findings (high 2), 0 dead letters")
+
+
+def test_json_is_one_finding_object_per_line(harvest: Path) -> None:
+    result = scan("--format", "json", str(harvest))
+    assert result.exit_code == 1
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["rule_name"] for o in objects] == ["bulk_read", "path_diversity"]
+    for o in objects:
+        assert set(o) >= {"anomaly", "rule", "rule_name", "title", "severity", "user", "window",
+                          "evidence"}
+        assert o["user"]["id"] == "tok_A1b2c3"
+        assert o["window"]["start"] < o["window"]["end"]
+
+
+def test_gzip_and_stdin_give_the_same_findings(harvest: Path, tmp_path: Path) -> None:
+    raw = harvest.read_bytes()
+    gz = tmp_path / "audit.log.gz"
+    gz.write_bytes(gzip.compress(raw))
+    plain = scan("--format", "json", str(harvest)).stdout
+    assert scan("--format", "json", str(gz)).stdout == plain
+    assert scan("--format", "json", "-", input=raw).stdout == plain
+
+
+def test_bad_lines_are_reported_with_file_and_line_and_counted(benign: Path, tmp_path: Path) -> None:
+    lines = benign.read_text().splitlines()
+    broken = tmp_path / "broken.log"
+    broken.write_text("\n".join([lines[0], "{not json", *lines[1:], '{"type": "response"}']) + "\n")
+    result = scan(str(broken))
+    assert result.exit_code == 0, result.output
+    assert f"{broken}:2: dead letter (malformed_json)" in result.stderr
+    assert f"{broken}:{len(lines) + 2}: dead letter" in result.stderr
+    assert result.stdout.strip().endswith("2 dead letters")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["/no/such/file.log"], ["--config", "/no/such/config.yml", "X"], ["--store", "ftp://x", "X"],
+     ["--format", "xml", "X"], []],
+    ids=["missing_file", "missing_config", "bad_store_url", "bad_format", "no_input"],
+)
+def test_usage_and_input_errors_exit_2(args: list[str], benign: Path) -> None:
+    args = [str(benign) if a == "X" else a for a in args]
+    result = scan(*args)
+    assert result.exit_code == 2, result.output
+
+
+def test_config_changes_thresholds(harvest: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("allowlists:\n  bulk_read: [kubernetes-inventory]\n"
+                      "  path_diversity: [tok_A1b2c3]\n")
+    result = scan("--config", str(config), str(harvest))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.skipif(not (REPO / "examples").is_dir(), reason="examples/ not generated")
+def test_examples_directory_shows_findings_from_every_source() -> None:
+    result = scan("--format", "json", str(REPO / "examples"))
+    assert result.exit_code == 1, result.output
+    datasets = {json.loads(line).get("dataset") for line in result.stdout.splitlines()}
+    assert {"vault.audit", "aws.cloudtrail", "kubernetes.audit"} <= datasets
+
+
+def test_progress_bar_only_on_a_terminal(harvest: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from secretsight.commands import scan as scan_module
+    from secretsight.normalize import Stats, iter_files
+
+    monkeypatch.setattr(scan_module, "PROGRESS_MIN_BYTES", 0)
+    stats = Stats()
+    plain = list(scan_module._progress_events(iter_files([str(harvest)], stats=stats),
+                                              [str(harvest)], stats))
+    assert "scanning" not in capsys.readouterr().err  # pytest's stderr is not a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    stats = Stats()
+    shown = list(scan_module._progress_events(iter_files([str(harvest)], stats=stats),
+                                              [str(harvest)], stats))
+    assert "scanning" in capsys.readouterr().err
+    assert len(shown) == len(plain) > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "dead"),
+    [(b"", 0), (bytes(range(128, 256)) * 8, 1), (b"\n\n{}\n[1,2]\n", 2)],
+    ids=["empty_file", "binary_file", "json_but_not_events"],
+)
+def test_odd_inputs_are_counted_not_fatal(tmp_path: Path, content: bytes, dead: int) -> None:
+    path = tmp_path / "odd.log"
+    path.write_bytes(content)
+    result = scan(str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith(f"{dead} dead letters")
+
+
+def test_directory_without_logs_exits_2(tmp_path: Path) -> None:
+    assert scan(str(tmp_path)).exit_code == 2

@@ -4,20 +4,18 @@ the WHOLE rule tree with it, as docs/sigma-cli.md tells users to."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
+from compiled_outputs import parse_logql
 from luqum.parser import parser as lucene_parser
 from secretsight.rules import RULES_DIR, load_rules, rule_files
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 SIGMA = Path(sys.executable).with_name("sigma")
 
 # target -> the `-p` pipelines docs/sigma-cli.md gives for it.
@@ -181,15 +179,8 @@ def test_sigma_cli_query_equals_compiled(target: str, compiled_target: str, name
 
 @pytest.fixture(scope="module")
 def logql_results() -> dict[str, dict]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (needed to run @grafana/lezer-logql)")
-    if not (NODE_DIR / "node_modules" / "@grafana" / "lezer-logql").is_dir():
-        pytest.skip("tests/node/node_modules missing: run `npm ci --prefix tests/node`")
     queries = sorted({q for n in ALERTING_FILES for q in expected_queries("loki", n)})
-    proc = subprocess.run([node, str(NODE_DIR / "parse_logql.mjs")], input=json.dumps(queries),
-                          capture_output=True, text=True, check=True, cwd=NODE_DIR, timeout=60)
-    return dict(zip(queries, json.loads(proc.stdout), strict=True))
+    return dict(zip(queries, parse_logql(queries), strict=True))
 
 
 @pytest.mark.node

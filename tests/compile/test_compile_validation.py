@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import configparser
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import eql
 import pytest
-from compiled_outputs import compiled, ndjson_rules, ruler_rules
+from compiled_outputs import compiled, ndjson_rules, parse_logql, ruler_rules
 from luqum.parser import parser as lucene_parser
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 LUCENE = sorted(
     (d["meta"]["secretsight"]["rule_name"], d["query"]) for d in ndjson_rules()
@@ -75,17 +72,7 @@ def test_eql_query_parses(name: str, query: str) -> None:
 
 @pytest.fixture(scope="module")
 def logql_results() -> dict[str, dict]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (needed to run @grafana/lezer-logql)")
-    if not (NODE_DIR / "node_modules" / "@grafana" / "lezer-logql").is_dir():
-        pytest.skip("tests/node/node_modules missing: run `npm ci --prefix tests/node`")
-    proc = subprocess.run(
-        [node, str(NODE_DIR / "parse_logql.mjs")],
-        input=json.dumps([q for _, q in LOGQL]), capture_output=True, text=True, check=True,
-        cwd=NODE_DIR, timeout=60,
-    )
-    return dict(zip([n for n, _ in LOGQL], json.loads(proc.stdout)))
+    return dict(zip([n for n, _ in LOGQL], parse_logql([q for _, q in LOGQL]), strict=True))
 
 
 @pytest.mark.node
@@ -98,13 +85,8 @@ def test_logql_query_parses(name: str, query: str, logql_results: dict[str, dict
 @pytest.mark.node
 def test_logql_checker_rejects_bad_query() -> None:
     """The node checker itself can fail (a checker that accepts everything proves nothing)."""
-    node = shutil.which("node")
-    if node is None or not (NODE_DIR / "node_modules").is_dir():
-        pytest.skip("node or tests/node/node_modules missing")
     bad = ['{dataset="vault.audit"} | json | user_id=', 'sum by (user_id) (count_over_time({a="b"} [5m]']
-    proc = subprocess.run([node, str(NODE_DIR / "parse_logql.mjs")], input=json.dumps(bad),
-                          capture_output=True, text=True, check=True, cwd=NODE_DIR, timeout=60)
-    assert [r["ok"] for r in json.loads(proc.stdout)] == [False, False]
+    assert [r["ok"] for r in parse_logql(bad)] == [False, False]
 
 
 RULER = ruler_rules()

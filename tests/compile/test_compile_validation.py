@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import configparser
 import json
-from pathlib import Path
 
 import eql
 import pytest
 from compiled_outputs import compiled, ndjson_rules, parse_logql, ruler_rules
 from luqum.parser import parser as lucene_parser
-
 
 LUCENE = sorted(
     (d["meta"]["secretsight"]["rule_name"], d["query"]) for d in ndjson_rules()

@@ -76,7 +76,7 @@ def generate(path: Path, entries: int, n_tokens: int = 400, seed: int = 1) -> No
 
     def emit(t: datetime, token: tuple, p: str, ip: str) -> None:
         acc, name, tok, entity, _, _ = token
-        rid = "%032x" % rng.getrandbits(128)
+        rid = f"{rng.getrandbits(128):032x}"
         rid = f"{rid[:8]}-{rid[8:12]}-4{rid[13:16]}-a{rid[17:20]}-{rid[20:32]}"
         common = dict(tok=tok, acc=acc, name=name, entity=entity, rid=rid, path=p, ip=ip,
                       port=rng.randint(30000, 60999))
@@ -142,7 +142,7 @@ def detect_bulk_reads(audit_log_path, window_minutes=5, min_reads=30, min_distin
         reads = sorted(data["reads"])
         if len(reads) < min_reads:
             continue
-        for i, ts in enumerate(reads):
+        for i, ts in enumerate(reads):  # noqa: B007 - the reference, kept verbatim
             burst = [r for r in reads if ts <= r <= ts + window]
             if len(burst) >= min_reads:
                 distinct = len(data["paths"])

@@ -27,5 +27,9 @@ if command -v npm >/dev/null 2>&1 && [ -f tests/node/package-lock.json ]; then
   npm ci --prefix tests/node --silent --no-audit --no-fund
 fi
 
+step "lint (ruff) and types (mypy), as in CI"
+.venv/bin/ruff check tools tests benchmarks vector
+.venv/bin/mypy tools/secretsight
+
 step "running the test suite"
 exec .venv/bin/python -m pytest "$@"

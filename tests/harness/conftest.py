@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from expectations import load_expectation, observed
 from harness_normalizers import RUNNERS, Unavailable
+
 from secretsight.config import Config
 from secretsight.engine import dedupe
 from secretsight.engine.replay import ReplayResult, replay
@@ -100,7 +101,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     try:
         rules = h.ruleset(Config())
-    except Exception:  # the report must never turn a passing run into an error
+    except Exception:  # noqa: BLE001 - the report must never turn a passing run into an error
         rules = None
     from harness_normalizers import IMPLEMENTATIONS
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import eql
-from secretsight.engine.table import list_fields
 from sigma.backends.elasticsearch import EqlBackend
 from sigma.rule import SigmaRule
+
+from secretsight.engine.table import list_fields
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _LIKE = re.compile(rf"([A-Za-z_@][\w.@]*) like~ \(((?:\s*{_STRING}\s*,?)+)\)")
@@ -103,7 +104,7 @@ def compile_rules(ruleset: Any, config: Any) -> list[Compiled]:
         except NotExpressible as exc:
             out.append(Compiled(rule.name, None, str(exc)))
             continue
-        except Exception as exc:  # backend refusal or eql parse error: reported, not hidden
+        except Exception as exc:  # noqa: BLE001 - backend refusal or eql parse error: reported, not hidden
             out.append(Compiled(rule.name, None, f"{type(exc).__name__}: {exc}"))
             continue
         out.append(Compiled(rule.name, text, eql_null_safe=safe))

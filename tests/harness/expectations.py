@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from secretsight.findings import ANOMALY_CLASSES, Finding
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"

@@ -6,8 +6,9 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from secretsight.engine import PLAIN_BURST_GAP, Engine, dedupe
 from sigma.collection import SigmaCollection
+
+from secretsight.engine import PLAIN_BURST_GAP, Engine, dedupe
 
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
 

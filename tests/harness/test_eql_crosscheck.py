@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from conftest import Harness
 from eql_check import compile_rules, eql_matches, translate
+
 from secretsight.engine import Engine, dedupe
 from secretsight.scenarios import SCENARIOS
 

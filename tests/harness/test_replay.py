@@ -7,6 +7,7 @@ import random
 
 import pytest
 from conftest import Harness
+
 from secretsight.engine.replay import replay
 
 

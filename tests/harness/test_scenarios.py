@@ -7,6 +7,7 @@ import pytest
 from conftest import Harness, Outcome
 from expectations import describe, diff, load_expectation, observed
 from harness_normalizers import IMPLEMENTATIONS, Unavailable
+
 from secretsight.scenarios import SCENARIOS
 
 DATASET_SOURCE = {"vault.audit": "vault", "aws.cloudtrail": "cloudtrail",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from secretsight.cli import cli
 from secretsight.schema import validate
 
@@ -55,7 +56,7 @@ def test_normalizes_to_sorted_ndjson(mixed_file: Path) -> None:
         "aws.cloudtrail",
         "kubernetes.audit",
     ]
-    for line, event in zip(lines, events):
+    for line, event in zip(lines, events, strict=True):
         assert line == json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert validate(event) == []
     assert events[0] == VAULT_GOOD.expect[0]["event"]

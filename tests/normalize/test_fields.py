@@ -4,6 +4,7 @@ the parts the VRL and Lua implementations must reproduce exactly."""
 from __future__ import annotations
 
 import pytest
+
 from secretsight.normalize import DeadLetter, detect_source
 from secretsight.normalize.cloudtrail import secret_name
 from secretsight.normalize.fields import ip_literal, split_address, timestamp

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 import yaml
+
 from secretsight.normalize import load_dispositions, normalize_line
 from secretsight.schema import validate
 

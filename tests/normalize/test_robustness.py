@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from secretsight.normalize import load_dispositions, normalize_line
 from secretsight.schema import validate
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from secretsight.normalize import DeadLetterRecord, Stats, iter_files
 from secretsight.schema import validate
 

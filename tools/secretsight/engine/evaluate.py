@@ -8,11 +8,11 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sigma.backends.sqlite.runtime import execute_plan
 from sigma.collection import SigmaCollection
-from sigma.correlations import SigmaCorrelationRule
+from sigma.correlations import SigmaCorrelationCondition, SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
@@ -121,16 +121,16 @@ def _meta(rule: SigmaRule | SigmaCorrelationRule) -> RuleMeta:
         )
     level = rule.level.name.lower() if rule.level else "medium"
     severity = level if level in SEVERITIES else "medium"
-    is_corr = isinstance(rule, SigmaCorrelationRule)
+    corr = rule if isinstance(rule, SigmaCorrelationRule) else None
     return RuleMeta(
         id=str(rule.id) if rule.id else f"sigma/{rule.name}",
         name=rule.name,
         title=rule.title,
         anomaly=anomaly,
         severity=severity,
-        correlation=is_corr,
-        group_by=tuple(rule.group_by or ()) if is_corr else (),
-        timespan=float(rule.timespan.seconds) if is_corr else 0.0,
+        correlation=corr is not None,
+        group_by=tuple(corr.group_by or ()) if corr is not None else (),
+        timespan=float(corr.timespan.seconds) if corr is not None else 0.0,
     )
 
 
@@ -263,8 +263,11 @@ def _group_prune(rule: SigmaCorrelationRule) -> str | None:
     key = f"lower({table.quote(group[0])})"
     ts = table.quote(table.TS_COLUMN)
     src = f"main.{table.TABLE}"
+    cond = rule.condition
+    if not isinstance(cond, SigmaCorrelationCondition):
+        return None  # an extended (boolean) temporal condition: no pruning
     if rule.type in (Kind.EVENT_COUNT, Kind.VALUE_COUNT):
-        op, count = rule.condition.op, rule.condition.count
+        op, count = cond.op, cond.count
         if op == Op.GT:
             need = int(count) + 1
         elif op == Op.GTE:
@@ -289,9 +292,7 @@ def _group_prune(rule: SigmaCorrelationRule) -> str | None:
                 f"HAVING COUNT(DISTINCT lower({table.quote(field)})) >= {need})"
             )
         return " AND ".join(conditions)
-    if rule.type == Kind.TEMPORAL and rule.condition.op == Op.GTE and int(
-        rule.condition.count
-    ) >= len(refs):
+    if rule.type == Kind.TEMPORAL and cond.op == Op.GTE and int(cond.count) >= len(refs):
         return " AND ".join(
             f"{key} IN (SELECT {key} FROM {src} WHERE {w})" for w in wheres
         )
@@ -320,7 +321,7 @@ def compile_ruleset(ruleset: Any, config: Config) -> CompiledRuleSet:
                 queries = backend.convert_rule(rule)
             else:
                 queries = backend.convert_correlation_rule(rule, "zircolite")
-        except Exception as exc:  # a backend bug in one rule must not stop the others
+        except Exception as exc:  # noqa: BLE001 - a backend bug in one rule must not stop the others
             out.errors.append(
                 SecretSightError(f"rule {rule.name or rule.title!r}: {exc}", file=_source(rule))
             )
@@ -349,15 +350,16 @@ def compile_ruleset(ruleset: Any, config: Config) -> CompiledRuleSet:
         compiled = CompiledRule(meta=meta)
         if isinstance(rule, SigmaCorrelationRule) and _nested_temporal(rule):
             try:
-                compiled.children = [
-                    _child_plan(ref.rule, backend) for ref in rule.referenced_rules
+                compiled.children = [  # _nested_temporal: every member is a correlation
+                    _child_plan(cast(SigmaCorrelationRule, ref.rule), backend)
+                    for ref in rule.referenced_rules
                 ]
             except (KeyError, SecretSightError) as exc:
                 out.errors.append(
                     SecretSightError(f"rule {rule.name!r}: {exc}", file=_source(rule))
                 )
                 continue
-            compiled.required = int(rule.condition.count)
+            compiled.required = int(cast(SigmaCorrelationCondition, rule.condition).count)
             if all(c.prefilter for c in compiled.children):
                 compiled.prefilter = " OR ".join(f"({c.prefilter})" for c in compiled.children)
             out.rules.append(compiled)

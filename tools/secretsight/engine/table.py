@@ -64,6 +64,7 @@ def parse_ts(value: Any) -> float | None:
     """RFC 3339 (any fraction length, `Z` or offset) -> Unix seconds; None when unparsable."""
     if not isinstance(value, str) or len(value) < 19:
         return None
+    moment: datetime | None
     try:  # the common case: at most 6 fraction digits (Python 3.11 reads `Z` itself)
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -164,7 +165,7 @@ def row_to_event(columns: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
     """A table row (schema columns only, in `columns` order) back to a nested event."""
     types = schema_columns()
     out: dict[str, Any] = {}
-    for name, value in zip(columns, row):
+    for name, value in zip(columns, row, strict=True):
         if value is None:
             continue
         ftype = types.get(name)

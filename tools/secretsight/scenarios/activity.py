@@ -105,7 +105,7 @@ def controllers(tl: Timeline, start: datetime, end: datetime, period: float = 60
     """Kubernetes controllers reading their own secrets."""
     for user, ns, name in CONTROLLERS:
         for t in every(start, end, period, 30, tl):
-            tl.k8s(t, user, "get", "secrets", "10.0.0.%d" % (30 + len(ns) % 7), namespace=ns,
+            tl.k8s(t, user, "get", "secrets", f"10.0.0.{30 + len(ns) % 7}", namespace=ns,
                    name=name, user_agent=f"{user.username.split(':')[-1]}/v0.7.0")
 
 

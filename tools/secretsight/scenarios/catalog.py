@@ -82,7 +82,7 @@ def baseline(tl: Timeline) -> None:
             continue
         for k in range(1 + day % 3):
             t = when + timedelta(hours=9 + 3 * k, minutes=tl.rng.randint(0, 50))
-            tl.vault_read(t, act.CI, "secret/ci/deploy-token", "10.0.5.%d" % tl.rng.randint(2, 60))
+            tl.vault_read(t, act.CI, "secret/ci/deploy-token", f"10.0.5.{tl.rng.randint(2, 60)}")
     # Quarterly rotation on day 9 (a Wednesday), 10:12: write, restart within minutes, read.
     rot = start + timedelta(days=9, hours=10, minutes=12)
     tl.vault(rot, act.ROTATOR, "update", act.DB_PASSWORD, "10.0.4.9",
@@ -243,7 +243,7 @@ PAYMENT_PATHS = ["secret/production/database/payment-db", "secret/production/pay
 def vault_first_path_access(tl: Timeline) -> None:
     start, end = _span(tl, days=20, hours=10)
     for i, t in enumerate(act.every(start, end, 900, 3, tl)):
-        tl.vault_read(t, PAYMENT_SVC, PAYMENT_PATHS[i % 3], "10.0.1.%d" % (70 + i % 2))
+        tl.vault_read(t, PAYMENT_SVC, PAYMENT_PATHS[i % 3], f"10.0.1.{70 + i % 2}")
     tl.vault_read(end + timedelta(minutes=7), PAYMENT_SVC, "secret/admin/certificates/signing-key",
                   "10.0.1.70")
     new = end - timedelta(days=2)

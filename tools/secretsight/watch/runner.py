@@ -115,9 +115,9 @@ class Watcher:
         offsets: dict[str, Any] = {f.name: f.offset() for f in self.files if f.inode is not None}
         offsets[OUTPUT_POS] = {o.name: o.position() for o in self.outputs
                                if isinstance(o, FileOutput)}
-        offsets[OUTBOX] = [[cids.get(id(f), 0), fj] for f, fj in zip(pending, as_json)]
+        offsets[OUTBOX] = [[cids.get(id(f), 0), fj] for f, fj in zip(pending, as_json, strict=True)]
         lost = {id(f) for f in self.det.commit(offsets)}
-        emit = [fj for f, fj in zip(pending, as_json) if id(f) not in lost]
+        emit = [fj for f, fj in zip(pending, as_json, strict=True) if id(f) not in lost]
         m = self.metrics
         with m.lock:
             m.findings_dropped += len(lost)

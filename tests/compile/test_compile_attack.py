@@ -7,6 +7,7 @@ import re
 import socket
 
 import pytest
+
 from secretsight.compile import attack, compile_target
 from secretsight.rules import load_rules
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from secretsight.cli import cli
 from secretsight.rules import RULES_DIR
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from urllib.error import URLError
 
 import pytest
-from secretsight.compile import compile_target, defects
-from secretsight.compile.model import Unsupported
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.backends.loki import LogQLBackend
 from sigma.backends.splunk import SplunkBackend
 from sigma.collection import SigmaCollection
+
+from secretsight.compile import compile_target, defects
+from secretsight.compile.model import Unsupported
 
 HEADER = """
 status: experimental

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from secretsight.compile import TargetOutput, compile_target
 from secretsight.config import Config
 
@@ -127,6 +128,7 @@ def test_event_count_above_eql_runs_limit_becomes_threshold_rule() -> None:
     from datetime import timedelta
 
     from luqum.parser import parser
+
     from secretsight.config import CountWindow, Thresholds
 
     config = Config(thresholds=Thresholds(bulk_read=CountWindow(count=150, window=timedelta(minutes=5))))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from secretsight import schema
 from secretsight.compile.pipelines import pipelines_dir, target_pipeline
 

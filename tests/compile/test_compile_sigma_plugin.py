@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from compiled_outputs import parse_logql
 from luqum.parser import parser as lucene_parser
+
 from secretsight.rules import RULES_DIR, load_rules, rule_files
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
@@ -259,8 +260,9 @@ def test_one_rule_per_file_depends_on_file_order(tmp_path: Path) -> None:
     of their own, a file order putting a correlation first fails. When this test fails,
     pySigma sorts references properly and the layout rule in secretsight.rules may go."""
     import yaml
-    from secretsight.rules import rule_documents
     from sigma.exceptions import SigmaConversionError
+
+    from secretsight.rules import rule_documents
 
     paths = []
     for doc in rule_documents(ALERTING_FILES["bulk_read"]):

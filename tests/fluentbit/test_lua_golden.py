@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from lua_filter import LuaFilter, normalize
+
 from secretsight.schema import validate
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from lua_filter import LuaFilter, normalize
+
 from secretsight.schema import validate
 
 normalize_line = pytest.importorskip("secretsight.normalize").normalize_line

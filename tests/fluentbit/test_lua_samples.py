@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from lua_filter import LuaFilter, normalize
+
 from secretsight.schema import validate
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from secretsight import __version__, release
 from secretsight.rules import RULES_DIR
 
@@ -59,6 +60,7 @@ def test_edit_detected_then_lock_updated(tmp_path: Path) -> None:
 
 def test_cli_check_lock() -> None:
     from click.testing import CliRunner
+
     from secretsight.cli import cli
 
     result = CliRunner().invoke(cli, ["release", "--check-lock"], standalone_mode=False)

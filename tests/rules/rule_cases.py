@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from secretsight.config import parse_duration
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from secretsight.rules import load_rules
 
 HERE = Path(__file__).resolve().parent

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sigma.correlations import SigmaCorrelationRule
+
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
 from secretsight.rules import (
@@ -17,7 +19,6 @@ from secretsight.rules import (
     sigma_cli_layout_problems,
     split_documents,
 )
-from sigma.correlations import SigmaCorrelationRule
 
 PLAIN = """\
 title: Test rule

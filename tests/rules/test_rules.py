@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 import yaml
 from rule_cases import CASES_DIR, Case, case_files, deep_merge, load_cases, rule_path_for
+from sigma.correlations import SigmaCorrelationRule
+from sigma.plugins import InstalledSigmaPlugins
+from sigma.validation import SigmaValidator
+
 from secretsight import schema
 from secretsight.config import Config, load_config
 from secretsight.findings import ANOMALY_CLASSES
@@ -26,9 +30,6 @@ from secretsight.rules import (
     rule_placeholders,
     sigma_cli_layout_problems,
 )
-from sigma.correlations import SigmaCorrelationRule
-from sigma.plugins import InstalledSigmaPlugins
-from sigma.validation import SigmaValidator
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = rule_files()

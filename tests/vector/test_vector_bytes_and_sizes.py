@@ -6,9 +6,10 @@ import json
 
 import pytest
 import yaml
+from vrl_items import REPO, exact_bytes_program, load_golden, to_items
+
 from secretsight.normalize.line import normalize_line
 from secretsight.schema import validate
-from vrl_items import REPO, exact_bytes_program, load_golden, to_items
 
 
 def _is_utf8(raw: bytes) -> bool:

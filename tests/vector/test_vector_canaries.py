@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+
 from secretsight.schema import validate
 
 CANARY = "CANARY-7f3e9c"

@@ -7,8 +7,9 @@ A case's source picks the program: vault.vrl, cloudtrail.vrl, kubernetes.vrl, or
 from __future__ import annotations
 
 import pytest
-from secretsight.schema import validate
 from vrl_items import load_golden
+
+from secretsight.schema import validate
 
 CASES = load_golden()
 

@@ -9,8 +9,9 @@ import random
 from typing import Any
 
 import pytest
-from secretsight.normalize.line import normalize_line
 from vrl_items import load_golden
+
+from secretsight.normalize.line import normalize_line
 
 SAMPLE_DIRS = {"vault": "vault", "cloudtrail": "cloudtrail", "k8s": "kubernetes"}
 REPLACEMENTS: tuple[Any, ...] = (None, "", 42, 1.5, True, "x", [], ["x"], [1], {}, {"x": 1})

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from detect.helpers import at, baseline_events, ev, reads
+
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.watch.http import IngestServer

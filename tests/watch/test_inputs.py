@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from detect.helpers import at, baseline_events, ev
+
 from secretsight.watch.decode import DecodeError, decode_line
 from secretsight.watch.inputs import FileInput
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from detect.redis_server import free_port
+
 from secretsight.watch.outputs import FileOutput, HttpOutput
 
 

@@ -31,11 +31,42 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(repo_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def coverage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the report tests/harness writes to build/coverage (this module must not
+    depend on the harness having run first)."""
+    d = tmp_path_factory.mktemp("coverage")
+    (d / "coverage.md").write_text("# SecretSight coverage\n| rule | loki |\n")
+    (d / "coverage.html").write_text("<html><body><table></table></body></html>\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(repo_copy: Path, coverage_dir: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("out")
-    first = release.build_release(VERSION, out / "a", root=repo_copy, update_lock=True)
-    second = release.build_release(VERSION, out / "b", root=repo_copy)
+    first = release.build_release(VERSION, out / "a", root=repo_copy, update_lock=True,
+                                  coverage_dir=coverage_dir)
+    second = release.build_release(VERSION, out / "b", root=repo_copy, coverage_dir=coverage_dir)
     return first, second
+
+
+def test_coverage_report_is_shipped(built: tuple[Path, Path], coverage_dir: Path) -> None:
+    for name in release.COVERAGE_FILES:
+        shipped = read(built[0], f"secretsight-{VERSION}/coverage/{name}")
+        assert shipped == (coverage_dir / name).read_bytes()
+
+
+def test_missing_coverage_report_refuses_release(repo_copy: Path, tmp_path: Path) -> None:
+    with pytest.raises(SecretSightError, match="no coverage report"):
+        release.build_release(VERSION, tmp_path / "out", root=repo_copy,
+                              coverage_dir=tmp_path / "nowhere")
+
+
+def test_partial_coverage_report_refuses_release(repo_copy: Path, tmp_path: Path) -> None:
+    for name in release.COVERAGE_FILES:
+        (tmp_path / name).write_text("PARTIAL RUN: 3 of 126 scenario x normalizer cases.\n")
+    with pytest.raises(SecretSightError, match="partial test run"):
+        release.build_release(VERSION, tmp_path / "out", root=repo_copy, coverage_dir=tmp_path)
 
 
 def members(path: Path) -> dict[str, tarfile.TarInfo]:

@@ -3,8 +3,9 @@
 The pack `secretsight-<version>.tar.gz` holds, under `secretsight-<version>/`: the rules and
 `sigma/rules.lock`, the target pipelines, every target's compiled output with the support
 matrix (`compiled/`), the normalizers (`vector/`, `fluentbit/`), the example config, the
-changelog and this version's entry (`RELEASE-NOTES.md`), and `MANIFEST.sha256` (`sha256sum -c`
-format) covering every other file. Members are sorted, with fixed mtime, owner and modes, and
+changelog and this version's entry (`RELEASE-NOTES.md`), the replay harness's coverage report
+(`coverage/`, from the last full test run) and `MANIFEST.sha256` (`sha256sum -c` format)
+covering every other file. Members are sorted, with fixed mtime, owner and modes, and
 the gzip header carries no name or time: two builds of one commit are byte-identical.
 
 `sigma/rules.lock` maps each rule name to the SHA-256 of its file, recorded at a version. A
@@ -36,6 +37,8 @@ LOCK = REPO / "sigma" / "rules.lock"
 SHIPPED_DIRS = ("sigma/pipelines", "vector", "fluentbit", "config")
 _SKIP_PARTS = {"__pycache__", "node_modules", ".pytest_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
+COVERAGE_DIR = REPO / "build" / "coverage"
+COVERAGE_FILES = ("coverage.md", "coverage.html")
 # 1980-01-01: a fixed member time (zip-era tools dislike 1970).
 FIXED_MTIME = 315532800
 
@@ -142,9 +145,32 @@ def _shipped_files(root: Path) -> dict[str, Path]:
     return out
 
 
+def coverage_files(coverage_dir: Path) -> dict[str, bytes]:
+    """The coverage report written by the replay harness (tests/harness), to ship as evidence of
+    what each rule and detector was verified against. A partial run (`pytest -k`) is refused:
+    it would claim less, or other, coverage than the release has."""
+    files: dict[str, bytes] = {}
+    for name in COVERAGE_FILES:
+        path = coverage_dir / name
+        if not path.is_file():
+            raise SecretSightError(
+                f"no coverage report at {path}: run the replay harness first "
+                "(`bash scripts/test.sh tests/harness`), or pass --coverage DIR",
+                file=str(path))
+        data = path.read_bytes()
+        if b"PARTIAL RUN" in data:
+            raise SecretSightError(
+                "the coverage report is from a partial test run: run `bash scripts/test.sh "
+                "tests/harness` without -k before releasing", file=str(path))
+        files[f"coverage/{name}"] = data
+    return files
+
+
 def pack_contents(version: str, *, root: Path = REPO, update_lock: bool = False,
-                  config_path: Path | None = None) -> dict[str, bytes]:
-    """Every file of the pack (path inside the pack -> bytes), MANIFEST.sha256 included."""
+                  config_path: Path | None = None,
+                  coverage_dir: Path | None = None) -> dict[str, bytes]:
+    """Every file of the pack (path inside the pack -> bytes), MANIFEST.sha256 included.
+    `coverage_dir` None leaves the coverage report out (tests of the pack itself)."""
     from secretsight.compile import TARGETS, compile_targets
     from secretsight.config import load_config
     from secretsight.rules import rule_files
@@ -181,6 +207,8 @@ def pack_contents(version: str, *, root: Path = REPO, update_lock: bool = False,
         files[f"compiled/{rel}"] = content.encode("utf-8")
     files["CHANGELOG.md"] = (root / "CHANGELOG.md").read_bytes()
     files["RELEASE-NOTES.md"] = notes.encode("utf-8")
+    if coverage_dir is not None:
+        files.update(coverage_files(coverage_dir))
     files["MANIFEST.sha256"] = manifest(files).encode("utf-8")
     return files
 
@@ -213,10 +241,12 @@ def write_tarball(files: dict[str, bytes], prefix: str, out: Path) -> Path:
 
 def build_release(version: str | None = None, out_dir: Path | str = REPO / "build" / "release",
                   *, root: Path = REPO, update_lock: bool = False,
-                  config_path: Path | None = None) -> Path:
+                  config_path: Path | None = None,
+                  coverage_dir: Path | None = COVERAGE_DIR) -> Path:
     version = version or __version__
     if not re.fullmatch(r"\d+\.\d+\.\d+([.-]?[A-Za-z0-9.]+)?", version):
         raise SecretSightError(f"not a version: {version!r} (use e.g. 1.2.0)")
-    files = pack_contents(version, root=root, update_lock=update_lock, config_path=config_path)
+    files = pack_contents(version, root=root, update_lock=update_lock, config_path=config_path,
+                          coverage_dir=coverage_dir)
     name = f"secretsight-{version}"
     return write_tarball(files, name, Path(out_dir) / f"{name}.tar.gz")

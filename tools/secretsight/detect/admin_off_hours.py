@@ -62,6 +62,9 @@ class AdminOffHours(Detector):
                 return f"kubernetes group {min(self.k8s_groups.intersection(groups))}"
         return None
 
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        return final
+
     def process(self, ev: Ev, out: list[Finding]) -> None:
         uid = ev.user_id
         if uid is None or not ev.final:

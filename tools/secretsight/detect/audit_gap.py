@@ -96,23 +96,28 @@ class AuditGap(Detector):
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
         ds = ev.dataset
+        ts = ev.ts
         s = self.sources.get(ds)
         if s is None:
             s = self.state.get(ds)
         self.active.add(ds)
         last_ts = s.last_ts
-        if last_ts is not None and ev.ts >= last_ts:
-            gap = ev.ts - last_ts
+        if last_ts is None:
+            s.last_ts = ts
+            s.last_ev = ev
+        elif ts >= last_ts:
+            gap = ts - last_ts
             if gap > self.max_silence and not s.reported and not s.disabled and self.continuous(s):
-                self._fire(ds, s, last_ts, ev.ts, out, reason="silence",
+                self._fire(ds, s, last_ts, ts, out, reason="silence",
                            extra={"next_event_time": ev.timestamp})
             s.gaps.append(gap)
-            s.reported = False
-            s.disabled = False
-        if last_ts is None or ev.ts >= last_ts:
-            s.last_ts = ev.ts
+            if s.reported:  # (tested before writing: the common case writes nothing)
+                s.reported = False
+            if s.disabled:
+                s.disabled = False
+            s.last_ts = ts
             s.last_ev = ev  # the evidence dict is built only when needed (to_state, a finding)
-        if disables_audit(ev):
+        if ev.category == "audit" and disables_audit(ev):
             s.disabled = True
             self._fire(ds, s, ev.ts, ev.ts, out, reason="audit_device_disabled",
                        extra={"disabled_by": ev.user_id}, user_id=ev.user_id,

@@ -25,7 +25,14 @@ class Detector:
     def start(self) -> None:
         """Load whatever must be in memory from the start (pending windows)."""
 
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        """Can `process` do anything for an event of this kind? The driver routes each kind of
+        event only to the detectors that want it (most events concern a few detectors), so
+        this must be conservative: False only when `process` would surely be a no-op."""
+        return True
+
     def process(self, ev: Ev, out: list[Finding]) -> None:
+        """Called only for events whose kind `wants` accepted."""
         raise NotImplementedError
 
     def advance(self, now: float, out: list[Finding]) -> None:

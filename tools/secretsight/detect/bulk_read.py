@@ -25,21 +25,30 @@ class BulkRead(Detector):
         self._allow_cache: dict[str, bool] = {}
         self.windows = KeyedState(self.cache, "bulk_read", CountWindow)
 
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        return effective and operation in ("read", "list")
+
     def process(self, ev: Ev, out: list[Finding]) -> None:
+        # Only effective reads/lists get here (wants()).
         uid = ev.user_id
-        if uid is None or not ev.effective or ev.operation not in ("read", "list"):
-            return
-        allowed = self._allow_cache.get(uid)
-        if allowed is None:
-            allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
-        if allowed:
+        if uid is None:
             return
         windows = self.windows
-        w = windows.items.get(uid) or windows.get(uid)
+        w = windows.items.get(uid)
+        if w is None:
+            # The allowlist verdict is cached per identity for good, so an identity that has
+            # a window is not allowlisted: the check is only needed without one.
+            allowed = self._allow_cache.get(uid)
+            if allowed is None:
+                allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
+            if allowed:
+                return
+            w = windows.get(uid)
         n = w.add(ev.ts, self.width)
         windows.dirty.add(uid)
         if n <= self.count:
-            w.fired = False
+            if w.fired:
+                w.fired = False
         elif not w.fired:
             w.fired = True
             self.emit(out, self.finding(

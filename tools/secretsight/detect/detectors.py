@@ -7,6 +7,7 @@ the wall clock, through `tick()` (the clock is injectable for tests).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from secretsight.detect.audit_gap import AuditGap
 from secretsight.detect.base import Detector
 from secretsight.detect.bulk_read import BulkRead
 from secretsight.detect.dormant_identity import DormantIdentity
-from secretsight.detect.events import extract, parse_ts
+from secretsight.detect.events import Ev, extract, parse_ts
 from secretsight.detect.first_path_access import FirstPathAccess
 from secretsight.detect.path_diversity import PathDiversity
 from secretsight.detect.rotation import PendingWindows
@@ -28,6 +29,9 @@ from secretsight.detect.state import StateCache
 from secretsight.detect.store import Store
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
+
+RouteKey = tuple[Any, Any, bool, bool]
+Route = tuple[Callable[[Ev, list[Finding]], None], ...]
 
 PRUNE_EVERY = 60  # commits between sweeps of expired sliding windows (memory bound)
 
@@ -77,6 +81,10 @@ class Detectors:
         self._deadlines: list[PendingWindows] = [
             d for d in self.detectors if isinstance(d, PendingWindows)]
         self._uses_identity = any(getattr(d, "uses_identity", False) for d in self.detectors)
+        # (category, operation, effective, final) -> the process methods that want that kind
+        # of event; built on first sight of each kind (a handful in practice).
+        self._routes: dict[RouteKey, Route] = {}
+        self._all: Route = tuple(d.process for d in self.detectors)
         self._commits = 0
         self.last_ts: float | None = None  # @timestamp of the last accepted event
         self.now: float | None = None  # stream time
@@ -87,32 +95,45 @@ class Detectors:
     def names(self) -> list[str]:
         return [d.name for d in self.detectors]
 
+    def _route(self, key: RouteKey) -> Route:
+        if len(self._routes) > 1000:  # operation/category come from input: bound the table
+            self._routes.clear()
+        route = self._routes[key] = tuple(d.process for d in self.detectors if d.wants(*key))
+        return route
+
     def process(self, event: dict[str, Any]) -> list[Finding]:
         ev = extract(event)
         if isinstance(ev, str):
             self.rejected[ev.split(":")[0]] += 1
             return []
         self.events += 1
-        self.last_ts = ev.ts
+        ts = self.last_ts = ev.ts
         out: list[Finding] = []
-        if self.now is None or ev.ts > self.now:
-            self.now = ev.ts
-            for pw in self._deadlines:
-                heap = pw.heap  # (deadline, key) min-heap
-                if heap and heap[0][0] < ev.ts:
-                    pw.advance(ev.ts, out)
+        now = self.now
+        if now is None or ts > now:
+            self.now = ts
+            if ts > self.cache.due:
+                self._advance(ts, out)
         uid = ev.user_id
         if uid is not None and self._uses_identity:
-            rec = self.cache.identities.get(uid)
-            if rec is not None and rec[0] <= ev.ts:  # the common case, inline
-                ev.prev_first, ev.prev_last = rec[0], rec[1]
-                if ev.ts > rec[1]:
-                    rec[1] = ev.ts
-                    self.cache._dirty_ids.add(uid)
+            cache = self.cache
+            rec = cache.identities.get(uid)
+            if rec is not None and rec[0] <= ts:  # the common case, inline
+                ev.prev_first, ev.prev_last = rec
+                if ts > rec[1]:
+                    rec[1] = ts
+                    cache._dirty_ids.add(uid)
             else:
-                ev.prev_first, ev.prev_last = self.cache.touch_identity(uid, ev.ts)
-        for d in self.detectors:
-            d.process(ev, out)
+                ev.prev_first, ev.prev_last = cache.touch_identity(uid, ts)
+        key = (ev.category, ev.operation, ev.effective, ev.final)
+        try:
+            route = self._routes.get(key)
+        except TypeError:  # an unhashable operation/category (bad input): every detector
+            route = self._all
+        if route is None:
+            route = self._route(key)
+        for fn in route:
+            fn(ev, out)
         return out
 
     def finish(self, now: str | None = None) -> list[Finding]:
@@ -140,9 +161,19 @@ class Detectors:
         out: list[Finding] = []
         if self.now is None or now > self.now:
             self.now = now
-            for d in self._deadlines:
-                d.advance(now, out)
+            self._advance(now, out)
         return out
+
+    def _advance(self, now: float, out: list[Finding]) -> None:
+        """Close the pending windows whose deadline is before `now`; recompute `cache.due`."""
+        due = math.inf
+        for pw in self._deadlines:
+            heap = pw.heap  # (deadline, key) min-heap
+            if heap and heap[0][0] < now:
+                pw.advance(now, out)
+            if heap and heap[0][0] < due:
+                due = heap[0][0]
+        self.cache.due = due
 
     def commit(self, offsets: dict[str, Any] | None = None) -> list[Finding]:
         """Persist state and `offsets` in ONE store transaction. Returns the provisional

@@ -1,8 +1,8 @@
 """What the detectors read from a normalized event, extracted once per event.
 
 Every detector looks at the same handful of fields; pulling them out of the nested dict once
-(and parsing `@timestamp` once, with a per-minute cache) is most of what keeps the detectors at
->100k events/s on one core.
+(parsing `@timestamp` once, with a per-second prefix cache, and computing the read paths once)
+keeps the per-event cost of the detectors themselves small. See docs/detectors.md, Performance.
 """
 
 from __future__ import annotations
@@ -22,7 +22,31 @@ def _minute_epoch(prefix: str, zone: str) -> float:
     return datetime.fromisoformat(f"{prefix}:00{'+00:00' if zone == 'Z' else zone}").timestamp()
 
 
-_MINUTES: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" -> epoch, for the common `...Z` form
+# "YYYY-MM-DDTHH:MM:SS." (or the whole "...:SSZ") -> epoch of the minute, for the common UTC
+# form. Only prefixes that parsed are stored, so a hit also validates those 20 characters and
+# leaves only the fraction to check: slicing and str tests cost ~50 ns each here.
+_SECONDS: dict[str, float] = {}
+
+
+# The last validated "YYYY-MM-DDTHH:MM:SS." prefix (a key of _SECONDS) and its minute epoch;
+# "\0" matches no timestamp.
+_LAST_SECOND: list[Any] = ["\0", 0.0]
+
+
+def _fast_prefix(value: str) -> float | None:
+    """Validate and cache the 20-character prefix of a `YYYY-MM-DDTHH:MM:SS(.|Z)` time."""
+    sec = value[17:19]
+    if not (len(value) >= 20 and value[10] == "T" and value[16] == ":" and value[19] in ".Z"
+            and sec.isdigit() and sec.isascii()):
+        return None
+    try:
+        base = _minute_epoch(value[:16], "Z")
+    except ValueError:
+        return None
+    if len(_SECONDS) > 100_000:
+        _SECONDS.clear()
+    _SECONDS[value[:20]] = base
+    return base
 
 
 def parse_ts(value: Any) -> float | None:
@@ -30,21 +54,17 @@ def parse_ts(value: Any) -> float | None:
     if value.__class__ is not str:
         return None
     # Fast path: UTC `Z` timestamps (what normalizers emit): the minute is looked up, only the
-    # seconds are parsed.
-    n = len(value)
-    if (n >= 20 and value[-1] == "Z" and value[16] == ":" and value[10] == "T"
-            and value[17:19].isdigit() and (n == 20 or (value[19] == "." and n > 21
-                                                       and value[20:-1].isdigit()))):
-        base = _MINUTES.get(value[:16])
-        if base is None:
-            try:
-                base = _minute_epoch(value[:16], "Z")
-            except ValueError:
-                return None
-            if len(_MINUTES) > 100_000:
-                _MINUTES.clear()
-            _MINUTES[value[:16]] = base
-        return base + float(value[17:-1])
+    # seconds (`SS` or `SS.fff`, ASCII digits) are parsed.
+    base = _SECONDS.get(value[:20])
+    if base is None and value[-1:] == "Z":
+        base = _fast_prefix(value)
+    if base is not None:
+        if value[19] == ".":
+            frac = value[20:-1]
+            if value[-1] == "Z" and frac.isdigit() and frac.isascii():
+                return base + float(value[17:-1])
+        elif len(value) == 20:  # "...:SSZ"
+            return base + float(value[17:19])
     m = _TS.match(value)
     if m is None:
         try:
@@ -110,7 +130,7 @@ class Ev:
     # (first_seen, last_seen) of user_id BEFORE this event, filled by the driver.
     prev_first: float | None = None
     prev_last: float | None = None
-    paths: list[str] | None = None  # read_paths() cache
+    paths: list[str] | None = None  # read_paths(), filled by extract()
 
     def get(self, dotted: str) -> Any:
         return lookup(self.raw, dotted)
@@ -132,15 +152,48 @@ def extract(event: dict[str, Any]) -> Ev | str:
     """A normalized event -> Ev, or a reason string when it cannot be used."""
     if not isinstance(event, dict):
         return "not a JSON object"
-    ts_str = event.get("@timestamp")
-    ts = parse_ts(ts_str)
-    if ts is None:
-        return f"bad or missing @timestamp: {ts_str!r}"
+    ts_str: Any = event.get("@timestamp")
+    # parse_ts's fast path, inline, for its common case "...:SS.fffZ" in the same second as
+    # the previous event (input is time-ordered): startswith allocates nothing, unlike the
+    # slice + dict lookup of parse_ts. Anything else calls parse_ts.
+    last = _LAST_SECOND
+    if (ts_str.__class__ is str and ts_str.startswith(last[0]) and ts_str[-1] == "Z"
+            and (frac := ts_str[20:-1]).isdigit() and frac.isascii()):
+        ts = last[1] + float(ts_str[17:-1])
+    else:
+        ts = parse_ts(ts_str)
+        if ts is None:
+            return f"bad or missing @timestamp: {ts_str!r}"
+        if ts_str[19:20] == "." and (base := _SECONDS.get(ts_str[:20])) is not None:
+            last[0], last[1] = ts_str[:20], base
     ev = event.get("event")
     if ev.__class__ is not dict or ev.get("dataset").__class__ is not str:
         return "missing event.dataset"
     dataset = ev["dataset"]
-    outcome = ev.get("outcome") or "unknown"
+    try:
+        # Fast path: the fields normalizers always write are there, and a subscript costs about
+        # half a .get() call. Anything missing or odd takes the general path below.
+        outcome = ev["outcome"] or "unknown"
+        action = ev["action"] or ""
+        event_id = ev["id"]
+        category = event["secretsight"]["category"] or "other"
+        user = event["user"]
+        uid = user["id"]
+        user_name = user["name"]
+        secret = event["secret"]
+        operation = secret["operation"]
+        path = secret["path"]
+    except (KeyError, TypeError):
+        outcome = ev.get("outcome") or "unknown"
+        action = ev.get("action") or ""
+        event_id = ev.get("id")
+        category = (event.get("secretsight") or _EMPTY).get("category") or "other"
+        user = event.get("user") or _EMPTY
+        uid = user.get("id")
+        user_name = user.get("name")
+        secret = event.get("secret") or _EMPTY
+        operation = secret.get("operation")
+        path = secret.get("path")
     if dataset == "vault.audit":
         final = (event.get("vault") or _EMPTY).get("entry_type") != "request"
     elif dataset == "kubernetes.audit":
@@ -148,14 +201,25 @@ def extract(event: dict[str, Any]) -> Ev | str:
         final = stage is None or stage == "ResponseComplete" or stage == "Panic"
     else:
         final = True
-    user = event.get("user") or _EMPTY
-    secret = event.get("secret") or _EMPTY
-    return Ev(
-        ts, str(ts_str), dataset, ev.get("action") or "", outcome,
-        (event.get("secretsight") or _EMPTY).get("category") or "other",
-        ev.get("id"), user.get("id"), user.get("name"), secret.get("operation"),
-        secret.get("path"), final and outcome != "failure", final, event,
-    )
+    effective = final and outcome != "failure"
+    # read_paths() here, once: three detectors use it for most events.
+    if operation != "read" or not effective:
+        paths = _NO_PATHS
+    elif path is not None:
+        paths = [path] if path.__class__ is str and "*" not in path else _NO_PATHS
+    else:
+        paths = _secret_ids(event)
+    return Ev(ts, ts_str, dataset, action, outcome, category, event_id, uid, user_name,
+              operation, path, effective, final, event, None, None, paths)
+
+
+_NO_PATHS: list[str] = []  # shared, never mutated
+
+
+def _secret_ids(event: dict[str, Any]) -> list[str]:
+    """BatchGetSecretValue: the secret ids it read (there is no single secret.path)."""
+    ids = lookup(event, "aws.secret_ids")
+    return [p for p in ids if isinstance(p, str)] if isinstance(ids, list) else _NO_PATHS
 
 
 _EMPTY: dict[str, Any] = {}
@@ -163,15 +227,14 @@ _EMPTY: dict[str, Any] = {}
 
 def read_paths(ev: Ev) -> list[str]:
     """The concrete secret paths an effective read touched (BatchGetSecretValue: each id).
-    Computed once per event (the first detector that asks caches it on the event)."""
+    `extract` fills it; computed here only for an Ev built by hand."""
     cached = ev.paths
     if cached is not None:
         return cached
     if ev.operation != "read" or not ev.effective:
-        ev.paths = []
+        ev.paths = _NO_PATHS
     elif ev.path is not None:
-        ev.paths = [] if "*" in ev.path else [ev.path]
+        ev.paths = _NO_PATHS if "*" in ev.path else [ev.path]
     else:
-        ids = ev.get("aws.secret_ids")
-        ev.paths = [p for p in ids if isinstance(p, str)] if isinstance(ids, list) else []
+        ev.paths = _secret_ids(ev.raw)
     return ev.paths

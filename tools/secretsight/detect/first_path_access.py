@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from secretsight.detect.base import Detector
 from secretsight.detect.events import Ev, glob_matcher, iso, read_paths
+from secretsight.detect.state import LAST_SEEN_STEP
 from secretsight.findings import Finding
 
 
@@ -26,28 +27,44 @@ class FirstPathAccess(Detector):
         self.learning = cfg.learning_period.total_seconds()
         self.min_history = cfg.min_history
         self.allowed = glob_matcher(self.config.allowlists.first_path_access)
-        self._allow_cache: dict[tuple[str, str | None], bool] = {}
+        # uid -> (user_name, allowed): the name rarely changes, no tuple key per event
+        self._allow_cache: dict[str, tuple[str | None, bool]] = {}
+
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        return operation == "read" and effective
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
+        # Only effective reads get here (wants()).
         uid = ev.user_id
-        if uid is None or ev.operation != "read" or not ev.effective:
+        if uid is None:
             return
-        paths = read_paths(ev)
+        paths = ev.paths
+        if paths is None:
+            paths = read_paths(ev)
         if not paths:
             return
-        key = (uid, ev.user_name)
-        allowed = self._allow_cache.get(key)
-        if allowed is None:
-            allowed = self._allow_cache[key] = self.allowed(uid, ev.user_name)
-        if allowed:
+        name = ev.user_name
+        hit = self._allow_cache.get(uid)
+        if hit is None or hit[0] != name:
+            hit = self._allow_cache[uid] = (name, self.allowed(uid, name))
+        if hit[1]:
             return
-        first = ev.prev_first if ev.prev_first is not None else ev.ts
-        established = ev.ts - first >= self.learning
+        ts = ev.ts
         cache = self.cache
+        od = cache.paths.get(uid)
+        if len(paths) == 1 and od is not None:
+            # The common case, inline: a known path read again within LAST_SEEN_STEP only
+            # moves to the LRU tail (what see_path does, without the call).
+            old = od.get(paths[0])
+            if old is not None and ts - old < LAST_SEEN_STEP:
+                od.move_to_end(paths[0])
+                return
+        first = ev.prev_first if ev.prev_first is not None else ts
+        established = ts - first >= self.learning
         for path in paths:
             od = cache.paths.get(uid)
             known = len(od if od is not None else cache.known_paths(uid))
-            if cache.see_path(uid, path, ev.ts) and established and known >= self.min_history:
+            if cache.see_path(uid, path, ts) and established and known >= self.min_history:
                 self.emit(out, self.finding(
                     user_id=uid, user_name=ev.user_name, start=ev.ts, end=ev.ts,
                     dataset=ev.dataset,

@@ -28,32 +28,53 @@ class PathDiversity(Detector):
         self.windows = KeyedState(self.cache, "path_diversity", DistinctWindow)
         self.pd_width = self.pd.window.total_seconds()
         self.sm_width = self.sm.window.total_seconds()
+        # Thresholds as plain attributes: read on every event.
+        self.pd_distinct, self.pd_reads = self.pd.distinct_paths, self.pd.reads
+        self.sm_distinct = self.sm.distinct
+
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        return operation == "read" and effective
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
+        # Only effective reads get here (wants()).
         uid = ev.user_id
-        if uid is None or ev.operation != "read" or not ev.effective:
+        if uid is None:
             return
-        allowed = self._allow_cache.get(uid)
-        if allowed is None:
-            allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
-        if allowed:
-            return
-        paths = read_paths(ev)
-        if not paths:
-            return
-        aws = ev.dataset == "aws.cloudtrail"
-        key = f"{uid}\x1faws" if aws else uid
-        width = self.sm_width if aws else self.pd_width
+        paths = ev.paths
+        if paths is None:
+            paths = read_paths(ev)
         windows = self.windows
-        w = windows.items.get(key) or windows.get(key)
+        if ev.dataset == "aws.cloudtrail":
+            aws = True
+            key = f"{uid}\x1faws"
+            width = self.sm_width
+        else:
+            aws = False
+            key = uid
+            width = self.pd_width
+        w = windows.items.get(key)
+        if w is None:
+            # The allowlist verdict is cached per identity for good, so an identity that has
+            # a window is not allowlisted: the check is only needed without one.
+            allowed = self._allow_cache.get(uid)
+            if allowed is None:
+                allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
+            if allowed or not paths:
+                return
+            w = windows.get(key)
+        elif not paths:
+            return
         windows.dirty.add(key)
+        ts = ev.ts
         for path in paths:
-            reads, distinct = w.add(ev.ts, path, width)
-            hit = (distinct > self.sm.distinct if aws
-                   else distinct >= self.pd.distinct_paths and reads >= self.pd.reads)
+            distinct = w.add(ts, path, width)
+            hit = (distinct > self.sm_distinct if aws
+                   else distinct >= self.pd_distinct and len(w.times) >= self.pd_reads)
             if not hit:
-                w.fired = False
+                if w.fired:
+                    w.fired = False
             elif not w.fired:
+                reads = len(w.times)
                 w.fired = True
                 self.emit(out, self.finding(
                     user_id=uid, user_name=ev.user_name, start=w.times[0], end=ev.ts,

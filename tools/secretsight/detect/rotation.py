@@ -76,6 +76,7 @@ class PendingWindows(Detector):
             if rec is not None:
                 self.pending[path] = rec
                 heapq.heappush(self.heap, (rec["deadline"], path))
+                self.cache.due = min(self.cache.due, rec["deadline"])
 
     def open(self, path: str, ev: Ev, width: float, **extra: Any) -> None:
         prev = self.pending.get(path)
@@ -87,6 +88,7 @@ class PendingWindows(Detector):
         self.pending[path] = rec
         self.cache.put(self.ns, path, rec)
         heapq.heappush(self.heap, (rec["deadline"], path))
+        self.cache.due = min(self.cache.due, rec["deadline"])
 
     def advance(self, now: float, out: list[Finding]) -> None:
         heap = self.heap

@@ -38,6 +38,10 @@ class RotationWithoutDeploy(PendingWindows):
     def consumers(self, path: str) -> set[str]:
         return self.configured.get(path, set()) | set(self.learned.get(path, ()))
 
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        return effective and (category == "workload" or (
+            category == "secret" and operation != "read" and operation != "list"))
+
     def process(self, ev: Ev, out: list[Finding]) -> None:
         if ev.category == "secret":
             path = rotated_path(ev)

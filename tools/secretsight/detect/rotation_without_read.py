@@ -24,14 +24,21 @@ class RotationWithoutRead(PendingWindows):
         self.width = self.config.stateful.rotation_read_window.total_seconds()
         self.shared = self.cache.store.shared
 
+    def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
+        # an effective read may satisfy a window; a secret write may be a rotation
+        return effective and (operation == "read" or (category == "secret"
+                                                       and operation != "list"))
+
     def process(self, ev: Ev, out: list[Finding]) -> None:
-        path = rotated_path(ev)
-        if path is not None:
-            self.open(path, ev, self.width)
+        if ev.operation != "read":  # a read is never a rotation (rotated_path)
+            path = rotated_path(ev)
+            if path is not None:
+                self.open(path, ev, self.width)
             return
-        if ev.operation != "read":
+        if not self.pending and not self.shared:  # nothing a read could satisfy or record
             return
-        for p in read_paths(ev):
+        paths = ev.paths
+        for p in paths if paths is not None else read_paths(ev):
             if self.shared and ev.user_id is not None:
                 self.cache.fact_read(p, ev.user_id, ev.ts)
             rec = self.pending.get(p)

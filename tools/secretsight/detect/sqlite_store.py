@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
+# json.dumps(v) with default arguments, minus its per-call argument checks (thousands of
+# window states per commit).
+_encode = json.JSONEncoder().encode
+
+
 class SQLiteStore(Store):
     shared = False
 
@@ -95,7 +100,7 @@ class SQLiteStore(Store):
                     "max(last_seen, excluded.last_seen)",
                     [(i, p, t) for i, paths in batch.paths.items() for p, t in paths.items()],
                 )
-            puts = [(ns, k, json.dumps(v)) for (ns, k), v in batch.kv.items() if v is not None]
+            puts = [(ns, k, _encode(v)) for (ns, k), v in batch.kv.items() if v is not None]
             dels = [(ns, k) for (ns, k), v in batch.kv.items() if v is None]
             if puts:
                 db.executemany(

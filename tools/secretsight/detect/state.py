@@ -10,6 +10,7 @@ keeps its history (the TTL footgun of the reference design).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -73,6 +74,10 @@ class StateCache:
         self.rollouts: dict[str, float] = {}
         self.evictions = 0
         self.keyed: list[KeyedState] = []
+        # A lower bound of the earliest pending-window deadline (rotation detectors lower it
+        # when they open one): the driver looks at the windows only once stream time passes
+        # it, not at every event.
+        self.due = math.inf
 
     # ---- identities
     def identity(self, uid: str) -> list[float] | None:

@@ -21,7 +21,7 @@ class FakeClock:
 def test_audit_gap_tick_fires_once_on_wall_clock_silence() -> None:
     clock = FakeClock()
     det = Detectors(Config(), open_store(None), only=["audit_gap"], clock=clock)
-    for e in reads(0, 30):  # watch ticks every second while events flow
+    for e in reads(0, 601):  # 10 minutes of events; watch ticks every second while they flow
         det.process(e)
         assert det.tick() == []
         clock.now += 1
@@ -30,10 +30,10 @@ def test_audit_gap_tick_fires_once_on_wall_clock_silence() -> None:
     clock.now += 40
     first = det.tick()
     assert [(f.rule_name, f.evidence["reason"], f.evidence["last_event"]["time"])
-            for f in first] == [("audit_gap", "silence", at(29))]
+            for f in first] == [("audit_gap", "silence", at(600))]
     assert det.tick() == []  # the same silence is reported once
     clock.now += 5
-    assert det.process(reads(300, 1)[0]) == []  # the late event does not report it again
+    assert det.process(reads(700, 1)[0]) == []  # the late event does not report it again
 
 
 def test_audit_gap_tick_ignores_sparse_source() -> None:

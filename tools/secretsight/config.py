@@ -102,6 +102,9 @@ class Stateful(_Strict):
     rotation_read_window: Duration = timedelta(minutes=30)
     rotation_deploy_window: Duration = timedelta(minutes=30)
     audit_gap_max_silence: Duration = timedelta(seconds=60)
+    # A source counts as continuous (so its silence is news) once it has emitted for this long
+    # with no gap over audit_gap_max_silence; any longer gap starts the count again.
+    audit_gap_baseline: Duration = timedelta(minutes=10)
 
 
 class TimeRange(_Strict):

@@ -2,22 +2,23 @@
 disabled.
 
 Sources are keyed by `event.dataset` (the schema carries no host field). "Normally emits
-continuously" means: at least MIN_SAMPLES inter-arrival gaps observed, and the median of the last
-TRAILING of them is at most a quarter of `stateful.audit_gap_max_silence`. A sparse source
-(median gap of minutes) therefore never fires, whatever its silences.
+continuously" means: the source has emitted for at least `stateful.audit_gap_baseline` (10 min)
+without any gap over `stateful.audit_gap_max_silence` (60 s); any longer gap starts that run
+again. A sparse or bursty source (a renewal every 5 minutes, an hourly sync in bursts) is
+therefore never continuous, whatever its pauses: a statistic over recent gaps (such as their
+median) is fooled by bursts, a run of continuity is not.
 
 Silence is seen three ways: in event time when the next event arrives more than max_silence
 after the previous one (batch and stream alike); at `finish(now)` for a trailing silence; and in
 `watch` by wall clock (`tick`): no event ARRIVED for max_silence. Each silence is reported once.
-A Vault `delete sys/audit/<name>` (category `audit`, action delete), CloudTrail StopLogging /
+A Vault `delete sys/audit/<name>` (category `audit`, action delete; usually logged only as a
+request entry, since the device is gone before the response), CloudTrail StopLogging /
 DeleteTrail, or an EKS logging disable fires at once, without waiting for the silence, and the
 silence that follows is not reported again. Findings name the last event seen.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections import deque
 from typing import Any
 
 from secretsight.detect.base import Detector
@@ -25,22 +26,23 @@ from secretsight.detect.events import Ev, iso
 from secretsight.detect.state import KeyedState
 from secretsight.findings import Finding
 
-TRAILING = 101  # gaps kept per source (an odd count: a true median)
-MIN_SAMPLES = 20
-CONTINUITY_RATIO = 0.25
 _DISABLE_ACTIONS = {"StopLogging", "DeleteTrail"}
 
 
 class SourceState:
-    __slots__ = ("_last", "disabled", "gaps", "last_ev", "last_ts", "reported")
+    __slots__ = ("_last", "disabled", "disabled_by_event", "last_ev", "last_ts", "reported",
+                 "run_start")
 
     def __init__(self) -> None:
         self.last_ts: float | None = None
         self._last: dict[str, Any] = {}
         self.last_ev: Ev | None = None
-        self.gaps: deque[float] = deque(maxlen=TRAILING)
+        # Start of the current run of events with no gap over max_silence.
+        self.run_start: float | None = None
         self.reported = False  # the current silence is already reported
         self.disabled = False
+        # event.id of the disable already reported (its request and response entries both come)
+        self.disabled_by_event: str | None = None
 
     @property
     def last(self) -> dict[str, Any]:
@@ -52,18 +54,23 @@ class SourceState:
         return self._last
 
     def to_state(self) -> list[Any]:
-        return [self.last_ts, self.last, list(self.gaps), self.reported, self.disabled]
+        return [self.last_ts, self.last, self.run_start, self.reported, self.disabled,
+                self.disabled_by_event]
 
     @classmethod
     def from_state(cls, data: list[Any]) -> SourceState:
         s = cls()
-        s.last_ts, s._last, gaps, s.reported, s.disabled = data
-        s.gaps.extend(gaps)
+        s.last_ts, s._last, run_start, s.reported, s.disabled = data[:5]
+        # State written before continuity runs kept a list of recent gaps here: start afresh.
+        s.run_start = run_start if isinstance(run_start, (int, float)) else s.last_ts
+        s.disabled_by_event = data[5] if len(data) > 5 else None
         return s
 
 
 def disables_audit(ev: Ev) -> bool:
-    if ev.category != "audit" or not ev.effective:
+    # Not `ev.effective`: a Vault device disable is typically logged only as a request entry
+    # (outcome unknown); only a recorded failure says it did not happen.
+    if ev.category != "audit" or ev.outcome == "failure":
         return False
     if ev.dataset == "vault.audit":
         return ev.action == "delete"
@@ -80,6 +87,7 @@ class AuditGap(Detector):
 
     def start(self) -> None:
         self.max_silence = self.config.stateful.audit_gap_max_silence.total_seconds()
+        self.baseline = self.config.stateful.audit_gap_baseline.total_seconds()
         self.state = KeyedState(self.cache, "audit_gap", SourceState)
         for ds, raw in self.cache.store.scan_kv(f"{self.cache.ns}/audit_gap"):
             if raw is not None:
@@ -91,8 +99,8 @@ class AuditGap(Detector):
         self.active: set[str] = set()
 
     def continuous(self, s: SourceState) -> bool:
-        return (len(s.gaps) >= MIN_SAMPLES
-                and statistics.median(s.gaps) <= self.max_silence * CONTINUITY_RATIO)
+        return (s.run_start is not None and s.last_ts is not None
+                and s.last_ts - s.run_start >= self.baseline)
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
         ds = ev.dataset
@@ -104,21 +112,25 @@ class AuditGap(Detector):
         last_ts = s.last_ts
         if last_ts is None:
             s.last_ts = ts
+            s.run_start = ts
             s.last_ev = ev
         elif ts >= last_ts:
             gap = ts - last_ts
-            if gap > self.max_silence and not s.reported and not s.disabled and self.continuous(s):
-                self._fire(ds, s, last_ts, ts, out, reason="silence",
-                           extra={"next_event_time": ev.timestamp})
-            s.gaps.append(gap)
+            if gap > self.max_silence:
+                if not s.reported and not s.disabled and self.continuous(s):
+                    self._fire(ds, s, last_ts, ts, out, reason="silence",
+                               extra={"next_event_time": ev.timestamp})
+                s.run_start = ts  # the run of continuity starts again
             if s.reported:  # (tested before writing: the common case writes nothing)
                 s.reported = False
             if s.disabled:
                 s.disabled = False
             s.last_ts = ts
             s.last_ev = ev  # the evidence dict is built only when needed (to_state, a finding)
-        if ev.category == "audit" and disables_audit(ev):
+        if (ev.category == "audit" and disables_audit(ev)
+                and not (s.disabled_by_event is not None and s.disabled_by_event == ev.event_id)):
             s.disabled = True
+            s.disabled_by_event = ev.event_id
             self._fire(ds, s, ev.ts, ev.ts, out, reason="audit_device_disabled",
                        extra={"disabled_by": ev.user_id}, user_id=ev.user_id,
                        user_name=ev.user_name)
@@ -129,8 +141,8 @@ class AuditGap(Detector):
               user_name: str | None = None) -> None:
         evidence = {"source": ds, "reason": reason, "last_event": dict(s.last),
                     "silence_seconds": round(end - start, 3), **extra}
-        if s.gaps:
-            evidence["median_gap_seconds"] = round(statistics.median(s.gaps), 3)
+        if s.run_start is not None:
+            evidence["continuous_for_seconds"] = round(start - s.run_start, 3)
         self.emit(out, self.finding(
             user_id=user_id, user_name=user_name, start=start, end=end, dataset=ds,
             evidence=evidence,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+
 from secretsight.config import MaintenanceWindow
 from secretsight.detect.events import parse_ts
 from secretsight.detect.maintenance import MaintenanceCalendar

@@ -7,12 +7,12 @@ import dataclasses
 from typing import Any
 
 import pytest
+
+from detect.test_detectors import CASES, Case
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.detect.detectors import Route, RouteKey
 from secretsight.detect.events import extract, parse_ts
-
-from detect.test_detectors import CASES, Case
 
 
 class Unrouted(Detectors):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from detect.helpers import at, baseline_events, ev, reads
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
-
-from detect.helpers import at, baseline_events, ev, reads
 
 
 class FakeClock:

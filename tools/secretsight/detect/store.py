@@ -85,7 +85,7 @@ class Store(ABC):
     def stats(self) -> dict[str, int]:
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a store holding no connection has nothing to release
         pass
 
 

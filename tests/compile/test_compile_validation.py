@@ -121,7 +121,8 @@ KIBANA = ndjson_rules()
 REQUIRED = {"rule_id", "name", "description", "type", "risk_score", "severity", "interval",
             "from", "enabled", "threat", "language", "query"}
 TYPE_FIELDS = {"query": {"index"}, "eql": {"index"}, "threshold": {"index", "threshold"},
-               "esql": set()}
+               "esql": set(),
+               "new_terms": {"index", "new_terms_fields", "history_window_start"}}
 
 
 @pytest.mark.parametrize("doc", KIBANA, ids=[d["meta"]["secretsight"]["rule_name"] for d in KIBANA])
@@ -129,7 +130,8 @@ def test_kibana_rule_fields(doc: dict) -> None:
     assert REQUIRED <= set(doc), REQUIRED - set(doc)
     assert doc["type"] in TYPE_FIELDS
     assert TYPE_FIELDS[doc["type"]] <= set(doc)
-    assert {"query": "lucene", "eql": "eql", "threshold": "lucene", "esql": "esql"}[doc["type"]] == doc["language"]
+    assert {"query": "lucene", "eql": "eql", "threshold": "lucene", "esql": "esql",
+            "new_terms": "lucene"}[doc["type"]] == doc["language"]
     assert doc["severity"] in {"low", "medium", "high", "critical"}
     assert 0 <= doc["risk_score"] <= 100
     assert doc["from"].startswith("now-") and doc["interval"][-1] in "smh"

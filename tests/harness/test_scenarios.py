@@ -4,9 +4,9 @@ stateful detectors: the findings must be EXACTLY those of `tests/scenarios/<name
 from __future__ import annotations
 
 import pytest
-from conftest import Harness, Outcome
 from expectations import describe, diff, load_expectation, observed
 from harness_normalizers import IMPLEMENTATIONS, Unavailable
+from harness_support import Harness, Outcome
 
 from secretsight.scenarios import SCENARIOS
 

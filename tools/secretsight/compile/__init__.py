@@ -3,8 +3,9 @@ rules NDJSON) and Splunk (savedsearches.conf), with a support matrix saying, per
 target, whether it compiled as is, with a workaround for a known backend defect, or not at all.
 
 One module per target (`loki`, `elastic`, `splunk`); `defects` lists the backend defects and
-their workarounds; `matrix` renders the support matrix. Outputs are deterministic: sorted, no
-timestamps, so two compiles of one commit are byte-identical.
+their workarounds; `matrix` renders the support matrix; `stateful` adds target-native rules
+for the stateful anomaly classes (absence, first seen) that Sigma cannot express. Outputs are
+deterministic: sorted, no timestamps, so two compiles of one commit are byte-identical.
 """
 
 from __future__ import annotations

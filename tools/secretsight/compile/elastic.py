@@ -20,7 +20,7 @@ from typing import Any
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.correlations import SigmaCorrelationRule
 
-from secretsight.compile import attack, defects
+from secretsight.compile import attack, defects, stateful
 from secretsight.compile.common import (
     RuleView,
     base_queries,
@@ -102,6 +102,8 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         out.queries[view.name] = [doc["query"]]
         status: Status = "workaround" if workarounds else "compiled"
         out.support.append(Support(view.name, TARGET, status, workarounds))
+    # Target-native forms of the stateful classes (new_terms, ES|QL absence).
+    documents.extend(stateful.compile_elastic(config, index, interval, out))
     documents.sort(key=lambda d: d["name_key"])
     for d in documents:
         del d["name_key"]

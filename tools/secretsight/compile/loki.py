@@ -28,7 +28,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from secretsight.compile import defects
+from secretsight.compile import defects, stateful
 from secretsight.compile.common import (
     RuleView,
     array_fields,
@@ -40,7 +40,7 @@ from secretsight.compile.common import (
 )
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.compile.pipelines import full_pipeline, target_vars
-from secretsight.config import Config
+from secretsight.config import Config, parse_duration
 from secretsight.errors import SecretSightError
 from secretsight.rules import RuleSet
 
@@ -163,6 +163,8 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         groups.setdefault(view.meta.source, []).append(ruler_rule(view, queries, interval))
         out.support.append(Support(view.name, TARGET, "workaround",
                                    _workarounds(view, "\n".join(queries))))
+    # Target-native forms of the stateful classes (absence: audit_gap).
+    groups.update(stateful.compile_loki(config, parse_duration(interval), out))
     out.files[RULER_FILE] = ruler_file(groups, interval)
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from sigma.backends.splunk import SplunkBackend
 from sigma.correlations import SigmaCorrelationRule
 
-from secretsight.compile import defects
+from secretsight.compile import defects, stateful
 from secretsight.compile.common import (
     RuleView,
     base_queries,
@@ -130,6 +130,8 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         stanzas[stanza_name(view)] = stanza(view, one_line, every, alert_index)
         status: Status = "workaround" if workarounds else "compiled"
         out.support.append(Support(view.name, TARGET, status, workarounds))
+    # Target-native forms of the stateful classes (look-back searches).
+    stanzas.update(stateful.compile_splunk(config, every, alert_index, out))
     out.files[CONF_FILE] = render_conf(stanzas)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness_support import COVERAGE_DIR, REPO, Harness  # noqa: E402 - after the path line
+from harness_support import COVERAGE_DIR, Harness  # noqa: E402 - after the path line
 
 from secretsight.config import Config  # noqa: E402
 from secretsight.scenarios import SCENARIOS  # noqa: E402
@@ -37,4 +37,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness_normalizers import IMPLEMENTATIONS
 
     write_coverage(COVERAGE_DIR, [o.__dict__ for o in h.outcomes], SCENARIOS, rules,
-                   build_dir=REPO / "build", total_cases=len(SCENARIOS) * len(IMPLEMENTATIONS))
+                   total_cases=len(SCENARIOS) * len(IMPLEMENTATIONS))

@@ -34,16 +34,21 @@ class BulkRead(Detector):
         if uid is None:
             return
         windows = self.windows
-        w = windows.items.get(uid)
+        rec = ev.ident
+        w = rec.bulk if rec is not None else None
         if w is None:
-            # The allowlist verdict is cached per identity for good, so an identity that has
-            # a window is not allowlisted: the check is only needed without one.
-            allowed = self._allow_cache.get(uid)
-            if allowed is None:
-                allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
-            if allowed:
-                return
-            w = windows.get(uid)
+            w = windows.items.get(uid)
+            if w is None:
+                # The allowlist verdict is cached per identity for good, so an identity that
+                # has a window is not allowlisted: the check is only needed without one.
+                allowed = self._allow_cache.get(uid)
+                if allowed is None:
+                    allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
+                if allowed:
+                    return
+                w = windows.get(uid)
+            if rec is not None:
+                rec.bulk = w
         n = w.add(ev.ts, self.width)
         windows.dirty.add(uid)
         if n <= self.count:
@@ -63,3 +68,6 @@ class BulkRead(Detector):
         for uid in [u for u, w in windows.items.items()
                     if not w.times or w.times[-1] < now - self.width]:
             windows.drop(uid)
+            rec = self.cache.identities.get(uid)
+            if rec is not None:
+                rec.bulk = None

@@ -131,6 +131,9 @@ class Ev:
     prev_first: float | None = None
     prev_last: float | None = None
     paths: list[str] | None = None  # read_paths(), filled by extract()
+    # The identity's in-memory record (state.IdentityState), filled by the driver when a
+    # detector keeps per-identity state; None otherwise (detectors then look it up).
+    ident: Any = None
 
     def get(self, dotted: str) -> Any:
         return lookup(self.raw, dotted)

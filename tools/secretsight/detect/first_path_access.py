@@ -44,14 +44,21 @@ class FirstPathAccess(Detector):
         if not paths:
             return
         name = ev.user_name
-        hit = self._allow_cache.get(uid)
+        rec = ev.ident
+        hit = rec.fpa_allow if rec is not None else self._allow_cache.get(uid)
         if hit is None or hit[0] != name:
             hit = self._allow_cache[uid] = (name, self.allowed(uid, name))
+            if rec is not None:
+                rec.fpa_allow = hit
         if hit[1]:
             return
         ts = ev.ts
         cache = self.cache
-        od = cache.paths.get(uid)
+        od = rec.paths if rec is not None else None
+        if od is None:
+            od = cache.paths.get(uid)
+            if od is not None and rec is not None:
+                rec.paths = od  # the same OrderedDict for good: StateCache never replaces it
         if len(paths) == 1 and od is not None:
             # The common case, inline: a known path read again within LAST_SEEN_STEP only
             # moves to the LRU tail (what see_path does, without the call).

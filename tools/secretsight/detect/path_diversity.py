@@ -12,6 +12,8 @@ from secretsight.detect.state import KeyedState
 from secretsight.detect.windows import DistinctWindow
 from secretsight.findings import Finding
 
+AWS_SUFFIX = "\x1faws"  # window key of an identity's Secrets Manager reads: uid + this
+
 
 class PathDiversity(Detector):
     name = "path_diversity"
@@ -44,25 +46,33 @@ class PathDiversity(Detector):
         if paths is None:
             paths = read_paths(ev)
         windows = self.windows
-        if ev.dataset == "aws.cloudtrail":
-            aws = True
-            key = f"{uid}\x1faws"
+        rec = ev.ident
+        aws = ev.dataset == "aws.cloudtrail"
+        if aws:
+            key = f"{uid}{AWS_SUFFIX}"
             width = self.sm_width
+            w = rec.pd_aws if rec is not None else None
         else:
-            aws = False
             key = uid
             width = self.pd_width
-        w = windows.items.get(key)
+            w = rec.pd if rec is not None else None
         if w is None:
-            # The allowlist verdict is cached per identity for good, so an identity that has
-            # a window is not allowlisted: the check is only needed without one.
-            allowed = self._allow_cache.get(uid)
-            if allowed is None:
-                allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
-            if allowed or not paths:
-                return
-            w = windows.get(key)
-        elif not paths:
+            w = windows.items.get(key)
+            if w is None:
+                # The allowlist verdict is cached per identity for good, so an identity that
+                # has a window is not allowlisted: the check is only needed without one.
+                allowed = self._allow_cache.get(uid)
+                if allowed is None:
+                    allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
+                if allowed or not paths:
+                    return
+                w = windows.get(key)
+            if rec is not None:
+                if aws:
+                    rec.pd_aws = w
+                else:
+                    rec.pd = w
+        if not paths:
             return
         windows.dirty.add(key)
         ts = ev.ts
@@ -90,3 +100,17 @@ class PathDiversity(Detector):
         for key in [k for k, w in windows.items.items()
                     if not w.times or w.times[-1] < now - width]:
             windows.drop(key)
+            self._forget_shortcuts(key)
+
+    def _forget_shortcuts(self, key: str) -> None:
+        """A dropped window must not stay reachable from an identity record (its updates
+        would never be committed). A key may be a uid (Vault/Kubernetes window) and, when it
+        ends with AWS_SUFFIX, also another uid's Secrets Manager window: clear both."""
+        identities = self.cache.identities
+        rec = identities.get(key)
+        if rec is not None:
+            rec.pd = None
+        if key.endswith(AWS_SUFFIX):
+            rec = identities.get(key[:-len(AWS_SUFFIX)])
+            if rec is not None:
+                rec.pd_aws = None

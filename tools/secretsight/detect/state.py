@@ -19,6 +19,28 @@ from secretsight.detect.store import Batch, Claim, Store
 LAST_SEEN_STEP = 3600.0  # seconds: granularity of the stored last_seen of a known path
 
 
+class IdentityState:
+    """Everything kept in memory about one identity, looked up ONCE per event by the driver
+    (`Ev.ident`) instead of once per detector: first/last seen, and shortcuts to the objects
+    the per-identity detectors own (known paths, bulk_read and path_diversity windows,
+    first_path_access's allowlist verdict). The shortcuts point at the same objects as
+    `StateCache.paths` / the detectors' `KeyedState` (which stay the persistence registry),
+    so a detector that drops a window clears its shortcut too. None means "not looked up
+    yet": take the slow path. Stored state is unchanged (still one row per kind)."""
+
+    __slots__ = ("bulk", "first", "fpa_allow", "last", "paths", "pd", "pd_aws")
+
+    def __init__(self, first: float, last: float) -> None:
+        self.first = first
+        self.last = last
+        self.paths: OrderedDict[str, float] | None = None
+        self.bulk: Any = None  # windows.CountWindow
+        self.pd: Any = None  # windows.DistinctWindow (Vault/Kubernetes)
+        self.pd_aws: Any = None  # windows.DistinctWindow (Secrets Manager)
+        # first_path_access's allowlist verdict: (user_name it was computed for, allowed)
+        self.fpa_allow: tuple[str | None, bool] | None = None
+
+
 class KeyedState:
     """Per-key state objects of one detector (e.g. a sliding window per identity), loaded from
     the store on first use and written back at commit when marked dirty. Faster than going
@@ -61,7 +83,7 @@ class StateCache:
         self.store = store
         self.ns = namespace  # per-instance state lives under this namespace
         self.max_paths = max_paths
-        self.identities: dict[str, list[float]] = {}  # id -> [first_seen, last_seen]
+        self.identities: dict[str, IdentityState] = {}
         self.paths: dict[str, OrderedDict[str, float]] = {}
         self.kv: dict[tuple[str, str], Any] = {}
         self._dirty_ids: set[str] = set()
@@ -80,30 +102,30 @@ class StateCache:
         self.due = math.inf
 
     # ---- identities
-    def identity(self, uid: str) -> list[float] | None:
+    def identity(self, uid: str) -> IdentityState | None:
         rec = self.identities.get(uid)
         if rec is None:
             loaded = self.store.load_identity(uid)
             if loaded is None:
                 return None
-            rec = self.identities[uid] = [loaded[0], loaded[1]]
+            rec = self.identities[uid] = IdentityState(loaded[0], loaded[1])
         return rec
 
-    def touch_identity(self, uid: str, ts: float) -> tuple[float | None, float | None]:
-        """Record activity; return the (first_seen, last_seen) BEFORE this event."""
+    def touch_identity(self, uid: str, ts: float) -> IdentityState:
+        """Record activity (the caller reads first/last BEFORE calling: a new identity comes
+        back with first == last == ts)."""
         rec = self.identity(uid)
         if rec is None:
-            self.identities[uid] = [ts, ts]
+            rec = self.identities[uid] = IdentityState(ts, ts)
             self._dirty_ids.add(uid)
-            return None, None
-        first, last = rec
-        if ts > last:
-            rec[1] = ts
+            return rec
+        if ts > rec.last:
+            rec.last = ts
             self._dirty_ids.add(uid)
-        if ts < first:
-            rec[0] = ts
+        if ts < rec.first:
+            rec.first = ts
             self._dirty_ids.add(uid)
-        return first, last
+        return rec
 
     # ---- known paths
     def known_paths(self, uid: str) -> OrderedDict[str, float]:
@@ -203,9 +225,10 @@ class StateCache:
         """Write every change (and the offsets) in one store transaction; return lost claims."""
         batch = Batch(offsets=dict(offsets or {}), offsets_ns=self.ns, max_paths=self.max_paths,
                       reads_keep=self.reads_keep)
+        identities = self.identities
         for uid in self._dirty_ids:
-            first, last = self.identities[uid]
-            batch.identities[uid] = (first, last)
+            rec = identities[uid]
+            batch.identities[uid] = (rec.first, rec.last)
         for uid, dirty in self._dirty_paths.items():
             od = self.paths[uid]
             batch.paths[uid] = {p: od[p] for p in dirty if p in od}

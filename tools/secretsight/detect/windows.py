@@ -15,13 +15,16 @@ import base64
 from array import array
 from binascii import b2a_base64
 from collections import deque
+from struct import pack
 from typing import Any
 
 
-def _pack(times: Any) -> str:
-    # Windows are rewritten at every commit: a packed array is ~20x cheaper than JSON floats.
-    # (binascii directly: base64.b64encode is a Python wrapper around it, same output.)
-    return b2a_base64(array("d", times).tobytes(), newline=False).decode("ascii")
+def _pack(times: deque[float]) -> str:
+    # Windows are rewritten at every commit: packed doubles are ~20x cheaper than JSON floats.
+    # struct.pack (native doubles, the bytes array("d") would give) is 3x faster than
+    # array("d", deque), which converts float by float. (binascii directly: base64.b64encode
+    # is a Python wrapper around it, same output.)
+    return b2a_base64(pack(f"{len(times)}d", *times), newline=False).decode("ascii")
 
 
 def _unpack(data: str) -> array:
@@ -86,14 +89,22 @@ class DistinctWindow:
         return len(counts)
 
     def to_state(self) -> list[Any]:
-        return [_pack(self.times), list(self.paths), self.fired]
+        # The paths as ONE newline-joined string when no path holds a newline: JSON-encoding
+        # one string is ~30% cheaper than a list of dozens (windows are rewritten at every
+        # commit). A list (the older format, still read) otherwise.
+        paths = self.paths
+        joined = "\n".join(paths)
+        if paths and joined.count("\n") == len(paths) - 1:
+            return [_pack(self.times), joined, self.fired]
+        return [_pack(self.times), list(paths), self.fired]
 
     @classmethod
     def from_state(cls, data: list[Any]) -> DistinctWindow:
         w = cls()
         w.times.extend(_unpack(data[0]))
-        w.paths.extend(data[1])
-        for p in data[1]:
+        paths = data[1].split("\n") if isinstance(data[1], str) else data[1]
+        w.paths.extend(paths)
+        for p in paths:
             w.counts[p] = w.counts.get(p, 0) + 1
         w.fired = bool(data[2])
         return w

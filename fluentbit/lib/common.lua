@@ -364,4 +364,14 @@ function M.run(source, normalize, timestamp, record)
   return M.filter_result(items, source, timestamp, record)
 end
 
+-- normalize(raw line) -> list of items, for a source module exposing normalize_object(o):
+-- the line checks (decode_line) once, here, for every source.
+function M.line_normalizer(normalize_object)
+  return function(raw)
+    local o, bad = M.decode_line(raw)
+    if not o then return { bad } end
+    return normalize_object(o)
+  end
+end
+
 return M

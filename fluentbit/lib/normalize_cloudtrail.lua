@@ -278,10 +278,6 @@ function M.normalize_object(o)
   return { one(o) }
 end
 
-function M.normalize(raw)
-  local o, bad = common.decode_line(raw)
-  if not o then return { bad } end
-  return M.normalize_object(o)
-end
+M.normalize = common.line_normalizer(M.normalize_object)
 
 return M

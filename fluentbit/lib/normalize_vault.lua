@@ -201,11 +201,6 @@ function M.normalize_object(o)
   return { field.guard(normalize_entry, o) }
 end
 
--- normalize(raw line) -> list of items.
-function M.normalize(raw)
-  local o, bad = common.decode_line(raw)
-  if not o then return { bad } end
-  return M.normalize_object(o)
-end
+M.normalize = common.line_normalizer(M.normalize_object)
 
 return M

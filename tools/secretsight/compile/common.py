@@ -19,7 +19,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaRule
 
 from secretsight import schema
-from secretsight.compile.model import Unsupported
+from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.config import format_duration, parse_duration
 from secretsight.errors import SecretSightError
 from secretsight.rules import RuleMeta, RuleSet
@@ -94,6 +94,17 @@ def rule_error(view: RuleView, exc: BaseException) -> SecretSightError:
     line = getattr(getattr(exc, "source", None), "line", None)
     message = str(exc).split(" (while ")[0]
     return SecretSightError(message, file=str(view.meta.path), line=line)
+
+
+def record_failure(out: TargetOutput, view: RuleView, target: str, exc: Exception) -> None:
+    """Why one rule did not compile for `target`: a known limit goes to the support matrix as
+    unsupported; our own error or a backend failure (with the rule's file) to the errors."""
+    if isinstance(exc, Unsupported):
+        out.support.append(Support(view.name, target, "unsupported", (exc.reason,)))
+    elif isinstance(exc, SecretSightError):
+        out.errors.append(exc)
+    else:
+        out.errors.append(rule_error(view, exc))
 
 
 def rule_fields(rule: SigmaRule) -> set[str]:

@@ -26,8 +26,8 @@ from secretsight.compile.common import (
     base_queries,
     convert,
     dump_json,
+    record_failure,
     refs,
-    rule_error,
     simple_condition,
     threshold_count,
     timespan,
@@ -87,14 +87,8 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                         convert(esql, view)
                     continue
                 doc, workarounds = correlation_rule(view, conversions, esql, index, interval)
-        except Unsupported as exc:
-            out.support.append(Support(view.name, TARGET, "unsupported", (exc.reason,)))
-            continue
-        except SecretSightError as exc:
-            out.errors.append(exc)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a backend failure, reported with the file
-            out.errors.append(rule_error(view, exc))
+        except Exception as exc:  # noqa: BLE001 - sorted by record_failure: matrix or errors
+            record_failure(out, view, TARGET, exc)
             continue
         documents.append(doc)
         ext = {"lucene": "lucene", "eql": "eql", "esql": "esql"}[doc["language"]]

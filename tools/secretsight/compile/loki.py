@@ -33,7 +33,7 @@ from secretsight.compile.common import (
     RuleView,
     array_fields,
     convert,
-    rule_error,
+    record_failure,
     rule_fields,
     rule_values,
     views,
@@ -41,7 +41,6 @@ from secretsight.compile.common import (
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.compile.pipelines import full_pipeline, target_vars
 from secretsight.config import Config, parse_duration
-from secretsight.errors import SecretSightError
 from secretsight.rules import RuleSet
 
 TARGET = "loki"
@@ -140,11 +139,8 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         try:
             defects.refuse_timestamp_parts(view.rule, "pySigma-backend-loki")
             queries = [str(q) for q in convert(backend, view)]
-        except Unsupported as exc:
-            out.support.append(Support(view.name, TARGET, "unsupported", (exc.reason,)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a SecretSightError or a backend failure
-            out.errors.append(exc if isinstance(exc, SecretSightError) else rule_error(view, exc))
+        except Exception as exc:  # noqa: BLE001 - sorted by record_failure: matrix or errors
+            record_failure(out, view, TARGET, exc)
             continue
         if not view.meta.emits:
             continue  # building block: converted inside the correlations that use it

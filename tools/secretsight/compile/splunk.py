@@ -19,8 +19,8 @@ from secretsight.compile.common import (
     RuleView,
     base_queries,
     convert,
+    record_failure,
     refs,
-    rule_error,
     simple_condition,
     timespan,
     views,
@@ -28,7 +28,6 @@ from secretsight.compile.common import (
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
 from secretsight.compile.pipelines import full_pipeline, target_vars
 from secretsight.config import Config, format_duration
-from secretsight.errors import SecretSightError
 from secretsight.rules import RuleSet
 
 TARGET = "splunk"
@@ -113,14 +112,8 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                 if len(base[view.name]) != 1:
                     raise Unsupported(f"rule converted to {len(base[view.name])} searches")
                 query = base[view.name][0]
-        except Unsupported as exc:
-            out.support.append(Support(view.name, TARGET, "unsupported", (exc.reason,)))
-            continue
-        except SecretSightError as exc:
-            out.errors.append(exc)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a backend failure, reported with the file
-            out.errors.append(rule_error(view, exc))
+        except Exception as exc:  # noqa: BLE001 - sorted by record_failure: matrix or errors
+            record_failure(out, view, TARGET, exc)
             continue
         if not view.meta.emits:
             continue

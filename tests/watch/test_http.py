@@ -155,6 +155,19 @@ def test_unknown_path_and_method(running: Running) -> None:
     assert running.request("GET", "/ingest")[0] == 405
 
 
+def test_repeated_audit_records_are_dropped_and_counted(running: Running) -> None:
+    # CloudTrail redelivers some eventIDs; a shipper retry resends a whole batch.
+    batch = reads(0, 3, dataset="aws.cloudtrail")
+    code, reply = running.request("POST", "/ingest", ndjson(batch + batch[:1]))
+    assert code == 200
+    code, reply = running.request("POST", "/ingest", ndjson(batch))
+    assert code == 200
+    text = running.request("GET", "/metrics")[1]
+    lines = set(text.splitlines())
+    assert 'secretsight_events_processed_total{source="aws.cloudtrail"} 3' in lines
+    assert 'secretsight_duplicates_total{input="http"} 4' in lines
+
+
 def test_metrics_exposition(running: Running) -> None:
     running.request("POST", "/ingest", ndjson(reads(0, 60, user="harvester")))
     code, text = running.request("GET", "/metrics")

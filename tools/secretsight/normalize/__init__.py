@@ -6,7 +6,7 @@ tests/golden/*.yml."""
 
 from secretsight.normalize.codes import MAX_LINE_BYTES, DeadLetter, load_dispositions
 from secretsight.normalize.line import SOURCES, detect_source, normalize_line, strict_loads
-from secretsight.normalize.reader import DeadLetterRecord, Stats, iter_files
+from secretsight.normalize.reader import DeadLetterRecord, Stats, dedupe_key, iter_files
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -14,6 +14,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterRecord",
     "Stats",
+    "dedupe_key",
     "detect_source",
     "iter_files",
     "load_dispositions",

@@ -138,13 +138,15 @@ def _guarded(
         ) from exc
 
 
-def _dedupe_key(event: dict[str, Any]) -> int:
+def dedupe_key(event: dict[str, Any]) -> int:
+    """What makes two normalized events the same audit record (the documented duplicates
+    policy): Vault request.id + entry type, Kubernetes auditID + stage, CloudTrail eventID."""
     ds = event["event"]["dataset"]
     eid = event["event"]["id"]
     if ds == "vault.audit":
-        return hash((ds, eid, event["vault"]["entry_type"]))
+        return hash((ds, eid, (event.get("vault") or {}).get("entry_type")))
     if ds == "kubernetes.audit":
-        return hash((ds, eid, event["kubernetes"].get("stage")))
+        return hash((ds, eid, (event.get("kubernetes") or {}).get("stage")))
     return hash((ds, eid))
 
 
@@ -185,7 +187,7 @@ def iter_files(
                     event = item.get("event")
                     if event is not None:
                         if dedupe:
-                            key = _dedupe_key(event)
+                            key = dedupe_key(event)
                             if key in seen:
                                 stats.duplicates += 1
                                 continue

@@ -31,6 +31,7 @@ class Metrics:
         self.lines_by_input: Counter[str] = Counter()
         self.parse_errors: Counter[tuple[str, str]] = Counter()  # (input, reason)
         self.skipped: Counter[tuple[str, str]] = Counter()  # deliberate normalizer skips
+        self.duplicates: Counter[str] = Counter()  # by input: the same audit record again
         self.rejected_events: Counter[str] = Counter()  # detector-level reason
         self.reads_by_identity: Counter[str] = Counter()
         self.reads_untracked = 0
@@ -89,6 +90,10 @@ class Metrics:
             family("secretsight_skipped_total", "counter",
                    "Lines the normalizer skips on purpose (e.g. Vault request entries), by reason.",
                    [({"input": i, "reason": r}, n) for (i, r), n in sorted(self.skipped.items())])
+            family("secretsight_duplicates_total", "counter",
+                   "Events dropped as repeats of a recent audit record (CloudTrail eventID "
+                   "redelivered, a Vault request.id or Kubernetes auditID+stage seen again), by input.",
+                   [({"input": i}, n) for i, n in sorted(self.duplicates.items())])
             top = self.reads_by_identity.most_common(TOP_IDENTITIES)
             other = sum(self.reads_by_identity.values()) - sum(n for _, n in top)
             family("secretsight_identity_reads_total", "counter",

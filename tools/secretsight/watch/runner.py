@@ -18,15 +18,21 @@ from __future__ import annotations
 import queue
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from secretsight.detect import Detectors
 from secretsight.findings import Finding
+from secretsight.normalize import dedupe_key
 from secretsight.watch.decode import DecodeError, Skipped, decode_line
 from secretsight.watch.inputs import FileInput, StdinInput
 from secretsight.watch.metrics import Metrics
 from secretsight.watch.outputs import FileOutput, Output, finding_json
+
+# Recent audit records remembered to drop repeats (CloudTrail delivers some eventIDs twice;
+# shippers retry). Bounded: a repeat older than this many events gets through.
+RECENT_RECORDS = 200_000
 
 OUTBOX = "__outbox__"
 OUTPUT_POS = "__output__"
@@ -54,6 +60,7 @@ class Watcher:
         self._carry: Any = None
         self._outbox_pending = False
         self.pending: list[Finding] = []
+        self.recent: OrderedDict[int, None] = OrderedDict()
         self.since_commit = 0
         saved = detectors.state_offsets()
         self.files = [FileInput(p) for p in files]
@@ -93,8 +100,19 @@ class Watcher:
             m.count("skipped", (source, reason))
 
     def handle_events(self, source: str, events: list[dict[str, Any]]) -> None:
-        det, m = self.det, self.metrics
+        det, m, recent = self.det, self.metrics, self.recent
         for e in events:
+            try:
+                key: int | None = dedupe_key(e)
+            except (KeyError, TypeError, AttributeError):
+                key = None  # not a well-formed event: the detectors reject and count it
+            if key is not None:
+                if key in recent:
+                    m.count("duplicates", source)
+                    continue
+                recent[key] = None
+                if len(recent) > RECENT_RECORDS:
+                    recent.popitem(last=False)
             before = det.events
             found = det.process(e)
             if det.events == before:  # rejected (counted by reason in det.rejected)

@@ -16,6 +16,7 @@ Follows prometheus/alertmanager `timeinterval` (ContainsTime and the YAML valida
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +53,18 @@ def _month(v: str) -> int:
     if not 1 <= n <= 12:
         raise ValueError(f"{v!r} is not a month")
     return n
+
+
+def _named_ranges(specs: list[str], parse: Callable[[str], int], order_error: str) -> list[Range]:
+    """`monday:friday` / `january:march` / `5` -> (first, last) ranges, in order or refused."""
+    out: list[Range] = []
+    for spec in specs:
+        a, b = _split(spec)
+        r = (parse(a), parse(b))
+        if r[0] > r[1]:
+            raise ValueError(f"{order_error}: {spec!r}")
+        out.append(r)
+    return out
 
 
 def _minutes(hhmm: str) -> int:
@@ -109,13 +122,7 @@ def compile_interval(ti: TimeInterval, where: str) -> CompiledInterval:
                     f"start time {tr.start_time} cannot be equal or greater than end time "
                     f"{tr.end_time} (a range crossing midnight is two ranges)")
             times.append((s, e))
-        weekdays = []
-        for spec in ti.weekdays:
-            a, b = _split(spec)
-            r = (_weekday(a), _weekday(b))
-            if r[0] > r[1]:
-                raise ValueError(f"start day cannot be after end day: {spec!r}")
-            weekdays.append(r)
+        weekdays = _named_ranges(ti.weekdays, _weekday, "start day cannot be after end day")
         doms: list[Range] = []
         for spec in ti.days_of_month:
             d0, d1 = (int(x) for x in _split(spec))
@@ -128,13 +135,7 @@ def compile_interval(ti: TimeInterval, where: str) -> CompiledInterval:
             if (28 + d0 if d0 < 0 else d0) > (28 + d1 if d1 < 0 else d1):
                 raise ValueError(f"end day {d1} is before start day {d0}")
             doms.append((d0, d1))
-        months = []
-        for spec in ti.months:
-            a, b = _split(spec)
-            r = (_month(a), _month(b))
-            if r[0] > r[1]:
-                raise ValueError(f"end month is before start month: {spec!r}")
-            months.append(r)
+        months = _named_ranges(ti.months, _month, "end month is before start month")
         years: list[Range] = []
         for spec in ti.years:
             y0, y1 = (int(x) for x in _split(spec))

@@ -276,23 +276,22 @@ def _one(
         return {"dead_letter": dl.code}
 
 
+def _batch(items: Any, one: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """An S3 `Records` or lookup-events `Events` list: one item per element, never dropped."""
+    if type(items) is not list:
+        return [{"dead_letter": "wrong_type"}]
+    if not items:
+        return [{"skip": "empty_batch"}]
+    return [one(x) for x in items]
+
+
 def normalize_cloudtrail(obj: dict[str, Any], loads: Callable[[str], Any]) -> list[dict[str, Any]]:
     """One parsed line: a single event, an S3 `Records` file, an EventBridge envelope or
     `lookup-events` output."""
     if "Records" in obj:
-        records = obj["Records"]
-        if type(records) is not list:
-            return [{"dead_letter": "wrong_type"}]
-        if not records:
-            return [{"skip": "empty_batch"}]
-        return [_one(ev, loads) for ev in records]
+        return _batch(obj["Records"], lambda ev: _one(ev, loads))
     if "Events" in obj:
-        entries = obj["Events"]
-        if type(entries) is not list:
-            return [{"dead_letter": "wrong_type"}]
-        if not entries:
-            return [{"skip": "empty_batch"}]
-        return [_lookup_entry(entry, loads) for entry in entries]
+        return _batch(obj["Events"], lambda entry: _lookup_entry(entry, loads))
     if "detail-type" in obj and "detail" in obj:
         detail = obj["detail"]
         if type(detail) is not dict:

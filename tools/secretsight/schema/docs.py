@@ -39,22 +39,13 @@ def render() -> str:
         "|---|---|",
     ]
     out += [f"| `{name}` | {_cell(desc)} |" for name, desc in schema.datasets.items()]
-    out += [
-        "",
-        "## Categories (`secretsight.category`)",
-        "",
-        "| category | what the event is about |",
-        "|---|---|",
-    ]
-    out += [f"| `{name}` | {_cell(desc)} |" for name, desc in schema.categories.items()]
-    out += [
-        "",
-        "## Secret operations (`secret.operation`)",
-        "",
-        "| operation | meaning |",
-        "|---|---|",
-    ]
-    out += [f"| `{name}` | {_cell(desc)} |" for name, desc in schema.operations.items()]
+    for title, header, vocabulary in (
+        ("Categories (`secretsight.category`)", "| category | what the event is about |",
+         schema.categories),
+        ("Secret operations (`secret.operation`)", "| operation | meaning |", schema.operations),
+    ):
+        out += ["", f"## {title}", "", header, "|---|---|"]
+        out += [f"| `{name}` | {_cell(desc)} |" for name, desc in vocabulary.items()]
     out += [
         "",
         "## Fields",

@@ -66,10 +66,16 @@ CASES = [
     Case("first_path_access/lru_evicted_path_looks_new",
          baseline() + [ev(at(5), path="secret/d"), ev(at(days=15), path="secret/a")],
          [("first_path_access", "u1", "secret/a")], config=FPA_SMALL, only=FPA),
+    # LRU to within an hour (state.LAST_SEEN_STEP): a read refreshes a path's place once its
+    # last_seen is an hour old, the order a restart reloads.
     Case("first_path_access/lru_keeps_recently_seen",
+         baseline() + [ev(at(minutes=61), path="secret/a"),
+                       ev(at(minutes=62), path="secret/d"), ev(at(days=15), path="secret/a")],
+         [], config=FPA_SMALL, only=FPA),
+    Case("first_path_access/lru_order_refreshed_hourly",
          baseline() + [ev(at(4), path="secret/a"), ev(at(5), path="secret/d"),
                        ev(at(days=15), path="secret/a")],
-         [], config=FPA_SMALL, only=FPA),
+         [("first_path_access", "u1", "secret/a")], config=FPA_SMALL, only=FPA),
     # ---- dormant_identity
     Case("dormant_identity/active_after_31_days",
          [ev(at(0)), ev(at(days=31), op="list", path="secret/*")],

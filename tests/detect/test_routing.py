@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from detect.helpers import at, ev
 from detect.test_detectors import CASES, Case
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
@@ -84,3 +85,26 @@ def test_timestamp_fast_paths(value: Any, epoch: float | None, call: str) -> Non
         assert isinstance(ev, str) and ev.startswith("bad or missing @timestamp")
     else:
         assert not isinstance(ev, str) and ev.ts == got
+
+
+@pytest.mark.parametrize("field,value", [
+    ("user.roles", 5), ("user.roles", [["admin"]]), ("user.id", ["u1"]), ("user", "bob"),
+    ("secret.path", 7), ("secret.operation", {"op": "read"}), ("secret", ["a"]),
+    ("secretsight", 3), ("vault", "x"), ("event.id", {"a": 1}),
+])
+def test_a_field_of_a_wrong_type_is_counted_not_raised(field: str, value: object) -> None:
+    """Normalized events from `watch` inputs are not schema-checked: a wrong type that would
+    break a detector is counted as a rejection (one that breaks nothing, such as a number for
+    secret.path, is simply no concrete path); the next event is processed as usual."""
+    det = Detectors(Config(), open_store(None))
+    bad = ev(at(0), user="u1", path="secret/a")
+    parent, _, key = field.partition(".")
+    if key:
+        bad[parent][key] = value
+    else:
+        bad[parent] = value
+    det.process(bad)
+    assert det.events + sum(det.rejected.values()) == 1, "every event is accounted for"
+    assert all(r.startswith("field of a wrong type") for r in det.rejected)
+    det.process(ev(at(1), user="u2", path="secret/b"))
+    assert det.events + sum(det.rejected.values()) == 2 and det.events >= 1

@@ -1,22 +1,29 @@
 """Stored state across versions and the per-identity shortcuts of `state.IdentityState`.
 
-path_diversity windows were stored as [times, [path per read], fired]; they are now written as
-[times, "path\\npath...", fired] (cheaper to encode at every commit). A state written in the
-older form must still load, in the library and through a `watch` restart."""
+path_diversity windows were stored as JSON lists with base64 times: [times, [path per read],
+fired], then [times, "path\\npath..." (per read), fired]. They are now bytes (windows.py: the
+distinct paths and their latest read, no path per read), or [times, [distinct paths], their
+latest read times, fired] when a path holds a newline. A state written in an older form must
+still load, in the library and through a `watch` restart."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+from array import array
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from detect.helpers import at, ev, reads
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.detect.store import Batch, Store
+from secretsight.detect.windows import DistinctWindow
 
 # 29 reads of 9 distinct paths: one more read of a 10th path within the window completes a
 # path_diversity burst (>= 10 distinct paths and >= 30 reads in 5 minutes, the defaults).
@@ -32,24 +39,36 @@ def _after() -> dict[str, Any]:
     return ev(at(30), path="secret/app/k9")
 
 
-def _downgrade(store: Store) -> None:
-    """Rewrite the stored path_diversity window of u1 in the older format."""
-    new = store.load_kv(WINDOW_NS, "u1")
-    assert isinstance(new[1], str), "the current format joins the paths"
-    store.commit(Batch(kv={(WINDOW_NS, "u1"): [new[0], new[1].split("\n"), new[2]]}))
+def _downgrade(store: Store, form: str = "list-per-read") -> None:
+    """Rewrite the stored path_diversity window of u1 in another format."""
+    current = store.load_kv(WINDOW_NS, "u1")
+    assert isinstance(current, bytes), "the current format is bytes"
+    w = DistinctWindow.from_state(current)
+    assert sorted(w.last) == PATHS and not w.fired
+    times = base64.b64encode(w.window().tobytes()).decode()
+    per_read = [e["secret"]["path"] for e in _before()]
+    older = {
+        "list-per-read": [times, per_read, False],
+        "joined-per-read": [times, "\n".join(per_read), False],
+        "distinct-list": [times, list(w.last),
+                          base64.b64encode(array("d", w.last.values()).tobytes()).decode(),
+                          False],
+    }[form]
+    store.commit(Batch(kv={(WINDOW_NS, "u1"): older}))
 
 
 def _diversity(findings: list[Any]) -> list[dict[str, Any]]:
     return [asdict(f) for f in findings if f.anomaly == "path_diversity"]
 
 
-def test_older_window_format_loads_after_a_restart(durable_store_url: str) -> None:
+@pytest.mark.parametrize("form", ["list-per-read", "joined-per-read", "distinct-list"])
+def test_older_window_format_loads_after_a_restart(durable_store_url: str, form: str) -> None:
     only = ["path_diversity"]
     first = Detectors(Config(), open_store(durable_store_url), only=only)
     for e in _before():
         assert first.process(e) == []
     first.commit()
-    _downgrade(first.store)
+    _downgrade(first.store, form)
     first.store.close()
 
     store = open_store(durable_store_url)
@@ -61,7 +80,7 @@ def test_older_window_format_loads_after_a_restart(durable_store_url: str) -> No
     expected = _diversity([f for e in [*_before(), _after()] for f in reference.process(e)])
     assert len(expected) == 1
     assert found == expected
-    assert isinstance(store.load_kv(WINDOW_NS, "u1")[1], str), "rewritten in the new format"
+    assert isinstance(store.load_kv(WINDOW_NS, "u1"), bytes), "rewritten in the current format"
 
 
 def test_watch_restarts_on_a_state_file_of_the_older_format(tmp_path: Path) -> None:
@@ -124,4 +143,5 @@ def test_a_uid_colliding_with_a_window_key_keeps_its_reads_after_pruning(tmp_pat
     det.commit()
     assert sorted(k for k, _ in store.scan_kv(WINDOW_NS)) == sorted(["other", odd])
     # Both reads landed in the (shared) window that was committed, none in a stale one.
-    assert store.load_kv(WINDOW_NS, odd)[1].split("\n") == ["secret/app/db"] * 2
+    w = DistinctWindow.from_state(store.load_kv(WINDOW_NS, odd))
+    assert (w.count(), list(w.last)) == (2, ["secret/app/db"])

@@ -201,3 +201,19 @@ def test_binds_loopback_by_default() -> None:
     from secretsight.commands.watch import _listen
 
     assert _listen(":8686") == ("127.0.0.1", 8686)
+
+
+def test_normalized_events_with_fields_of_a_wrong_type_are_counted(running: Running) -> None:
+    """Already-normalized events skip the normalizer's checks: a list where a string belongs,
+    a number for a list of roles. Each is counted and the loop keeps going."""
+    bad_roles = ev(at(0), user="u1", roles=[])
+    bad_roles["user"]["roles"] = 5
+    bad_user = ev(at(1), user="u1")
+    bad_user["user"]["id"] = ["u1"]
+    body = ndjson([bad_roles, bad_user, *reads(2, 2)])
+    code, reply = running.request("POST", "/ingest", body)
+    assert code == 200
+    metrics = running.request("GET", "/metrics")[1]
+    assert 'secretsight_parse_errors_total{input="http",reason="invalid_event"} 2' in metrics
+    assert 'secretsight_events_processed_total{source="vault.audit"} 2' in metrics
+    assert running.request("GET", "/healthz")[0] == 200

@@ -17,6 +17,7 @@ from secretsight.detect.maintenance import MaintenanceCalendar
 from secretsight.findings import Finding
 
 BURST_GAP = 3600.0
+_EMPTY: dict = {}
 
 
 class AdminOffHours(Detector):
@@ -29,26 +30,35 @@ class AdminOffHours(Detector):
         adm = self.config.admin_identities
         self.vault_policies = set(adm.vault_policies)
         self.k8s_groups = set(adm.kubernetes_groups)
-        self.aws_admin = glob_matcher(adm.aws_arns)
+        self.aws_admin = glob_matcher(adm.aws_arns) if adm.aws_arns else None
         self.calendar = MaintenanceCalendar(self.config.maintenance_windows)
         self._arn_cache: dict[tuple[str | None, str | None], bool] = {}
 
     def admin_reason(self, ev: Ev) -> str | None:
-        # Cheap set tests first: this runs for every event with an identity.
+        # Runs for every final event with an identity: subscripts in a try (the common shape)
+        # and cheap set tests first.
         ds = ev.dataset
         raw = ev.raw
         if ds == "vault.audit":
-            roles = (raw.get("user") or {}).get("roles")
-            tokens = (raw.get("vault") or {}).get("token_policies")
+            try:
+                roles = raw["user"]["roles"]
+            except (KeyError, TypeError):
+                roles = None
             if roles and not self.vault_policies.isdisjoint(roles):
                 return f"vault policy {min(self.vault_policies.intersection(roles))}"
+            try:
+                tokens = raw["vault"]["token_policies"]
+            except (KeyError, TypeError):
+                return None
             if tokens and not self.vault_policies.isdisjoint(tokens):
                 return f"vault policy {min(self.vault_policies.intersection(tokens))}"
             return None
         if ds == "aws.cloudtrail":
-            aws = raw.get("aws") or {}
+            aws = raw.get("aws") or _EMPTY
             if aws.get("identity_type") == "Root":
                 return "aws root"
+            if self.aws_admin is None:  # no ARN configured (the default)
+                return None
             key = (ev.user_id, aws.get("session_issuer_arn"))
             hit = self._arn_cache.get(key)
             if hit is None:
@@ -57,7 +67,10 @@ class AdminOffHours(Detector):
                 hit = self._arn_cache[key] = self.aws_admin(*key)
             return "configured aws arn" if hit else None
         if ds == "kubernetes.audit":
-            groups = (raw.get("user") or {}).get("roles")
+            try:
+                groups = raw["user"]["roles"]
+            except (KeyError, TypeError):
+                return None
             if groups and not self.k8s_groups.isdisjoint(groups):
                 return f"kubernetes group {min(self.k8s_groups.intersection(groups))}"
         return None

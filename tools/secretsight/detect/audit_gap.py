@@ -30,10 +30,14 @@ _DISABLE_ACTIONS = {"StopLogging", "DeleteTrail"}
 
 
 class SourceState:
-    __slots__ = ("_last", "disabled", "disabled_by_event", "last_ev", "last_ts", "reported",
-                 "run_start")
+    __slots__ = ("_last", "arrived", "changed", "disabled", "disabled_by_event", "last_ev",
+                 "last_ts", "reported", "run_start")
 
     def __init__(self) -> None:
+        # Set by every event (two attribute stores, not two set insertions per event): an
+        # event arrived since the last tick / the state changed since the last commit.
+        self.arrived = False
+        self.changed = False
         self.last_ts: float | None = None
         self._last: dict[str, Any] = {}
         self.last_ev: Ev | None = None
@@ -79,6 +83,17 @@ def disables_audit(ev: Ev) -> bool:
     return False
 
 
+class SourceStates(KeyedState):
+    """The sources' states, written back at commit when an event changed them."""
+
+    def collect(self, out: dict[tuple[str, str], Any]) -> None:
+        for ds, s in self.items.items():
+            if s.changed:
+                s.changed = False
+                self.dirty.add(ds)
+        super().collect(out)
+
+
 class AuditGap(Detector):
     name = "audit_gap"
     anomaly = "audit_gap"
@@ -88,15 +103,14 @@ class AuditGap(Detector):
     def start(self) -> None:
         self.max_silence = self.config.stateful.audit_gap_max_silence.total_seconds()
         self.baseline = self.config.stateful.audit_gap_baseline.total_seconds()
-        self.state = KeyedState(self.cache, "audit_gap", SourceState)
+        self.state = SourceStates(self.cache, "audit_gap", SourceState)
         for ds, raw in self.cache.store.scan_kv(f"{self.cache.ns}/audit_gap"):
             if raw is not None:
                 self.state.items[ds] = SourceState.from_state(raw)
         self.sources: dict[str, SourceState] = self.state.items
-        # Wall-clock arrival per source, at tick granularity: process() only notes that the
-        # source was active (no clock call per event); tick() stamps the active ones.
+        # Wall-clock arrival per source, at tick granularity: process() only notes that an
+        # event arrived (no clock call per event); tick() stamps those sources.
         self.arrival: dict[str, float] = {}
-        self.active: set[str] = set()
 
     def continuous(self, s: SourceState) -> bool:
         return (s.run_start is not None and s.last_ts is not None
@@ -108,7 +122,7 @@ class AuditGap(Detector):
         s = self.sources.get(ds)
         if s is None:
             s = self.state.get(ds)
-        self.active.add(ds)
+        s.arrived = s.changed = True
         last_ts = s.last_ts
         if last_ts is None:
             s.last_ts = ts
@@ -134,7 +148,6 @@ class AuditGap(Detector):
             self._fire(ds, s, ev.ts, ev.ts, out, reason="audit_device_disabled",
                        extra={"disabled_by": ev.user_id}, user_id=ev.user_id,
                        user_name=ev.user_name)
-        self.state.dirty.add(ds)
 
     def _fire(self, ds: str, s: SourceState, start: float, end: float, out: list[Finding], *,
               reason: str, extra: dict[str, Any], user_id: str | None = None,
@@ -161,9 +174,10 @@ class AuditGap(Detector):
                            extra={"observed_at": iso(now)})
 
     def tick(self, wall: float, out: list[Finding]) -> None:
-        for ds in self.active:
-            self.arrival[ds] = wall
-        self.active.clear()
+        for ds, s in self.sources.items():
+            if s.arrived:
+                s.arrived = False
+                self.arrival[ds] = wall
         for ds, s in sorted(self.sources.items()):
             arrived = self.arrival.get(ds)
             if (arrived is None or s.last_ts is None or s.reported or s.disabled

@@ -17,6 +17,11 @@ class Detector:
     severity: str = "medium"
     title: str = ""
 
+    # Seconds of silence of an identity that this detector is about (dormant_identity), set by
+    # start(). The driver, which looks the identity up for every event anyway, then calls it
+    # only for events that end at least that long a silence, not by kind of event.
+    after_silence: float | None = None
+
     def __init__(self, config: Config, cache: StateCache, claims: dict[int, Finding]) -> None:
         self.config = config
         self.cache = cache

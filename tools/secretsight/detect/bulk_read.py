@@ -57,7 +57,7 @@ class BulkRead(Detector):
         elif not w.fired:
             w.fired = True
             self.emit(out, self.finding(
-                user_id=uid, user_name=ev.user_name, start=w.times[0], end=ev.ts,
+                user_id=uid, user_name=ev.user_name, start=w.first(), end=ev.ts,
                 dataset=ev.dataset,
                 evidence={"reads": n, "threshold": self.count, "window_seconds": int(self.width),
                           "last_path": ev.path},
@@ -66,7 +66,7 @@ class BulkRead(Detector):
     def prune(self, now: float) -> None:
         windows = self.windows
         for uid in [u for u, w in windows.items.items()
-                    if not w.times or w.times[-1] < now - self.width]:
+                    if (newest := w.newest()) is None or newest < now - self.width]:
             windows.drop(uid)
             rec = self.cache.identities.get(uid)
             if rec is not None:

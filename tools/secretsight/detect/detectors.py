@@ -81,10 +81,18 @@ class Detectors:
         self._deadlines: list[PendingWindows] = [
             d for d in self.detectors if isinstance(d, PendingWindows)]
         self._uses_identity = any(getattr(d, "uses_identity", False) for d in self.detectors)
+        # Detectors about an identity's return after a silence: called from the identity
+        # lookup, only when the event ends such a silence (see Detector.after_silence).
+        silent = [d for d in self.detectors if d.after_silence is not None]
+        self._after_silence: Route = tuple(d.process for d in silent)
+        self._silence = min((d.after_silence for d in silent if d.after_silence is not None),
+                            default=math.inf)
+        routed = [d for d in self.detectors if d.after_silence is None]
         # (category, operation, effective, final) -> the process methods that want that kind
         # of event; built on first sight of each kind (a handful in practice).
         self._routes: dict[RouteKey, Route] = {}
-        self._all: Route = tuple(d.process for d in self.detectors)
+        self._routed = routed
+        self._all: Route = tuple(d.process for d in routed)
         self._commits = 0
         self.last_ts: float | None = None  # @timestamp of the last accepted event
         self.now: float | None = None  # stream time
@@ -98,50 +106,69 @@ class Detectors:
     def _route(self, key: RouteKey) -> Route:
         if len(self._routes) > 1000:  # operation/category come from input: bound the table
             self._routes.clear()
-        route = self._routes[key] = tuple(d.process for d in self.detectors if d.wants(*key))
+        route = self._routes[key] = tuple(d.process for d in self._routed if d.wants(*key))
         return route
 
     def process(self, event: dict[str, Any]) -> list[Finding]:
-        ev = extract(event)
+        try:
+            ev = extract(event)
+        except (TypeError, AttributeError, ValueError) as exc:  # e.g. "user": "bob"
+            ev = f"field of a wrong type ({exc})"[:120]
         if isinstance(ev, str):  # a rejection reason
             self.rejected[ev.split(":")[0]] += 1
             return []
         self.events += 1
-        ts = self.last_ts = ev.ts
         out: list[Finding] = []
-        now = self.now
-        if now is None or ts > now:
-            self.now = ts
-            if ts > self.cache.due:
-                self._advance(ts, out)
-        uid = ev.user_id
-        if uid is not None and self._uses_identity:
-            # The ONE lookup of the identity's record per event; detectors reach their
-            # per-identity state through ev.ident.
-            cache = self.cache
-            rec = cache.identities.get(uid)
-            if rec is not None and rec.first <= ts:  # the common case, inline
-                ev.prev_first = rec.first
-                ev.prev_last = last = rec.last
-                if ts > last:
-                    rec.last = ts
-                    cache._dirty_ids.add(uid)
-            else:
-                old = cache.identity(uid)
-                if old is not None:
-                    ev.prev_first, ev.prev_last = old.first, old.last
-                rec = cache.touch_identity(uid, ts)
-            ev.ident = rec
-        key = (ev.category, ev.operation, ev.effective, ev.final)
         try:
-            route = self._routes.get(key)
-        except TypeError:  # an unhashable operation/category (bad input): every detector
-            route = self._all
-        if route is None:
-            route = self._route(key)
-        for fn in route:
-            fn(ev, out)
-        return out
+            ts = self.last_ts = ev.ts
+            now = self.now
+            if now is None or ts > now:
+                self.now = ts
+                if ts > self.cache.due:
+                    self._advance(ts, out)
+            uid = ev.user_id
+            if uid is not None and self._uses_identity:
+                # The ONE lookup of the identity's record per event; detectors reach their
+                # per-identity state through ev.ident.
+                cache = self.cache
+                rec = cache.identities.get(uid)
+                if rec is not None and rec.first <= ts:  # the common case, inline
+                    ev.prev_first = rec.first
+                    ev.prev_last = last = rec.last
+                    if ts > last:
+                        rec.last = ts
+                        cache._dirty_ids.add(uid)
+                        if ts - last >= self._silence:
+                            ev.ident = rec
+                            for fn in self._after_silence:
+                                fn(ev, out)
+                else:
+                    old = cache.identity(uid)
+                    if old is not None:
+                        ev.prev_first, ev.prev_last = old.first, old.last
+                    rec = cache.touch_identity(uid, ts)
+                    if ev.prev_last is not None and ts - ev.prev_last >= self._silence:
+                        ev.ident = rec
+                        for fn in self._after_silence:
+                            fn(ev, out)
+                ev.ident = rec
+            key = (ev.category, ev.operation, ev.effective, ev.final)
+            try:
+                route = self._routes.get(key)
+            except TypeError:  # an unhashable operation/category (bad input): every detector
+                route = self._all
+            if route is None:
+                route = self._route(key)
+            for fn in route:
+                fn(ev, out)
+            return out
+        except (TypeError, AttributeError, ValueError) as exc:
+            # A field of a wrong type that extract() does not check (bad input is normal
+            # input: a list where a string belongs makes a dict key unhashable, ...). The
+            # event counts as rejected; the findings it completed are kept.
+            self.events -= 1
+            self.rejected[f"field of a wrong type ({exc})"[:120]] += 1
+            return out
 
     def finish(self, now: str | None = None) -> list[Finding]:
         """Close windows: all of them (end of a batch), or those ended by `now` (RFC 3339)."""

@@ -16,9 +16,11 @@ class DormantIdentity(Detector):
     uses_identity = True
 
     def start(self) -> None:
-        self.after = self.config.stateful.dormant_after.total_seconds()
+        self.after = self.after_silence = self.config.stateful.dormant_after.total_seconds()
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
+        # The driver calls this only after a silence of at least after_silence (see Detector);
+        # the check stays for direct callers.
         last = ev.prev_last
         if last is None or ev.ts - last < self.after:
             return

@@ -3,15 +3,18 @@
 Baseline: seen for at least `learning_period` (since its first event of any kind) and at least
 `min_history` distinct paths known. Before that, paths are learned silently. History never
 expires with time (a sleeping identity keeps it); memory is bounded by
-`max_paths_per_identity` with least-recently-seen eviction (see `state.StateCache.see_path`),
-so a path read again after being evicted looks new once: the price of the bound.
+`max_paths_per_identity` with least-recently-seen eviction, to within an hour (see
+`state.StateCache.see_path`), so a path read again after being evicted looks new once: the
+price of the bound.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from secretsight.detect.base import Detector
 from secretsight.detect.events import Ev, glob_matcher, iso, read_paths
-from secretsight.detect.state import LAST_SEEN_STEP
+from secretsight.detect.state import LAST_SEEN_STEP, IdentityState
 from secretsight.findings import Finding
 
 
@@ -26,12 +29,23 @@ class FirstPathAccess(Detector):
         cfg = self.config.stateful.first_path_access
         self.learning = cfg.learning_period.total_seconds()
         self.min_history = cfg.min_history
-        self.allowed = glob_matcher(self.config.allowlists.first_path_access)
+        patterns = self.config.allowlists.first_path_access
+        # None: nothing is allowlisted (the default), no check per event
+        self.allowed = glob_matcher(patterns) if patterns else None
         # uid -> (user_name, allowed): the name rarely changes, no tuple key per event
         self._allow_cache: dict[str, tuple[str | None, bool]] = {}
 
     def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
         return operation == "read" and effective
+
+    def _allowlisted(self, allowed: Callable[..., bool], uid: str, name: str | None,
+                     rec: IdentityState | None) -> bool:
+        hit = rec.fpa_allow if rec is not None else self._allow_cache.get(uid)
+        if hit is None or hit[0] != name:
+            hit = self._allow_cache[uid] = (name, allowed(uid, name))
+            if rec is not None:
+                rec.fpa_allow = hit
+        return hit[1]
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
         # Only effective reads get here (wants()).
@@ -43,14 +57,9 @@ class FirstPathAccess(Detector):
             paths = read_paths(ev)
         if not paths:
             return
-        name = ev.user_name
         rec = ev.ident
-        hit = rec.fpa_allow if rec is not None else self._allow_cache.get(uid)
-        if hit is None or hit[0] != name:
-            hit = self._allow_cache[uid] = (name, self.allowed(uid, name))
-            if rec is not None:
-                rec.fpa_allow = hit
-        if hit[1]:
+        allowed = self.allowed
+        if allowed is not None and self._allowlisted(allowed, uid, ev.user_name, rec):
             return
         ts = ev.ts
         cache = self.cache
@@ -58,13 +67,12 @@ class FirstPathAccess(Detector):
         if od is None:
             od = cache.paths.get(uid)
             if od is not None and rec is not None:
-                rec.paths = od  # the same OrderedDict for good: StateCache never replaces it
+                rec.paths = od  # the same dict for good: StateCache never replaces it
         if len(paths) == 1 and od is not None:
-            # The common case, inline: a known path read again within LAST_SEEN_STEP only
-            # moves to the LRU tail (what see_path does, without the call).
+            # The common case, inline: a known path read again within LAST_SEEN_STEP changes
+            # nothing (what see_path does, without the call).
             old = od.get(paths[0])
             if old is not None and ts - old < LAST_SEEN_STEP:
-                od.move_to_end(paths[0])
                 return
         first = ev.prev_first if ev.prev_first is not None else ts
         established = ts - first >= self.learning

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from secretsight.detect.base import Detector
 from secretsight.detect.events import Ev, glob_matcher, read_paths
-from secretsight.detect.state import KeyedState
+from secretsight.detect.state import IdentityState, KeyedState
 from secretsight.detect.windows import DistinctWindow
 from secretsight.findings import Finding
 
@@ -23,16 +23,16 @@ class PathDiversity(Detector):
 
     def start(self) -> None:
         t = self.config.thresholds
-        self.pd = t.path_diversity
-        self.sm = t.path_diversity_secretsmanager
+        pd, sm = t.path_diversity, t.path_diversity_secretsmanager
         self.allowed = glob_matcher(self.config.allowlists.path_diversity)
         self._allow_cache: dict[str, bool] = {}
         self.windows = KeyedState(self.cache, "path_diversity", DistinctWindow)
-        self.pd_width = self.pd.window.total_seconds()
-        self.sm_width = self.sm.window.total_seconds()
-        # Thresholds as plain attributes: read on every event.
-        self.pd_distinct, self.pd_reads = self.pd.distinct_paths, self.pd.reads
-        self.sm_distinct = self.sm.distinct
+        self.pd_width = pd.window.total_seconds()
+        self.sm_width = sm.window.total_seconds()
+        # (width, reads needed, distinct paths needed) per kind, unpacked on every read.
+        # Secrets Manager: "more than N distinct" needs N + 1 of each (a distinct path is read).
+        self.vault_rule = (self.pd_width, pd.reads, pd.distinct_paths)
+        self.aws_rule = (self.sm_width, sm.distinct + 1, sm.distinct + 1)
 
     def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
         return operation == "read" and effective
@@ -40,65 +40,70 @@ class PathDiversity(Detector):
     def process(self, ev: Ev, out: list[Finding]) -> None:
         # Only effective reads get here (wants()).
         uid = ev.user_id
-        if uid is None:
-            return
         paths = ev.paths
         if paths is None:
             paths = read_paths(ev)
-        windows = self.windows
+        if uid is None or not paths:
+            return
         rec = ev.ident
-        aws = ev.dataset == "aws.cloudtrail"
-        if aws:
+        if ev.dataset == "aws.cloudtrail":
             key = f"{uid}{AWS_SUFFIX}"
-            width = self.sm_width
             w = rec.pd_aws if rec is not None else None
+            width, need_reads, need_distinct = self.aws_rule
         else:
             key = uid
-            width = self.pd_width
             w = rec.pd if rec is not None else None
+            width, need_reads, need_distinct = self.vault_rule
         if w is None:
-            w = windows.items.get(key)
+            w = self._window(key, uid, ev.user_name, rec)
             if w is None:
-                # The allowlist verdict is cached per identity for good, so an identity that
-                # has a window is not allowlisted: the check is only needed without one.
-                allowed = self._allow_cache.get(uid)
-                if allowed is None:
-                    allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
-                if allowed or not paths:
-                    return
-                w = windows.get(key)
-            if rec is not None:
-                if aws:
-                    rec.pd_aws = w
-                else:
-                    rec.pd = w
-        if not paths:
-            return
-        windows.dirty.add(key)
+                return  # allowlisted
+        self.windows.dirty.add(key)
         ts = ev.ts
         for path in paths:
-            distinct = w.add(ts, path, width)
-            hit = (distinct > self.sm_distinct if aws
-                   else distinct >= self.pd_distinct and len(w.times) >= self.pd_reads)
-            if not hit:
-                if w.fired:
-                    w.fired = False
-            elif not w.fired:
-                reads = len(w.times)
-                w.fired = True
-                self.emit(out, self.finding(
-                    user_id=uid, user_name=ev.user_name, start=w.times[0], end=ev.ts,
-                    dataset=ev.dataset,
-                    evidence={"reads": reads, "distinct_paths": distinct,
-                              "window_seconds": int(width),
-                              "sample_paths": sorted(w.counts)[:5]},
-                ))
+            reads = w.add_path(ts, path, width)
+            # The read count bounds the distinct count: distinct paths (the costlier figure)
+            # are counted only once there are enough reads for a burst.
+            if reads >= need_reads and w.distinct(ts - width) >= need_distinct:
+                if not w.fired:
+                    w.fired = True
+                    self.emit(out, self.finding(
+                        user_id=uid, user_name=ev.user_name, start=w.first(), end=ts,
+                        dataset=ev.dataset,
+                        evidence={"reads": reads, "distinct_paths": len(w.last),
+                                  "window_seconds": int(width),
+                                  "sample_paths": sorted(w.last)[:5]},
+                    ))
+            elif w.fired:
+                w.fired = False
+
+    def _window(self, key: str, uid: str, name: str | None,
+                rec: IdentityState | None) -> DistinctWindow | None:
+        """The window of `key` when the identity's record has no shortcut to it yet; None
+        when the identity is allowlisted."""
+        windows = self.windows
+        w = windows.items.get(key)
+        if w is None:
+            # The allowlist verdict is cached per identity for good, so an identity that has a
+            # window is not allowlisted: the check is only needed without one.
+            allowed = self._allow_cache.get(uid)
+            if allowed is None:
+                allowed = self._allow_cache[uid] = self.allowed(uid, name)
+            if allowed:
+                return None
+            w = windows.get(key)
+        if rec is not None:
+            if key is uid:
+                rec.pd = w
+            else:
+                rec.pd_aws = w
+        return w
 
     def prune(self, now: float) -> None:
         windows = self.windows
         width = max(self.pd_width, self.sm_width)
         for key in [k for k, w in windows.items.items()
-                    if not w.times or w.times[-1] < now - width]:
+                    if (newest := w.newest()) is None or newest < now - width]:
             windows.drop(key)
             self._forget_shortcuts(key)
 

@@ -4,7 +4,8 @@ Layout (prefix `secretsight`, override with `?prefix=` in the URL):
   {p}:id:{identity}      hash  first, last          (epoch seconds)
   {p}:paths:{identity}   zset  path -> last_seen     (the design's "set per accessor", scored so
                                                       the least recently seen path can be evicted)
-  {p}:kv:{ns}            hash  key -> JSON           (per-instance detector state)
+  {p}:kv:{ns}            hash  key -> JSON, or "b64:" + base64 of a bytes state (packed windows;
+                                                      the commit payload to Lua is JSON)
   {p}:offsets:{ns}       hash  input -> JSON
   {p}:reads:{path}       zset  reader -> last read   (shared fact for rotation_without_read)
   {p}:rollouts           hash  workload -> last rollout
@@ -17,6 +18,7 @@ declare, so it needs a single Redis (or a primary with replicas), not Redis Clus
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -105,6 +107,19 @@ def _s(x: float) -> str:
     return repr(float(x))
 
 
+_BYTES = "b64:"  # no JSON text starts with it
+
+
+def _encode(v: Any) -> str:
+    if v.__class__ is bytes:
+        return _BYTES + base64.b64encode(v).decode("ascii")
+    return json.dumps(v)
+
+
+def _decode(v: str) -> Any:
+    return base64.b64decode(v[len(_BYTES):]) if v.startswith(_BYTES) else json.loads(v)
+
+
 class RedisStore(Store):
     shared = True
 
@@ -132,12 +147,12 @@ class RedisStore(Store):
         return [(str(p), float(s)) for p, s in rows]
 
     def load_kv(self, ns: str, key: str) -> Any:
-        v = self.r.hget(self._k("kv", ns), key)
-        return json.loads(v) if v is not None else None
+        v: Any = self.r.hget(self._k("kv", ns), key)
+        return _decode(v) if v is not None else None
 
     def scan_kv(self, ns: str) -> list[tuple[str, Any]]:
         h: Any = self.r.hgetall(self._k("kv", ns))
-        return sorted((str(k), json.loads(v)) for k, v in h.items())
+        return sorted((str(k), _decode(v)) for k, v in h.items())
 
     def load_offsets(self, ns: str) -> dict[str, Any]:
         h: Any = self.r.hgetall(self._k("offsets", ns))
@@ -157,7 +172,7 @@ class RedisStore(Store):
                 for i, paths in batch.paths.items() if paths
             ],
             "evicted": [[i, sorted(ps)] for i, ps in batch.evicted.items() if ps],
-            "kv_put": [[ns, k, json.dumps(v)] for (ns, k), v in batch.kv.items() if v is not None],
+            "kv_put": [[ns, k, _encode(v)] for (ns, k), v in batch.kv.items() if v is not None],
             "kv_del": [[ns, k] for (ns, k), v in batch.kv.items() if v is None],
             "offsets": [[k, json.dumps(v)] for k, v in batch.offsets.items()],
             "offsets_ns": batch.offsets_ns,

@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS offsets (
 _encode = json.JSONEncoder().encode
 
 
+def _value(v: Any) -> Any:
+    """kv.value -> state: a BLOB is bytes (packed windows) as written; TEXT is JSON."""
+    return v if v.__class__ is bytes else json.loads(v)
+
+
 class SQLiteStore(Store):
     shared = False
 
@@ -63,11 +68,11 @@ class SQLiteStore(Store):
 
     def load_kv(self, ns: str, key: str) -> Any:
         row = self.db.execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (ns, key)).fetchone()
-        return json.loads(row[0]) if row else None
+        return _value(row[0]) if row else None
 
     def scan_kv(self, ns: str) -> list[tuple[str, Any]]:
         rows = self.db.execute("SELECT key, value FROM kv WHERE ns = ? ORDER BY key", (ns,))
-        return [(k, json.loads(v)) for k, v in rows]
+        return [(k, _value(v)) for k, v in rows]
 
     def load_offsets(self, ns: str) -> dict[str, Any]:
         rows = self.db.execute("SELECT input, value FROM offsets WHERE ns = ?", (ns,))
@@ -100,7 +105,8 @@ class SQLiteStore(Store):
                     "max(last_seen, excluded.last_seen)",
                     [(i, p, t) for i, paths in batch.paths.items() for p, t in paths.items()],
                 )
-            puts = [(ns, k, _encode(v)) for (ns, k), v in batch.kv.items() if v is not None]
+            puts = [(ns, k, v if v.__class__ is bytes else _encode(v))
+                    for (ns, k), v in batch.kv.items() if v is not None]
             dels = [(ns, k) for (ns, k), v in batch.kv.items() if v is None]
             if puts:
                 db.executemany(

@@ -2,8 +2,8 @@
 
 Detectors read and update state here at memory speed; keys are loaded from the store on first
 touch and written back (only what changed) by `flush`, in the same transaction as the input
-offsets. Known paths per identity are an OrderedDict in least-recently-seen order, capped at
-`max_paths_per_identity`: reading a known path moves it to the end, adding one past the cap
+offsets. Known paths per identity are a dict in least-recently-seen order (to within
+LAST_SEEN_STEP, see `see_path`), capped at `max_paths_per_identity`: adding one past the cap
 forgets the head (LRU). There is no time-based expiry, so an identity that sleeps for months
 keeps its history (the TTL footgun of the reference design).
 """
@@ -11,7 +11,6 @@ keeps its history (the TTL footgun of the reference design).
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any
 
 from secretsight.detect.store import Batch, Claim, Store
@@ -33,7 +32,7 @@ class IdentityState:
     def __init__(self, first: float, last: float) -> None:
         self.first = first
         self.last = last
-        self.paths: OrderedDict[str, float] | None = None
+        self.paths: dict[str, float] | None = None
         self.bulk: Any = None  # windows.CountWindow
         self.pd: Any = None  # windows.DistinctWindow (Vault/Kubernetes)
         self.pd_aws: Any = None  # windows.DistinctWindow (Secrets Manager)
@@ -84,7 +83,7 @@ class StateCache:
         self.ns = namespace  # per-instance state lives under this namespace
         self.max_paths = max_paths
         self.identities: dict[str, IdentityState] = {}
-        self.paths: dict[str, OrderedDict[str, float]] = {}
+        self.paths: dict[str, dict[str, float]] = {}
         self.kv: dict[tuple[str, str], Any] = {}
         self._dirty_ids: set[str] = set()
         self._dirty_paths: dict[str, set[str]] = {}
@@ -128,25 +127,26 @@ class StateCache:
         return rec
 
     # ---- known paths
-    def known_paths(self, uid: str) -> OrderedDict[str, float]:
+    def known_paths(self, uid: str) -> dict[str, float]:
         od = self.paths.get(uid)
         if od is None:
-            od = self.paths[uid] = OrderedDict(self.store.load_paths(uid))
+            od = self.paths[uid] = dict(self.store.load_paths(uid))
         return od
 
     def see_path(self, uid: str, path: str, ts: float) -> bool:
         """Mark `path` read by `uid` at ts; True when it was not known before.
 
-        In memory the LRU order is exact (move_to_end on every read). The stored last_seen is
-        refreshed only when it is LAST_SEEN_STEP old, so a steady reader does not rewrite its
-        paths at every commit; after a restart the order is exact to within that step."""
+        The last_seen of a known path, and with it the LRU order, is refreshed only once it is
+        LAST_SEEN_STEP old: a steady reader neither rewrites its paths at every commit nor
+        reorders them at every read (the hot path stays a dict lookup). The order in memory
+        is the stored order, so a restart evicts exactly what an uninterrupted run would."""
         od = self.paths.get(uid)
         if od is None:
             od = self.known_paths(uid)
         old = od.get(path)
         if old is not None:
-            od.move_to_end(path)
             if ts - old >= LAST_SEEN_STEP:
+                del od[path]  # re-inserted at the end: most recently seen
                 od[path] = ts
                 self._mark_path(uid, path)
             return False
@@ -156,7 +156,8 @@ class StateCache:
             dirty = self._dirty_paths[uid]
             evicted = self._evicted.setdefault(uid, set())
             while len(od) > self.max_paths:
-                gone, _ = od.popitem(last=False)
+                gone = next(iter(od))
+                del od[gone]
                 dirty.discard(gone)
                 evicted.add(gone)
                 self.evictions += 1

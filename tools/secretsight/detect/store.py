@@ -41,7 +41,8 @@ class Batch:
     identities: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> first, last
     paths: dict[str, dict[str, float]] = field(default_factory=dict)  # id -> path -> last_seen
     evicted: dict[str, set[str]] = field(default_factory=dict)  # id -> paths forgotten (LRU)
-    kv: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ns, key) -> value | None
+    # (ns, key) -> a JSON value, bytes (stored as they are: packed windows), or None (delete)
+    kv: dict[tuple[str, str], Any] = field(default_factory=dict)
     offsets: dict[str, Any] = field(default_factory=dict)  # input name -> position (JSON)
     offsets_ns: str = "default"
     claims: list[Claim] = field(default_factory=list)

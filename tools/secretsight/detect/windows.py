@@ -1,8 +1,11 @@
 """Incremental per-identity sliding windows: O(1) amortized per event.
 
-Each event is appended once and popped once, and the distinct-path count is a Counter kept in
-step with the deque, so no window is ever rescanned (the reference detector rebuilt the whole
-burst list for every event: O(n^2) per identity).
+Each event is appended once and expired once, so no window is ever rescanned (the reference
+detector rebuilt the whole burst list for every event: O(n^2) per identity).
+
+Read times live in an `array("d")` with a moving head, not a deque of float objects: a window
+is touched at every read of its identity, and with thousands of identities the scattered float
+objects cost more in cache misses than the Python operations around them.
 
 A *burst* is a maximal run of events during which the window's condition holds; the detectors
 report once per burst. The burst ends when, at an event's arrival, the window (after dropping
@@ -14,97 +17,160 @@ from __future__ import annotations
 import base64
 from array import array
 from binascii import b2a_base64
-from collections import deque
-from struct import pack
+from struct import Struct
 from typing import Any
 
+# State is bytes (the stores keep it as it is: no base64, no JSON escaping at every commit):
+# a header, then native doubles. CountWindow: one byte `fired`, the times. DistinctWindow:
+# _DISTINCT (fired, reads, paths), the times, the latest read of each path, the paths joined by
+# newlines (UTF-8). Older states (JSON lists with base64 times) still load.
+_DISTINCT = Struct("<BII")
+_FIRED = (b"\x00", b"\x01")
 
-def _pack(times: deque[float]) -> str:
-    # Windows are rewritten at every commit: packed doubles are ~20x cheaper than JSON floats.
-    # struct.pack (native doubles, the bytes array("d") would give) is 3x faster than
-    # array("d", deque), which converts float by float. (binascii directly: base64.b64encode
-    # is a Python wrapper around it, same output.)
-    return b2a_base64(pack(f"{len(times)}d", *times), newline=False).decode("ascii")
+
+def _b64(times: array) -> str:
+    return b2a_base64(times.tobytes(), newline=False).decode("ascii")
 
 
 def _unpack(data: str) -> array:
     return array("d", base64.b64decode(data))
 
 
+def _doubles(data: bytes, start: int, n: int) -> array:
+    out = array("d")
+    out.frombytes(data[start:start + 8 * n])
+    return out
+
+
 class CountWindow:
-    __slots__ = ("fired", "times")
+    """Read times in the window: `times[head:]`. Expired entries are skipped by moving `head`
+    and cut off once they are half the array (amortized O(1), and no memmove per event)."""
+
+    __slots__ = ("fired", "head", "times")
 
     def __init__(self) -> None:
-        self.times: deque[float] = deque()
+        self.times = array("d")
+        self.head = 0
         self.fired = False
 
     def add(self, ts: float, width: float) -> int:
-        """Append ts, drop what is older than ts - width, return the count in the window."""
+        """Append ts, expire what is older than ts - width, return the count in the window."""
         times = self.times
+        head = self.head
         cutoff = ts - width
-        while times and times[0] < cutoff:
-            times.popleft()
+        n = len(times)
+        if head < n and times[head] < cutoff:
+            head += 1
+            while head < n and times[head] < cutoff:
+                head += 1
+            if head + head > n:
+                del times[:head]
+                head = 0
+            self.head = head
         times.append(ts)
-        return len(times)
+        return len(times) - head
 
-    def to_state(self) -> list[Any]:
-        return [_pack(self.times), self.fired]
+    def count(self) -> int:
+        return len(self.times) - self.head
+
+    def first(self) -> float:
+        """The oldest time in the window (not empty)."""
+        return self.times[self.head]
+
+    def newest(self) -> float | None:
+        return self.times[-1] if len(self.times) > self.head else None
+
+    def window(self) -> array:
+        """The times in the window."""
+        return self.times[self.head:] if self.head else self.times
+
+    def to_state(self) -> bytes:
+        return _FIRED[self.fired] + self.window().tobytes()
 
     @classmethod
-    def from_state(cls, data: list[Any]) -> CountWindow:
+    def from_state(cls, data: bytes | list[Any]) -> CountWindow:
         w = cls()
-        w.times = deque(_unpack(data[0]))
-        w.fired = bool(data[1])
+        if isinstance(data, bytes):
+            w.fired = data[:1] == b"\x01"
+            w.times.frombytes(data[1:])
+        else:  # older: [base64 times, fired]
+            w.times = _unpack(data[0])
+            w.fired = bool(data[1])
         return w
 
 
-class DistinctWindow:
-    """Reads in the window and how many distinct paths they touched. Two parallel deques (no
-    tuple per event) and a Counter kept in step with them."""
+class DistinctWindow(CountWindow):
+    """Read times in the window, plus `last`: path -> time of its latest read, oldest first.
 
-    __slots__ = ("counts", "fired", "paths", "times")
+    The distinct paths in the window are the keys of `last` whose time is still in it; the
+    stale ones are a prefix (time-ordered input) and are dropped from the head by `distinct()`,
+    which callers need only once enough reads are in the window to matter. `add` keeps `last`
+    no larger than the reads in the window (every path in it has a read in it), so memory is
+    bounded even when `distinct()` is never called. No path is kept per read: that was a
+    string object per read, and the cache misses to expire it cost more than the rest."""
+
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
-        self.times: deque[float] = deque()
-        self.paths: deque[str] = deque()
-        self.counts: dict[str, int] = {}  # plain dict: no Python-level __missing__ per new key
-        self.fired = False
+        super().__init__()
+        self.last: dict[str, float] = {}
 
-    def add(self, ts: float, path: str, width: float) -> int:
-        """Append (ts, path), expire what is older than ts - width; return the distinct paths
-        in the window (the read count is len(self.times): no tuple built per event)."""
-        times, paths, counts = self.times, self.paths, self.counts
-        cutoff = ts - width
-        while times and times[0] < cutoff:
-            times.popleft()
-            old = paths.popleft()
-            n = counts[old] - 1
-            if n:
-                counts[old] = n
-            else:
-                del counts[old]
-        times.append(ts)
-        paths.append(path)
-        counts[path] = counts.get(path, 0) + 1
-        return len(counts)
+    def add_path(self, ts: float, path: str, width: float) -> int:
+        """Record a read of `path`; return the reads in the window."""
+        reads = self.add(ts, width)
+        last = self.last
+        prev = last.pop(path, None)
+        last[path] = ts if prev is None or prev < ts else prev  # to the end: latest read
+        if len(last) > reads:
+            self.distinct(ts - width)
+        return reads
 
-    def to_state(self) -> list[Any]:
-        # The paths as ONE newline-joined string when no path holds a newline: JSON-encoding
-        # one string is ~30% cheaper than a list of dozens (windows are rewritten at every
-        # commit). A list (the older format, still read) otherwise.
-        paths = self.paths
-        joined = "\n".join(paths)
-        if paths and joined.count("\n") == len(paths) - 1:
-            return [_pack(self.times), joined, self.fired]
-        return [_pack(self.times), list(paths), self.fired]
+    def distinct(self, cutoff: float) -> int:
+        """Distinct paths read at or after `cutoff` (the window's start)."""
+        last = self.last
+        stale: list[str] = []
+        for path, t in last.items():
+            if t >= cutoff:
+                break
+            stale.append(path)
+        for path in stale:
+            del last[path]
+        return len(last)
+
+    def to_state(self) -> bytes | list[Any]:  # type: ignore[override]
+        last = self.last
+        joined = "\n".join(last)
+        times = self.window()
+        if joined.count("\n") != len(last) - 1 and last:
+            # a path holding a newline (bad input is normal input): the JSON list form
+            return [_b64(times), list(last), _b64(array("d", last.values())), self.fired]
+        return b"".join((_DISTINCT.pack(self.fired, len(times), len(last)), times.tobytes(),
+                         array("d", last.values()).tobytes(),
+                         joined.encode("utf-8", "surrogatepass")))
 
     @classmethod
-    def from_state(cls, data: list[Any]) -> DistinctWindow:
+    def from_state(cls, data: bytes | list[Any]) -> DistinctWindow:
         w = cls()
-        w.times.extend(_unpack(data[0]))
+        if isinstance(data, bytes):
+            fired, reads, n = _DISTINCT.unpack_from(data)
+            at = _DISTINCT.size
+            w.times = _doubles(data, at, reads)
+            at += 8 * reads
+            latest = _doubles(data, at, n)
+            paths = data[at + 8 * n:].decode("utf-8", "surrogatepass").split("\n") if n else []
+            w.last = dict(zip(paths, latest, strict=True))
+            w.fired = bool(fired)
+            return w
+        w.times = _unpack(data[0])
         paths = data[1].split("\n") if isinstance(data[1], str) else data[1]
-        w.paths.extend(paths)
-        for p in paths:
-            w.counts[p] = w.counts.get(p, 0) + 1
+        if len(data) >= 4:  # [times, distinct paths, their latest read times, fired]
+            w.last = dict(zip(paths, _unpack(data[2]), strict=True))
+            w.fired = bool(data[3])
+            return w
+        # The oldest format: [times, the path of each read, fired].
+        last = w.last
+        for t, path in zip(w.times, paths, strict=False):
+            last.pop(path, None)
+            last[path] = t
         w.fired = bool(data[2])
         return w

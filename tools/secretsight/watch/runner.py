@@ -115,6 +115,8 @@ class Watcher:
                     recent.popitem(last=False)
             before = det.events
             found = det.process(e)
+            if found:  # (an event rejected half-way may still have completed findings)
+                self.pending.extend(found)
             if det.events == before:  # rejected (counted by reason in det.rejected)
                 m.count("parse_errors", (source, "invalid_event"))
                 continue
@@ -122,8 +124,6 @@ class Watcher:
             m.record_event(e["event"]["dataset"], det.last_ts or 0.0, op == "read",
                            (e.get("user") or {}).get("id"))
             self.since_commit += 1
-            if found:
-                self.pending.extend(found)
 
     def commit(self) -> None:
         t0 = time.perf_counter()

@@ -46,6 +46,12 @@ BATCH_DETECTORS: tuple[str, ...] = tuple(n for n in DETECTORS if n not in ("bulk
                                                                           "path_diversity"))
 
 
+def _wrong_type(exc: Exception) -> str:
+    # The reason names the exception's type only: its message may carry input values, and
+    # reasons are counter keys (bounded cardinality).
+    return f"field of a wrong type ({type(exc).__name__})"
+
+
 class Detectors:
     """The stateful detectors over one store.
 
@@ -113,7 +119,7 @@ class Detectors:
         try:
             ev = extract(event)
         except (TypeError, AttributeError, ValueError) as exc:  # e.g. "user": "bob"
-            ev = f"field of a wrong type ({exc})"[:120]
+            ev = _wrong_type(exc)
         if isinstance(ev, str):  # a rejection reason
             self.rejected[ev.split(":")[0]] += 1
             return []
@@ -138,20 +144,16 @@ class Detectors:
                     if ts > last:
                         rec.last = ts
                         cache._dirty_ids.add(uid)
-                        if ts - last >= self._silence:
-                            ev.ident = rec
-                            for fn in self._after_silence:
-                                fn(ev, out)
                 else:
                     old = cache.identity(uid)
                     if old is not None:
                         ev.prev_first, ev.prev_last = old.first, old.last
                     rec = cache.touch_identity(uid, ts)
-                    if ev.prev_last is not None and ts - ev.prev_last >= self._silence:
-                        ev.ident = rec
-                        for fn in self._after_silence:
-                            fn(ev, out)
                 ev.ident = rec
+                last = ev.prev_last
+                if last is not None and ts - last >= self._silence:
+                    for fn in self._after_silence:
+                        fn(ev, out)
             key = (ev.category, ev.operation, ev.effective, ev.final)
             try:
                 route = self._routes.get(key)
@@ -167,7 +169,7 @@ class Detectors:
             # input: a list where a string belongs makes a dict key unhashable, ...). The
             # event counts as rejected; the findings it completed are kept.
             self.events -= 1
-            self.rejected[f"field of a wrong type ({exc})"[:120]] += 1
+            self.rejected[_wrong_type(exc)] += 1
             return out
 
     def finish(self, now: str | None = None) -> list[Finding]:

@@ -150,8 +150,8 @@ class Detectors:
                         ev.prev_first, ev.prev_last = old.first, old.last
                     rec = cache.touch_identity(uid, ts)
                 ev.ident = rec
-                last = ev.prev_last
-                if last is not None and ts - last >= self._silence:
+                prev = ev.prev_last
+                if prev is not None and ts - prev >= self._silence:
                     for fn in self._after_silence:
                         fn(ev, out)
             key = (ev.category, ev.operation, ev.effective, ev.final)

@@ -32,7 +32,6 @@ class Metrics:
         self.parse_errors: Counter[tuple[str, str]] = Counter()  # (input, reason)
         self.skipped: Counter[tuple[str, str]] = Counter()  # deliberate normalizer skips
         self.duplicates: Counter[str] = Counter()  # by input: the same audit record again
-        self.rejected_events: Counter[str] = Counter()  # detector-level reason
         self.reads_by_identity: Counter[str] = Counter()
         self.reads_untracked = 0
         self.findings: Counter[str] = Counter({a: 0 for a in ANOMALY_CLASSES})

@@ -22,7 +22,7 @@ import pytest
 from detect.helpers import at, ev, reads
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
-from secretsight.detect.store import Batch, Store
+from secretsight.detect.stores import Batch, Store
 from secretsight.detect.windows import DistinctWindow
 
 # 29 reads of 9 distinct paths: one more read of a 10th path within the window completes a

@@ -198,7 +198,7 @@ def test_identity_cardinality_is_bounded() -> None:
 
 
 def test_binds_loopback_by_default() -> None:
-    from secretsight.commands.watch import _listen
+    from secretsight.watch.sidecar import parse_listen as _listen
 
     assert _listen(":8686") == ("127.0.0.1", 8686)
 

@@ -8,6 +8,6 @@ See docs/detectors.md for what each detector means, its state and its limits.
 """
 
 from secretsight.detect.detectors import BATCH_DETECTORS, DETECTORS, Detectors
-from secretsight.detect.store import Store, open_store
+from secretsight.detect.stores import Store, open_store
 
 __all__ = ["BATCH_DETECTORS", "DETECTORS", "Detectors", "Store", "open_store"]

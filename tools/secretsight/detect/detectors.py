@@ -26,7 +26,7 @@ from secretsight.detect.rotation import PendingWindows
 from secretsight.detect.rotation_without_deploy import RotationWithoutDeploy
 from secretsight.detect.rotation_without_read import RotationWithoutRead
 from secretsight.detect.state import StateCache
-from secretsight.detect.store import Store
+from secretsight.detect.stores.base import Store
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 

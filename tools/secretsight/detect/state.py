@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from secretsight.detect.store import Batch, Claim, Store
+from secretsight.detect.stores.base import Batch, Claim, Store
 
 LAST_SEEN_STEP = 3600.0  # seconds: granularity of the stored last_seen of a known path
 

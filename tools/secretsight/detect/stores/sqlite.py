@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from secretsight.detect.store import Batch, Store
+from secretsight.detect.stores.base import Batch, Store
 from secretsight.errors import SecretSightError
 
 _SCHEMA = """

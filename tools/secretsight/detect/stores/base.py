@@ -1,11 +1,11 @@
-"""The state store interface, and `open_store(url)`.
+"""The state store interface: `Store`, and what a commit carries (`Batch`, `Claim`).
 
 Detectors keep their working state in memory (`state.StateCache`, a write-back cache) and the
 store is where it is made durable: `commit(batch)` writes every change since the last commit
 TOGETHER WITH the input offsets in one transaction (SQLite) or one Lua script (Redis), so a
 restart resumes from a consistent (offsets, state) pair and neither repeats nor misses findings.
 
-Two implementations: `SQLiteStore` (embedded default, one writer) and `RedisStore` (several
+Two implementations: `sqlite.SQLiteStore` (embedded default, one writer) and `redis.RedisStore` (several
 `watch` replicas share identity history; `shared = True`, so findings that depend on shared
 facts are *claims* re-checked atomically at commit, see `Claim`).
 """
@@ -15,8 +15,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
-
-from secretsight.errors import SecretSightError
 
 
 @dataclass(frozen=True)
@@ -88,24 +86,3 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional: a store holding no connection has nothing to release
         pass
-
-
-def open_store(url: str | None) -> Store:
-    """None -> in-memory SQLite; `sqlite:///path` (or a plain path); `redis://host:port/db`."""
-    if url is None or url in ("", "memory", "sqlite://", "sqlite:///:memory:"):
-        from secretsight.detect.sqlite_store import SQLiteStore
-
-        return SQLiteStore(":memory:")
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from secretsight.detect.redis_store import RedisStore
-
-        return RedisStore(url)
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-    elif "://" in url:
-        raise SecretSightError(f"unknown state store URL {url!r} (use sqlite:///path or redis://)")
-    else:
-        path = url
-    from secretsight.detect.sqlite_store import SQLiteStore
-
-    return SQLiteStore(path)

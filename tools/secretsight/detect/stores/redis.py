@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis
 
-from secretsight.detect.store import Batch, Store
+from secretsight.detect.stores.base import Batch, Store
 from secretsight.errors import SecretSightError
 
 # Timestamps travel as strings: Lua's number formatting keeps only 14 significant digits.

@@ -1,0 +1,100 @@
+"""The `watch` side-car, assembled: state store, detectors, metrics, outputs, the HTTP server
+and the loop, and an orderly stop on SIGTERM/SIGINT. `commands/watch.py` only parses options.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import queue
+import signal
+import sys
+from dataclasses import dataclass
+
+from secretsight.config import Config
+from secretsight.detect import Detectors, open_store
+from secretsight.errors import SecretSightError
+from secretsight.watch.http import IngestServer
+from secretsight.watch.metrics import Metrics
+from secretsight.watch.outputs import open_output
+from secretsight.watch.runner import Watcher
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    inputs: tuple[str, ...] = ()  # file paths, "-" for stdin
+    listen: str | None = None  # HOST:PORT
+    token: str | None = None
+    max_body: int = 10 * 1024 * 1024
+    outputs: tuple[str, ...] = ("-",)
+    output_token: str | None = None
+    state: str = "sqlite:///secretsight-state.db"
+    instance: str = "default"
+    only: tuple[str, ...] | None = None  # detector names; None: all
+    commit_every: int = 100_000
+    commit_interval: float = 1.0
+    exit_at_eof: bool = False
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (loopback) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SecretSightError(f"--listen: expected HOST:PORT or [IPv6]:PORT, got {value!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise SecretSightError(f"--listen: unclosed [ in {value!r}")
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise SecretSightError(f"--listen: not an IPv6 address: {host!r}") from None
+    elif ":" in host:
+        raise SecretSightError(f"--listen: write an IPv6 address in brackets: [{host}]:{port}")
+    return (host or "127.0.0.1", int(port))
+
+
+def run(config: Config, opts: SidecarOptions) -> int:
+    """Run the side-car until stopped (or, with exit_at_eof, to the end of its inputs)."""
+    if not opts.inputs and not opts.listen:
+        raise SecretSightError("nothing to watch: give --input PATH, --input - or --listen")
+    if opts.listen and opts.exit_at_eof:
+        raise SecretSightError("--exit-at-eof cannot be combined with --listen")
+    address = parse_listen(opts.listen) if opts.listen else None
+    store = open_store(opts.state)
+    detectors = Detectors(config, store, only=opts.only, instance=opts.instance)
+    metrics = Metrics()
+    outs = [open_output(o, opts.output_token) for o in opts.outputs]
+    for o in outs:
+        if hasattr(o, "on_error"):
+            o.on_error = lambda name: metrics.count("output_errors", name)
+    work: queue.Queue = queue.Queue(maxsize=1000)
+    files = [p for p in opts.inputs if p != "-"]
+    watcher = Watcher(detectors, files=files, outputs=outs, metrics=metrics,
+                      stdin="-" in opts.inputs, work=work, commit_every=opts.commit_every,
+                      commit_interval=opts.commit_interval, exit_at_eof=opts.exit_at_eof)
+    server = None
+    if address is not None:
+        server = IngestServer(address, work=work, metrics=metrics, token=opts.token,
+                              max_body=opts.max_body)
+        server.start()
+        print(f"secretsight watch: listening on {server.url} (/ingest, /metrics, /healthz)",
+              file=sys.stderr, flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        watcher.stop_requested = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        status = watcher.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        watcher.close()
+        store.close()
+    if os.environ.get("SECRETSIGHT_WATCH_STATS"):
+        print(f"secretsight watch: {detectors.events} events, rejected "
+              f"{dict(detectors.rejected)}", file=sys.stderr)
+    return status

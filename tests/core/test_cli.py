@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -28,3 +29,25 @@ def test_unknown_command_exits_2() -> None:
     )
     assert proc.returncode == 2
     assert "No such command" in proc.stderr
+
+
+def test_a_secretsight_error_exits_2_with_its_message(tmp_path: Path) -> None:
+    """One mechanism for every command: SecretSightError -> `error: <file>: <message>`, exit 2
+    (under CliRunner as under `main()`)."""
+    missing = tmp_path / "nope.log"
+    result = CliRunner().invoke(cli, ["scan", str(missing)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {missing}: no such file"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("thresholds: {bulk_read: {count: 0}}\n")
+    result = CliRunner().invoke(cli, ["compile", "-t", "loki", "-c", str(bad), "-o",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {bad}: invalid config: thresholds.bulk_read.count")
+
+
+def test_main_maps_the_error_the_same_way(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from secretsight.cli import main; main()", "scan",
+         str(tmp_path / "nope.log")], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr.strip()) == (2, f"error: {tmp_path / 'nope.log'}: no such file")

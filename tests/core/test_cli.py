@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -51,3 +53,30 @@ def test_main_maps_the_error_the_same_way(tmp_path: Path) -> None:
         [sys.executable, "-c", "from secretsight.cli import main; main()", "scan",
          str(tmp_path / "nope.log")], capture_output=True, text=True)
     assert (proc.returncode, proc.stderr.strip()) == (2, f"error: {tmp_path / 'nope.log'}: no such file")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _option(command: str, name: str):  # type: ignore[no-untyped-def]
+    cmd = cli.get_command(None, command)  # type: ignore[arg-type]
+    assert cmd is not None
+    (opt,) = [p for p in cmd.params if p.name == name]
+    return opt
+
+
+def test_readme_and_watch_help_agree_on_port_and_state() -> None:
+    (line,) = [ln for ln in (REPO / "README.md").read_text("utf-8").splitlines()
+               if ln.startswith("secretsight watch ")]
+    port = re.search(r"--listen [\d.]+:(\d+)", line)
+    state = re.search(r"--state \[?([^|\]\s]+)", line)
+    assert port and state, line
+    assert f":{port.group(1)}" in (_option("watch", "listen").help or "")
+    assert state.group(1) == _option("watch", "state").default
+
+
+def test_the_plain_install_provides_sigma_cli() -> None:
+    """docs/sigma-cli.md: `pip install -e .` brings sigma-cli (not only the test extra)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    assert any(d.startswith("sigma-cli==") for d in project["dependencies"])
+    assert "pip install -e ." in (REPO / "docs" / "sigma-cli.md").read_text("utf-8")

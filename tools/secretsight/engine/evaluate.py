@@ -116,8 +116,8 @@ def _meta(rule: SigmaRule | SigmaCorrelationRule) -> RuleFacts:
     anomaly = attrs.get("anomaly")
     if anomaly not in ANOMALY_CLASSES:
         raise SecretSightError(
-            f"rule {rule.name or rule.title!r}: `anomaly` {anomaly!r} is not one of "
-            f"secretsight.findings.ANOMALY_CLASSES",
+            f"rule {rule.name or rule.title!r}: `anomaly` {anomaly!r} is not a class of "
+            f"the anomaly catalogue (tools/secretsight/anomalies.yml)",
             file=_source(rule),
         )
     level = rule.level.name.lower() if rule.level else "medium"
@@ -174,11 +174,7 @@ def _child_plan(rule: SigmaCorrelationRule, backend: SecretSightSQLiteBackend) -
     plan = backend.correlation_plan(rule)
     predicates = _base_predicates(rule)
     child = CompiledRule(
-        meta=RuleFacts(
-            id=str(rule.id), name=rule.name, title=rule.title, anomaly="bulk_read",
-            severity="informational", correlation=True,
-            group_by=tuple(rule.group_by or ()), timespan=float(rule.timespan.seconds),
-        ),
+        meta=_meta(rule),  # a building block: its findings are its parent's evidence only
         plan=_strip_evidence(plan),
         prefilter=" OR ".join(f"({p})" for p in predicates) if predicates else None,
         prune=_group_prune(rule),

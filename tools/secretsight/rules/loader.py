@@ -66,7 +66,8 @@ def _contract_errors(
         err("rule name must be snake_case", "name")
     anomaly = raw.get("anomaly")
     if anomaly not in ANOMALY_CLASSES:
-        err(f"anomaly {anomaly!r} is not one of secretsight.findings.ANOMALY_CLASSES", "anomaly")
+        err(f"anomaly {anomaly!r} is not one of the classes of the anomaly catalogue "
+            "(tools/secretsight/anomalies.yml)", "anomaly")
     source = path.parent.name
     if source not in SOURCES:
         err(f"rule directory {source!r} is not one of {', '.join(SOURCES)}")

@@ -212,3 +212,24 @@ def test_an_unknown_key_in_a_description_is_a_rule_error(tmp_path: Path) -> None
     bad.write_text(src.replace("description: >-\n  ", "description: >-\n  {thresholds.nope.count} ", 1))
     errors = load_rules([tmp_path]).errors
     assert [(e.file, "thresholds.nope.count" in e.message) for e in errors] == [(str(bad), True)]
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?![\w.])")
+
+
+def _doc_cells() -> dict[str, str]:
+    """rule name -> the "what it means" cell of its row in docs/rules.md's rule tables."""
+    text = (REPO / "docs" / "rules.md").read_text("utf-8")
+    rows = re.finditer(r"^\| `([a-z0-9_]+)` \| [a-z_]+ \| [^|]+ \| [a-z]+ \| (.+?) \| [^|]+ \|$",
+                       text, re.MULTILINE)
+    return {m[1]: m[2] for m in rows}
+
+
+@pytest.mark.parametrize("rule", sorted({r for _, r in _tuned_rules()}))
+def test_docs_state_the_default_numbers(rule: str) -> None:
+    """docs/rules.md writes the defaults in prose: each number the rule's description takes
+    from the default config is in the rule's row (a changed default fails here)."""
+    keys = set(_KEY.findall(_raw(rule).get("description", "")))
+    stated = {n for k in keys for n in _NUMBER.findall(describe_value(config_value(Config(), k)))}
+    assert stated, rule
+    assert stated <= set(_NUMBER.findall(_doc_cells()[rule])), _doc_cells()[rule]

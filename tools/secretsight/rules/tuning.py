@@ -101,10 +101,13 @@ _UNIT_NAMES = (("day", 86400), ("hour", 3600), ("minute", 60))
 
 
 def describe_value(value: Any) -> str:
-    """A config value as prose: 300 s -> '5 minutes', 90 s -> '90 seconds', 50 -> '50'."""
+    """A config value as prose: 300 s -> '5 minutes', 90 s -> '90 seconds', 86400 s ->
+    '24 hours' (days from two on: '14 days'), 50 -> '50'."""
     if isinstance(value, timedelta):
         seconds = int(value.total_seconds())
         for unit, size in _UNIT_NAMES:
+            if unit == "day" and seconds < 2 * size:
+                continue
             if seconds and seconds % size == 0:
                 n = seconds // size
                 return f"{n} {unit}{'' if n == 1 else 's'}"

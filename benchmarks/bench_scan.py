@@ -207,14 +207,14 @@ def _python(*args: str) -> list[str]:
 
 
 def run_floor(log: Path) -> dict:
-    out = OUT / "floor.out"
+    out = OUT / f"floor-{os.getpid()}.out"  # unique: benchmarks may run side by side
     result = measure(_python(str(HERE / "floor.py"), str(log)), out)
     _remove(out)
     return result
 
 
 def run_normalize(log: Path) -> dict:
-    out = OUT / "normalize.out"
+    out = OUT / f"normalize-{os.getpid()}.out"  # unique: benchmarks may run side by side
     result = measure(_python("-c", "from secretsight.cli import main; main()", "normalize",
                              str(log)), out)
     with out.open("rb") as fh:
@@ -225,7 +225,7 @@ def run_normalize(log: Path) -> dict:
 
 def run_scan(log: Path, baseline: Path | None = None) -> dict:
     """`baseline`: another checkout whose tools/ is put first on PYTHONPATH (before/after)."""
-    out = OUT / "scan.out"
+    out = OUT / f"scan-{os.getpid()}.out"  # unique: benchmarks may run side by side
     env = None if baseline is None else {**os.environ, "PYTHONPATH": str(baseline / "tools")}
     result = measure(_python("-c", "from secretsight.cli import main; main()", "scan",
                              "--format", "json", "--timings", str(log)), out, env=env)
@@ -239,7 +239,7 @@ def run_scan(log: Path, baseline: Path | None = None) -> dict:
 
 
 def run_reference(log: Path, budget: float) -> dict:
-    out = OUT / "reference.out"
+    out = OUT / f"reference-{os.getpid()}.out"  # unique: benchmarks may run side by side
     result = measure(_python(str(Path(__file__).resolve()), "--reference-run", str(log)), out,
                      cpu_budget=budget)
     if result["stopped"]:
@@ -298,6 +298,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                     help="also run `scan` from this checkout (e.g. a worktree of main): "
                          "before/after in the same interleaved run")
+    ap.add_argument("--json", type=Path, help="where to write the results (default: "
+                    "build/bench/bench_scan.json; give another to run sizes side by side)")
     ap.add_argument("--reference-run", metavar="LOG", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.reference_run:  # the reference's own process (see run_reference)
@@ -345,7 +347,7 @@ def main() -> None:
                                 **summarize(runs[events])})
     result["machine"]["load_after"] = os.getloadavg()
     name = "bench_scan.json" if args.tokens == 400 else f"bench_scan-{args.tokens}tok.json"
-    (OUT / name).write_text(json.dumps(result, indent=2) + "\n")
+    (args.json or OUT / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(table(result))
 

@@ -14,13 +14,16 @@ Measures, on ONE core (one Python process; the Redis server is another process):
    The rescan is quadratic in events per identity; a part that exceeds --reference-budget CPU
    seconds is stopped and reported as not run (the budget is then a lower bound).
 
-The event file is generated deterministically into build/bench/ and reused.
+Every CPU figure is also given as a multiple of the floor's (`cpu_x_floor`): a bare loop that
+parses each line with orjson and writes a small object, run in the same process on the same
+lines. The event file is generated deterministically into build/bench/ and reused.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import random
 import shutil
@@ -150,6 +153,22 @@ def run_detectors(lines: list[bytes], url: str, parsed: list[dict] | None = None
             "findings": findings}
 
 
+def run_floor(lines: list[bytes]) -> dict:
+    """The floor of any Python path over these lines: parse each with orjson and write a small
+    object (benchmarks/floor.py's loop, in this process, on the same lines)."""
+    import orjson
+
+    out = io.BytesIO()
+    loads, dumps, write = fast_loads, orjson.dumps, out.write
+    gc.collect()
+    t0 = time.process_time()
+    for line in lines:
+        rec = loads(line)
+        write(dumps({"time": rec.get("@timestamp"), "id": rec.get("event", {}).get("id")}) + b"\n")
+    cpu = time.process_time() - t0
+    return {"cpu_s": round(cpu, 2), "events_per_cpu_s": int(len(lines) / max(cpu, 1e-9))}
+
+
 def memory_per_state(identities: int = 2000, paths: int = 50) -> dict:
     """Bytes held by the write-back cache per identity (no paths) and per known path."""
     cfg = Config()
@@ -264,6 +283,7 @@ def main() -> None:
     results: dict = {"events": len(lines), "identities": args.identities,
                      "python": sys.version.split()[0]}
 
+    results["floor"] = run_floor(lines)
     with tempfile.TemporaryDirectory() as tmp:
         kept: list = []
         runs = [run_detectors(lines, f"sqlite:///{tmp}/state-{i}.db",
@@ -297,6 +317,11 @@ def main() -> None:
     ref = results.get("reference", {}).get("events_per_s")
     if ref:
         results["speedup_vs_reference"] = round(ours / ref, 1)
+    floor = results["floor"]["events_per_cpu_s"]
+    results["cpu_x_floor"] = {name: round(floor / run["events_per_cpu_s"], 2)
+                              for name, run in results.items()
+                              if isinstance(run, dict) and run.get("events_per_cpu_s")
+                              and name != "floor"}
     print(json.dumps(results, indent=2))
     (out_dir / "bench_detect.json").write_text(json.dumps(results, indent=2) + "\n")
 

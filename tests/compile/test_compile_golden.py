@@ -13,7 +13,7 @@ from secretsight.compile import TargetOutput, compile_target
 from secretsight.config import Config
 
 GOLDEN_RULES = Path(__file__).with_name("golden_rules")
-ALL_SOURCES = '{dataset=~"vault\\\\.audit|aws\\\\.cloudtrail|kubernetes\\\\.audit"}'
+ALL_SOURCES = '{dataset=~"aws\\\\.cloudtrail|kubernetes\\\\.audit|vault\\\\.audit"}'
 
 GOLDEN = {
     ("loki", "golden_root_policy"):

@@ -140,10 +140,10 @@ def test_loki_booleans_become_json_strings() -> None:
 
 @pytest.mark.parametrize("name", sorted(ALERTING_FILES))
 def test_esql_queries_read_the_shipper_indices(name: str) -> None:
-    # The ES|QL backend's default is `from *`; secretsight_elastic sets the pipeline's indices.
-    from secretsight.compile.pipelines import target_vars
+    # The ES|QL backend's default is `from *`; secretsight_elastic sets the config's indices.
+    from secretsight.config import Config
 
-    source = f"from {','.join(target_vars('elastic')['index'])} metadata "
+    source = f"from {','.join(Config().targets.elastic.read_from)} metadata "
     queries = expected_queries("esql", name)
     assert queries and all(q.startswith(source) for q in queries)
     assert all(q in full_tree("esql").stdout for q in queries)

@@ -11,15 +11,13 @@ deterministic: sorted, no timestamps, so two compiles of one commit are byte-ide
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import import_module
 from pathlib import Path
 
 from secretsight.compile import matrix
 from secretsight.compile.model import Support, TargetOutput
+from secretsight.compile.registry import TARGETS, compiler
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
-
-TARGETS: tuple[str, ...] = ("elastic", "loki", "splunk")
 
 __all__ = ["TARGETS", "Support", "TargetOutput", "compile_target", "compile_targets", "write_output"]
 
@@ -44,7 +42,7 @@ def compile_target(
     ruleset = load_rules(list(paths) if paths is not None else None, config)
     out = TargetOutput(target=target)
     out.errors.extend(ruleset.errors)
-    import_module(f"secretsight.compile.{target}").compile_rules(ruleset, config, out)
+    compiler(target)(ruleset, config, out)
     # Conversion errors are the target's own: say which target (load errors are shared).
     shared = len(ruleset.errors)
     out.errors[shared:] = [

@@ -9,7 +9,7 @@ adds a `streamstats` method that counts over a true sliding window (`time_window
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sigma.backends.splunk import SplunkBackend
 from sigma.correlations import SigmaCorrelationRule
@@ -19,6 +19,7 @@ from secretsight.compile.common import (
     RuleView,
     base_queries,
     convert,
+    merge_parts,
     record_failure,
     refs,
     simple_condition,
@@ -26,7 +27,7 @@ from secretsight.compile.common import (
     views,
 )
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
-from secretsight.compile.pipelines import full_pipeline, target_vars
+from secretsight.compile.pipelines import full_pipeline
 from secretsight.config import Config, format_duration
 from secretsight.rules import RuleSet
 
@@ -34,8 +35,6 @@ TARGET = "splunk"
 CONF_FILE = "splunk/savedsearches.conf"
 METHOD = "streamstats"
 
-# Splunk alert.severity: 1 debug, 2 info, 3 warn, 4 error, 5 severe, 6 fatal.
-ALERT_SEVERITY = {"informational": 2, "low": 3, "medium": 4, "high": 5, "critical": 6}
 _SORT = "| sort 0 _time"  # streamstats time_window needs time-ordered events
 
 
@@ -78,9 +77,8 @@ _OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "="}
 
 
 def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
-    vars_ = target_vars(TARGET)
-    every = int(vars_.get("schedule_minutes", 5))
-    alert_index = str(vars_.get("alert_index", "secretsight_alerts"))
+    every = config.targets.splunk.schedule_minutes
+    alert_index = config.targets.splunk.alert_index
     backend = StreamstatsSplunkBackend(processing_pipeline=full_pipeline(TARGET, config),
                                        collect_errors=True)
     base: dict[str, list[str]] = {}
@@ -90,7 +88,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
             defects.refuse_timestamp_parts(view.rule, "pySigma-backend-splunk")
             workarounds: tuple[str, ...] = ()
             if isinstance(view.rule, SigmaCorrelationRule):
-                parts = _merge_parts(view.rule)
+                parts = merge_parts(view.rule)
                 if parts is not None:
                     query, workarounds = merged_search(view.rule, parts, base), (
                         "splunk_streamstats", "splunk_merged_aggregates")
@@ -120,18 +118,12 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         one_line = " ".join(line.strip() for line in query.splitlines() if line.strip())
         out.queries[view.name] = [one_line]
         out.files[f"splunk/searches/{view.meta.source}/{view.name}.spl"] = query.strip() + "\n"
-        stanzas[stanza_name(view)] = stanza(view, one_line, every, alert_index)
+        stanzas[stanza_name(view)] = stanza(view, config, one_line, every, alert_index)
         status: Status = "workaround" if workarounds else "compiled"
         out.support.append(Support(view.name, TARGET, status, workarounds))
     # Target-native forms of the stateful classes (look-back searches).
     stanzas.update(stateful.compile_splunk(config, every, alert_index, out))
     out.files[CONF_FILE] = render_conf(stanzas)
-
-
-def _merge_parts(rule: Any) -> list[SigmaCorrelationRule] | None:
-    from secretsight.compile.elastic import _merge_parts as merge
-
-    return merge(rule)
 
 
 def merged_search(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
@@ -170,7 +162,8 @@ def stanza_name(view: RuleView) -> str:
     return f"SecretSight - {view.rule.title}"
 
 
-def stanza(view: RuleView, search: str, every: int, alert_index: str) -> dict[str, str]:
+def stanza(view: RuleView, config: Config, search: str, every: int, alert_index: str
+           ) -> dict[str, str]:
     """A scheduled alert. Plain rules look at the last `every` minutes (contiguous runs);
     correlations at window + `every` minutes so no burst of the window's length falls between
     two runs, with suppression per group for one window to avoid re-alerting it."""
@@ -195,7 +188,7 @@ def stanza(view: RuleView, search: str, every: int, alert_index: str) -> dict[st
         "action.logevent.param.index": alert_index,
         "action.logevent.param.sourcetype": "secretsight:alert",
         "alert.digest_mode": "1",
-        "alert.severity": str(ALERT_SEVERITY[view.level]),
+        "alert.severity": str(config.targets.splunk.alert_severity[view.level]),
         "alert.track": "1",
         "counttype": "number of events",
         "cron_schedule": f"*/{every} * * * *",

@@ -122,9 +122,10 @@ def loki_audit_gap(config: Config, interval: timedelta) -> dict[str, str]:
     older Loki grammars lack; `unless` between two label-less sums says the same everywhere."""
     silence = format_duration(config.stateful.audit_gap_max_silence)
     lookback = format_duration(audit_gap_lookback(config, interval))
+    label = config.targets.loki.dataset_label
     return {
-        ds: (f'sum(count_over_time({{dataset="{ds}"}}[{lookback}])) > 0 unless '
-             f'sum(count_over_time({{dataset="{ds}"}}[{silence}]))')
+        ds: (f'sum(count_over_time({{{label}="{ds}"}}[{lookback}])) > 0 unless '
+             f'sum(count_over_time({{{label}="{ds}"}}[{silence}]))')
         for ds in DATASETS
     }
 
@@ -147,7 +148,7 @@ def compile_loki(config: Config, interval: timedelta, out: TargetOutput
                 "alert": rule.name,
                 "expr": exprs[ds],
                 "for": "0m",
-                "labels": {"anomaly": rule.anomaly, "dataset": ds, "rule_id": rule.id,
+                "labels": {"anomaly": rule.anomaly, config.targets.loki.dataset_label: ds, "rule_id": rule.id,
                            "rule_name": rule.name, "severity": rule.level, "source": SOURCE},
                 "annotations": {"summary": f"{rule.title}: {ds}",
                                 "description": rule.description},
@@ -230,17 +231,15 @@ def esql_rotation_without_read(config: Config, index: list[str], interval: timed
             "(last_read is null or last_read < rotated_at)")
 
 
-def _kibana_common(rule: StatefulRule, interval: timedelta, look_back: timedelta
-                   ) -> dict[str, Any]:
-    from secretsight.compile.elastic import RISK_SCORE, SEVERITY
-
+def _kibana_common(rule: StatefulRule, config: Config, interval: timedelta,
+                   look_back: timedelta) -> dict[str, Any]:
     return {
         "name_key": rule.name,
         "rule_id": rule.id,
         "name": rule.title,
         "description": rule.description,
-        "risk_score": RISK_SCORE[rule.level],
-        "severity": SEVERITY[rule.level],
+        "risk_score": config.targets.elastic.risk_score[rule.level],
+        "severity": config.targets.elastic.severity[rule.level],
         "interval": format_duration(interval),
         "from": f"now-{format_duration(look_back)}",
         "to": "now",
@@ -264,24 +263,24 @@ def elastic_document(rule: StatefulRule, config: Config, index: list[str],
     # A query rule's look-back: the interval plus a minute of ingestion delay (as elastic.py).
     query_back = interval + timedelta(minutes=1)
     if rule.name == "audit_gap":
-        doc = _kibana_common(rule, interval, audit_gap_lookback(config, interval))
+        doc = _kibana_common(rule, config, interval, audit_gap_lookback(config, interval))
         doc.update({"type": "esql", "language": "esql", "query": esql_audit_gap(config, index)})
     elif rule.name == "first_path_access":
         # new_terms: a (user.id, secret.path) pair seen in [from, now] and not in
         # [history_window_start, from].
-        doc = _kibana_common(rule, interval, query_back)
+        doc = _kibana_common(rule, config, interval, query_back)
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
                     "query": lucene_first_path_access(config),
                     "new_terms_fields": ["user.id", "secret.path"],
                     "history_window_start":
                         f"now-{format_duration(s.first_path_access.learning_period)}"})
     elif rule.name == "dormant_identity":
-        doc = _kibana_common(rule, interval, query_back)
+        doc = _kibana_common(rule, config, interval, query_back)
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
                     "query": lucene_dormant_identity(), "new_terms_fields": ["user.id"],
                     "history_window_start": f"now-{format_duration(s.dormant_after)}"})
     elif rule.name == "rotation_without_read":
-        doc = _kibana_common(rule, interval, s.rotation_read_window + interval)
+        doc = _kibana_common(rule, config, interval, s.rotation_read_window + interval)
         doc.update({"type": "esql", "language": "esql",
                     "query": esql_rotation_without_read(config, index, interval)})
     else:
@@ -373,24 +372,10 @@ def splunk_search(rule: StatefulRule, config: Config, index: str, every: timedel
     raise Unsupported(f"no Splunk form for {rule.name}")
 
 
-def splunk_event_index() -> str:
-    """The index the Sigma searches use: the `index` condition of the Splunk pipeline's
-    `secretsight_splunk_index` item (one place for the user to edit)."""
-    import yaml
-
-    from secretsight.compile.pipelines import pipeline_path
-
-    doc = yaml.safe_load(pipeline_path("splunk").read_text("utf-8")) or {}
-    for item in doc.get("transformations") or []:
-        if item.get("id") == "secretsight_splunk_index":
-            return str((item.get("conditions") or {}).get("index", "secretsight"))
-    return "secretsight"
-
-
 def compile_splunk(config: Config, every: int, alert_index: str,
-                   out: TargetOutput, index: str | None = None) -> dict[str, dict[str, str]]:
+                   out: TargetOutput) -> dict[str, dict[str, str]]:
     """Add the stateful classes to a Splunk output; returns savedsearches.conf stanzas."""
-    index = index if index is not None else splunk_event_index()
+    index = config.targets.splunk.index
     stanzas: dict[str, dict[str, str]] = {}
     schedule = timedelta(minutes=every)
     for rule in _rules("splunk", out):
@@ -407,15 +392,13 @@ def compile_splunk(config: Config, every: int, alert_index: str,
         out.queries[rule.name] = [one_line]
         out.files[f"splunk/searches/{SOURCE}/{rule.name}.spl"] = search + "\n"
         stanzas[f"SecretSight - {rule.title}"] = splunk_stanza(
-            rule, one_line, every, alert_index, earliest, latest)
+            rule, config, one_line, every, alert_index, earliest, latest)
         out.support.append(Support(rule.name, "splunk", "compiled"))
     return stanzas
 
 
-def splunk_stanza(rule: StatefulRule, search: str, every: int, alert_index: str,
-                  earliest: str, latest: str) -> dict[str, str]:
-    from secretsight.compile.splunk import ALERT_SEVERITY
-
+def splunk_stanza(rule: StatefulRule, config: Config, search: str, every: int,
+                  alert_index: str, earliest: str, latest: str) -> dict[str, str]:
     settings = {
         "action.logevent": "1",
         "action.logevent.param.event": (
@@ -424,7 +407,7 @@ def splunk_stanza(rule: StatefulRule, search: str, every: int, alert_index: str,
         "action.logevent.param.index": alert_index,
         "action.logevent.param.sourcetype": "secretsight:alert",
         "alert.digest_mode": "1",
-        "alert.severity": str(ALERT_SEVERITY[rule.level]),
+        "alert.severity": str(config.targets.splunk.alert_severity[rule.level]),
         "alert.suppress": "0",
         "alert.track": "1",
         "counttype": "number of events",

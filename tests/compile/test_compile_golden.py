@@ -35,18 +35,23 @@ GOLDEN = {
         "from logs-*-secretsight,secretsight-events metadata _id, _index, _version | where "
         'secretsight.category=="secret" and secret.operation=="read"\n'
         "| stats value_count=count_distinct(secret.path) by user.id\n| where value_count >= 4",
+    # Through the app's macros (index, sourcetype, config lists); a literal `*` through the
+    # app's calculated field; one result per entity.
     ("splunk", "golden_root_policy"):
-        'index="secretsight" "user.roles{}"="root" secret.path="\\*" NOT source.ip="10.0.0.0/8"',
+        '`secretsight_events_vault_audit` ("user.roles{}"="root" '
+        'secretsight_literal_star_secret_path="true" NOT '
+        '`secretsight_list_internal_networks(source.ip)`) | fillnull value="-" user.id | '
+        "stats min(_time) as first_seen max(_time) as last_seen count as events by user.id",
     ("splunk", "golden_bulk"):
-        'index="secretsight" secretsight.category="secret" secret.operation="read" '
+        '`secretsight_events` (secretsight.category="secret" secret.operation="read") '
         "| sort 0 _time | streamstats time_window=5m count as event_count by user.id "
         "| where event_count > 3 | stats min(_time) as first_seen max(_time) as last_seen "
-        "count as events_over_threshold by user.id",
+        "count as events by user.id",
     ("splunk", "golden_paths"):
-        'index="secretsight" secretsight.category="secret" secret.operation="read" '
+        '`secretsight_events` (secretsight.category="secret" secret.operation="read") '
         "| sort 0 _time | streamstats time_window=10m dc(secret.path) as value_count by user.id "
         "| where value_count >= 4 | stats min(_time) as first_seen max(_time) as last_seen "
-        "count as events_over_threshold by user.id",
+        "count as events by user.id",
 }
 
 
@@ -111,14 +116,23 @@ def test_golden_savedsearch_schedule() -> None:
 
     conf = configparser.ConfigParser(interpolation=None, delimiters=("=",))
     conf.optionxform = str
-    conf.read_string(golden_output("splunk").files["splunk/savedsearches.conf"])
+    conf.read_string(golden_output("splunk").files["splunk/secretsight/default/savedsearches.conf"])
     bulk = conf["SecretSight - Golden Bulk Read"]
-    # window 5m + schedule 5m: a burst of the window's length never falls between two runs.
-    assert (bulk["cron_schedule"], bulk["dispatch.earliest_time"], bulk["dispatch.latest_time"]) \
-        == ("*/5 * * * *", "-10m@m", "@m")
-    assert (bulk["alert.suppress.fields"], bulk["alert.suppress.period"]) == ("user.id", "5m")
+    # window 5m + schedule 5m: a burst of the window's length never falls between two runs;
+    # the window ends 5m ago (targets.splunk.lag) so late events are searched.
+    assert (bulk["dispatch.earliest_time"], bulk["dispatch.latest_time"]) == ("-15m@m", "-5m@m")
+    # one alert per identity, throttled per identity (not the whole rule)
+    assert (bulk["alert.digest_mode"], bulk["alert.suppress.fields"],
+            bulk["alert.suppress.period"]) == ("0", "user.id", "5m")
+    assert 'user.id="$result.user.id$"' in bulk["action.logevent.param.event"]
     plain = conf["SecretSight - Golden Root Policy From Outside"]
-    assert (plain["dispatch.earliest_time"], plain["alert.severity"]) == ("-5m@m", "6")
+    assert (plain["dispatch.earliest_time"], plain["dispatch.latest_time"],
+            plain["alert.severity"]) == ("-10m@m", "-5m@m", "6")
+    # staggered over the 5-minute schedule: each start minute takes its share, no more
+    crons = [conf[n]["cron_schedule"] for n in conf.sections()]
+    assert all(c.endswith("-59/5 * * * *") for c in crons)
+    per_minute = [crons.count(f"{m}-59/5 * * * *") for m in range(5)]
+    assert max(per_minute) - min(per_minute) <= 1, per_minute
 
 
 def test_event_count_above_eql_runs_limit_becomes_threshold_rule() -> None:

@@ -219,24 +219,25 @@ def test_esql_rotation_window_uses_config() -> None:
 def _stanzas(out) -> dict[str, configparser.SectionProxy]:
     conf = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
     conf.optionxform = str
-    conf.read_string(out.files["splunk/savedsearches.conf"])
+    conf.read_string(out.files["splunk/secretsight/default/savedsearches.conf"])
     return {s["action.logevent.param.event"].split('rule="')[1].split('"')[0]: s
-            for s in (conf[n] for n in conf.sections())}
+            for s in (conf[n] for n in conf.sections()) if "action.logevent.param.event" in s}
 
 
 @pytest.mark.parametrize(("name", "earliest", "latest"), [
-    ("audit_gap", "-35m", "now"),
-    ("first_path_access", "-10085m@m", "@m"),  # 7d + 5m
-    ("dormant_identity", "-129605m@m", "@m"),  # 90d + 5m
-    ("rotation_without_read", "-65m@m", "@m"),
+    ("audit_gap", "-7d", "now"),  # index time (tstats), up to the search time
+    ("first_path_access", "-10m@m", "-5m@m"),  # one interval, 5m lag; baseline in a lookup
+    ("dormant_identity", "-10m@m", "-5m@m"),
+    ("rotation_without_read", "-70m@m", "-5m@m"),  # window 1h + interval, 5m lag
 ], ids=["audit_gap", "first_path_access", "dormant_identity", "rotation_without_read"])
 def test_splunk_stanza(name: str, earliest: str, latest: str) -> None:
     st = _stanzas(tuned("splunk"))[name]
     assert (st["dispatch.earliest_time"], st["dispatch.latest_time"]) == (earliest, latest)
-    assert st["cron_schedule"] == "*/5 * * * *" and st["enableSched"] == "1"
+    assert re.fullmatch(r"[0-4]-59/5 \* \* \* \*", st["cron_schedule"]) and st["enableSched"] == "1"
     assert f'anomaly="{name}"' in st["action.logevent.param.event"]
+    assert st["alert.digest_mode"] == "0"  # per result: one alert per entity
     search = st["search"]
-    assert search.startswith('index="secretsight" ') and "| where " in search
+    assert search.startswith(("`secretsight_events` ", "| tstats ")) and "| where " in search
     assert "\n" not in search and "| bin _time" not in search
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', search)
     assert unquoted.count("(") == unquoted.count(")")
@@ -246,7 +247,26 @@ def test_splunk_allowlist_and_silence_from_config() -> None:
     st = _stanzas(tuned("splunk"))
     assert 'NOT user.id="system:serviceaccount:ci:*" NOT user.id="svc-backup"' in \
         st["first_path_access"]["search"]
-    assert st["audit_gap"]["search"].endswith("| where now() - last_seen > 300")
+    assert st["audit_gap"]["search"].endswith("| where now() - last_indexed > 300")
+    # learning period 7d, dormancy 90d: from the config, read against the lookups
+    assert 'known_since <= relative_time(now(), "-604800s")' in st["first_path_access"]["search"]
+    assert "first_seen - previous_seen > 7776000" in st["dormant_identity"]["search"]
+
+
+def test_splunk_baselines_are_lookups_not_raw_scans() -> None:
+    """No search scans more than its window (+ lag) of raw events: the first-seen baselines
+    are KV store lookups kept by baseline searches one interval behind the alerts."""
+    conf = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
+    conf.optionxform = str
+    conf.read_string(tuned("splunk").files["splunk/secretsight/default/savedsearches.conf"])
+    baselines = {n: conf[n] for n in conf.sections() if "Baseline" in n}
+    assert len(baselines) == 2
+    for section in baselines.values():
+        assert (section["dispatch.earliest_time"], section["dispatch.latest_time"]) == \
+            ("-15m@m", "-10m@m")
+        assert "| outputlookup secretsight_" in section["search"]
+    for name in ("first_path_access", "dormant_identity"):
+        assert "| lookup secretsight_identity_seen " in _stanzas(tuned("splunk"))[name]["search"]
 
 
 def test_splunk_one_stanza_per_compiled_class() -> None:

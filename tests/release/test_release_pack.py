@@ -105,7 +105,7 @@ def test_members_sorted_with_fixed_metadata(built: tuple[Path, Path]) -> None:
     "sigma/pipelines/loki.yml",
     "compiled/loki/secretsight-rules.yaml",
     "compiled/elastic/secretsight-rules.ndjson",
-    "compiled/splunk/savedsearches.conf",
+    "compiled/splunk/secretsight/default/savedsearches.conf",
     "compiled/support-matrix.md",
     "compiled/support-matrix.json",
     "vector",

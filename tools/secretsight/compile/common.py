@@ -17,6 +17,7 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaRule
+from sigma.types import Placeholder, SigmaString
 
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.config import format_duration, parse_duration
@@ -121,6 +122,29 @@ def rule_values(rule: AnyRule) -> list[Any]:
 
     for det in rule.detection.detections.values():
         walk(det)
+    return out
+
+
+def positive_placeholders(rule: AnyRule) -> set[str]:
+    """Names of the `%placeholder%` lists a rule matches ON (not in a `filter*` detection, the
+    exclusions): with every such list empty the rule can match nothing. Read before conversion
+    (the pipeline fills the placeholders in place); through the rules a correlation references."""
+    if isinstance(rule, SigmaCorrelationRule):
+        return {p for ref in refs(rule) for p in positive_placeholders(ref.rule)}
+    out: set[str] = set()
+
+    def walk(det: SigmaDetection) -> None:
+        for item in det.detection_items:
+            if isinstance(item, SigmaDetection):
+                walk(item)
+                continue
+            for value in item.value or []:
+                if isinstance(value, SigmaString):
+                    out.update(p.name for p in value.s if isinstance(p, Placeholder))
+
+    for name, det in rule.detection.detections.items():
+        if not name.startswith("filter"):
+            walk(det)
     return out
 
 

@@ -16,10 +16,12 @@ from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import (
     AddConditionTransformation,
+    QueryExpressionPlaceholderTransformation,
     SetCustomAttributeTransformation,
 )
 from sigma.processing.transformations.state import SetStateTransformation
 
+from secretsight.compile.splunk_app import LIST_MACRO_PREFIX
 from secretsight.compile.transformations import (
     ArrayLabelParserTransformation,
     BooleanAsStringTransformation,
@@ -70,7 +72,8 @@ def loki_selector(config: Config, datasets: list[str] | tuple[str, ...]) -> str:
 
 
 def config_items(target: str, config: Config) -> list[ProcessingItem]:
-    """The pipeline items that come from `config.targets`."""
+    """The pipeline items that come from `config.targets` (for Splunk: the index condition
+    sigma-cli users need; `compile` selects events through the app's macros instead)."""
     if target == "loki":
         # The first item is the cross-source default; a per-source rule's item overrides it.
         items = [ProcessingItem(
@@ -90,9 +93,20 @@ def config_items(target: str, config: Config) -> list[ProcessingItem]:
     return []
 
 
+def splunk_list_macros() -> ProcessingPipeline:
+    """Config lists as calls of the Splunk app's list macros (`secretsight_list_<name>(field)`,
+    defined in macros.conf from the config), so the lists are tuned in one place."""
+    return ProcessingPipeline(items=[ProcessingItem(
+        QueryExpressionPlaceholderTransformation(expression=f"`{LIST_MACRO_PREFIX}{{id}}({{field}})`"),
+        identifier="secretsight_splunk_list_macros")])
+
+
 def full_pipeline(target: str, config: Config) -> ProcessingPipeline:
-    """Placeholders first, then the target's stream selection / index, field names and parser."""
+    """Placeholders first, then the target's stream selection, field names and parser."""
     base = target_pipeline(target)
+    if target == "splunk":
+        # Before the placeholder pipeline, which then finds no placeholder left.
+        return splunk_list_macros() + placeholder_pipeline(config) + base
     items = config_items(target, config)
     if not items:
         return placeholder_pipeline(config) + base

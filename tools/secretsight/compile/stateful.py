@@ -312,7 +312,11 @@ def compile_elastic(config: Config, index: list[str], interval: timedelta,
 
 
 # --------------------------------------------------------------------------------------------
-# Splunk (scheduled searches over a look-back as long as the state the detector keeps)
+# Splunk: the baselines (identities and (identity, path) pairs seen) are KV store lookups kept
+# by scheduled baseline searches over the same lagged windows as the alerts, one schedule
+# interval behind them (so an alert never finds its own window in the lookup); the alerts read
+# one interval of events and the lookup, never weeks of raw events. audit_gap reads index-time
+# statistics (tstats), which cost nothing like a raw scan.
 
 
 def _spl_str(value: str) -> str:
@@ -329,96 +333,132 @@ _ROTATION_SPL = (
     '"RotationSucceeded")) '
     'OR (event.dataset="kubernetes.audit" secret.operation="write" event.action IN ("update", '
     '"patch")))')
+# How long the baseline lookups keep an entry: dormancy is judged on the identity lookup, so it
+# keeps an identity for twice dormant_after (an identity silent longer looks new: no alert).
+_DORMANT_RETENTION = 2
+AUDIT_GAP_REALERT = timedelta(hours=1)
+AUDIT_GAP_LOOKBACK = timedelta(days=7)
 
 
-def _first_seen_tail(by: str, every: timedelta) -> str:
-    """A group's first event falls in the last schedule interval: new in the look-back."""
-    return (f"| stats min(_time) as first_seen max(_time) as last_seen count as events by {by}\n"
-            f'| where first_seen >= relative_time(now(), "-{format_duration(every)}@m")')
+def _tracker(name: str, search: str, keys: list[tuple[str, str]], retention: timedelta) -> str:
+    """A baseline search: this window's first/last seen per key, merged into the lookup,
+    entries older than `retention` dropped."""
+    renames = "".join(f" {f} as {k}" for f, k in keys)
+    by = " ".join(f for f, _ in keys)
+    key_names = " ".join(k for _, k in keys)
+    return (f"{search} | stats min(_time) as first_seen max(_time) as last_seen by {by}"
+            f" | rename{renames} | inputlookup append=true {name}"
+            f" | stats min(first_seen) as first_seen max(last_seen) as last_seen by {key_names}"
+            f' | where last_seen >= relative_time(now(), "-{_seconds(retention)}s")'
+            f" | outputlookup {name}")
 
 
-def splunk_search(rule: StatefulRule, config: Config, index: str, every: timedelta
-                  ) -> tuple[str, str, str]:
-    """(search, dispatch.earliest_time, dispatch.latest_time)."""
+def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Class (or baseline) name -> (one-line search, entity fields). Baselines are named
+    `baseline_<lookup>`."""
+    from secretsight.compile.splunk_app import event_filter
+
     s = config.stateful
-    base = f"index={_spl_str(index)}"
-    if rule.name == "audit_gap":
-        datasets = ", ".join(_spl_str(d) for d in DATASETS)
-        search = (f"{base} event.dataset IN ({datasets})\n"
-                  "| stats max(_time) as last_seen by event.dataset\n"
-                  f"| where now() - last_seen > {_seconds(s.audit_gap_max_silence)}")
-        # `now`, not `@m`: the silence is measured up to the search time.
-        return search, f"-{format_duration(audit_gap_lookback(config, every))}", "now"
-    if rule.name == "first_path_access":
-        allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
-        search = (f'{base} secret.operation="read" secret.path=* user.id=* {_EFFECTIVE_SPL}{allow}\n'
-                  + _first_seen_tail("user.id secret.path", every))
-        back = s.first_path_access.learning_period + every
-        return search, f"-{format_duration(back)}@m", "@m"
-    if rule.name == "dormant_identity":
-        search = f"{base} user.id=* {_EFFECTIVE_SPL}\n" + _first_seen_tail("user.id", every)
-        return search, f"-{format_duration(s.dormant_after + every)}@m", "@m"
-    if rule.name == "rotation_without_read":
-        window = _seconds(s.rotation_read_window)
-        oldest = window + _seconds(every)
-        search = (f'{base} {_EFFECTIVE_SPL} (secret.operation="read" OR ({_ROTATION_SPL}))\n'
-                  "| eval read_at=if('secret.operation'=\"read\", _time, null()), "
-                  "rotated_at=if('secret.operation'!=\"read\", _time, null())\n"
-                  "| stats max(rotated_at) as rotated_at max(read_at) as last_read by secret.path\n"
-                  f'| where rotated_at <= relative_time(now(), "-{window}s") AND '
-                  f'rotated_at > relative_time(now(), "-{oldest}s") AND '
-                  "(isnull(last_read) OR last_read < rotated_at)")
-        return search, f"-{format_duration(s.rotation_read_window + every)}@m", "@m"
-    raise Unsupported(f"no Splunk form for {rule.name}")
+    st = config.targets.splunk
+    events = event_filter(None)
+    allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
+    reads = f'{events} secret.operation="read" secret.path=* user.id=* {_EFFECTIVE_SPL}{allow}'
+    active = f"{events} user.id=* {_EFFECTIVE_SPL}"
+    prefix = _spl_str(st.sourcetype_prefix)
+    sourcetypes = " OR ".join(f"sourcetype={_spl_str(st.sourcetype(d))}" for d in DATASETS)
+    window = _seconds(s.rotation_read_window)
+    every = timedelta(minutes=st.schedule_minutes)
+    oldest = window + _seconds(every)
+    return {
+        "audit_gap": (
+            f"| tstats max(_indextime) as last_indexed where `secretsight_index` ({sourcetypes})"
+            f" by sourcetype | eval event.dataset=substr(sourcetype, len({prefix}) + 1)"
+            f" | where now() - last_indexed > {_seconds(s.audit_gap_max_silence)}",
+            ("event.dataset",)),
+        "dormant_identity": (
+            f"{active} | stats min(_time) as first_seen max(_time) as last_seen count as events"
+            " by user.id | eval user_id='user.id'"
+            " | lookup secretsight_identity_seen user_id OUTPUT last_seen as previous_seen"
+            f" | where isnotnull(previous_seen) AND first_seen - previous_seen > "
+            f"{_seconds(s.dormant_after)}",
+            ("user.id",)),
+        "first_path_access": (
+            f"{reads} | stats min(_time) as first_seen count as events by user.id secret.path"
+            " | eval user_id='user.id', secret_path='secret.path'"
+            " | lookup secretsight_path_seen user_id secret_path OUTPUT last_seen as previous_read"
+            " | where isnull(previous_read)"
+            " | lookup secretsight_identity_seen user_id OUTPUT first_seen as known_since"
+            f' | where known_since <= relative_time(now(), '
+            f'"-{_seconds(s.first_path_access.learning_period)}s")',
+            ("user.id", "secret.path")),
+        "rotation_without_read": (
+            f'{events} {_EFFECTIVE_SPL} (secret.operation="read" OR ({_ROTATION_SPL}))'
+            " | eval read_at=if('secret.operation'=\"read\", _time, null()), "
+            "rotated_at=if('secret.operation'!=\"read\", _time, null())"
+            " | stats max(rotated_at) as rotated_at max(read_at) as last_read by secret.path"
+            f' | where rotated_at <= relative_time(now(), "-{window}s") AND '
+            f'rotated_at > relative_time(now(), "-{oldest}s") AND '
+            "(isnull(last_read) OR last_read < rotated_at)",
+            ("secret.path",)),
+        "baseline_secretsight_identity_seen": (
+            _tracker("secretsight_identity_seen", active, [("user.id", "user_id")],
+                     s.dormant_after * _DORMANT_RETENTION), ()),
+        "baseline_secretsight_path_seen": (
+            _tracker("secretsight_path_seen", reads,
+                     [("user.id", "user_id"), ("secret.path", "secret_path")],
+                     s.first_path_access.learning_period), ()),
+    }
 
 
-def compile_splunk(config: Config, every: int, alert_index: str,
-                   out: TargetOutput) -> dict[str, dict[str, str]]:
-    """Add the stateful classes to a Splunk output; returns savedsearches.conf stanzas."""
-    index = config.targets.splunk.index
-    stanzas: dict[str, dict[str, str]] = {}
-    schedule = timedelta(minutes=every)
+def compile_splunk(config: Config, out: TargetOutput) -> list[Any]:
+    """Add the stateful classes to a Splunk output; returns the app searches (alerts and the
+    baseline searches the alerts' lookups need)."""
+    from secretsight.compile.splunk_app import AppSearch, lagged_window
+
+    s = config.stateful
+    every = timedelta(minutes=config.targets.splunk.schedule_minutes)
+    forms = splunk_searches(config)
+    searches: list[AppSearch] = []
     for rule in _rules("splunk", out):
         reason = UNSUPPORTED.get(("splunk", rule.name))
-        if reason is None:
-            try:
-                search, earliest, latest = splunk_search(rule, config, index, schedule)
-            except Unsupported as exc:
-                reason = exc.reason
         if reason is not None:
             out.support.append(Support(rule.name, "splunk", "unsupported", (reason,)))
             continue
-        one_line = " ".join(line.strip() for line in search.splitlines() if line.strip())
-        out.queries[rule.name] = [one_line]
+        search, entity = forms[rule.name]
+        suppress: timedelta | None = None
+        if rule.name == "audit_gap":
+            # Index time up to the search time: a silence in shipping, whatever the events' age.
+            earliest, latest = f"-{format_duration(AUDIT_GAP_LOOKBACK)}", "now"
+            suppress = AUDIT_GAP_REALERT
+        elif rule.name == "rotation_without_read":
+            earliest, latest = lagged_window(config, s.rotation_read_window + every)
+        else:
+            earliest, latest = lagged_window(config, every)
+        out.queries[rule.name] = [search]
         out.files[f"splunk/searches/{SOURCE}/{rule.name}.spl"] = search + "\n"
-        stanzas[f"SecretSight - {rule.title}"] = splunk_stanza(
-            rule, config, one_line, every, alert_index, earliest, latest)
+        searches.append(AppSearch(
+            stanza=f"SecretSight - {rule.title}", rule=rule.name, anomaly=rule.anomaly,
+            level=rule.level, description=rule.description, search=search, earliest=earliest,
+            latest=latest, entity=entity, suppress_period=suppress))
         out.support.append(Support(rule.name, "splunk", "compiled"))
-    return stanzas
+    # The baselines the lookup-based alerts read, one schedule interval behind them.
+    lag_one_more = config.model_copy(update={"targets": config.targets.model_copy(update={
+        "splunk": config.targets.splunk.model_copy(update={
+            "lag": format_duration(every + _lag(config))})})})
+    for name, (search, _) in forms.items():
+        if not name.startswith("baseline_"):
+            continue
+        earliest, latest = lagged_window(lag_one_more, every)
+        searches.append(AppSearch(
+            stanza=f"SecretSight - Baseline - {name.removeprefix('baseline_')}", rule=name,
+            anomaly="", level="informational",
+            description="Keeps the lookup of what was seen, read by the first_path_access and "
+                        "dormant_identity alerts (no alert of its own).",
+            search=search, earliest=earliest, latest=latest, entity=(), alert=False))
+    return searches
 
 
-def splunk_stanza(rule: StatefulRule, config: Config, search: str, every: int,
-                  alert_index: str, earliest: str, latest: str) -> dict[str, str]:
-    settings = {
-        "action.logevent": "1",
-        "action.logevent.param.event": (
-            f"secretsight_alert rule=\"{rule.name}\" anomaly=\"{rule.anomaly}\" "
-            f"severity=\"{rule.level}\" search=\"$name$\" results=\"$job.resultCount$\""),
-        "action.logevent.param.index": alert_index,
-        "action.logevent.param.sourcetype": "secretsight:alert",
-        "alert.digest_mode": "1",
-        "alert.severity": str(config.targets.splunk.alert_severity[rule.level]),
-        "alert.suppress": "0",
-        "alert.track": "1",
-        "counttype": "number of events",
-        "cron_schedule": f"*/{every} * * * *",
-        "description": rule.description,
-        "disabled": "0",
-        "dispatch.earliest_time": earliest,
-        "dispatch.latest_time": latest,
-        "enableSched": "1",
-        "quantity": "0",
-        "relation": "greater than",
-        "search": search,
-    }
-    return dict(sorted(settings.items()))
+def _lag(config: Config) -> timedelta:
+    from secretsight.config import parse_duration
+
+    return parse_duration(config.targets.splunk.lag)

@@ -34,7 +34,8 @@ GOLDEN = {
     ("elastic", "golden_paths"):
         "from logs-*-secretsight,secretsight-events metadata _id, _index, _version | where "
         'secretsight.category=="secret" and secret.operation=="read"\n'
-        "| stats value_count=count_distinct(secret.path) by user.id\n| where value_count >= 4",
+        "| stats value_count=count_distinct(secret.path) by user.id\n| where value_count >= 4\n"
+        "| keep user.id, value_count",
     # Through the app's macros (index, sourcetype, config lists); a literal `*` through the
     # app's calculated field; one result per entity.
     ("splunk", "golden_root_policy"):

@@ -192,8 +192,8 @@ def test_kibana_esql_rule(name: str, look_back: str) -> None:
 def _check_esql_shape(query: str) -> None:
     """No ES|QL parser runs here: check the command pipeline, quotes and parentheses."""
     commands = [part.strip().split(" ", 1)[0] for part in query.split("\n| ")]
-    assert commands[0] == "from" and set(commands[1:]) <= {"where", "eval", "stats"}
-    assert commands[-1] == "where"  # the alert condition
+    assert commands[0] == "from" and set(commands[1:]) <= {"where", "eval", "stats", "keep"}
+    assert commands[-2:] == ["where", "keep"]  # the alert condition, then what the alert shows
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', query)
     assert unquoted.count('"') % 2 == 0
     depth = 0
@@ -205,7 +205,7 @@ def _check_esql_shape(query: str) -> None:
 
 def test_esql_audit_gap_uses_config() -> None:
     query = _kibana(tuned("elastic"))["audit_gap"]["query"]
-    assert query.endswith("| where last_seen < now() - 300 seconds")
+    assert query.endswith("| where last_seen < now() - 300 seconds\n| keep event.dataset, last_seen")
 
 
 def test_esql_rotation_window_uses_config() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 
 import eql
 import pytest
@@ -104,6 +105,13 @@ def test_ruler_rule_shape(rule: dict) -> None:
     assert ">" in rule["expr"] or ") and sum" in rule["expr"]
 
 
+@pytest.mark.parametrize("rule", ruler_rules(), ids=lambda r: f"{r['alert']}")
+def test_ruler_rule_names_mitre(rule: dict) -> None:
+    techniques = rule["annotations"]["mitre_attack_techniques"].split(", ")
+    assert techniques and all(re.fullmatch(r"T\d{4}(\.\d{3})?", t) for t in techniques)
+    assert rule["annotations"]["mitre_attack_tactics"].startswith("TA")
+
+
 def test_ruler_file_groups() -> None:
     import yaml
 
@@ -138,6 +146,7 @@ def test_kibana_rule_fields(doc: dict) -> None:
     if doc["type"] == "esql":
         assert "index" not in doc  # ES|QL rules name their indices in the query
         assert doc["query"].startswith("from ")
+    assert doc["threat"], "every rule maps to MITRE ATT&CK"
     for threat in doc["threat"]:
         assert threat["framework"] == "MITRE ATT&CK"
         assert threat["tactic"]["id"].startswith("TA") and threat["tactic"]["name"]

@@ -34,6 +34,7 @@ from secretsight.compile.common import (
     timespan,
     views,
 )
+from secretsight.compile.elastic_template import template_files
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
 from secretsight.compile.pipelines import full_pipeline
 from secretsight.config import Config, format_duration, parse_duration
@@ -94,10 +95,42 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         out.support.append(Support(view.name, TARGET, status, workarounds))
     # Target-native forms of the stateful classes (new_terms, ES|QL absence).
     documents.extend(stateful.compile_elastic(config, index, interval, out))
+    for d in documents:
+        if d["language"] == "esql":
+            d["query"] = esql_keep(d["query"])
+            out.queries[d["name_key"]] = [d["query"]]
+            for path in [p for p in out.files if p.endswith(f"/{d['name_key']}.esql")]:
+                out.files[path] = d["query"] + "\n"
     documents.sort(key=lambda d: d["name_key"])
     for d in documents:
         del d["name_key"]
     out.files[NDJSON_FILE] = "".join(dump_json(d) + "\n" for d in documents)
+    out.files.update(template_files(config))
+
+
+def _top_level_split(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def esql_keep(query: str) -> str:
+    """End an ES|QL rule with `keep` of what its alert shows: the group (the entity) and the
+    aggregates of its last `stats`, in that order, so the alert's columns are stated, not
+    whatever the stats left."""
+    stats = [line for line in query.splitlines() if line.lstrip().startswith("| stats ")]
+    if not stats:
+        raise Unsupported("ES|QL rule without `stats`: no columns to keep")
+    body = stats[-1].split("| stats ", 1)[1]
+    aggs, _, by = body.partition(" by ")
+    names = [a.split("=", 1)[0].strip() for a in _top_level_split(aggs)]
+    groups = _top_level_split(by)
+    return query.rstrip() + f"\n| keep {', '.join(groups + names)}"
 
 
 def _common(view: RuleView, config: Config, look_back: timedelta, interval: timedelta

@@ -16,7 +16,7 @@ from sigma.conditions import ConditionFieldEqualsValueExpression
 from sigma.rule import SigmaRule
 from sigma.types import SigmaBool, SigmaCasedString, SigmaString
 
-from secretsight.compile import defects, stateful
+from secretsight.compile import attack, defects, stateful
 from secretsight.compile.common import (
     RuleView,
     convert,
@@ -121,7 +121,8 @@ def ruler_rule(view: RuleView, queries: list[str], interval: str) -> dict[str, A
     else:
         counts = [f"sum by (user_id) (count_over_time({q} [{interval}]))" for q in queries]
         expr = f"{counts[0]} > 0" if len(counts) == 1 else f"({' or '.join(counts)}) > 0"
-    annotations = {"summary": view.rule.title, "description": view.description}
+    annotations = {"summary": view.rule.title, "description": view.description,
+                   **attack.alert_annotations(view.tags)}
     if view.rule.references:
         annotations["references"] = " ".join(view.rule.references)
     return {

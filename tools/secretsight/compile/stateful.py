@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from secretsight.compile import attack
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.config import Config, format_duration
 from secretsight.errors import SecretSightError
@@ -43,6 +44,26 @@ class StatefulRule:
     @property
     def id(self) -> str:
         return str(uuid.uuid5(_NAMESPACE, self.name))
+
+    @property
+    def techniques(self) -> tuple[str, ...]:
+        return _TECHNIQUES[self.name]
+
+    @property
+    def tags(self) -> list[str]:
+        """As Sigma tags (`attack.t1078`), for the ATT&CK helpers shared with the Sigma rules."""
+        return [f"attack.{t.lower()}" for t in self.techniques]
+
+
+# ATT&CK techniques per class: the anomaly catalogue's `mitre` (issue 10) once it is merged;
+# the same values until then.
+_TECHNIQUES: dict[str, tuple[str, ...]] = {
+    "audit_gap": ("T1562.008",),
+    "dormant_identity": ("T1078",),
+    "first_path_access": ("T1552", "T1555"),
+    "rotation_without_deploy": ("T1531",),
+    "rotation_without_read": ("T1531",),
+}
 
 
 RULES: tuple[StatefulRule, ...] = (
@@ -151,7 +172,8 @@ def compile_loki(config: Config, interval: timedelta, out: TargetOutput
                 "labels": {"anomaly": rule.anomaly, config.targets.loki.dataset_label: ds, "rule_id": rule.id,
                            "rule_name": rule.name, "severity": rule.level, "source": SOURCE},
                 "annotations": {"summary": f"{rule.title}: {ds}",
-                                "description": rule.description},
+                                "description": rule.description,
+                                **attack.alert_annotations(rule.tags)},
             })
         out.support.append(Support(rule.name, "loki", "compiled"))
     return {SOURCE: rules} if rules else {}
@@ -250,7 +272,7 @@ def _kibana_common(rule: StatefulRule, config: Config, interval: timedelta,
         "false_positives": [],
         "tags": sorted({"SecretSight", f"anomaly:{rule.anomaly}", f"source:{SOURCE}",
                         f"rule:{rule.name}"}),
-        "threat": [],
+        "threat": attack.threat(rule.tags),
         "max_signals": 100,
         "version": 1,
         "meta": {"secretsight": {"anomaly": rule.anomaly, "rule_name": rule.name}},
@@ -439,7 +461,7 @@ def compile_splunk(config: Config, out: TargetOutput) -> list[Any]:
         searches.append(AppSearch(
             stanza=f"SecretSight - {rule.title}", rule=rule.name, anomaly=rule.anomaly,
             level=rule.level, description=rule.description, search=search, earliest=earliest,
-            latest=latest, entity=entity, suppress_period=suppress))
+            latest=latest, entity=entity, suppress_period=suppress, techniques=rule.techniques))
         out.support.append(Support(rule.name, "splunk", "compiled"))
     # The baselines the lookup-based alerts read, one schedule interval behind them.
     lag_one_more = config.model_copy(update={"targets": config.targets.model_copy(update={

@@ -14,17 +14,20 @@ from secretsight.config import Config
 
 GOLDEN_RULES = Path(__file__).with_name("golden_rules")
 ALL_SOURCES = '{dataset=~"aws\\\\.cloudtrail|kubernetes\\\\.audit|vault\\\\.audit"}'
+# What the rules require, as line filters before `| json` (drops most lines unparsed).
+LINE_FILTERS = '|~ `"operation":\\s*"(?i:read)"` |~ `"category":\\s*"(?i:secret)"`'
 
 GOLDEN = {
     ("loki", "golden_root_policy"):
+        # no line filter: the fields it requires are an array (user.roles) and a literal `*`
         '{dataset="vault.audit"} | json | json user_roles="user.roles" | '
         'user_roles=~`(?i).*"root".*` and secret_path=~`(?i)^\\*$` and source_ip!=ip("10.0.0.0/8")',
     ("loki", "golden_bulk"):
-        f"sum by (user_id) (count_over_time({ALL_SOURCES} | json | "
+        f"sum by (user_id) (count_over_time({ALL_SOURCES} {LINE_FILTERS} | json | "
         "secretsight_category=~`(?i)^secret$` and secret_operation=~`(?i)^read$` [5m])) > 3",
     ("loki", "golden_paths"):
         "count without (secret_path) (sum by (user_id, secret_path) (count_over_time("
-        f"{ALL_SOURCES} | json | secretsight_category=~`(?i)^secret$` and "
+        f"{ALL_SOURCES} {LINE_FILTERS} | json | secretsight_category=~`(?i)^secret$` and "
         "secret_operation=~`(?i)^read$` [10m]))) >= 4",
     ("elastic", "golden_root_policy"):
         "(user.roles:root AND secret.path:\\*) AND (NOT source.ip:10.0.0.0\\/8)",

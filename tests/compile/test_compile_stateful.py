@@ -128,17 +128,29 @@ def test_loki_audit_gap_rule(dataset: str) -> None:
     rule = next(r for r in _ruler(tuned("loki")) if r["labels"]["dataset"] == dataset)
     assert rule["alert"] == "audit_gap"
     assert rule["labels"]["anomaly"] == "audit_gap" and rule["labels"]["source"] == SOURCE
-    # silence 5m; look-back = baseline 30m (> ruler interval 1m) + silence 5m
-    assert rule["expr"] == (
-        f'sum(count_over_time({{dataset="{dataset}"}}[35m])) > 0 unless '
-        f'sum(count_over_time({{dataset="{dataset}"}}[5m]))')
+    # silence 5m, baseline 30m: 12 slices of 150s (half the silence) before the last 5m
+    offsets = ["5m", "450s", "10m", "750s", "15m", "1050s", "20m", "1350s", "25m", "1650s",
+               "30m", "1950s"]
+    assert rule["expr"] == " and ".join(
+        f'sum(count_over_time({{dataset="{dataset}"}}[150s] offset {o})) > 0' for o in offsets
+    ) + f' unless sum(count_over_time({{dataset="{dataset}"}}[5m]))'
+
+
+def test_loki_audit_gap_too_many_slices_is_unsupported() -> None:
+    config = Config(stateful=Stateful(audit_gap_max_silence=timedelta(seconds=10)))
+    out = compile_target("loki", config=config, paths=[GOLDEN_RULES])
+    cell = next(c for c in out.support if c.rule == "audit_gap")
+    assert cell.status == "unsupported" and "slices" in cell.details[0]
 
 
 def test_loki_stream_labels_are_the_shippers() -> None:
-    """The `dataset` stream label is what both shippers' Loki sinks set."""
+    """The `dataset` stream label is what both shippers' Loki sinks set (Fluent Bit: static,
+    one output per source; tests/fluentbit/test_loki_output.py ships the golden events)."""
     repo = HERE.parents[1]
     assert 'dataset: "{{ event.dataset }}"' in (repo / "vector" / "vector.yaml").read_text()
-    assert "dataset=$event['dataset']" in (repo / "fluentbit" / "fluent-bit.yaml").read_text()
+    fluentbit = (repo / "fluentbit" / "fluent-bit.yaml").read_text()
+    for dataset in ("vault.audit", "aws.cloudtrail", "kubernetes.audit"):
+        assert f"labels: job=secretsight, dataset={dataset}\n" in fluentbit
 
 
 # --- Elastic ----------------------------------------------------------------------------------

@@ -15,14 +15,14 @@ from secretsight.config_targets import ElasticTarget, LokiTarget, SplunkTarget, 
 
 # New names that occur nowhere else, so mapping them back is exact.
 RENAMED = Targets(
-    loki=LokiTarget(dataset_label="zzdslabel", category_label="zzcatlabel"),
+    loki=LokiTarget(dataset_label="zzdslabel"),
     elastic=ElasticTarget(data_streams=["logs-*-zzstream"], indices=["zzplainindex"],
                           template_name="zztemplate"),
     splunk=SplunkTarget(app="zzapp", index="zzindex", sourcetype_prefix="zzsourcetype:",
                         alert_index="zzalertindex", alert_sourcetype="zzalert:type"),
 )
 BACK = {
-    "zzdslabel": "dataset", "zzcatlabel": "category", "logs-*-zzstream": "logs-*-secretsight",
+    "zzdslabel": "dataset", "logs-*-zzstream": "logs-*-secretsight",
     "zzplainindex": "secretsight-events", "zztemplate": "secretsight", "zzapp": "secretsight",
     "zzindex": "secretsight", "zzsourcetype:": "secretsight:", "zzalertindex": "secretsight_alerts",
     "zzalert:type": "secretsight:alert",

@@ -33,9 +33,10 @@ def _every_level(mapping: dict[str, object]) -> dict[str, object]:
 
 
 class LokiTarget(_Strict):
-    # Stream labels the shippers' Loki outputs set: event.dataset and secretsight.category.
+    # The stream label the shippers' Loki outputs set to event.dataset (the one label every
+    # shipper sets: Fluent Bit's loki output would remove a per-event label's field from the
+    # line, so it sets this one statically per source).
     dataset_label: Name = "dataset"
-    category_label: Name = "category"
     # Ruler evaluation interval; a plain rule counts its matches over this range.
     ruler_interval: DurationText = "1m"
 

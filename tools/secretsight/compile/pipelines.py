@@ -12,12 +12,10 @@ import os
 from pathlib import Path
 
 from sigma.exceptions import SigmaError
-from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import (
     AddConditionTransformation,
     QueryExpressionPlaceholderTransformation,
-    SetCustomAttributeTransformation,
 )
 from sigma.processing.transformations.state import SetStateTransformation
 
@@ -25,18 +23,12 @@ from secretsight.compile.splunk_app import LIST_MACRO_PREFIX
 from secretsight.compile.transformations import (
     ArrayLabelParserTransformation,
     BooleanAsStringTransformation,
+    LokiStreamSelectionTransformation,
     StringRegexTransformation,
 )
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
 from secretsight.rules import placeholder_pipeline
-
-# A per-source rule's `logsource.service` -> the event.dataset its events carry.
-SERVICE_DATASETS: dict[str, str] = {
-    "vault": "vault.audit",
-    "cloudtrail": "aws.cloudtrail",
-    "kubernetes": "kubernetes.audit",
-}
 
 
 def pipelines_dir() -> Path:
@@ -62,31 +54,13 @@ def target_pipeline(target: str) -> ProcessingPipeline:
         raise SecretSightError(f"invalid target pipeline: {exc}", file=str(path)) from exc
 
 
-def loki_selector(config: Config, datasets: list[str] | tuple[str, ...]) -> str:
-    """The stream selector of events from `datasets`: one equality for one dataset."""
-    label = config.targets.loki.dataset_label
-    if len(datasets) == 1:
-        return f'{{{label}="{datasets[0]}"}}'
-    alternatives = "|".join(d.replace(".", "\\\\.") for d in sorted(datasets))
-    return f'{{{label}=~"{alternatives}"}}'
-
-
 def config_items(target: str, config: Config) -> list[ProcessingItem]:
     """The pipeline items that come from `config.targets` (for Splunk: the index condition
     sigma-cli users need; `compile` selects events through the app's macros instead)."""
     if target == "loki":
-        # The first item is the cross-source default; a per-source rule's item overrides it.
-        items = [ProcessingItem(
-            SetCustomAttributeTransformation("logsource_loki_selection",
-                                             loki_selector(config, sorted(SERVICE_DATASETS.values()))),
-            identifier="secretsight_loki_stream_all_sources")]
-        for service, dataset in sorted(SERVICE_DATASETS.items()):
-            items.append(ProcessingItem(
-                SetCustomAttributeTransformation("logsource_loki_selection",
-                                                 loki_selector(config, [dataset])),
-                rule_conditions=[LogsourceCondition(product="secretsight", service=service)],
-                identifier=f"secretsight_loki_stream_{service}"))
-        return items
+        return [ProcessingItem(
+            LokiStreamSelectionTransformation(config.targets.loki.dataset_label),
+            identifier="secretsight_loki_stream_selection")]
     if target == "splunk":
         return [ProcessingItem(AddConditionTransformation({"index": config.targets.splunk.index}),
                                identifier="secretsight_splunk_index")]

@@ -30,7 +30,7 @@ from secretsight.compile.common import (
     views,
 )
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
-from secretsight.compile.pipelines import SERVICE_DATASETS, full_pipeline
+from secretsight.compile.pipelines import full_pipeline
 from secretsight.compile.splunk_app import (
     AppSearch,
     app_files,
@@ -39,6 +39,7 @@ from secretsight.compile.splunk_app import (
     literal_star_field,
     techniques,
 )
+from secretsight.compile.transformations import SERVICE_DATASETS
 from secretsight.config import Config, format_duration
 from secretsight.rules import EMPTY_LIST_SENTINEL, RuleSet, placeholder_values
 

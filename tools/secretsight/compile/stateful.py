@@ -136,19 +136,45 @@ def audit_gap_lookback(config: Config, interval: timedelta) -> timedelta:
 # Loki
 
 
+# A continuity baseline of more slices than this is a query too long to run every minute.
+LOKI_MAX_SLICES = 60
+
+
+def loki_audit_gap_slices(config: Config) -> tuple[timedelta, int]:
+    """(slice, number of baseline slices). A slice is half of max_silence: a gap longer than
+    max_silence always contains a whole slice, so "every slice had events" implies the
+    detector's "no gap over max_silence" (never fires where the detector would not)."""
+    s = config.stateful
+    slice_ = max(s.audit_gap_max_silence / 2, timedelta(seconds=1))
+    slice_ = timedelta(seconds=int(slice_.total_seconds()))
+    return slice_, max(1, -(-int(s.audit_gap_baseline.total_seconds())
+                            // int(slice_.total_seconds())))
+
+
 def loki_audit_gap(config: Config, interval: timedelta) -> dict[str, str]:
-    """dataset -> ruler expression: the dataset had events in the look-back and none in the
-    last `max_silence`. `absent_over_time` alone would also fire for a source never shipped,
-    and joining it to the look-back count (labels {dataset} vs {}) needs `and on()`, which
-    older Loki grammars lack; `unless` between two label-less sums says the same everywhere."""
-    silence = format_duration(config.stateful.audit_gap_max_silence)
-    lookback = format_duration(audit_gap_lookback(config, interval))
+    """dataset -> ruler expression with the detector's continuity baseline: every slice of the
+    baseline had events (LogQL has no subqueries: one `offset` range per slice) and the last
+    max_silence has none. It fires when a continuous source goes silent (for about one ruler
+    interval) and never on the pauses of a source that was not continuous (a bursty stream).
+    Label-less sums joined by `and` / `unless` (left to right): a source never shipped has no
+    series, so nothing fires for it. `interval` (the ruler's) only bounds how late a silence is
+    seen."""
+    silence = config.stateful.audit_gap_max_silence
+    slice_, n = loki_audit_gap_slices(config)
+    if n > LOKI_MAX_SLICES:
+        raise Unsupported(
+            f"the continuity baseline needs {n} slices of {format_duration(slice_)} "
+            f"(stateful.audit_gap_baseline / half of max_silence), more than {LOKI_MAX_SLICES} "
+            "`offset` ranges in one ruler expression (LogQL has no subqueries); use the "
+            "stateful detector or a longer audit_gap_max_silence")
     label = config.targets.loki.dataset_label
-    return {
-        ds: (f'sum(count_over_time({{{label}="{ds}"}}[{lookback}])) > 0 unless '
-             f'sum(count_over_time({{{label}="{ds}"}}[{silence}]))')
-        for ds in DATASETS
-    }
+
+    def count(ds: str, rng: timedelta, offset: timedelta) -> str:
+        off = f" offset {format_duration(offset)}" if offset else ""
+        return f'sum(count_over_time({{{label}="{ds}"}}[{format_duration(rng)}]{off}))'
+
+    return {ds: " and ".join(f"{count(ds, slice_, silence + slice_ * k)} > 0" for k in range(n))
+            + f" unless {count(ds, silence, timedelta(0))}" for ds in DATASETS}
 
 
 def compile_loki(config: Config, interval: timedelta, out: TargetOutput
@@ -160,7 +186,11 @@ def compile_loki(config: Config, interval: timedelta, out: TargetOutput
             out.support.append(Support(rule.name, "loki", "unsupported", (reason,)))
             continue
         assert rule.name == "audit_gap"
-        exprs = loki_audit_gap(config, interval)
+        try:
+            exprs = loki_audit_gap(config, interval)
+        except Unsupported as exc:
+            out.support.append(Support(rule.name, "loki", "unsupported", (exc.reason,)))
+            continue
         out.queries[rule.name] = [exprs[ds] for ds in DATASETS]
         out.files[f"loki/queries/{SOURCE}/{rule.name}.logql"] = "\n".join(
             exprs[ds] for ds in DATASETS) + "\n"

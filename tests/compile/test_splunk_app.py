@@ -18,7 +18,7 @@ import pytest
 from compiled_outputs import compiled
 
 from secretsight.compile import write_output
-from secretsight.compile.splunk_app import app_dir
+from secretsight.compile.splunk_app import app_dir, splunk_package
 from secretsight.config import Config
 
 BIN = Path(sys.executable).parent
@@ -38,10 +38,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def package(app: Path) -> Path:
+    """The package `release` ships (compiled/splunk/<app>.tgz)."""
     tgz = app.parent / f"{APP}.tgz"
-    with tarfile.open(tgz, "w:gz") as tar:
-        tar.add(app, arcname=APP)
+    tgz.write_bytes(splunk_package(compiled("splunk"))[f"splunk/{APP}.tgz"])
     return tgz
+
+
+def test_package_is_the_app_and_reproducible(app: Path, package: Path) -> None:
+    with tarfile.open(package) as tar:
+        names = {m.name for m in tar.getmembers()}
+    files = {f"{APP}/{p.relative_to(app).as_posix()}" for p in app.rglob("*") if p.is_file()}
+    assert names == files
+    assert splunk_package(compiled("splunk")) == splunk_package(compiled("splunk"))
 
 
 def _tool(name: str) -> str:

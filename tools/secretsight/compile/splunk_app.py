@@ -269,3 +269,20 @@ def lagged_window(config: Config, span: timedelta) -> tuple[str, str]:
     lag = parse_duration(config.targets.splunk.lag)
     latest = f"-{format_duration(lag)}@m" if lag else "@m"
     return f"-{format_duration(span + lag)}@m", latest
+
+
+def splunk_package(output: object) -> dict[str, bytes]:
+    """`splunk/<app>.tgz`: the app directory of a compiled output (TargetOutput.files) as the
+    reproducible archive Splunk installs; empty when the output has no Splunk app."""
+    from secretsight.archive import tar_gz
+
+    files: dict[str, str] = getattr(output, "files", {})
+    apps = {rel.split("/")[1] for rel in files
+            if rel.startswith("splunk/") and rel.endswith("/default/app.conf")}
+    out = {}
+    for app in sorted(apps):
+        base = f"splunk/{app}/"
+        members = {rel[len(base):]: text.encode("utf-8") for rel, text in files.items()
+                   if rel.startswith(base)}
+        out[f"splunk/{app}.tgz"] = tar_gz(members, app)
+    return out

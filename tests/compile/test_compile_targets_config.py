@@ -19,13 +19,14 @@ RENAMED = Targets(
     elastic=ElasticTarget(data_streams=["logs-*-zzstream"], indices=["zzplainindex"],
                           template_name="zztemplate"),
     splunk=SplunkTarget(app="zzapp", index="zzindex", sourcetype_prefix="zzsourcetype:",
+                        shared_sourcetype="zzshared:type",
                         alert_index="zzalertindex", alert_sourcetype="zzalert:type"),
 )
 BACK = {
     "zzdslabel": "dataset", "logs-*-zzstream": "logs-*-secretsight",
     "zzplainindex": "secretsight-events", "zztemplate": "secretsight", "zzapp": "secretsight",
     "zzindex": "secretsight", "zzsourcetype:": "secretsight:", "zzalertindex": "secretsight_alerts",
-    "zzalert:type": "secretsight:alert",
+    "zzalert:type": "secretsight:alert", "zzshared:type": "secretsight:event",
 }
 # Where a default name is used as a name (not as a part of another word).
 DEFAULT_USES = {
@@ -33,7 +34,7 @@ DEFAULT_USES = {
     "elastic data stream": re.compile(re.escape("logs-*-secretsight")),
     "elastic index": re.compile(r"secretsight-events"),
     "splunk index": re.compile(r'index="secretsight"'),
-    "splunk sourcetype": re.compile(r"secretsight:(vault|aws|kubernetes)"),
+    "splunk sourcetype": re.compile(r"secretsight:(vault|aws|kubernetes|event)"),
     "splunk alert index": re.compile(r"secretsight_alerts"),
     "splunk alert sourcetype": re.compile(r"secretsight:alert"),
 }

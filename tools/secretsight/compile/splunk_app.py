@@ -94,17 +94,22 @@ def _conf(stanzas: dict[str, dict[str, str]]) -> str:
 def macros(config: Config) -> dict[str, dict[str, str]]:
     st = config.targets.splunk
     datasets = sorted(schema.load().datasets)
+    shared = st.shared_sourcetype
+    every = [f"sourcetype={_quote(st.sourcetype(d))}" for d in datasets]
+    if shared:
+        every.append(f"sourcetype={_quote(shared)}")
     out: dict[str, dict[str, str]] = {
         "secretsight_index": {"definition": f"index={_quote(st.index)}",
                               "description": "Where the shippers send SecretSight events."},
         dataset_macro(None): {
-            "definition": "`secretsight_index` ("
-                          + " OR ".join(f"sourcetype={_quote(st.sourcetype(d))}"
-                                        for d in datasets) + ")",
+            "definition": f"`secretsight_index` ({' OR '.join(every)})",
             "description": "SecretSight events of every dataset."},
     }
     for d in datasets:
-        out[dataset_macro(d)] = {"definition": f"`secretsight_index` sourcetype={_quote(st.sourcetype(d))}",
+        own = f"sourcetype={_quote(st.sourcetype(d))}"
+        if shared:
+            own = f"({own} OR (sourcetype={_quote(shared)} event.dataset={_quote(d)}))"
+        out[dataset_macro(d)] = {"definition": f"`secretsight_index` {own}",
                                  "description": f"SecretSight events of {d}."}
     # One macro per configurable list: `secretsight_list_<name>(field)` is true when the field
     # equals one of the list's values (`*` globs and CIDR ranges as Splunk's search matches
@@ -147,6 +152,11 @@ def props(config: Config, star_fields: list[str]) -> dict[str, dict[str, str]]:
             # eval `==` compares literally: the one way to match a literal `*` in SPL.
             out[st.sourcetype(d)][f"EVAL-{literal_star_field(f)}"] = (
                 f"if(mvcount(mvfilter('{f}'==\"*\")) > 0, \"true\", null())")
+    if st.shared_sourcetype:
+        out[st.shared_sourcetype] = {
+            **out[st.sourcetype(sorted(schema.load().datasets)[0])],
+            "description": "SecretSight normalized event of any dataset (JSON; event.dataset "
+                           "says which)."}
     out[st.alert_sourcetype] = {"KV_MODE": "auto", "SHOULD_LINEMERGE": "false",
                                 "category": "Custom",
                                 "description": "SecretSight alert written by the logevent action."}

@@ -417,14 +417,19 @@ def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
     reads = f'{events} secret.operation="read" secret.path=* user.id=* {_EFFECTIVE_SPL}{allow}'
     active = f"{events} user.id=* {_EFFECTIVE_SPL}"
     prefix = _spl_str(st.sourcetype_prefix)
-    sourcetypes = " OR ".join(f"sourcetype={_spl_str(st.sourcetype(d))}" for d in DATASETS)
+    sourcetypes = " OR ".join(f"sourcetype={_spl_str(t)}" for t in [
+        *(st.sourcetype(d) for d in DATASETS), st.shared_sourcetype] if t)
+    # A shared sourcetype carries every dataset: its silence is the shipper's, named as is.
+    dataset_of = (f'if(sourcetype={_spl_str(st.shared_sourcetype)}, sourcetype, '
+                  f"substr(sourcetype, len({prefix}) + 1))" if st.shared_sourcetype
+                  else f"substr(sourcetype, len({prefix}) + 1)")
     window = _seconds(s.rotation_read_window)
     every = timedelta(minutes=st.schedule_minutes)
     oldest = window + _seconds(every)
     return {
         "audit_gap": (
             f"| tstats max(_indextime) as last_indexed where `secretsight_index` ({sourcetypes})"
-            f" by sourcetype | eval event.dataset=substr(sourcetype, len({prefix}) + 1)"
+            f" by sourcetype | eval event.dataset={dataset_of}"
             f" | where now() - last_indexed > {_seconds(s.audit_gap_max_silence)}",
             ("event.dataset",)),
         "dormant_identity": (

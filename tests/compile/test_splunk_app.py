@@ -163,4 +163,3 @@ def test_mitre_annotations(app: Path) -> None:
                 conf[n].get("action.logevent.param.event", ""))
     assert json.loads(bulk["action.correlationsearch.annotations"]) == \
         {"mitre_attack": ["T1552", "T1555"]}
-    assert "MITRE ATT&CK: T1552, T1555." in bulk["description"]

@@ -171,8 +171,7 @@ def saved_search(s: AppSearch, config: Config, offset: int) -> dict[str, str]:
     st = config.targets.splunk
     settings: dict[str, str] = {
         "cron_schedule": _cron(offset, st.schedule_minutes),
-        "description": s.description + (
-            f" MITRE ATT&CK: {', '.join(s.techniques)}." if s.techniques else ""),
+        "description": s.description,
         "disabled": "1" if s.disabled_reason else "0",
         "dispatch.earliest_time": s.earliest,
         "dispatch.latest_time": s.latest,
@@ -208,7 +207,8 @@ def saved_search(s: AppSearch, config: Config, offset: int) -> dict[str, str]:
         else:
             settings["alert.suppress"] = "0"
         if s.techniques:
-            # Splunk Enterprise Security reads the annotations; plain Splunk ignores them.
+            # Splunk Enterprise Security reads the annotations (and shows them); plain Splunk
+            # keeps them as a stanza setting.
             settings["action.correlationsearch.annotations"] = json.dumps(
                 {"mitre_attack": list(s.techniques)}, separators=(",", ":"))
     settings.update(s.extra)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from secretsight import anomalies
 from secretsight.compile import attack
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.config import Config, format_duration
@@ -47,7 +48,8 @@ class StatefulRule:
 
     @property
     def techniques(self) -> tuple[str, ...]:
-        return _TECHNIQUES[self.name]
+        """The class's ATT&CK techniques (the anomaly catalogue's `mitre`)."""
+        return tuple(sorted(anomalies.anomaly(self.name).mitre))
 
     @property
     def tags(self) -> list[str]:
@@ -55,33 +57,27 @@ class StatefulRule:
         return [f"attack.{t.lower()}" for t in self.techniques]
 
 
-# ATT&CK techniques per class: the anomaly catalogue's `mitre` (issue 10) once it is merged;
-# the same values until then.
-_TECHNIQUES: dict[str, tuple[str, ...]] = {
-    "audit_gap": ("T1562.008",),
-    "dormant_identity": ("T1078",),
-    "first_path_access": ("T1552", "T1555"),
-    "rotation_without_deploy": ("T1531",),
-    "rotation_without_read": ("T1531",),
-}
+def _rule(name: str, description: str) -> StatefulRule:
+    """A target-native form: its title and level are the class's (the anomaly catalogue)."""
+    facts = anomalies.anomaly(name)
+    return StatefulRule(name, facts.title, description, facts.severity)
 
 
 RULES: tuple[StatefulRule, ...] = (
-    StatefulRule("audit_gap", "Audit source went silent",
-                 "A secret-store audit source (dataset) that was emitting events has sent none "
-                 "for longer than stateful.audit_gap_max_silence.", "high"),
-    StatefulRule("dormant_identity", "Dormant identity active again",
-                 "An identity acts after no activity in the last stateful.dormant_after "
-                 "(approximation: identities never seen before match too).", "medium"),
-    StatefulRule("first_path_access", "Identity reads a secret path for the first time",
-                 "An identity reads a secret.path it has not read in the last "
-                 "stateful.first_path_access.learning_period.", "low"),
-    StatefulRule("rotation_without_deploy", "Secret rotated but no consuming workload rolled out",
-                 "A secret with known consumers was rotated and none of them rolled out within "
-                 "stateful.rotation_deploy_window.", "medium"),
-    StatefulRule("rotation_without_read", "Secret rotated but not read",
-                 "A secret's value was replaced and no read of its secret.path followed within "
-                 "stateful.rotation_read_window.", "medium"),
+    _rule("audit_gap",
+          "A secret-store audit source (dataset) that was emitting events has sent none "
+          "for longer than stateful.audit_gap_max_silence."),
+    _rule("dormant_identity",
+          "An identity acts after no activity in the last stateful.dormant_after."),
+    _rule("first_path_access",
+          "An identity reads a secret.path it has not read in the last "
+          "stateful.first_path_access.learning_period."),
+    _rule("rotation_without_deploy",
+          "A secret with known consumers was rotated and none of them rolled out within "
+          "stateful.rotation_deploy_window."),
+    _rule("rotation_without_read",
+          "A secret's value was replaced and no read of its secret.path followed within "
+          "stateful.rotation_read_window."),
 )
 
 # Why a class cannot be compiled for a target (the matrix's reason).

@@ -76,3 +76,15 @@ def test_renamed_outputs_differ_where_names_are_used() -> None:
     # every target has outputs that name where the events are
     for prefix in ("loki/", "elastic/", "splunk/"):
         assert any(_back(p).startswith(prefix) for p in changed), prefix
+
+
+def test_a_partial_targets_section_renames_only_what_it_names(tmp_path) -> None:  # noqa: ANN001
+    """`targets:` merges over the defaults like every section: one key changes one name."""
+    from secretsight.config import load_config
+
+    path = tmp_path / "config.yml"
+    path.write_text("targets:\n  splunk:\n    index: acme_secrets\n", "utf-8")
+    config = load_config(path)
+    assert config.targets.splunk.index == "acme_secrets"
+    assert config.targets.splunk.alert_index == Config().targets.splunk.alert_index
+    assert config.targets.elastic == Config().targets.elastic

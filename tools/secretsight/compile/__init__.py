@@ -1,11 +1,16 @@
 """`secretsight compile`: Sigma rules -> Loki (LogQL + ruler file), Elastic (Kibana detection
-rules NDJSON) and Splunk (savedsearches.conf), with a support matrix saying, per rule and
+rules NDJSON + index templates) and Splunk (an app), with a support matrix saying, per rule and
 target, whether it compiled as is, with a workaround for a known backend defect, or not at all.
 
-One module per target (`loki`, `elastic`, `splunk`); `defects` lists the backend defects and
-their workarounds; `matrix` renders the support matrix; `stateful` adds target-native rules
-for the stateful anomaly classes (absence, first seen) that Sigma cannot express. Outputs are
-deterministic: sorted, no timestamps, so two compiles of one commit are byte-identical.
+One module per target (`loki`, `elastic`, `splunk`, with `elastic_template` and `splunk_app`
+for what installs around the rules), found through `registry`; `transformations` holds the
+pySigma transformations the targets and the sigma-cli pipelines share (it imports no target);
+`pipelines` builds each target's pipeline from sigma/pipelines/ and the config's `targets:`;
+`defects` lists the backend defects and their workarounds; `matrix` renders the support
+matrix; `stateful` adds target-native rules for the stateful anomaly classes (absence, first
+seen) that Sigma cannot express. Names of indexes, labels and sourcetypes come from the
+config's `targets:` section. Outputs are deterministic: sorted, no timestamps, so two compiles
+of one commit are byte-identical.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from sigma.conditions import (
 )
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.transformations.base import PreprocessingTransformation, ValueTransformation
-from sigma.rule import SigmaDetection, SigmaRule
+from sigma.rule import SigmaRule
 from sigma.shared import sanitize_label_key
 from sigma.types import (
     SigmaBool,
@@ -31,6 +31,7 @@ from sigma.types import (
 )
 
 from secretsight import schema
+from secretsight.rules.introspect import rule_fields
 
 # A per-source rule's `logsource.service` -> the event.dataset its events carry.
 SERVICE_DATASETS: dict[str, str] = {
@@ -43,22 +44,6 @@ DATASET_FIELD = "event.dataset"
 # writes as they are, so the filter is a necessary condition of the field comparison.
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.:/@ -]+$")
 MAX_LINE_FILTERS = 2
-
-
-def rule_fields(rule: SigmaRule) -> set[str]:
-    """Field names of a plain rule's detection items (after the pipeline renamed them)."""
-    out: set[str] = set()
-
-    def walk(det: SigmaDetection) -> None:
-        for item in det.detection_items:
-            if isinstance(item, SigmaDetection):
-                walk(item)
-            elif item.field:
-                out.add(item.field)
-
-    for det in rule.detection.detections.values():
-        walk(det)
-    return out
 
 
 def array_fields() -> list[str]:

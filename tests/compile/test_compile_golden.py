@@ -133,7 +133,7 @@ def test_golden_savedsearch_schedule() -> None:
     assert (plain["dispatch.earliest_time"], plain["dispatch.latest_time"],
             plain["alert.severity"]) == ("-10m@m", "-5m@m", "6")
     # staggered over the 5-minute schedule: each start minute takes its share, no more
-    crons = [conf[n]["cron_schedule"] for n in conf.sections()]
+    crons = [conf[n]["cron_schedule"] for n in conf.sections() if "Baseline prune" not in n]
     assert all(c.endswith("-59/5 * * * *") for c in crons)
     per_minute = [crons.count(f"{m}-59/5 * * * *") for m in range(5)]
     assert max(per_minute) - min(per_minute) <= 1, per_minute

@@ -267,16 +267,23 @@ def test_splunk_allowlist_and_silence_from_config() -> None:
 
 def test_splunk_baselines_are_lookups_not_raw_scans() -> None:
     """No search scans more than its window (+ lag) of raw events: the first-seen baselines
-    are KV store lookups kept by baseline searches one interval behind the alerts."""
+    are KV store lookups, upserted one interval behind the alerts and pruned daily."""
     conf = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
     conf.optionxform = str
     conf.read_string(tuned("splunk").files["splunk/secretsight/default/savedsearches.conf"])
-    baselines = {n: conf[n] for n in conf.sections() if "Baseline" in n}
-    assert len(baselines) == 2
-    for section in baselines.values():
+    upserts = {n: conf[n] for n in conf.sections() if n.startswith("SecretSight - Baseline - ")}
+    prunes = {n: conf[n] for n in conf.sections()
+              if n.startswith("SecretSight - Baseline prune - ")}
+    assert len(upserts) == len(prunes) == 2
+    for section in upserts.values():
         assert (section["dispatch.earliest_time"], section["dispatch.latest_time"]) == \
             ("-15m@m", "-10m@m")
-        assert "| outputlookup secretsight_" in section["search"]
+        assert "| outputlookup append=true key_field=_key secretsight_" in section["search"]
+    retention = {n.rsplit(" ", 1)[1]: conf[n]["search"] for n in prunes}
+    # 2 x dormant_after (90d) for identities, the learning period (7d) for paths
+    assert '"-15552000s"' in retention["secretsight_identity_seen"]
+    assert '"-604800s"' in retention["secretsight_path_seen"]
+    assert all(conf[n]["cron_schedule"] == "17 3 * * *" for n in prunes)
     for name in ("first_path_access", "dormant_identity"):
         assert "| lookup secretsight_identity_seen " in _stanzas(tuned("splunk"))[name]["search"]
 

@@ -190,4 +190,6 @@ def test_savedsearches_cover_every_compiled_rule() -> None:
     assert len(ALERTS) == len(compiled("splunk").queries)
     assert sorted(set(STANZAS) - set(ALERTS)) == [
         "SecretSight - Baseline - secretsight_identity_seen",
-        "SecretSight - Baseline - secretsight_path_seen"]
+        "SecretSight - Baseline - secretsight_path_seen",
+        "SecretSight - Baseline prune - secretsight_identity_seen",
+        "SecretSight - Baseline prune - secretsight_path_seen"]

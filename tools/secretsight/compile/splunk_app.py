@@ -12,7 +12,7 @@ Splunk app conventions that AppInspect (precert and cloud tags) and `slim valida
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from secretsight import __version__, schema
@@ -48,7 +48,7 @@ class AppSearch:
     techniques: tuple[str, ...] = ()
     disabled_reason: str | None = None
     alert: bool = True  # False: a baseline search (no alert action)
-    extra: dict[str, str] = field(default_factory=dict)
+    cron: str | None = None  # None: every schedule interval, staggered
 
 
 def app_dir(config: Config) -> str:
@@ -170,7 +170,7 @@ def _cron(offset: int, every: int) -> str:
 def saved_search(s: AppSearch, config: Config, offset: int) -> dict[str, str]:
     st = config.targets.splunk
     settings: dict[str, str] = {
-        "cron_schedule": _cron(offset, st.schedule_minutes),
+        "cron_schedule": s.cron or _cron(offset, st.schedule_minutes),
         "description": s.description,
         "disabled": "1" if s.disabled_reason else "0",
         "dispatch.earliest_time": s.earliest,
@@ -211,15 +211,18 @@ def saved_search(s: AppSearch, config: Config, offset: int) -> dict[str, str]:
             # keeps them as a stanza setting.
             settings["action.correlationsearch.annotations"] = json.dumps(
                 {"mitre_attack": list(s.techniques)}, separators=(",", ":"))
-    settings.update(s.extra)
     return dict(sorted(settings.items()))
 
 
 def savedsearches(searches: list[AppSearch], config: Config) -> dict[str, dict[str, str]]:
-    """Stanzas sorted by name; the i-th search starts at minute i mod schedule (staggered)."""
+    """Stanzas sorted by name; the i-th search on the interval schedule starts at minute
+    i mod interval (staggered: not every search on the same minute)."""
     every = config.targets.splunk.schedule_minutes
-    ordered = sorted(searches, key=lambda s: s.stanza)
-    return {s.stanza: saved_search(s, config, i % every) for i, s in enumerate(ordered)}
+    out, i = {}, 0
+    for s in sorted(searches, key=lambda s: s.stanza):
+        out[s.stanza] = saved_search(s, config, i % every)
+        i += s.cron is None
+    return out
 
 
 def app_conf(config: Config) -> str:
@@ -273,10 +276,12 @@ def app_files(config: Config, searches: list[AppSearch], star_fields: list[str]
     }
 
 
-def lagged_window(config: Config, span: timedelta) -> tuple[str, str]:
-    """(earliest, latest) of a search that covers `span` ending `lag` ago: runs every schedule
-    interval, so consecutive windows meet, and events indexed up to `lag` late are searched."""
-    lag = parse_duration(config.targets.splunk.lag)
+def lagged_window(config: Config, span: timedelta, *, extra_lag: timedelta = timedelta(0)
+                  ) -> tuple[str, str]:
+    """(earliest, latest) of a search that covers `span` ending `lag` (+ `extra_lag`) ago: runs
+    every schedule interval, so consecutive windows meet, and events indexed up to `lag` late
+    are searched."""
+    lag = parse_duration(config.targets.splunk.lag) + extra_lag
     latest = f"-{format_duration(lag)}@m" if lag else "@m"
     return f"-{format_duration(span + lag)}@m", latest
 

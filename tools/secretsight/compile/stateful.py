@@ -388,30 +388,73 @@ AUDIT_GAP_REALERT = timedelta(hours=1)
 AUDIT_GAP_LOOKBACK = timedelta(days=7)
 
 
-def _tracker(name: str, search: str, keys: list[tuple[str, str]], retention: timedelta) -> str:
-    """A baseline search: this window's first/last seen per key, merged into the lookup,
-    entries older than `retention` dropped."""
-    renames = "".join(f" {f} as {k}" for f, k in keys)
-    by = " ".join(f for f, _ in keys)
-    key_names = " ".join(k for _, k in keys)
-    return (f"{search} | stats min(_time) as first_seen max(_time) as last_seen by {by}"
-            f" | rename{renames} | inputlookup append=true {name}"
-            f" | stats min(first_seen) as first_seen max(last_seen) as last_seen by {key_names}"
-            f' | where last_seen >= relative_time(now(), "-{_seconds(retention)}s")'
-            f" | outputlookup {name}")
+@dataclass(frozen=True)
+class SplunkBaseline:
+    """A KV store lookup of what was seen (first/last seen per key), kept by two searches: an
+    upsert of each schedule window's keys, one interval behind the alerts that read it (so an
+    alert never finds its own window there), and a daily prune of entries past retention."""
+
+    lookup: str
+    events: str  # the search selecting the events that count as seen
+    keys: tuple[tuple[str, str], ...]  # (event field, lookup field)
+    retention: timedelta
+
+    def upsert(self) -> str:
+        by = " ".join(f for f, _ in self.keys)
+        renames = "".join(f" {f} as {k}" for f, k in self.keys)
+        names = [k for _, k in self.keys]
+        key = ' . "|" . '.join(names)
+        return (f"{self.events} | stats min(_time) as first_seen max(_time) as last_seen by {by}"
+                f" | rename{renames}"
+                f" | lookup {self.lookup} {' '.join(names)} OUTPUT first_seen as known_since"
+                " | eval first_seen=min(first_seen, coalesce(known_since, first_seen)),"
+                f" _key=md5({key})"
+                f" | fields _key {' '.join(names)} first_seen last_seen"
+                f" | outputlookup append=true key_field=_key {self.lookup}")
+
+    def prune(self) -> str:
+        return (f"| inputlookup {self.lookup}"
+                f' | where last_seen >= relative_time(now(), "-{_seconds(self.retention)}s")'
+                f" | outputlookup {self.lookup}")
+
+
+PRUNE_CRON = "17 3 * * *"  # daily, off the hour
+
+
+def splunk_baselines(config: Config) -> list[SplunkBaseline]:
+    s = config.stateful
+    return [
+        SplunkBaseline("secretsight_identity_seen", _splunk_active(), (("user.id", "user_id"),),
+                       s.dormant_after * _DORMANT_RETENTION),
+        SplunkBaseline("secretsight_path_seen", _splunk_reads(config),
+                       (("user.id", "user_id"), ("secret.path", "secret_path")),
+                       s.first_path_access.learning_period),
+    ]
+
+
+def _splunk_active() -> str:
+    from secretsight.compile.splunk_app import event_filter
+
+    return f"{event_filter(None)} user.id=* {_EFFECTIVE_SPL}"
+
+
+def _splunk_reads(config: Config) -> str:
+    from secretsight.compile.splunk_app import event_filter
+
+    allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
+    return (f'{event_filter(None)} secret.operation="read" secret.path=* user.id=* '
+            f"{_EFFECTIVE_SPL}{allow}")
 
 
 def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Class (or baseline) name -> (one-line search, entity fields). Baselines are named
-    `baseline_<lookup>`."""
+    """Class name -> (one-line search, entity fields)."""
     from secretsight.compile.splunk_app import event_filter
 
     s = config.stateful
     st = config.targets.splunk
     events = event_filter(None)
-    allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
-    reads = f'{events} secret.operation="read" secret.path=* user.id=* {_EFFECTIVE_SPL}{allow}'
-    active = f"{events} user.id=* {_EFFECTIVE_SPL}"
+    reads = _splunk_reads(config)
+    active = _splunk_active()
     prefix = _spl_str(st.sourcetype_prefix)
     sourcetypes = " OR ".join(f"sourcetype={_spl_str(t)}" for t in [
         *(st.sourcetype(d) for d in DATASETS), st.shared_sourcetype] if t)
@@ -453,13 +496,6 @@ def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
             f'rotated_at > relative_time(now(), "-{oldest}s") AND '
             "(isnull(last_read) OR last_read < rotated_at)",
             ("secret.path",)),
-        "baseline_secretsight_identity_seen": (
-            _tracker("secretsight_identity_seen", active, [("user.id", "user_id")],
-                     s.dormant_after * _DORMANT_RETENTION), ()),
-        "baseline_secretsight_path_seen": (
-            _tracker("secretsight_path_seen", reads,
-                     [("user.id", "user_id"), ("secret.path", "secret_path")],
-                     s.first_path_access.learning_period), ()),
     }
 
 
@@ -494,24 +530,23 @@ def compile_splunk(config: Config, out: TargetOutput) -> list[Any]:
             level=rule.level, description=rule.description, search=search, earliest=earliest,
             latest=latest, entity=entity, suppress_period=suppress, techniques=rule.techniques))
         out.support.append(Support(rule.name, "splunk", "compiled"))
-    # The baselines the lookup-based alerts read, one schedule interval behind them.
-    lag_one_more = config.model_copy(update={"targets": config.targets.model_copy(update={
-        "splunk": config.targets.splunk.model_copy(update={
-            "lag": format_duration(every + _lag(config))})})})
-    for name, (search, _) in forms.items():
-        if not name.startswith("baseline_"):
-            continue
-        earliest, latest = lagged_window(lag_one_more, every)
+    # The baselines the lookup-based alerts read: upserted one schedule interval behind them,
+    # pruned daily.
+    for base in splunk_baselines(config):
+        earliest, latest = lagged_window(config, every, extra_lag=every)
         searches.append(AppSearch(
-            stanza=f"SecretSight - Baseline - {name.removeprefix('baseline_')}", rule=name,
+            stanza=f"SecretSight - Baseline - {base.lookup}", rule=f"baseline_{base.lookup}",
             anomaly="", level="informational",
-            description="Keeps the lookup of what was seen, read by the first_path_access and "
-                        "dormant_identity alerts (no alert of its own).",
-            search=search, earliest=earliest, latest=latest, entity=(), alert=False))
+            description=f"Adds each window's first/last seen to the {base.lookup} lookup that "
+                        "the first_path_access and dormant_identity alerts read (no alert).",
+            search=base.upsert(), earliest=earliest, latest=latest, entity=(), alert=False))
+        searches.append(AppSearch(
+            stanza=f"SecretSight - Baseline prune - {base.lookup}",
+            rule=f"baseline_prune_{base.lookup}", anomaly="", level="informational",
+            description=f"Drops {base.lookup} entries not seen for "
+                        f"{format_duration(base.retention)} (no alert).",
+            search=base.prune(), earliest="-1m", latest="now", entity=(), alert=False,
+            cron=PRUNE_CRON))
     return searches
 
 
-def _lag(config: Config) -> timedelta:
-    from secretsight.config import parse_duration
-
-    return parse_duration(config.targets.splunk.lag)

@@ -81,6 +81,14 @@ def test_slim_validate_passes(app: Path) -> None:
     assert "ERROR" not in result.stdout + result.stderr
 
 
+def test_slim_packages_it(app: Path, tmp_path: Path) -> None:
+    """`slim package` (what a Splunk developer ships with) builds the app from its manifest."""
+    result = subprocess.run([_tool("slim"), "package", str(app), "-o", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert list(tmp_path.glob(f"{APP}-*.tar.gz"))
+
+
 def test_appinspect_catches_a_local_directory(app: Path, tmp_path: Path) -> None:
     """The check that failed the old instructions (install into local/) still fails here: the
     harness can fail."""

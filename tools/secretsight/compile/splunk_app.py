@@ -238,6 +238,39 @@ def app_conf(config: Config) -> str:
     })
 
 
+def app_manifest(config: Config) -> str:
+    """app.manifest (Splunk Packaging Toolkit schema 2.0.0, as `slim generate-manifest` writes
+    it), so AppInspect's package-id check runs and `slim` knows the deployments: searches only
+    (search heads), no inputs."""
+    st = config.targets.splunk
+    doc = {
+        "schemaVersion": "2.0.0",
+        "info": {
+            "title": "SecretSight",
+            "id": {"group": None, "name": st.app, "version": __version__},
+            "author": [{"name": "SecretSight", "email": None, "company": None}],
+            "releaseDate": None,
+            "description": "SecretSight detections for secret-store audit logs (Vault, AWS "
+                           "Secrets Manager, Kubernetes).",
+            "classification": {"intendedAudience": "Security", "categories": ["Security"],
+                               "developmentStatus": None},
+            "commonInformationModels": None,
+            "license": {"name": "Apache-2.0", "text": None,
+                        "uri": "https://www.apache.org/licenses/LICENSE-2.0"},
+            "privacyPolicy": {"name": None, "text": None, "uri": None},
+            "releaseNotes": {"name": None, "text": "./README.txt", "uri": None},
+        },
+        "dependencies": None,
+        "tasks": None,
+        "inputGroups": None,
+        "incompatibleApps": None,
+        "platformRequirements": None,
+        "supportedDeployments": ["_standalone", "_distributed", "_search_head_clustering"],
+        "targetWorkloads": ["_search_heads"],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
 def default_meta() -> str:
     return _conf({
         "": {"access": "read : [ * ], write : [ admin, sc_admin ]", "export": "none"},
@@ -263,6 +296,7 @@ def app_files(config: Config, searches: list[AppSearch], star_fields: list[str]
     collections, transforms = lookups()
     return {
         f"{base}/default/app.conf": app_conf(config),
+        f"{base}/app.manifest": app_manifest(config),
         f"{base}/metadata/default.meta": default_meta(),
         f"{base}/default/savedsearches.conf": _conf(savedsearches(searches, config)),
         f"{base}/default/macros.conf": _conf(macros(config)),

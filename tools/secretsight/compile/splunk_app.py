@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from secretsight import __version__, schema
+from secretsight.archive import tar_gz
 from secretsight.compile import attack
+from secretsight.compile.model import TargetOutput
 from secretsight.config import Config, format_duration, parse_duration
 from secretsight.rules import EMPTY_LIST_SENTINEL, placeholder_values
 
@@ -320,12 +322,10 @@ def lagged_window(config: Config, span: timedelta, *, extra_lag: timedelta = tim
     return f"-{format_duration(span + lag)}@m", latest
 
 
-def splunk_package(output: object) -> dict[str, bytes]:
-    """`splunk/<app>.tgz`: the app directory of a compiled output (TargetOutput.files) as the
-    reproducible archive Splunk installs; empty when the output has no Splunk app."""
-    from secretsight.archive import tar_gz
-
-    files: dict[str, str] = getattr(output, "files", {})
+def splunk_package(output: TargetOutput) -> dict[str, bytes]:
+    """`splunk/<app>.tgz`: the app directory of a compiled output as the reproducible archive
+    Splunk installs; empty when the output has no Splunk app."""
+    files = output.files
     apps = {rel.split("/")[1] for rel in files
             if rel.startswith("splunk/") and rel.endswith("/default/app.conf")}
     out = {}

@@ -22,6 +22,7 @@ from typing import Any
 from secretsight import anomalies
 from secretsight.compile import attack
 from secretsight.compile.model import Support, TargetOutput, Unsupported
+from secretsight.compile.splunk_app import AppSearch, event_filter, lagged_window
 from secretsight.config import Config, format_duration
 from secretsight.errors import SecretSightError
 
@@ -433,14 +434,10 @@ def splunk_baselines(config: Config) -> list[SplunkBaseline]:
 
 
 def _splunk_active() -> str:
-    from secretsight.compile.splunk_app import event_filter
-
     return f"{event_filter(None)} user.id=* {_EFFECTIVE_SPL}"
 
 
 def _splunk_reads(config: Config) -> str:
-    from secretsight.compile.splunk_app import event_filter
-
     allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
     return (f'{event_filter(None)} secret.operation="read" secret.path=* user.id=* '
             f"{_EFFECTIVE_SPL}{allow}")
@@ -448,8 +445,6 @@ def _splunk_reads(config: Config) -> str:
 
 def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Class name -> (one-line search, entity fields)."""
-    from secretsight.compile.splunk_app import event_filter
-
     s = config.stateful
     st = config.targets.splunk
     events = event_filter(None)
@@ -499,11 +494,9 @@ def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
     }
 
 
-def compile_splunk(config: Config, out: TargetOutput) -> list[Any]:
+def compile_splunk(config: Config, out: TargetOutput) -> list[AppSearch]:
     """Add the stateful classes to a Splunk output; returns the app searches (alerts and the
     baseline searches the alerts' lookups need)."""
-    from secretsight.compile.splunk_app import AppSearch, lagged_window
-
     s = config.stateful
     every = timedelta(minutes=config.targets.splunk.schedule_minutes)
     forms = splunk_searches(config)

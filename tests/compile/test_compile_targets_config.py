@@ -88,3 +88,18 @@ def test_a_partial_targets_section_renames_only_what_it_names(tmp_path) -> None:
     assert config.targets.splunk.index == "acme_secrets"
     assert config.targets.splunk.alert_index == Config().targets.splunk.alert_index
     assert config.targets.elastic == Config().targets.elastic
+
+
+@pytest.mark.parametrize(("section", "values", "message"), [
+    ("elastic", {"severity": {"low": "low"}}, "needs exactly the levels"),
+    ("elastic", {"severity": {**ElasticTarget().severity, "high": "severe"}}, "Kibana severities"),
+    ("splunk", {"alert_severity": {**SplunkTarget().alert_severity, "critical": 7}}, "1..6"),
+    ("loki", {"ruler_interval": "0m"}, "String should match pattern"),
+    ("splunk", {"index": "two words"}, "String should match pattern"),
+], ids=["levels", "kibana_severity", "splunk_severity", "zero_interval", "index_name"])
+def test_targets_section_refuses(section: str, values: dict, message: str) -> None:
+    from pydantic import ValidationError
+
+    model = {"elastic": ElasticTarget, "splunk": SplunkTarget, "loki": LokiTarget}[section]
+    with pytest.raises(ValidationError, match=message):
+        model(**values)

@@ -14,7 +14,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+# `90s`, `5m`, `24h`, `14d`; an interval is never zero, a lag may be.
 DurationText = Annotated[str, StringConstraints(pattern=r"^\s*\d+\s*[smhd]\s*$")]
+IntervalText = Annotated[str, StringConstraints(pattern=r"^\s*0*[1-9]\d*\s*[smhd]\s*$")]
 Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^\s\"'`]+$")]
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
@@ -38,7 +40,7 @@ class LokiTarget(_Strict):
     # line, so it sets this one statically per source).
     dataset_label: Name = "dataset"
     # Ruler evaluation interval; a plain rule counts its matches over this range.
-    ruler_interval: DurationText = "1m"
+    ruler_interval: IntervalText = "1m"
 
 
 class ElasticTarget(_Strict):
@@ -49,7 +51,7 @@ class ElasticTarget(_Strict):
     # Name prefix of the component and index templates the compiler writes.
     template_name: Name = "secretsight"
     # Kibana rule schedule: every rule runs every `interval`.
-    interval: DurationText = "5m"
+    interval: IntervalText = "5m"
     # Rule level -> Kibana severity (Kibana has no "informational") and risk score (the scores
     # Elastic's own rules use).
     severity: dict[str, str] = {"informational": "low", "low": "low", "medium": "medium",

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from secretsight.alerting.settings import AlertingSettings
 from secretsight.errors import SecretSightError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -211,6 +212,7 @@ class Config(_Strict):
     # secret.path -> workloads ("namespace/deployment") that consume it, for
     # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.
     secret_consumers: dict[str, list[str]] = {}
+    alerting: AlertingSettings = AlertingSettings()  # Alertmanager, Prometheus, runbooks
 
     @field_validator("internal_networks")
     @classmethod

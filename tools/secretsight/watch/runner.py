@@ -120,9 +120,10 @@ class Watcher:
             if det.events == before:  # rejected (counted by reason in det.rejected)
                 m.count("parse_errors", (source, "invalid_event"))
                 continue
-            op = (e.get("secret") or {}).get("operation")
-            m.record_event(e["event"]["dataset"], det.last_ts or 0.0, op == "read",
-                           (e.get("user") or {}).get("id"))
+            secret = e.get("secret") or {}
+            m.record_event(e["event"]["dataset"], det.last_ts or 0.0,
+                           secret.get("operation") == "read", (e.get("user") or {}).get("id"),
+                           secret.get("path"))
             self.since_commit += 1
 
     def commit(self) -> None:
@@ -134,13 +135,18 @@ class Watcher:
         offsets[OUTPUT_POS] = {o.name: o.position() for o in self.outputs
                                if isinstance(o, FileOutput)}
         offsets[OUTBOX] = [[cids.get(id(f), 0), fj] for f, fj in zip(pending, as_json, strict=True)]
-        lost = {id(f) for f in self.det.commit(offsets)}
+        try:
+            lost = {id(f) for f in self.det.commit(offsets)}
+        except Exception:
+            self.metrics.count_commit_failure()  # alerting: SecretSightStateCommitFailing
+            raise
         emit = [fj for f, fj in zip(pending, as_json, strict=True) if id(f) not in lost]
         m = self.metrics
         with m.lock:
             m.findings_dropped += len(lost)
             for fj in emit:
                 m.findings[fj["anomaly"]] += 1
+                m.findings_by_severity[(fj["anomaly"], fj["severity"])] += 1
                 if fj["anomaly"] == "first_path_access":
                     m.first_path_accesses += 1
             m.commits += 1

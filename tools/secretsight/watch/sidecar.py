@@ -63,7 +63,7 @@ def run(config: Config, opts: SidecarOptions) -> int:
     address = parse_listen(opts.listen) if opts.listen else None
     store = open_store(opts.state)
     detectors = Detectors(config, store, only=opts.only, instance=opts.instance)
-    metrics = Metrics()
+    metrics = Metrics(config=config)  # windows and top N for the alerting gauges
     outs = [open_output(o, opts.output_token) for o in opts.outputs]
     for o in outs:
         if hasattr(o, "on_error"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from secretsight.alerting import alertmanager, prometheus
+from secretsight.alerting import alertmanager, grafana, prometheus
 from secretsight.config import Config
 
 
@@ -11,4 +11,5 @@ def build_files(config: Config) -> dict[str, str]:
     return {
         alertmanager.CONFIG_FILE: alertmanager.render(config),
         prometheus.RULES_FILE: prometheus.render(config),
+        grafana.DASHBOARD_FILE: grafana.render(config),
     }

@@ -184,7 +184,7 @@ def sidecar_alerts(config: Config) -> list[dict[str, Any]]:
               severity="high"),
         alert("SecretSightLagging",
               f"max by (job, instance) (secretsight_end_to_end_lag_seconds{{{job}}}) > "
-              f"{_seconds(a.sidecar_max_lag)}",
+              f"{seconds(a.sidecar_max_lag)}",
               "Side-car {{ $labels.instance }} is behind",
               f"The last event processed is {{{{ $value | humanizeDuration }}}} old (more than "
               f"{a.sidecar_max_lag}): detection is late."),
@@ -197,7 +197,7 @@ def sidecar_alerts(config: Config) -> list[dict[str, Any]]:
     ]
 
 
-def _seconds(duration: str) -> int:
+def seconds(duration: str) -> int:
     from secretsight.config import parse_duration
 
     return int(parse_duration(duration).total_seconds())

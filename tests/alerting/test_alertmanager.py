@@ -198,3 +198,12 @@ def test_an_invalid_window_fails_as_the_detectors_parser_says() -> None:
     dup = [MaintenanceWindow(name="a", time_intervals=[TimeInterval()])] * 2
     with pytest.raises(SecretSightError, match="duplicate"):
         time_intervals(dup)
+
+
+@pytest.mark.parametrize("settings", [
+    AlertingSettings(page_anomalies=["bulk_reads"]),
+    AlertingSettings(chat_severities=["urgent"]),
+], ids=["anomaly", "severity"])
+def test_unknown_vocabulary_in_the_alerting_config_is_refused(settings: AlertingSettings) -> None:
+    with pytest.raises(SecretSightError, match="unknown"):
+        alerting_files(Config(alerting=settings))

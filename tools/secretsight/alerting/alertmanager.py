@@ -111,7 +111,23 @@ def receivers(config: Config) -> list[dict[str, Any]]:
     return [{"name": n} for n in names]
 
 
+def check_vocabulary(config: Config) -> None:
+    """The anomaly classes and severities named in `alerting` exist (checked here, not in the
+    settings model: the vocabulary lives in findings.py, which imports the settings)."""
+    from secretsight.findings import ANOMALY_CLASSES, SEVERITIES
+
+    a = config.alerting
+    for key, values, known in (("page_anomalies", a.page_anomalies, ANOMALY_CLASSES),
+                               ("page_severities", a.page_severities, SEVERITIES),
+                               ("chat_severities", a.chat_severities, SEVERITIES)):
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SecretSightError(f"alerting.{key}: unknown {', '.join(unknown)} "
+                                   f"(choose from {', '.join(known)})")
+
+
 def render(config: Config) -> str:
+    check_vocabulary(config)
     doc = {
         "route": route_tree(config),
         "inhibit_rules": inhibit_rules(config),

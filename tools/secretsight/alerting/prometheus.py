@@ -44,7 +44,7 @@ def identity_filter(globs: list[str]) -> str:
     metric's label), or '' when the allowlist is empty."""
     if not globs:
         return ""
-    # Not fnmatch.translate: its Python regex ends in \\Z, which RE2 (Prometheus) lacks; RE2
+    # Not fnmatch.translate: its Python regex ends in \Z, which RE2 (Prometheus) lacks; RE2
     # anchors label matchers itself, so `*`/`?` are translated by hand.
     parts = []
     for g in sorted(set(globs)):

@@ -8,9 +8,11 @@ where the release pack ships the runbooks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from secretsight.alerting.settings import AlertingSettings
+from secretsight.errors import SecretSightError
 
 RUNBOOK_DIR = "docs/runbooks"
 SIDECAR_RUNBOOK = "sidecar-health"  # the side-car's own health alerts (not an anomaly class)
@@ -33,16 +35,29 @@ def link_loki_groups(groups: dict[str, list[dict[str, Any]]], settings: Alerting
             rule["annotations"]["runbook_url"] = runbook_url(rule["labels"]["anomaly"], settings)
 
 
-def link_kibana_rule(doc: dict[str, Any], anomaly: str, settings: AlertingSettings) -> None:
-    """A Kibana detection rule: the investigation guide (`note`, Markdown) links the runbook,
-    and a `team:<team>` tag carries the team."""
-    url = runbook_url(anomaly, settings)
-    doc["note"] = f"## Runbook\n\n[{anomaly}]({url})\n"
-    doc["tags"] = sorted({*doc.get("tags", []), f"team:{settings.team}"})
+def link_kibana_rules(docs: list[dict[str, Any]], settings: AlertingSettings) -> None:
+    """Kibana detection rules: the investigation guide (`note`, Markdown) links the runbook of
+    `meta.secretsight.anomaly`, and a `team:<team>` tag carries the team."""
+    for doc in docs:
+        anomaly = doc["meta"]["secretsight"]["anomaly"]
+        doc["note"] = f"## Runbook\n\n[{anomaly}]({runbook_url(anomaly, settings)})\n"
+        doc["tags"] = sorted({*doc.get("tags", []), f"team:{settings.team}"})
 
 
-def link_splunk_stanza(stanza: dict[str, str], anomaly: str, settings: AlertingSettings) -> None:
-    """A Splunk saved search: the description ends with the runbook link and the team."""
-    stanza["description"] = (f"{stanza.get('description', '').rstrip()} "
-                             f"Runbook: {runbook_url(anomaly, settings)} Team: {settings.team}"
-                             ).strip()
+_SPLUNK_ANOMALY = re.compile(r'\banomaly="([a-z_]+)"')
+
+
+def link_splunk_stanzas(stanzas: dict[str, dict[str, str]], settings: AlertingSettings) -> None:
+    """Splunk saved searches: the description ends with the runbook link and the team, and
+    the alert event (`action.logevent.param.event`, which names the anomaly) gains
+    `team=` and `runbook=`."""
+    for name, stanza in stanzas.items():
+        event = stanza.get("action.logevent.param.event", "")
+        match = _SPLUNK_ANOMALY.search(event)
+        if match is None:
+            raise SecretSightError(f"splunk: stanza [{name}] names no anomaly in its alert event")
+        url = runbook_url(match.group(1), settings)
+        stanza["description"] = (f"{stanza.get('description', '').rstrip()} Runbook: {url} "
+                                 f"Team: {settings.team}").strip()
+        stanza["action.logevent.param.event"] = (
+            f'{event} team="{settings.team}" runbook="{url}"')

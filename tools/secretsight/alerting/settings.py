@@ -75,23 +75,3 @@ class AlertingSettings(_Strict):
         if not _PROM_DURATION.match(v):
             raise ValueError(f"not a Prometheus duration: {v!r} (use e.g. 30s, 10m, 1h)")
         return v
-
-    @field_validator("page_anomalies")
-    @classmethod
-    def _anomalies(cls, v: list[str]) -> list[str]:
-        from secretsight.findings import ANOMALY_CLASSES
-
-        unknown = sorted(set(v) - set(ANOMALY_CLASSES))
-        if unknown:
-            raise ValueError(f"unknown anomaly classes: {', '.join(unknown)}")
-        return v
-
-    @field_validator("page_severities", "chat_severities")
-    @classmethod
-    def _severities(cls, v: list[str]) -> list[str]:
-        from secretsight.findings import SEVERITIES
-
-        unknown = sorted(set(v) - set(SEVERITIES))
-        if unknown:
-            raise ValueError(f"unknown severities: {', '.join(unknown)}")
-        return v

@@ -18,12 +18,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from secretsight.alerting.settings import AlertingSettings
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 
 
-def finding_json(f: Finding) -> dict[str, Any]:
-    body = f.to_json()
+def finding_json(f: Finding, alerting: AlertingSettings | None = None) -> dict[str, Any]:
+    body = f.to_json(alerting)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
     return {"id": digest, **body}
 

@@ -130,7 +130,7 @@ class Watcher:
         t0 = time.perf_counter()
         pending, self.pending = self.pending, []
         cids = self.det.claim_ids()
-        as_json = [finding_json(f) for f in pending]
+        as_json = [finding_json(f, self.det.config.alerting) for f in pending]
         offsets: dict[str, Any] = {f.name: f.offset() for f in self.files if f.inode is not None}
         offsets[OUTPUT_POS] = {o.name: o.position() for o in self.outputs
                                if isinstance(o, FileOutput)}

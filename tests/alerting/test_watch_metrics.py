@@ -107,3 +107,25 @@ def test_promtool_accepts_the_exposition() -> None:
     # promtool exits 0 and prints only lint hints it finds; counters must end in _total
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "error" not in (proc.stdout + proc.stderr).lower()
+
+
+def _event(op: str, path: str, outcome: str = "success", uid: str = "tok_A") -> dict:
+    return {"event": {"dataset": "kubernetes.audit", "outcome": outcome},
+            "secret": {"operation": op, "path": path}, "user": {"id": uid}}
+
+
+def test_observe_counts_what_the_detectors_count() -> None:
+    """bulk_read's kinds (successful reads and lists) in the reads gauge; path_diversity's
+    (successful reads of one concrete path) in the distinct-paths gauge."""
+    m = Metrics()
+    m.observe(_event("read", "prod/db"), T0)
+    m.observe(_event("list", "prod/*"), T0 + 1)
+    m.observe(_event("read", "prod/api", outcome="failure"), T0 + 2)
+    m.observe(_event("write", "prod/db"), T0 + 3)
+    m.observe(_event("read", "*"), T0 + 4)
+    text = m.render()
+    assert _series(text, "secretsight_identity_window_reads") == {'{identity="tok_A"}': "3"}
+    assert _series(text, "secretsight_identity_window_distinct_paths") == {
+        '{identity="tok_A"}': "1"}
+    # the per-identity read counter keeps its meaning: read operations, whatever the outcome
+    assert _series(text, "secretsight_identity_reads_total")['{identity="tok_A"}'] == "3"

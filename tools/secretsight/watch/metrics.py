@@ -30,6 +30,7 @@ MAX_TRACKED_IDENTITIES = 50_000  # past this, new identities count only in "othe
 BUCKET_SECONDS = 15
 MAX_WINDOW_IDENTITIES = 50_000  # identities active in the window; past it new ones are skipped
 MAX_BUCKET_PATHS = 1_000
+_EMPTY: dict[str, Any] = {}
 
 
 def _esc(v: str) -> str:
@@ -72,46 +73,76 @@ class Metrics:
         self.commits = 0
         self.commit_seconds = 0.0
 
+    def observe(self, event: dict[str, Any], ts: float) -> None:
+        """One normalized event the detectors accepted, at stream time `ts`. The window gauges
+        count what the bulk_read detector counts (successful reads and lists) and the paths
+        path_diversity counts (successful reads of one concrete path: a wildcard list or a
+        BatchGetSecretValue adds no path)."""
+        secret = event.get("secret") or _EMPTY
+        op = secret.get("operation")
+        ok = (event.get("event") or _EMPTY).get("outcome") != "failure"
+        path = secret.get("path")
+        if not (ok and op == "read") or path.__class__ is not str or "*" in path:
+            path = None
+        self.record_event(event["event"]["dataset"], ts, op == "read",
+                          (event.get("user") or _EMPTY).get("id"), path,
+                          ok and (op == "read" or op == "list"))
+
     def record_event(self, dataset: str, ts: float, reads: bool, identity: str | None,
-                     path: str | None = None) -> None:
+                     path: str | None = None, windowed: bool | None = None) -> None:
+        """`reads`: a read (secretsight_identity_reads_total); `windowed` (default: `reads`):
+        counts in the window gauges; `path`: the path it read, for distinct paths."""
         # called from the processing thread only; the lock guards the scrape
         with self.lock:
             self.events_by_source[dataset] += 1
-            last = self.last_event_time.get(dataset)
+            last_times = self.last_event_time
+            last = last_times.get(dataset)
             if last is None or ts - last > self.max_silence:
                 self.continuous_since[dataset] = ts
             if last is None or ts > last:
-                self.last_event_time[dataset] = ts
+                last_times[dataset] = ts
             lag = self.clock() - ts
             self.lag_seconds = lag
-            self.lag_max_seconds = max(self.lag_max_seconds, lag)
-            if reads and identity is not None:
-                if (identity in self.reads_by_identity
-                        or len(self.reads_by_identity) < MAX_TRACKED_IDENTITIES):
-                    self.reads_by_identity[identity] += 1
+            if lag > self.lag_max_seconds:
+                self.lag_max_seconds = lag
+            if identity is None:
+                return
+            if reads:
+                counts = self.reads_by_identity
+                if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
+                    counts[identity] += 1
                 else:
                     self.reads_untracked += 1
-                self._window_read(identity, ts, path)
+            if not (reads if windowed is None else windowed):
+                return
+            bucket = int(ts // BUCKET_SECONDS)
+            per = self.window_activity.get(identity)
+            cell = per.get(bucket) if per is not None else None
+            if cell is None:
+                cell = self._new_bucket(identity, per, bucket)
+                if cell is None:
+                    return
+            cell[0] += 1
+            if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
+                cell[1].add(path)
 
-    def _window_read(self, identity: str, ts: float, path: str | None) -> None:
-        bucket = int(ts // BUCKET_SECONDS)
-        per = self.window_activity.get(identity)
+    def _new_bucket(self, identity: str, per: dict[int, list[Any]] | None,
+                    bucket: int) -> list[Any] | None:
+        """The [reads, paths] cell of a new bucket (or of a new identity), None past the
+        identity bound; an identity keeps the buckets of the widest window only."""
         if per is None:
             if len(self.window_activity) >= MAX_WINDOW_IDENTITIES:
                 self._prune_windows()
                 if len(self.window_activity) >= MAX_WINDOW_IDENTITIES:
                     self.window_untracked += 1
-                    return
+                    return None
             per = self.window_activity[identity] = {}
-        cell = per.get(bucket)
-        if cell is None:
-            cell = per[bucket] = [0, set()]
-            if len(per) > self._keep_buckets:  # a new bucket: drop this identity's oldest
-                for old in [b for b in per if b <= bucket - self._keep_buckets]:
-                    del per[old]
-        cell[0] += 1
-        if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
-            cell[1].add(path)
+        cell: list[Any] = [0, set()]
+        per[bucket] = cell
+        if len(per) > self._keep_buckets:
+            for old in [b for b in per if b <= bucket - self._keep_buckets]:
+                del per[old]
+        return cell
 
     def _newest(self) -> float:
         return max(self.last_event_time.values(), default=0.0)

@@ -120,10 +120,7 @@ class Watcher:
             if det.events == before:  # rejected (counted by reason in det.rejected)
                 m.count("parse_errors", (source, "invalid_event"))
                 continue
-            secret = e.get("secret") or {}
-            m.record_event(e["event"]["dataset"], det.last_ts or 0.0,
-                           secret.get("operation") == "read", (e.get("user") or {}).get("id"),
-                           secret.get("path"))
+            m.observe(e, det.last_ts or 0.0)
             self.since_commit += 1
 
     def commit(self) -> None:

@@ -92,3 +92,50 @@ def test_thresholds_and_names_follow_the_config(tmp_path: Path) -> None:
 def test_identity_filter_escapes_for_re2() -> None:
     assert identity_filter([]) == ""
     assert identity_filter(["a.b*", "x?"]) == r'identity!~"a\\.b.*|x."'
+
+
+def _as_input_series(exposition: str, job: str = "secretsight") -> list[dict]:
+    """A /metrics scrape held for 10 minutes, as promtool input series."""
+    series = []
+    for line in exposition.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        name, _, labels = name_labels.partition("{")
+        labels = labels.rstrip("}")
+        extra = f'job="{job}",instance="sidecar:9108"'
+        series.append({"series": f"{name}{{{extra}{',' + labels if labels else ''}}}",
+                       "values": f"{value}x10"})
+    return series
+
+
+def test_watch_metrics_feed_the_rules_end_to_end(tmp_path: Path) -> None:
+    """What `watch` exports after a harvest makes the rules fire for the harvester only."""
+    from secretsight.watch.metrics import Metrics
+
+    t0 = 1_700_000_000.0
+    m = Metrics(clock=lambda: t0 + 120)
+    for i in range(60):  # 60 reads of 40 distinct paths in 2 minutes
+        m.observe({"event": {"dataset": "vault.audit", "outcome": "success"},
+                   "secret": {"operation": "read", "path": f"secret/prod/p{i % 40}"},
+                   "user": {"id": "tok_A1b2c3"}}, t0 + i * 2)
+    for i in range(12):  # a renewal agent: one path
+        m.observe({"event": {"dataset": "vault.audit", "outcome": "success"},
+                   "secret": {"operation": "read", "path": "secret/prod/db"},
+                   "user": {"id": "k8s-backend"}}, t0 + i * 10)
+    tests = {"rule_files": ["secretsight-rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": _as_input_series(m.render()),
+        "alert_rule_test": [
+            {"eval_time": "2m", "alertname": name, "exp_alerts": [{
+                "exp_labels": {"anomaly": anomaly, "identity": "tok_A1b2c3",
+                               "user_id": "tok_A1b2c3", "severity": "high", "team": "security"},
+                "exp_annotations": {k: v.replace("{{ $labels.identity }}", "tok_A1b2c3")
+                                    .replace("{{ $value }}", value)
+                                    for k, v in rule["annotations"].items()}}]}
+            for name, anomaly, value in (("SecretSightBulkRead", "bulk_read", "60"),
+                                         ("SecretSightPathDiversity", "path_diversity", "40"))
+            for rule in _rules() if rule.get("alert") == name]}]}
+    _write(tmp_path)
+    (tmp_path / "e2e.test.yml").write_text(yaml.safe_dump(tests), "utf-8")
+    proc = run([tool("promtool"), "test", "rules", "e2e.test.yml"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -119,3 +119,13 @@ def test_the_base_url_reaches_every_target() -> None:
     rule = next(r for g in doc["groups"] for r in g["rules"] if r["alert"] == "bulk_read")
     assert rule["annotations"]["runbook_url"] == "https://rb.example/bulk_read.md"
     assert rule["labels"]["team"] == "ops"
+
+
+def test_the_finding_id_does_not_depend_on_the_runbook_base() -> None:
+    from secretsight.watch.outputs import finding_json
+
+    f = Finding(anomaly="bulk_read", rule="r", title="t", severity="high", user_id="u",
+                start="2026-01-01T00:00:00Z", end="2026-01-01T00:00:00Z")
+    a = finding_json(f)
+    b = finding_json(f, AlertingSettings(runbook_base_url="https://wiki.example/rb"))
+    assert a["runbook"] != b["runbook"] and a["id"] == b["id"]

@@ -25,7 +25,9 @@ from secretsight.findings import Finding
 
 def finding_json(f: Finding, alerting: AlertingSettings | None = None) -> dict[str, Any]:
     body = f.to_json(alerting)
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+    # The id names the finding, not where its runbook lives: the link stays out of the digest.
+    ident = {k: v for k, v in body.items() if k != "runbook"}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
     return {"id": digest, **body}
 
 

@@ -60,12 +60,14 @@ def _real_alerts() -> list[tuple[str, dict[str, str]]]:
 ALERTS = _real_alerts()
 
 
+@pytest.mark.prometheus_tools
 def test_amtool_accepts_the_generated_config(tmp_path: Path) -> None:
     proc = run([tool("amtool"), "check-config", str(_am_file(tmp_path))])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 
 
+@pytest.mark.prometheus_tools
 def test_amtool_rejects_a_broken_config(tmp_path: Path) -> None:
     """amtool really validates: a route naming an undeclared receiver is refused."""
     path = _am_file(tmp_path)
@@ -75,6 +77,7 @@ def test_amtool_rejects_a_broken_config(tmp_path: Path) -> None:
     assert "secretsight-page" in proc.stdout + proc.stderr
 
 
+@pytest.mark.prometheus_tools
 @pytest.mark.parametrize("labels", [a[1] for a in ALERTS], ids=[a[0] for a in ALERTS])
 def test_real_alert_routes_to_its_receiver(tmp_path: Path, labels: dict[str, str]) -> None:
     assert labels["team"] == DEFAULT.alerting.team  # every alert carries the team
@@ -95,6 +98,7 @@ def test_every_routing_branch_has_a_real_alert() -> None:
 
 
 @pytest.mark.parametrize("severity", ["low", "informational"])
+@pytest.mark.prometheus_tools
 def test_low_severity_goes_to_the_ticket_receiver(tmp_path: Path, severity: str) -> None:
     proc = run([tool("amtool"), "config", "routes", "test", f"--config.file={_am_file(tmp_path)}",
                 f"--verify.receivers={R.ticket}", "team=security", "anomaly=long_ttl_token",
@@ -102,6 +106,7 @@ def test_low_severity_goes_to_the_ticket_receiver(tmp_path: Path, severity: str)
     assert proc.returncode == 0, proc.stdout
 
 
+@pytest.mark.prometheus_tools
 def test_receivers_are_the_configured_placeholders(tmp_path: Path) -> None:
     config = Config(alerting=AlertingSettings(
         team="secops", receivers=Receivers(page="pd", chat="slack", ticket="jira")))
@@ -181,6 +186,7 @@ def test_time_intervals_are_the_maintenance_windows() -> None:
     assert all(ti["location"] == "America/New_York" for ti in generated[0]["time_intervals"])
 
 
+@pytest.mark.prometheus_tools
 def test_amtool_accepts_non_default_windows(tmp_path: Path) -> None:
     windows = [MaintenanceWindow(name="quarter_end", location="Asia/Tokyo", time_intervals=[
         TimeInterval(days_of_month=["-3:-1"], months=["march", "june", "september", "december"],

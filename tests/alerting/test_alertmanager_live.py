@@ -21,6 +21,8 @@ from secretsight.detect.maintenance import MaintenanceCalendar
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
+pytestmark = pytest.mark.prometheus_tools
+
 
 def _window(inside: bool) -> MaintenanceWindow:
     """A whole-day window on today's (inside) or tomorrow's (outside) UTC weekday."""

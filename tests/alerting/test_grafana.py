@@ -74,6 +74,7 @@ def _panel_rule_file(queries: list[tuple[str, str]]) -> str:
         for i, (_, expr) in enumerate(queries)]}]})
 
 
+@pytest.mark.prometheus_tools
 def test_every_promql_passes_promtool(tmp_path: Path) -> None:
     path = tmp_path / "panels.yaml"
     path.write_text(_panel_rule_file(PROMQL), "utf-8")
@@ -82,6 +83,7 @@ def test_every_promql_passes_promtool(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(PROMQL)} rules found" in proc.stdout
 
 
+@pytest.mark.prometheus_tools
 def test_promtool_catches_a_broken_panel_query(tmp_path: Path) -> None:
     path = tmp_path / "panels.yaml"
     path.write_text(_panel_rule_file([("bad", "sum by (x) (rate(foo[5m])")]), "utf-8")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from alerting_tools import REPO, alerting_files
 from live_stack import alertmanager, binary, delivered, free_port, process, webhook
@@ -24,6 +25,8 @@ from secretsight.alerting.prometheus import RULES_FILE
 from secretsight.config import Config
 
 CONFIG = Config()
+
+pytestmark = pytest.mark.prometheus_tools
 
 
 def _reads(identity: str, paths: Callable[[int], str], n: int, every: float) -> str:

@@ -31,12 +31,14 @@ def _write(tmp_path: Path, config: Config | None = None) -> Path:
     return path
 
 
+@pytest.mark.prometheus_tools
 def test_promtool_checks_the_rules(tmp_path: Path) -> None:
     proc = run([tool("promtool"), "check", "rules", str(_write(tmp_path))])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(_rules())} rules found" in proc.stdout
 
 
+@pytest.mark.prometheus_tools
 def test_promtool_rule_unit_tests(tmp_path: Path) -> None:
     _write(tmp_path)
     shutil.copy(UNIT_TESTS, tmp_path / UNIT_TESTS.name)
@@ -44,6 +46,7 @@ def test_promtool_rule_unit_tests(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.prometheus_tools
 def test_promtool_unit_tests_fail_when_a_threshold_moves(tmp_path: Path) -> None:
     """The unit tests can fail: rules built with another bulk_read count break them."""
     config = Config(thresholds=Thresholds(bulk_read=CountWindow(count=60,
@@ -65,6 +68,7 @@ def test_alert_carries_team_severity_and_runbook(rule: dict) -> None:
     assert rule["annotations"]["runbook_url"].startswith("docs/runbooks/")
 
 
+@pytest.mark.prometheus_tools
 def test_thresholds_and_names_follow_the_config(tmp_path: Path) -> None:
     config = Config(
         thresholds=Thresholds(bulk_read=CountWindow(count=120, window=timedelta(minutes=10))),
@@ -109,6 +113,7 @@ def _as_input_series(exposition: str, job: str = "secretsight") -> list[dict]:
     return series
 
 
+@pytest.mark.prometheus_tools
 def test_watch_metrics_feed_the_rules_end_to_end(tmp_path: Path) -> None:
     """What `watch` exports after a harvest makes the rules fire for the harvester only."""
     from secretsight.watch.metrics import Metrics

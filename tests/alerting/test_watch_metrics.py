@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from alerting_tools import run, tool
 
 from secretsight.alerting.settings import AlertingSettings
@@ -99,6 +100,7 @@ def test_commit_failures_and_findings_by_severity() -> None:
         '{anomaly="bulk_read",severity="high"}': "1"}
 
 
+@pytest.mark.prometheus_tools
 def test_promtool_accepts_the_exposition() -> None:
     m = Metrics()
     m.record_event("vault.audit", T0, True, 'odd"id\\x', "secret/a")

@@ -158,6 +158,7 @@ def sidecar_alerts(config: Config) -> list[dict[str, Any]]:
     a = config.alerting
     job = _job(config)
     health = {"component": "sidecar"}
+    errors = f"sum by (job, instance) (rate(secretsight_parse_errors_total{{{job}}}[10m]))"
 
     def alert(name: str, expr: str, summary: str, description: str, severity: str = "medium",
               for_: str = a.sidecar_for) -> dict[str, Any]:
@@ -169,12 +170,15 @@ def sidecar_alerts(config: Config) -> list[dict[str, Any]]:
               "SecretSight side-car {{ $labels.instance }} is down",
               "Prometheus cannot scrape the side-car: no detection runs on its inputs.",
               severity="high", for_="5m"),
+        # errors / (errors + events): every input (file lines and HTTP bodies alike) ends as
+        # an event, an error or a deliberate skip; a side-car with errors and no event at all
+        # (`or ... * 0`: no events series to match) has a ratio of 1.
         alert("SecretSightParseErrors",
-              f"sum by (job, instance) (rate(secretsight_parse_errors_total{{{job}}}[10m])) "
-              f"/ sum by (job, instance) (rate(secretsight_input_lines_total{{{job}}}[10m])) "
+              f"{errors} / ({errors} + (sum by (job, instance) "
+              f"(rate(secretsight_events_processed_total{{{job}}}[10m])) or {errors} * 0)) "
               f"> {PARSE_ERROR_RATIO}",
               "Side-car {{ $labels.instance }} cannot use its input",
-              f"More than {PARSE_ERROR_RATIO:.0%} of input lines fail to parse or normalize "
+              f"More than {PARSE_ERROR_RATIO:.0%} of its input fails to parse or normalize "
               "(ratio {{ $value | humanizePercentage }}): a shipper or audit format changed."),
         alert("SecretSightOutputErrors",
               f"sum by (job, instance, output) (increase(secretsight_output_errors_total{{{job}}}"

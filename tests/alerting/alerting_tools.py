@@ -1,10 +1,9 @@
 """Helpers for the alerting tests: Debian's `amtool` and `promtool` (skipped with the reason
 when missing), the generated alerting files, and the compiled Loki ruler rules whose label
-sets are the real alerts Alertmanager routes."""
+sets are the real alerts Alertmanager routes. (LogQL parsing: support.logql.)"""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from functools import cache
@@ -17,7 +16,6 @@ from secretsight.compile import TargetOutput, compile_target
 from secretsight.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
-NODE_DIR = REPO / "tests" / "node"
 
 
 def tool(name: str) -> str:
@@ -56,16 +54,3 @@ def write(files: dict[str, str], root: Path) -> Path:
 def loki_alerts() -> list[dict]:
     doc = yaml.safe_load(compiled("loki").files["loki/secretsight-rules.yaml"])
     return [rule for group in doc["groups"] for rule in group["rules"]]
-
-
-def parse_logql(queries: list[str]) -> list[dict]:
-    """Grafana's LogQL grammar over `queries` through tests/node/parse_logql.mjs (the script
-    tests/compile uses): one {"ok", "errors"} per query."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (needed to run @grafana/lezer-logql)")
-    if not (NODE_DIR / "node_modules" / "@grafana" / "lezer-logql").is_dir():
-        pytest.skip("tests/node/node_modules missing: run `npm ci --prefix tests/node`")
-    proc = subprocess.run([node, str(NODE_DIR / "parse_logql.mjs")], input=json.dumps(queries),
-                          capture_output=True, text=True, check=True, cwd=NODE_DIR, timeout=60)
-    return json.loads(proc.stdout)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alerting_tools import alerting_files, parse_logql, run, tool
+from alerting_tools import alerting_files, run, tool
+from support.logql import parse_logql
 
 from secretsight.alerting import prometheus as rules
 from secretsight.alerting.grafana import DASHBOARD_FILE

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from secretsight import anomalies
 from secretsight.alerting.runbooks import SIDECAR_RUNBOOK, runbook_url
 from secretsight.config import Config, format_duration
 
@@ -31,12 +32,6 @@ READS_RATE = "secretsight:identity_reads:rate5m"
 PARSE_ERROR_RATIO = 0.01
 # A first-path access stays visible this long (longer than a scrape interval or two).
 FIRST_PATH_RANGE = "5m"
-
-
-def _detector(name: str) -> Any:
-    from secretsight.detect.detectors import DETECTORS
-
-    return DETECTORS[name]
 
 
 def identity_filter(globs: list[str]) -> str:
@@ -96,7 +91,7 @@ def recording_rules(config: Config) -> list[dict[str, Any]]:
 def detection_alerts(config: Config) -> list[dict[str, Any]]:
     t = config.thresholds
     s = config.stateful
-    bulk, pd_, fpa, gap = (_detector(n) for n in
+    bulk, pd_, fpa, gap = (anomalies.anomaly(n) for n in
                            ("bulk_read", "path_diversity", "first_path_access", "audit_gap"))
 
     def sel(metric: str, globs: list[str]) -> str:
@@ -114,7 +109,7 @@ def detection_alerts(config: Config) -> list[dict[str, Any]]:
            f"- secretsight_source_continuous_since_timestamp_seconds{{{job}}})")
     return [
         _alert("SecretSightBulkRead", f"{reads} > {t.bulk_read.count}", severity=bulk.severity,
-               summary="Bulk secret reads by {{ $labels.identity }}",
+               summary=f"{bulk.title}: {{{{ $labels.identity }}}}",
                description=(f"{{{{ $labels.identity }}}} read secrets {{{{ $value }}}} times within "
                             f"{format_duration(t.bulk_read.window)} (more than "
                             f"{t.bulk_read.count}: thresholds.bulk_read)."),
@@ -124,7 +119,7 @@ def detection_alerts(config: Config) -> list[dict[str, Any]]:
                f"{pd_paths} >= {t.path_diversity.distinct_paths} "
                f"and on (identity) {pd_reads} >= {t.path_diversity.reads}",
                severity=pd_.severity,
-               summary="{{ $labels.identity }} read many distinct secrets",
+               summary=f"{pd_.title}: {{{{ $labels.identity }}}}",
                description=(f"{{{{ $labels.identity }}}} read {{{{ $value }}}} distinct secret paths "
                             f"within {format_duration(t.path_diversity.window)} (at least "
                             f"{t.path_diversity.distinct_paths} paths and "
@@ -134,7 +129,7 @@ def detection_alerts(config: Config) -> list[dict[str, Any]]:
         _alert("SecretSightFirstPathAccess",
                f"sum by (job, instance) (increase(secretsight_first_path_accesses_total{{{job}}}"
                f"[{FIRST_PATH_RANGE}])) > 0",
-               severity=fpa.severity, summary="An identity read a secret path for the first time",
+               severity=fpa.severity, summary=fpa.title,
                description=(f"{{{{ $value }}}} first_path_access finding(s) in the last "
                             f"{FIRST_PATH_RANGE} on "
                             "{{ $labels.instance }}: the findings output names the identity and "
@@ -144,7 +139,7 @@ def detection_alerts(config: Config) -> list[dict[str, Any]]:
         _alert("SecretSightAuditSourceSilent",
                f'label_replace(({age}) > {silence} and on (source) {run} >= {baseline}, '
                f'"dataset", "$1", "source", "(.*)")',
-               severity=gap.severity, summary="Audit source {{ $labels.source }} went silent",
+               severity=gap.severity, summary=f"{gap.title}: {{{{ $labels.source }}}}",
                description=(f"No {{{{ $labels.source }}}} event for {{{{ $value | humanizeDuration }}}}"
                             f" after at least {format_duration(s.audit_gap_baseline)} of "
                             f"continuous flow (stateful.audit_gap_max_silence "

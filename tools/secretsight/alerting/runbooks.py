@@ -1,16 +1,18 @@
 """The runbook link of an alert or finding: one place builds it for every target.
 
-`docs/runbooks/<anomaly>.md` exists for every anomaly class (a test checks it), plus
-`sidecar-health.md` for the side-car's own alerts. The base comes from
-`alerting.runbook_base_url`; the default is the repository-relative directory, which is also
-where the release pack ships the runbooks.
+The anomaly catalogue (`secretsight.anomalies`, `AnomalyClass.runbook`) names each class's
+runbook under docs/runbooks/ (a test checks that it exists); `sidecar-health.md` covers the
+side-car's own alerts. Links are that file under `alerting.runbook_base_url`; the default base is
+the repository-relative directory, which is also where the release pack ships the runbooks.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
+from secretsight import anomalies
 from secretsight.alerting.settings import AlertingSettings
 from secretsight.errors import SecretSightError
 
@@ -18,10 +20,18 @@ RUNBOOK_DIR = "docs/runbooks"
 SIDECAR_RUNBOOK = "sidecar-health"  # the side-car's own health alerts (not an anomaly class)
 
 
+def runbook_path(name: str) -> str:
+    """Repository path of the runbook of anomaly class `name` (from the catalogue; KeyError for
+    a name that is no class) or of SIDECAR_RUNBOOK."""
+    if name == SIDECAR_RUNBOOK:
+        return f"{RUNBOOK_DIR}/{SIDECAR_RUNBOOK}.md"
+    return anomalies.anomaly(name).runbook
+
+
 def runbook_url(name: str, settings: AlertingSettings | None = None) -> str:
-    """`<base>/<name>.md` for an anomaly class (or SIDECAR_RUNBOOK)."""
+    """The runbook of `name` under `alerting.runbook_base_url`."""
     base = (settings or AlertingSettings()).runbook_base_url.rstrip("/")
-    return f"{base}/{name}.md"
+    return f"{base}/{PurePosixPath(runbook_path(name)).relative_to(RUNBOOK_DIR)}"
 
 
 # ---- one hook per target: each target's compiler calls one of these on its output

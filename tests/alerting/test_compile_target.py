@@ -78,3 +78,13 @@ def test_a_new_window_also_joins_the_admin_mute_list() -> None:
         maintenance_windows=extra)).files[CONFIG_FILE])
     assert [w["name"] for w in doc["time_intervals"]] == ["business_hours", "patching"]
     assert "patching" in yaml.safe_dump(doc["route"])
+
+
+def test_a_partial_alerting_config_merges_over_the_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("alerting:\n  team: payments-sec\n  receivers:\n    page: pd\n", "utf-8")
+    _compile(tmp_path / "out", "--target", "alerting", "--config", str(config))
+    doc = yaml.safe_load((tmp_path / "out" / CONFIG_FILE).read_text("utf-8"))
+    assert [r["name"] for r in doc["receivers"]] == ["pd", "secretsight-oncall-chat",
+                                                    "secretsight-tickets"]
+    assert doc["route"]["routes"][0]["matchers"] == ['team="payments-sec"']

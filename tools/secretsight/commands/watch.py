@@ -16,6 +16,9 @@ from secretsight.config import load_config
               help="Serve POST /ingest, GET /metrics and /healthz (e.g. 127.0.0.1:8686).")
 @click.option("--token", envvar="SECRETSIGHT_WATCH_TOKEN",
               help="Bearer token required on /ingest and /metrics (env SECRETSIGHT_WATCH_TOKEN).")
+@click.option("--insecure-no-token", is_flag=True,
+              help="Allow --listen on a non-loopback address without --token (only behind a "
+                   "proxy that authenticates).")
 @click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
               help="Largest accepted /ingest body in bytes (413 above).")
 @click.option("--output", "-o", "outputs", multiple=True, default=["-"], show_default=True,
@@ -39,7 +42,8 @@ from secretsight.config import load_config
               help="...or after this many seconds, whichever comes first.")
 @click.option("--exit-at-eof", is_flag=True,
               help="Stop at the end of the inputs, closing every window (one-shot run).")
-def command(inputs: tuple[str, ...], listen: str | None, token: str | None, max_body: int,
+def command(inputs: tuple[str, ...], listen: str | None, token: str | None,
+            insecure_no_token: bool, max_body: int,
             outputs: tuple[str, ...], output_token: str | None, state: str, instance: str,
             config_path: str | None, only: str | None, commit_every: int,
             commit_interval: float, exit_at_eof: bool) -> int:
@@ -47,7 +51,8 @@ def command(inputs: tuple[str, ...], listen: str | None, token: str | None, max_
     from secretsight.watch.sidecar import SidecarOptions, run
 
     opts = SidecarOptions(
-        inputs=inputs, listen=listen, token=token, max_body=max_body, outputs=outputs,
+        inputs=inputs, listen=listen, token=token, insecure_no_token=insecure_no_token,
+        max_body=max_body, outputs=outputs,
         output_token=output_token, state=state, instance=instance,
         only=tuple(n.strip() for n in only.split(",")) if only else None,
         commit_every=commit_every, commit_interval=commit_interval, exit_at_eof=exit_at_eof)

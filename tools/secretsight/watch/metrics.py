@@ -42,6 +42,9 @@ class Metrics:
         self.lag_max_seconds = 0.0
         self.http_requests: Counter[tuple[str, int]] = Counter()  # (path, code)
         self.output_errors: Counter[str] = Counter()
+        # refused at the HTTP edge before any event was read, by reason (connections,
+        # inflight_bytes, header_timeout, body_timeout, queue_full)
+        self.http_refused: Counter[str] = Counter()
         self.commits = 0
         self.commit_seconds = 0.0
 
@@ -118,6 +121,9 @@ class Metrics:
                        [({}, f"{self.lag_max_seconds:.3f}")])
             family("secretsight_http_requests_total", "counter", "HTTP requests, by path and code.",
                    [({"path": p, "code": c}, n) for (p, c), n in sorted(self.http_requests.items())])
+            family("secretsight_http_refused_total", "counter",
+                   "HTTP requests or connections refused to protect the side-car, by reason.",
+                   [({"reason": r}, n) for r, n in sorted(self.http_refused.items())])
             family("secretsight_output_errors_total", "counter", "Failed finding deliveries.",
                    [({"output": o}, n) for o, n in sorted(self.output_errors.items())])
             family("secretsight_state_commits_total", "counter",

@@ -34,6 +34,7 @@ class SidecarOptions:
     commit_every: int = 100_000
     commit_interval: float = 1.0
     exit_at_eof: bool = False
+    insecure_no_token: bool = False  # serve /ingest beyond loopback without a token
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -54,6 +55,22 @@ def parse_listen(value: str) -> tuple[str, int]:
     return (host or "127.0.0.1", int(port))
 
 
+def check_exposure(host: str, token: str | None, insecure_no_token: bool) -> None:
+    """Without a token, /ingest accepts events from anyone who can connect: allowed on
+    loopback, refused on any other address unless explicitly asked for."""
+    if token or insecure_no_token:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise SecretSightError(
+            f"--listen {host}: refusing to serve /ingest beyond loopback without a token; "
+            "set --token (or SECRETSIGHT_WATCH_TOKEN), or pass --insecure-no-token if a "
+            "proxy in front authenticates")
+
+
 def run(config: Config, opts: SidecarOptions) -> int:
     """Run the side-car until stopped (or, with exit_at_eof, to the end of its inputs)."""
     if not opts.inputs and not opts.listen:
@@ -61,6 +78,8 @@ def run(config: Config, opts: SidecarOptions) -> int:
     if opts.listen and opts.exit_at_eof:
         raise SecretSightError("--exit-at-eof cannot be combined with --listen")
     address = parse_listen(opts.listen) if opts.listen else None
+    if address is not None:
+        check_exposure(address[0], opts.token, opts.insecure_no_token)
     store = open_store(opts.state)
     detectors = Detectors(config, store, only=opts.only, instance=opts.instance)
     metrics = Metrics()
@@ -76,7 +95,7 @@ def run(config: Config, opts: SidecarOptions) -> int:
     server = None
     if address is not None:
         server = IngestServer(address, work=work, metrics=metrics, token=opts.token,
-                              max_body=opts.max_body)
+                              max_body=opts.max_body, limits=config.limits.http)
         server.start()
         print(f"secretsight watch: listening on {server.url} (/ingest, /metrics, /healthz)",
               file=sys.stderr, flush=True)

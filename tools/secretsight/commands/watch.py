@@ -26,6 +26,9 @@ from secretsight.config import load_config
                                          "or an http(s) URL to POST NDJSON to.")
 @click.option("--output-token", envvar="SECRETSIGHT_OUTPUT_TOKEN",
               help="Bearer token for HTTP outputs.")
+@click.option("--spool", metavar="PATH",
+              help="Where findings wait for an HTTP output (default: STATE.spool beside a "
+                   "SQLite state, secretsight-spool.db with Redis).")
 @click.option("--state", default="sqlite:///secretsight-state.db", show_default=True,
               help="State store: sqlite:///relative/path, sqlite:////absolute/path or "
                    "redis://host:port/db[?prefix=...].")
@@ -41,10 +44,12 @@ from secretsight.config import load_config
 @click.option("--commit-interval", default=1.0, show_default=True, type=float,
               help="...or after this many seconds, whichever comes first.")
 @click.option("--exit-at-eof", is_flag=True,
-              help="Stop at the end of the inputs, closing every window (one-shot run).")
+              help="Stop at the end of the inputs, closing every window (one-shot run). Exit "
+                   "status 3 when findings are left undelivered in the spool.")
 def command(inputs: tuple[str, ...], listen: str | None, token: str | None,
             insecure_no_token: bool, max_body: int,
-            outputs: tuple[str, ...], output_token: str | None, state: str, instance: str,
+            outputs: tuple[str, ...], output_token: str | None, spool: str | None, state: str,
+            instance: str,
             config_path: str | None, only: str | None, commit_every: int,
             commit_interval: float, exit_at_eof: bool) -> int:
     """Stream audit events through the stateful detectors; findings as NDJSON."""
@@ -53,7 +58,7 @@ def command(inputs: tuple[str, ...], listen: str | None, token: str | None,
     opts = SidecarOptions(
         inputs=inputs, listen=listen, token=token, insecure_no_token=insecure_no_token,
         max_body=max_body, outputs=outputs,
-        output_token=output_token, state=state, instance=instance,
+        output_token=output_token, spool=spool, state=state, instance=instance,
         only=tuple(n.strip() for n in only.split(",")) if only else None,
         commit_every=commit_every, commit_interval=commit_interval, exit_at_eof=exit_at_eof)
     return run(load_config(config_path), opts)

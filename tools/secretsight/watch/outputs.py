@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -25,6 +26,10 @@ from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.limits import SpoolLimits
 from secretsight.watch.spool import Spool
+
+
+class OutputError(SecretSightError):
+    """An output cannot take findings (a full disk, an I/O error): the run stops, exit 2."""
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -67,13 +72,17 @@ class FileOutput(Output):
         self.name = f"file:{self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = open(self.path, "ab")  # noqa: SIM115 - held for the run
+        # fsync makes a regular file's lines durable before the next commit; a device or a
+        # pipe (/dev/null, a FIFO) cannot be synced (EINVAL) and has nothing to make durable.
+        self.syncable = stat.S_ISREG(os.fstat(self.fh.fileno()).st_mode)
 
     def write(self, findings: list[dict[str, Any]]) -> None:
         if not findings:
             return
         self.fh.write(b"".join(json.dumps(f, sort_keys=True).encode() + b"\n" for f in findings))
         self.fh.flush()
-        os.fsync(self.fh.fileno())
+        if self.syncable:
+            os.fsync(self.fh.fileno())
 
     def position(self) -> int:
         return self.fh.tell()

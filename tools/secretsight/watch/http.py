@@ -391,6 +391,8 @@ def parse_body(body: bytes) -> tuple[list[dict[str, Any]], list[tuple[str, tuple
                                     list[str]]:
     """NDJSON (one event per line) or one JSON array -> events, [(reason, (line, message))],
     skip reasons."""
+    if body[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte order mark is not data
+        body = body[3:]
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -59,6 +59,7 @@ class Watcher:
         self.clock = clock
         self.log = log or (lambda m: print(f"secretsight watch: {m}", file=sys.stderr))
         self.stop_requested = False
+        self.read_errors: list[str] = []  # inputs that could not be read to their end
         self._carry: Any = None
         self._outbox_pending = False
         self.pending: list[Finding] = []
@@ -203,6 +204,10 @@ class Watcher:
                 if lines:
                     progressed = True
                     self.handle_lines(f.name, lines)
+                if f.error is not None and f.error not in self.read_errors:
+                    self.read_errors.append(f.error)
+                    self.metrics.count("parse_errors", (f.name, "truncated_input"))
+                    self.log(f"error: {f.error}")
             acks: list[tuple[Any, dict]] = []
             try:
                 while True:
@@ -259,7 +264,7 @@ class Watcher:
             # A clean stop: the last batch reached the outputs, so a restart must not
             # re-emit it (only a crash leaves a non-empty outbox behind).
             self.commit()
-        return 0
+        return 2 if self.read_errors else 0
 
     def close(self) -> None:
         for f in self.files:

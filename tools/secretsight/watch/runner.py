@@ -24,6 +24,7 @@ from typing import Any
 
 from secretsight.detect import Detectors
 from secretsight.detect.stores import StoreError
+from secretsight.detect.timeguard import OUT_OF_RANGE
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.normalize import dedupe_key
@@ -120,7 +121,8 @@ class Watcher:
             if found:  # (an event rejected half-way may still have completed findings)
                 self.pending.extend(found)
             if det.events == before:  # rejected (counted by reason in det.rejected)
-                m.count("parse_errors", (source, "invalid_event"))
+                reason = OUT_OF_RANGE if det.last_rejected == OUT_OF_RANGE else "invalid_event"
+                m.count("parse_errors", (source, reason))
                 continue
             op = (e.get("secret") or {}).get("operation")
             m.record_event(e["event"]["dataset"], det.last_ts or 0.0, op == "read",

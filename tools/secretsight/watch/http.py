@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import hmac
 import json
 import queue
@@ -33,6 +35,24 @@ from secretsight.limits import HttpLimits
 from secretsight.watch.decode import DecodeError, Skipped, _loads, decode_line, decode_object
 
 _PATHS = ("/ingest", "/metrics", "/healthz")
+_TRIM_AFTER = 1 << 20  # after bodies this large, hand freed heap pages back to the OS
+
+
+def _load_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def _release_memory() -> None:
+    """glibc keeps freed memory of large bodies in its arenas (RSS stays at the peak of a
+    burst); malloc_trim returns it."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 _CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError, OSError)
 
 
@@ -238,6 +258,8 @@ class IngestServer:
             return await self._ingest(conn, reader, headers, reply)
         finally:
             self.inflight_bytes -= size
+            if size >= _TRIM_AFTER and self.inflight_bytes == 0:
+                _release_memory()
 
     async def _discard_body(self, conn: h11.Connection, reader: asyncio.StreamReader) -> bool:
         """A GET with a body (unusual but legal): read it so the connection can be reused."""

@@ -165,6 +165,20 @@ def test_chunked_body_is_accepted(edge: Running) -> None:
     assert status == 200 and json.loads(reply)["accepted"] == 3
 
 
+def test_keep_alive_and_expect_100_continue(edge: Running) -> None:
+    """Two requests on one connection; a client that waits for `100 Continue` (curl) gets it
+    before sending its body."""
+    body = ndjson(reads(0, 2))
+    s = _connect(edge)
+    for _ in range(2):
+        s.sendall(_post_head(len(body), extra="Expect: 100-continue\r\n"))
+        assert s.recv(64).startswith(b"HTTP/1.1 100 ")
+        s.sendall(body)
+        status, reply = _read_reply(s)
+        assert status == 200 and json.loads(reply)["accepted"] == 2
+    s.close()
+
+
 def test_too_deep_json_is_400() -> None:
     r = Running(TOKEN, max_body=1 << 20)
     try:
@@ -222,6 +236,23 @@ def test_ipv6_listen() -> None:
         assert (code, reply["accepted"]) == (200, 2)
     finally:
         r.stop()
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+def test_ipv6_listen_from_the_command_line(tmp_path: Path) -> None:
+    """`--listen [::1]:PORT` without a token: loopback, so allowed."""
+    p = _sidecar(["--listen", "[::1]:0"], tmp_path)
+    try:
+        assert p.stderr is not None
+        line = p.stderr.readline().decode()
+        assert "http://[::1]:" in line, line
+        port = int(re.search(r":(\d+) ", line).group(1))  # type: ignore[union-attr]
+        with socket.create_connection(("::1", port)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_reply(s)[0] == 200
+    finally:
+        p.terminate()
+        p.communicate(timeout=30)
 
 
 def _sidecar(args: list[str], tmp_path: Path, **kw) -> subprocess.Popen:

@@ -217,7 +217,7 @@ class IngestServer:
             return self._send(conn, writer, code, body, known, close=close, ctype=ctype,
                               extra=extra)
 
-        if method == "GET" or method == "HEAD":
+        if method == "GET":
             if path == "/healthz":
                 await reply(200, {"status": "ok"})
             elif path == "/metrics":
@@ -255,7 +255,7 @@ class IngestServer:
             return False
         self.inflight_bytes += size
         try:
-            return await self._ingest(conn, reader, headers, reply)
+            return await self._ingest(conn, reader, writer, headers, reply)
         finally:
             self.inflight_bytes -= size
             if size >= _TRIM_AFTER and self.inflight_bytes == 0:
@@ -274,9 +274,12 @@ class IngestServer:
         return True
 
     async def _ingest(self, conn: h11.Connection, reader: asyncio.StreamReader,
-                      headers: dict[str, str], reply: Any) -> bool:
+                      writer: asyncio.StreamWriter, headers: dict[str, str], reply: Any) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.body_timeout_seconds
+        if conn.they_are_waiting_for_100_continue:  # curl sends `Expect: 100-continue`
+            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+                         or b"")
         parts: list[bytes] = []
         got = 0
         try:

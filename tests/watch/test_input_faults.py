@@ -118,6 +118,15 @@ def test_watch_file_input_ignores_a_bom(tmp_path: Path) -> None:
     assert [json.loads(x)["rule_name"] for x in run.stdout.splitlines()] == ["first_path_access"]
 
 
+def test_watch_stdin_ignores_a_bom(tmp_path: Path) -> None:
+    data = BOM + _ndjson([*baseline_events(), ev(at(days=15), path="secret/new")])
+    run = subprocess.run([*CLI, "watch", "-i", "-", "-o", "-", "--exit-at-eof",
+                          "--state", f"sqlite:///{tmp_path}/s.db"],
+                         input=data, capture_output=True, timeout=120)
+    assert run.returncode == 0
+    assert [json.loads(x)["rule_name"] for x in run.stdout.splitlines()] == ["first_path_access"]
+
+
 def test_http_body_with_a_bom() -> None:
     r = Running(TOKEN)
     try:

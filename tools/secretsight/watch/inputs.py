@@ -215,6 +215,7 @@ class StdinInput:
 
     def _run(self) -> None:
         buf = b""
+        first = True
         while True:
             try:
                 data = os.read(self.fd, CHUNK)
@@ -223,6 +224,10 @@ class StdinInput:
             if not data:
                 break
             buf += data
+            if first and len(buf) >= len(BOM):
+                first = False
+                if buf.startswith(BOM):
+                    buf = buf[len(BOM):]
             cut = buf.rfind(b"\n")
             if cut >= 0:
                 self.out.put(("lines", self.name, buf[:cut].split(b"\n")))

@@ -166,3 +166,31 @@ def test_three_slashes_are_relative_to_the_working_directory(tmp_path: Path,
                  cwd=tmp_path)
     assert run.returncode == 0, run.stderr.decode()
     assert (tmp_path / "rel" / "st.db").is_file()
+
+
+def test_redis_state_going_away_ends_with_a_clear_error(tmp_path: Path,
+                                                        halves: tuple[Path, Path]) -> None:
+    """A Redis state store that stops mid-run (its own server, stopped): exit 2 with the
+    store named, no traceback (reads as well as commits are wrapped)."""
+    from detect.redis_server import RedisServer
+
+    (tmp_path / "redis").mkdir()
+    server = RedisServer.start_or_skip(tmp_path / "redis")
+    proc = subprocess.Popen([*WATCH, "-i", "-", "-o", "-", "--state", server.url,
+                             "--commit-interval", "0.05", "--exit-at-eof"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(halves[0].read_bytes())
+    proc.stdin.flush()
+    server.stop()  # the store goes away while watch still runs (stdin is open)
+    try:  # watch may already have stopped reading: a broken pipe is expected then
+        proc.stdin.write(halves[1].read_bytes())
+        proc.stdin.close()
+    except (BrokenPipeError, ValueError):
+        pass
+    proc.stdin = None  # closed above; communicate() must not flush it again
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text and "Redis state" in text, text

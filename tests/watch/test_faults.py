@@ -172,7 +172,7 @@ def test_redis_state_going_away_ends_with_a_clear_error(tmp_path: Path,
                                                         halves: tuple[Path, Path]) -> None:
     """A Redis state store that stops mid-run (its own server, stopped): exit 2 with the
     store named, no traceback (reads as well as commits are wrapped)."""
-    from detect.redis_server import RedisServer
+    from support.redis_server import RedisServer
 
     (tmp_path / "redis").mkdir()
     server = RedisServer.start_or_skip(tmp_path / "redis")

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from detect.redis_server import free_port
+from support.redis_server import free_port
 
 from secretsight.limits import SpoolLimits
 from secretsight.watch.outputs import HttpOutput

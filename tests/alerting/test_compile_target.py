@@ -32,7 +32,7 @@ def test_target_alerting_writes_the_alerting_pieces(tmp_path: Path) -> None:
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
                      if p.is_file())
     assert written == sorted([*FILES, "support-matrix.json", "support-matrix.md"])
-    assert "alerting: 9 compiled, 0 with workaround, 0 unsupported" in output
+    assert "alerting: 11 compiled, 0 with workaround, 0 unsupported" in output
     matrix = (tmp_path / "support-matrix.md").read_text("utf-8")
     assert "| SecretSightBulkRead | compiled |" in matrix
 

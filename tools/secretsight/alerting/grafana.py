@@ -81,11 +81,19 @@ def panel_queries(config: Config) -> dict[str, list[Query]]:
         "Side-car: end-to-end lag": [Query(
             "promql", f"max by (instance) (secretsight_end_to_end_lag_seconds{{{job}}})",
             "{{instance}}")],
-        "Side-car: state commit failures and scrape": [
+        "Side-car: state commit failures, restarts and scrape": [
             Query("promql", (f"sum by (instance) (increase("
                              f"secretsight_state_commit_failures_total{{{job}}}[5m]))"),
                   "commit failures {{instance}}"),
+            Query("promql", f"changes(secretsight_start_time_seconds{{{job}}}[15m])",
+                  "restarts (15m) {{instance}}"),
             Query("promql", f"up{{{job}}}", "up {{instance}}"),
+        ],
+        "Side-car: findings waiting and dropped": [
+            Query("promql", f"sum by (instance, output) (secretsight_spool_depth{{{job}}})",
+                  "waiting {{instance}} {{output}}"),
+            Query("promql", (f'sum by (instance, output) (increase(secretsight_spool_findings_total'
+                             f'{{{job}, event="dropped"}}[5m]))'), "dropped {{instance}} {{output}}"),
         ],
     }
 
@@ -173,8 +181,12 @@ def build(config: Config) -> gd.Dashboard:
         .with_panel(series("Side-car: end-to-end lag",
                            "Wall clock minus @timestamp of the last event processed.", "s",
                            red_at=float(rules.seconds(config.alerting.sidecar_max_lag))))
-        .with_panel(series("Side-car: state commit failures and scrape",
-                           "Failed state commits; up 0 means Prometheus cannot scrape it."))
+        .with_panel(series("Side-car: state commit failures, restarts and scrape",
+                           "Failed state commits, restarts (a failing store ends the run); up 0 "
+                           "means Prometheus cannot scrape it."))
+        .with_panel(series("Side-car: findings waiting and dropped",
+                           "Findings spooled for an unreachable HTTP receiver, and those dropped "
+                           "when the spool is full (lost)."))
     )
 
 

@@ -8,9 +8,10 @@ distinct counts do not add):
 
 Alerts: bulk reads and path diversity per identity (thresholds of the config), first-path
 accesses, an audit source gone silent (continuity as the audit_gap detector defines it, from
-the last-event and continuous-since gauges), and the side-car's own health (down, parse errors,
-output errors, lag, state commit failures). Every alert carries `team`, `severity` and either
-`anomaly` (what it detects) or `component="sidecar"`, and a `runbook_url` annotation.
+the last-event and continuous-since gauges), and the side-car's own health (down, restarting,
+parse errors, output errors, dropped findings, lag, state commit failures). Every alert carries
+`team`, `severity` and either `anomaly` (what it detects) or `component="sidecar"`, and a
+`runbook_url` annotation.
 """
 
 from __future__ import annotations
@@ -187,6 +188,20 @@ def sidecar_alerts(config: Config) -> list[dict[str, Any]]:
               "Side-car {{ $labels.instance }} is behind",
               f"The last event processed is {{{{ $value | humanizeDuration }}}} old (more than "
               f"{a.sidecar_max_lag}): detection is late."),
+        alert("SecretSightFindingsDropped",
+              f'sum by (job, instance, output) (increase(secretsight_spool_findings_total'
+              f'{{{job}, event="dropped"}}[5m])) > 0',
+              "Side-car {{ $labels.instance }} drops findings for {{ $labels.output }}",
+              "The HTTP output's spool is full and its oldest findings are dropped: the "
+              "receiver has been unreachable for long; those findings are lost.",
+              severity="high", for_="0m"),
+        # A state store that fails a commit ends the run (exit 2, after emitting what was
+        # computed): under a supervisor that is a restart loop, which this sees.
+        alert("SecretSightRestarting",
+              f"changes(secretsight_start_time_seconds{{{job}}}[15m]) >= 2",
+              "Side-car {{ $labels.instance }} keeps restarting",
+              "It restarted {{ $value }} times in 15 minutes: a crash loop (a failing state "
+              "store ends the run with status 2).", severity="high", for_="0m"),
         alert("SecretSightStateCommitFailing",
               f"sum by (job, instance) (increase(secretsight_state_commit_failures_total{{{job}}}"
               f"[5m])) > 0",

@@ -1,6 +1,7 @@
 """`secretsight compile`: Sigma rules -> Loki (LogQL + ruler file), Elastic (Kibana detection
 rules NDJSON + index templates) and Splunk (an app), with a support matrix saying, per rule and
-target, whether it compiled as is, with a workaround for a known backend defect, or not at all.
+target, whether it compiled as is, with a workaround for a known backend defect, or not at all;
+and the `alerting` target (Alertmanager, Prometheus rules, Grafana: secretsight.alerting).
 
 One module per target (`loki`, `elastic`, `splunk`, with `elastic_template` and `splunk_app`
 for what installs around the rules), found through `registry`; `transformations` holds the
@@ -20,11 +21,19 @@ from pathlib import Path
 
 from secretsight.compile import matrix
 from secretsight.compile.model import Support, TargetOutput
-from secretsight.compile.registry import TARGETS, compiler
+from secretsight.compile.registry import (
+    ALERTING,
+    CONFIG_REGISTRY,
+    SIEM_TARGETS,
+    TARGETS,
+    builder,
+    compiler,
+)
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
 
-__all__ = ["TARGETS", "Support", "TargetOutput", "compile_target", "compile_targets", "write_output"]
+__all__ = ["ALERTING", "SIEM_TARGETS", "TARGETS", "Support", "TargetOutput", "compile_target",
+           "compile_targets", "write_output"]
 
 
 def compile_target(
@@ -43,6 +52,8 @@ def compile_target(
     if target not in TARGETS:
         raise SecretSightError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
     config = config or Config()
+    if target in CONFIG_REGISTRY:
+        return builder(target)(config)
     # A fresh rule set per target: pySigma pipelines and backends modify the rules in place.
     ruleset = load_rules(list(paths) if paths is not None else None, config)
     out = TargetOutput(target=target)

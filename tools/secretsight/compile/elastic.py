@@ -20,6 +20,7 @@ from typing import Any
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.correlations import SigmaCorrelationRule
 
+from secretsight.alerting.runbooks import link_kibana_rules
 from secretsight.compile import attack, defects, stateful
 from secretsight.compile.common import (
     RuleView,
@@ -101,6 +102,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
             out.queries[d["name_key"]] = [d["query"]]
             for path in [p for p in out.files if p.endswith(f"/{d['name_key']}.esql")]:
                 out.files[path] = d["query"] + "\n"
+    link_kibana_rules(documents, config.alerting)  # runbook in `note`, team tag
     documents.sort(key=lambda d: d["name_key"])
     for d in documents:
         del d["name_key"]

@@ -1,8 +1,10 @@
-"""The compile targets: name -> the function that compiles a rule set for it.
+"""The compile targets: name -> what builds its output.
 
 `secretsight compile`, `release` and the CLI's choices read the names from here; a new target
-is one entry. Each loader imports its target module only when that target is compiled
-(pySigma backends are heavy), and nothing here is looked up by building a module name.
+is one entry. SIEM targets compile a Sigma rule set (`Compiler`); the `alerting` target
+(Alertmanager, Prometheus rules, Grafana: secretsight.alerting) is built from the config alone
+(`Builder`). Each loader imports its module only when that target is compiled (pySigma
+backends are heavy), and nothing here is looked up by building a module name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from secretsight.rules import RuleSet
 
 Compiler = Callable[["RuleSet", "Config", "TargetOutput"], None]
+Builder = Callable[["Config"], "TargetOutput"]
 
 
 def _elastic() -> Compiler:
@@ -36,14 +39,32 @@ def _splunk() -> Compiler:
     return compile_rules
 
 
-REGISTRY: dict[str, Callable[[], Compiler]] = {
+def _alerting() -> Builder:
+    from secretsight.alerting.build import compile_output
+
+    return compile_output
+
+
+SIEM_REGISTRY: dict[str, Callable[[], Compiler]] = {
     "elastic": _elastic,
     "loki": _loki,
     "splunk": _splunk,
 }
-TARGETS: tuple[str, ...] = tuple(sorted(REGISTRY))
+# Targets built from the config alone, no rules; the alerting target's matrix rows are its
+# Prometheus alerting rules.
+CONFIG_REGISTRY: dict[str, Callable[[], Builder]] = {
+    "alerting": _alerting,
+}
+ALERTING = "alerting"
+SIEM_TARGETS: tuple[str, ...] = tuple(sorted(SIEM_REGISTRY))
+TARGETS: tuple[str, ...] = (*sorted(CONFIG_REGISTRY), *SIEM_TARGETS)
 
 
 def compiler(target: str) -> Compiler:
-    """The compile function of `target` (KeyError for an unknown name)."""
-    return REGISTRY[target]()
+    """The rule-set compiler of a SIEM target (KeyError for another name)."""
+    return SIEM_REGISTRY[target]()
+
+
+def builder(target: str) -> Builder:
+    """The builder of a config-only target (KeyError for another name)."""
+    return CONFIG_REGISTRY[target]()

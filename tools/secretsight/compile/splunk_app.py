@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from secretsight import __version__, schema
+from secretsight.alerting.runbooks import link_splunk_stanzas
 from secretsight.archive import tar_gz
 from secretsight.compile import attack
 from secretsight.compile.model import TargetOutput
@@ -224,6 +225,8 @@ def savedsearches(searches: list[AppSearch], config: Config) -> dict[str, dict[s
     for s in sorted(searches, key=lambda s: s.stanza):
         out[s.stanza] = saved_search(s, config, i % every)
         i += s.cron is None
+    # The alerts' runbook link and team (description and alert event); baselines alert nobody.
+    link_splunk_stanzas({s.stanza: out[s.stanza] for s in searches if s.alert}, config.alerting)
     return out
 
 

@@ -160,11 +160,11 @@ def rule_required_values(rule: SigmaRule) -> Required:
 
 def loki_line_filter(field: str, values: frozenset[str]) -> str:
     """A line filter every JSON line with `field` equal (case-insensitively, as the rules
-    compare) to one of `values` passes: `"<last key>": "<value>"`."""
+    compare) to one of `values` passes: `"<last key>": "<value>"`, a `/` also as `\\/` (JSON
+    may escape it). Go's RE2 takes Python's escapes of punctuation as the literal."""
     key = re.escape(field.rsplit(".", 1)[-1])
-    alternatives = "|".join(re.escape(v) for v in sorted(values))
-    pattern = f'"{key}":\\s*"(?i:{alternatives})"'
-    return "|~ `" + pattern.replace("\\\\", "\\") + "`"
+    alternatives = "|".join(re.escape(v).replace("/", r"\\?/") for v in sorted(values))
+    return f'|~ `"{key}":\\s*"(?i:{alternatives})"`'
 
 
 @dataclass
@@ -190,11 +190,11 @@ class LokiStreamSelectionTransformation(PreprocessingTransformation):
         if not datasets:
             datasets = set(schema.load().datasets)  # contradictory: let the query say so
         selector = loki_stream_selector(self.dataset_label, sorted(datasets))
-        filters = [loki_line_filter(f, v) for f, v in _line_filter_fields(required)]
+        filters = [loki_line_filter(f, v) for f, v in line_filter_fields(required)]
         rule.custom_attributes["logsource_loki_selection"] = " ".join([selector, *filters])
 
 
-def _line_filter_fields(required: Required) -> list[tuple[str, frozenset[str]]]:
+def line_filter_fields(required: Required) -> list[tuple[str, frozenset[str]]]:
     """The most specific required fields first (fewest values), event.dataset excluded (the
     stream selector has it). Only string fields: an array is `"key":["a","b"]` in the line, a
     number or boolean is not quoted."""

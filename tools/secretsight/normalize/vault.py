@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from secretsight import schema
 from secretsight.normalize.codes import DeadLetter
 from secretsight.normalize.fields import (
     check_strs,
@@ -19,17 +20,12 @@ from secretsight.normalize.fields import (
 # KV v2 API segments right after the mount, taken out of `secret.path`.
 KV2_SEGMENTS = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
 _WRITE_OPS = frozenset({"create", "update", "patch"})
-# `auth.metadata` keys copied to `vault.auth.metadata` (event.yml): an allow list, because
-# metadata can hold values users or claim mappings set; no other key is ever read.
-AUTH_METADATA_KEYS = (
-    "role",
-    "role_name",
-    "service_account_name",
-    "service_account_namespace",
-    "service_account_uid",
-    "email",
-    "username",
-    "name",
+# `auth.metadata` keys copied to `vault.auth.metadata`: an allow list, because metadata can
+# hold values users or claim mappings set; no other key is ever read. The schema's
+# `vault.auth.metadata.<key>` fields are the list (the VRL and Lua copies are tested against it).
+_METADATA_PREFIX = "vault.auth.metadata."
+AUTH_METADATA_KEYS = tuple(
+    name[len(_METADATA_PREFIX) :] for name in schema.load().fields if name.startswith(_METADATA_PREFIX)
 )
 # An audit device that HMACs a header logs its hash with this prefix.
 HMAC_PREFIX = "hmac-sha256:"

@@ -219,7 +219,7 @@ def _secret_filters(params: dict[str, Any]) -> list[str] | None:
     filters = opt_list(params, "filters")
     if filters is None:
         return None
-    out = []
+    out: list[str] = []
     for f in filters:
         if type(f) is not dict:
             raise DeadLetter("wrong_type")

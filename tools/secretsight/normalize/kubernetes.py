@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +42,9 @@ EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 EXTRA_POD_NAME = "authentication.kubernetes.io/pod-name"
 EXTRA_POD_UID = "authentication.kubernetes.io/pod-uid"
 EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name"
-# AKS diagnostic records name the cluster in `resourceId` (Azure writes it upper case).
-_AKS_CLUSTER = "/MANAGEDCLUSTERS/"
+# AKS diagnostic records name the cluster in `resourceId` (upper case in diagnostic logs,
+# camel case elsewhere): an ASCII-only case-insensitive match, the same in VRL and Lua.
+_AKS_CLUSTER = re.compile("/" + "".join(f"[{c.upper()}{c}]" for c in "managedclusters") + "/([^/]*)")
 
 
 def _is_intermediate(stage: str | None, verb: str) -> bool:
@@ -218,7 +220,8 @@ def _token_identity(
         if node_name:
             kube_user["node_name"] = node_name
         if credential_id:
-            kind = "x509_certificate" if credential_id.startswith("X509") else "kubernetes_token"
+            x509 = credential_id.startswith("X509SHA256=")
+            kind = "x509_certificate" if x509 else "kubernetes_token"
             credential = {"id": credential_id, "type": kind}
         elif pod_name:
             pod = f"{pod_name}/{pod_uid}" if pod_uid else pod_name
@@ -232,11 +235,8 @@ def _aks_cluster(wrapper: dict[str, Any]) -> str | None:
     resource_id = opt_str(wrapper, "resourceId")
     if not resource_id:
         return None
-    at = resource_id.upper().rfind(_AKS_CLUSTER)
-    if at < 0:
-        return None
-    name = resource_id[at + len(_AKS_CLUSTER) :].split("/", 1)[0]
-    return name or None
+    names = _AKS_CLUSTER.findall(resource_id)
+    return names[-1] or None if names else None
 
 
 def normalize_event(

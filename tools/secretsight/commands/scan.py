@@ -210,7 +210,8 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
         click.echo(f"{record.file}:{record.line}: dead letter ({record.reason})", err=True)
 
     stats = Stats()
-    events = iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True)
+    events = iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True,
+                        require_events=True)
     large = sum(os.path.getsize(f) for f in files if f != "-") > PROGRESS_MIN_BYTES
     result = replay(_progress_events(events, files, stats), config, ruleset, store_url=store_url,
                     on_disk=large)

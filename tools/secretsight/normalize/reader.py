@@ -157,10 +157,14 @@ def iter_files(
     *,
     dead_letter_sink: Callable[[DeadLetterRecord], None] | None = None,
     dedupe: bool = True,
+    require_events: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield the normalized events of `paths` (`-` is stdin; gzip is detected), in order,
     without duplicates (Vault request.id + entry type, CloudTrail eventID, Kubernetes
-    auditID + stage). Counts go to `stats`; each dead letter to `dead_letter_sink`."""
+    auditID + stage). Counts go to `stats`; each dead letter to `dead_letter_sink`.
+    `require_events`: a file that dead-lettered records and normalized none (e.g. events
+    without timestamps) raises SecretSightError after it is read (an empty file, or one of
+    skipped records only, does not)."""
     if source != "auto" and source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected auto, {', '.join(SOURCES)})")
     stats = stats if stats is not None else Stats()
@@ -174,6 +178,8 @@ def iter_files(
             stream, underlying = _open(name)
         except OSError as exc:
             raise SecretSightError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+        normalized_before = stats.normalized + stats.duplicates
+        dead_before = stats.dead_lettered_total
         try:
             for number, content, excerpt_src in _guarded(iter_lines(stream), name, stats):
                 stats.lines += 1
@@ -212,3 +218,13 @@ def iter_files(
                 stream.close()
             if underlying is not sys.stdin.buffer:
                 underlying.close()
+        if (
+            require_events
+            and stats.normalized + stats.duplicates == normalized_before
+            and stats.dead_lettered_total > dead_before
+        ):
+            raise SecretSightError(
+                f"no event could be normalized ({stats.dead_lettered_total - dead_before} "
+                "dead-lettered; see the dead letters above)",
+                file=name,
+            )

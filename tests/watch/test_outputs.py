@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from detect.redis_server import free_port
+from support.redis_server import free_port
 
 from secretsight.watch.outputs import FileOutput, HttpOutput
 

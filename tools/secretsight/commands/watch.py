@@ -13,7 +13,8 @@ from secretsight.config import load_config
               help="NDJSON file to tail (repeatable), or - for stdin. Raw audit lines or "
                    "normalized events.")
 @click.option("--listen", metavar="HOST:PORT",
-              help="Serve POST /ingest, GET /metrics and /healthz (e.g. 127.0.0.1:8686).")
+              help="Serve POST /ingest, GET /metrics and /healthz (e.g. 127.0.0.1:8514, the port "
+                   "the shipped Vector and Fluent Bit configs post to).")
 @click.option("--token", envvar="SECRETSIGHT_WATCH_TOKEN",
               help="Bearer token required on /ingest and /metrics (env SECRETSIGHT_WATCH_TOKEN).")
 @click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,

@@ -92,7 +92,7 @@ def test_generate_cli(tmp_path: Path) -> None:
 
 def test_churn_expects_exactly_the_findings_without_churn() -> None:
     """Issue 14: renewing credentials must not change the long-memory findings."""
-    from expectations import load_expectation
+    from support.expectations import load_expectation
 
     churn = load_expectation("identity_churn").findings
     assert churn and churn == load_expectation("identity_no_churn").findings

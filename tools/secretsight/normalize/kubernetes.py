@@ -199,9 +199,7 @@ def _first_extra(extra: dict[str, Any], key: str) -> str | None:
     return values[0] if values else None
 
 
-def _token_identity(
-    user: dict[str, Any], kube: dict[str, Any]
-) -> dict[str, str]:
+def _token_identity(user: dict[str, Any], kube: dict[str, Any]) -> dict[str, str]:
     """`user.uid` and the bound-token extras into `kubernetes.user`; the credential
     (event.yml `credential.id`): the credential-id extra, else the pod, else none."""
     kube_user: dict[str, str] = {}
@@ -236,7 +234,7 @@ def _aks_cluster(wrapper: dict[str, Any]) -> str | None:
     if not resource_id:
         return None
     names = _AKS_CLUSTER.findall(resource_id)
-    return names[-1] or None if names else None
+    return (names[-1] or None) if names else None  # the last: the resource itself
 
 
 def normalize_event(

@@ -273,14 +273,9 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
             event["user"] = user
         if accessor:
             event["credential"] = {"id": accessor, "type": "vault_token"}
-        role = metadata.get("role") or metadata.get("role_name")
-        if role or metadata:
-            vault_auth: dict[str, Any] = {}
-            if role:
-                vault_auth["role"] = role
-            if metadata:
-                vault_auth["metadata"] = metadata
-            vault["auth"] = vault_auth
+        if metadata:
+            role = metadata.get("role") or metadata.get("role_name")
+            vault["auth"] = {"role": role, "metadata": metadata} if role else {"metadata": metadata}
         if identity_policies:
             vault["identity_policies"] = identity_policies
         if token_type:

@@ -167,6 +167,11 @@ class K8sUser:
     pod: tuple[str, str] | None = None
     credential: str | None = None
 
+    @property
+    def uid(self) -> str:
+        """Stable per user, as the API server logs it (the user's or service account's UID)."""
+        return str(uuid.UUID(bytes=hashlib.md5(self.username.encode()).digest()))
+
     def rotated(self, credential: str, pod: tuple[str, str] | None = None) -> K8sUser:
         """The token the kubelet refreshes (hourly): a new credential id, the same user."""
         return replace(self, credential=credential, pod=pod or self.pod)
@@ -380,7 +385,7 @@ class Timeline:
             "auditID": audit_id,
             "requestURI": uri,
             "verb": verb,
-            "user": {"username": user.username, "uid": self.uuid(), "groups": list(user.groups)},
+            "user": {"username": user.username, "uid": user.uid, "groups": list(user.groups)},
             "sourceIPs": [ip],
             "userAgent": user_agent,
             "objectRef": ref,

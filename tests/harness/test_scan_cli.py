@@ -163,13 +163,17 @@ def test_a_file_with_no_normalizable_event_exits_2(tmp_path: Path, content: byte
     path.write_bytes(content)
     result = scan(str(path))
     assert result.exit_code == 2, result.output
-    assert f"{path}: no event could be normalized ({dead} dead-lettered" in result.stderr
+    assert f"error: {path}: no event could be normalized ({dead} dead-lettered)" in result.stderr
 
 
 def test_one_unusable_file_among_good_ones_exits_2(benign: Path, tmp_path: Path) -> None:
+    """The other files are still scanned and summarised; the unusable one is named."""
     bad = tmp_path / "bad.log"
     bad.write_text(NO_TIMESTAMP + "\n")
-    assert scan(str(benign), str(bad)).exit_code == 2
+    result = scan(str(bad), str(benign))
+    assert result.exit_code == 2, result.output
+    assert "0 findings" in result.stdout and "1 dead letters" in result.stdout
+    assert f"error: {bad}: no event could be normalized (1 dead-lettered)" in result.stderr
     assert scan(str(benign)).exit_code == 0
 
 

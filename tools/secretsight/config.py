@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from secretsight.errors import SecretSightError
+from secretsight.limits import Limits
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -214,6 +215,7 @@ class Config(_Strict):
     # secret.path -> workloads ("namespace/deployment") that consume it, for
     # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.
     secret_consumers: dict[str, list[str]] = {}
+    limits: Limits = Limits()  # time sanity, HTTP ingest, findings spool (limits.py)
 
     @field_validator("internal_networks")
     @classmethod

@@ -189,7 +189,8 @@ def test_every_templated_key_is_set_away_from_its_default() -> None:
 def test_compiled_description_states_the_configured_numbers(target: str, rule: str) -> None:
     tuned_config = config_from_mapping(NON_DEFAULT)
     text = _one_line(_tuned_ruleset().collection[rule].description or "")
-    assert text in [_one_line(t) for t in _descriptions()[target]]
+    # contained: Splunk descriptions end with the runbook link and team (secretsight.alerting)
+    assert any(text in _one_line(t) for t in _descriptions()[target])
     for key in _tuned_keys(rule):
         default = describe_value(config_value(Config(), key))
         tuned = describe_value(config_value(tuned_config, key))

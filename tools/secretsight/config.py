@@ -20,7 +20,10 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from secretsight.alerting.settings import AlertingSettings
+from secretsight.config_targets import Targets
 from secretsight.errors import SecretSightError
+from secretsight.limits import Limits
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -214,6 +217,9 @@ class Config(_Strict):
     # secret.path -> workloads ("namespace/deployment") that consume it, for
     # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.
     secret_consumers: dict[str, list[str]] = {}
+    limits: Limits = Limits()  # time sanity, HTTP ingest, findings spool (limits.py)
+    alerting: AlertingSettings = AlertingSettings()  # Alertmanager, Prometheus, runbooks
+    targets: Targets = Targets()  # SIEM names, schedules, severities (config_targets.py)
 
     @field_validator("internal_networks")
     @classmethod

@@ -2,17 +2,20 @@
 stateful detectors, print the findings.
 
 Exit status: 0 no findings, 1 findings, 2 usage or input error (unreadable file, bad config,
-bad store URL). Bad lines are not input errors: they are dead-lettered with file:line, counted
-in the summary, and the scan goes on.
+bad store URL; a file that ends early, such as a truncated gzip, is reported after the findings
+and summary of its readable prefix). Bad lines are not input errors: they are dead-lettered
+with file:line, counted in the summary, and the scan goes on.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.findings_table import format_table, summary_line
 
@@ -37,27 +40,44 @@ def command(ctx: click.Context, inputs: tuple[str, ...], source: str, config_pat
             fmt: str, store_url: str | None, rule_paths: tuple[str, ...], timings: bool) -> None:
     """Normalize FILE... (files, directories, gzip, `-` for stdin), evaluate every rule and the
     stateful detectors, and print the findings. Exit 0: none, 1: findings, 2: error."""
-    findings, stats, replayed = _scan(inputs, source, config_path, store_url, rule_paths)
+    read_errors: list[SecretSightError] = []
+    findings, stats, replayed = _scan(inputs, source, config_path, store_url, rule_paths,
+                                      read_errors)
     if timings:
         for phase, seconds in sorted(replayed.timings.items(), key=lambda kv: -kv[1]):
             click.echo(f"timing {phase}: {seconds:.3f}s", err=True)
     if fmt == "json":
+        from secretsight.config import load_config
+
+        alerting = load_config(config_path).alerting  # the runbook links' base URL
         for f in findings:
-            click.echo(json.dumps(f.to_json(), sort_keys=True))
+            click.echo(json.dumps(f.to_json(alerting), sort_keys=True))
     else:
         if findings:
             click.echo(format_table(findings))
             click.echo("")
         click.echo(summary_line(replayed.events, stats.duplicates + replayed.duplicates,
                                 findings, stats.dead_lettered_total, stats.skipped_total))
-    ctx.exit(1 if findings else 0)
+    for err in read_errors:  # after the findings and summary of the readable prefix
+        click.echo(f"error: {err}", err=True)
+    ctx.exit(2 if read_errors else 1 if findings else 0)
+
+
+def _until_read_error(events: Iterator[dict[str, Any]],
+                      errors: list[SecretSightError]) -> Iterator[dict[str, Any]]:
+    """The events up to a read error (a truncated gzip), which is kept to report after the
+    findings of the readable prefix."""
+    try:
+        yield from events
+    except SecretSightError as exc:
+        errors.append(exc)
 
 
 def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_url: str | None,
-          rule_paths: tuple[str, ...]) -> tuple[list[Finding], Any, Any]:
+          rule_paths: tuple[str, ...], read_errors: list[SecretSightError]
+          ) -> tuple[list[Finding], Any, Any]:
     from secretsight.config import load_config
     from secretsight.engine.replay import replay
-    from secretsight.errors import SecretSightError
     from secretsight.log_files import PROGRESS_MIN_BYTES, expand_inputs, total_bytes, with_progress
     from secretsight.normalize import Stats, iter_files
     from secretsight.rules import load_rules
@@ -77,7 +97,8 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
         click.echo(f"{record.file}:{record.line}: dead letter ({record.reason})", err=True)
 
     stats = Stats()
-    events = iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True)
+    events = _until_read_error(
+        iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True), read_errors)
     large = total_bytes(files) > PROGRESS_MIN_BYTES  # spill the events table to disk
     result = replay(with_progress(events, files, stats), config, ruleset, store_url=store_url,
                     on_disk=large)
@@ -85,4 +106,7 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
         click.echo(f"warning: {err}", err=True)
     if result.rejected:
         click.echo(f"warning: detectors refused events: {result.rejected}", err=True)
+    for name, dead in stats.files_without_events:  # issue 14: never a silent "0 findings"
+        read_errors.append(SecretSightError(
+            f"no event could be normalized ({dead} dead-lettered)", file=name))
     return result.findings, stats, result

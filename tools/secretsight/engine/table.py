@@ -98,6 +98,7 @@ def _parse_slow(value: str) -> datetime | None:
 # How a leaf becomes a cell, by schema type (codes, so the per-leaf dispatch is one compare).
 _TEXT, _LIST, _BOOL, _OBJECT, _LONG = range(5)
 _CODE = {"keyword[]": _LIST, "boolean": _BOOL, "object": _OBJECT, "long": _LONG}
+_LIST_CACHE_MAX = 50_000  # distinct list cells kept encoded (a few MB)
 
 # A schema tree: key -> (leaf, child). leaf = (column name, code) when the dotted path ending
 # here is a column; child = the subtree when longer paths continue through it.
@@ -196,6 +197,8 @@ class RowBuilder:
             except TypeError:  # unhashable elements: encode every time
                 return json.dumps(items)
             if cached is None:
+                if len(self._lists) >= _LIST_CACHE_MAX:  # per-event lists (secret ids): bounded
+                    self._lists.clear()
                 cached = self._lists[key] = json.dumps(items)
             return cached
         if code == _LONG:

@@ -83,6 +83,15 @@ class Thresholds(_Strict):
     denied_burst: CountWindow = CountWindow(count=10, window=timedelta(minutes=15))
     # one source IP reading from at least 2 stores in 10 minutes
     cross_store_harvest: CountWindow = CountWindow(count=2, window=timedelta(minutes=10))
+    # Enumeration needs breadth (docs/rules.md, namespace_enumeration): Vault, at least 5
+    # distinct prefixes listed by one principal in 10 minutes; Kubernetes, lists in at least 3
+    # namespaces in 10 minutes.
+    namespace_enumeration: DistinctWindow = DistinctWindow(
+        distinct=5, window=timedelta(minutes=10))
+    kubernetes_namespace_sweep: DistinctWindow = DistinctWindow(
+        distinct=3, window=timedelta(minutes=10))
+    # Secrets Manager: ListSecrets and reads of at least 3 distinct secrets within 10 minutes.
+    list_then_read: DistinctWindow = DistinctWindow(distinct=3, window=timedelta(minutes=10))
     long_ttl_token_max: Duration = timedelta(hours=24)
 
 
@@ -139,6 +148,36 @@ class AdminIdentities(_Strict):
     vault_policies: list[str] = ["root", "admin"]
     aws_arns: list[str] = []  # exact ARNs or glob patterns; AWS Root is always admin
     kubernetes_groups: list[str] = ["system:masters"]
+
+
+# Kubernetes control-plane controllers (kube-controller-manager's per-controller service
+# accounts, --use-service-account-credentials) and add-ons whose secret traffic is routine: the
+# namespace controller lists and deletes every secret of a namespace being deleted, the garbage
+# collector and resource-quota controller list/watch all secrets, kube-state-metrics lists them
+# for metrics, the token controllers create and clean up token secrets.
+_KUBERNETES_CONTROLLERS = [
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+    "system:apiserver",
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+    "system:serviceaccount:kube-system:resourcequota-controller",
+    "system:serviceaccount:kube-system:service-account-controller",
+    "system:serviceaccount:kube-system:token-cleaner",
+    "system:serviceaccount:kube-system:bootstrap-signer",
+    "system:serviceaccount:kube-system:legacy-service-account-token-cleaner",
+    "system:serviceaccount:kube-system:persistent-volume-binder",
+    "system:serviceaccount:kube-system:expand-controller",
+    "system:serviceaccount:*:kube-state-metrics",
+]
+
+
+class SystemIdentities(_Strict):
+    """Platform identities whose secret traffic is routine, exempt from every read, list,
+    enumeration, deletion and first-seen class (a user replaces the list; `[]` exempts none).
+    Kept apart from `allowlists` so one list covers every class."""
+
+    kubernetes: list[str] = _KUBERNETES_CONTROLLERS
 
 
 class Allowlists(_Strict):
@@ -205,6 +244,7 @@ class Config(_Strict):
         )
     ]
     allowlists: Allowlists = Allowlists()
+    system_identities: SystemIdentities = SystemIdentities()
     decoy_paths: list[str] = []  # secret.path globs that no one should ever touch
     suspicious_user_agents: list[str] = _DEFAULT_AGENTS  # case-insensitive globs
     sensitive_namespaces: list[str] = ["kube-system", "kube-public", "default"]

@@ -97,6 +97,7 @@ PLACEHOLDERS: dict[str, str] = {
     "allow_secret_destruction": "allowlists.secret_destruction",
     "allow_suspicious_user_agent": "allowlists.suspicious_user_agent",
     "allow_denied_burst": "allowlists.denied_burst",
+    "system_identities": "system_identities.kubernetes",
 }
 # Placeholders whose values are networks: replaced by CIDR expressions, not strings.
 CIDR_PLACEHOLDERS: frozenset[str] = frozenset({"internal_networks"})

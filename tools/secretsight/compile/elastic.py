@@ -213,9 +213,10 @@ def _single_queries(converted: dict[str, list[str] | Exception], names: list[str
 
 
 def _merge_parts(rule: Any) -> list[SigmaCorrelationRule] | None:
-    """A temporal correlation over count correlations of ONE base rule and one group-by (e.g.
-    path_diversity: >= 10 distinct paths and >= 30 reads) is one aggregation with two
-    conditions; the ES|QL backend cannot convert correlations of correlations."""
+    """A temporal correlation over count correlations with one group-by (e.g. path_diversity:
+    >= 10 distinct paths and >= 30 reads of ONE base rule; cloudtrail_list_secrets: a list AND
+    >= 3 distinct reads, two base rules) is one aggregation with every condition; the ES|QL
+    backend cannot convert correlations of correlations."""
     if not isinstance(rule, SigmaCorrelationRule) or rule.type.name.lower() != "temporal":
         return None
     parts = [ref.rule for ref in refs(rule)]
@@ -223,16 +224,36 @@ def _merge_parts(rule: Any) -> list[SigmaCorrelationRule] | None:
               and p.type.name.lower() in ("event_count", "value_count")]
     if len(counts) != len(parts) or not counts:
         return None
-    bases = {tuple(r.reference for r in refs(p)) for p in counts}
     groups = {tuple(p.group_by or ()) for p in counts} | {tuple(rule.group_by or ())}
-    if len(bases) != 1 or len(groups) != 1:
+    if len(groups) != 1:
         return None
     return counts
+
+
+def _one_base(parts: list[SigmaCorrelationRule]) -> bool:
+    return len({tuple(r.reference for r in refs(p)) for p in parts}) == 1
+
+
+def part_bases(parts: list[SigmaCorrelationRule], queries: dict[str, Any], what: str
+               ) -> list[str]:
+    """Each part's base condition (its referenced rules OR-ed), from the converted queries."""
+    out = []
+    for part in parts:
+        conds = []
+        for ref in refs(part):
+            q = queries.get(ref.reference)
+            if not isinstance(q, list) or len(q) != 1:
+                raise Unsupported(f"base rule {ref.reference} has no {what}")
+            conds.append(q[0])
+        out.append(conds[0] if len(conds) == 1 else " or ".join(f"({c})" for c in conds))
+    return out
 
 
 def esql_merged(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
                 conversions: dict[str, dict[str, list[str] | Exception]],
                 index: list[str]) -> str:
+    if not _one_base(parts):
+        return esql_merged_bases(rule, parts, conversions, index)
     wheres = []
     for ref in refs(parts[0]):
         q = conversions["esql"].get(ref.reference)
@@ -249,6 +270,31 @@ def esql_merged(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
         conds.append(f"{name} {_OPS[cond.op.name.lower()]} {int(cond.count)}")
     by = f" by {', '.join(rule.group_by)}" if rule.group_by else ""
     return (f"from {','.join(index)} metadata _id, _index, _version | where {where}\n"
+            f"| stats {', '.join(aggs)}{by}\n| where {' and '.join(conds)}")
+
+
+def esql_merged_bases(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
+                      conversions: dict[str, dict[str, list[str] | Exception]],
+                      index: list[str]) -> str:
+    """Parts over different base rules: every event matching any base, each part's aggregate
+    over its own base's events only (a `case` that is null elsewhere), all conditions."""
+    bases = part_bases(parts, conversions["esql"], "ES|QL query")
+    where = " or ".join(f"({b})" for b in bases)
+    evals, aggs, conds = [], [], []
+    for i, (part, base) in enumerate(zip(parts, bases, strict=True)):
+        kind = part.type.name.lower()
+        name = f"{kind}_{i}"
+        cond = simple_condition(part)
+        if kind == "value_count":
+            evals.append(f"_part_{i}=case({base}, {cond.fieldref})")
+            aggs.append(f"{name}=count_distinct(_part_{i})")
+        else:
+            evals.append(f"_part_{i}=case({base}, 1, 0)")
+            aggs.append(f"{name}=sum(_part_{i})")
+        conds.append(f"{name} {_OPS[cond.op.name.lower()]} {int(cond.count)}")
+    by = f" by {', '.join(rule.group_by)}" if rule.group_by else ""
+    return (f"from {','.join(index)} metadata _id, _index, _version | where {where}\n"
+            f"| eval {', '.join(evals)}\n"
             f"| stats {', '.join(aggs)}{by}\n| where {' and '.join(conds)}")
 
 

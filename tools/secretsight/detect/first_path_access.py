@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from secretsight.detect.base import Detector
-from secretsight.detect.events import Ev, glob_matcher, iso, read_paths
+from secretsight.detect.events import Ev, iso, read_paths
 from secretsight.detect.state import LAST_SEEN_STEP, IdentityState
 from secretsight.findings import Finding
 
@@ -29,9 +29,8 @@ class FirstPathAccess(Detector):
         cfg = self.config.stateful.first_path_access
         self.learning = cfg.learning_period.total_seconds()
         self.min_history = cfg.min_history
-        patterns = self.config.allowlists.first_path_access
-        # None: nothing is allowlisted (the default), no check per event
-        self.allowed = glob_matcher(patterns) if patterns else None
+        # None: nothing is exempt (empty allowlist and system_identities), no check per event
+        self.allowed = self.exemptions(self.config.allowlists.first_path_access)
         # uid -> (user_name, allowed): the name rarely changes, no tuple key per event
         self._allow_cache: dict[str, tuple[str | None, bool]] = {}
 

@@ -1,7 +1,15 @@
-"""rotation_without_read: a secret's value was replaced (Vault KV write, PutSecretValue,
-RotateSecret/RotationSucceeded, Kubernetes Secret update/patch) and no identity other than the
-writer read that secret.path within `stateful.rotation_read_window`. Fires when the window
-closes: stream time passes it, or `finish()`."""
+"""rotation_without_read: a secret that has consumers had its value replaced (Vault KV write,
+PutSecretValue, RotateSecret/RotationSucceeded, Kubernetes Secret update/patch) and no principal
+other than the writer read that secret.path within `stateful.rotation_read_window`. Fires when
+the window closes: stream time passes it, or `finish()`.
+
+A secret has consumers when a principal other than the writer read it BEFORE the write: a path
+a workload writes for itself (a cache, a lease, CI state), or a new secret nobody reads yet, is
+not a rotation anyone waits for. Principals are `user.id` (the entity / role / user, not the
+token), so a consumer that re-authenticated still counts. The detector remembers the last
+READERS_PER_PATH distinct readers of each path (at most MAX_PATHS paths, the least recently
+first-read forgotten first), in the instance's state.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,9 @@ from secretsight.detect.events import Ev, read_paths
 from secretsight.detect.rotation import PendingWindows, rotated_path
 from secretsight.findings import Finding
 
+READERS_PER_PATH = 4  # enough to know "someone besides the writer reads it"
+MAX_PATHS = 200_000  # bounded memory: paths with known readers
+
 
 class RotationWithoutRead(PendingWindows):
     name = "rotation_without_read"
@@ -18,11 +29,15 @@ class RotationWithoutRead(PendingWindows):
     severity = "medium"
     title = "Secret rotated but not read by its consumers"
     ns = "rotation_read"
+    readers_ns = "rotation_readers"
 
     def start(self) -> None:
         super().start()
         self.width = self.config.stateful.rotation_read_window.total_seconds()
         self.shared = self.cache.store.shared
+        # path -> distinct principals that read it (oldest first); all in memory, loaded once.
+        self.readers: dict[str, list[str]] = {
+            p: rs for p, rs in self.cache.scan(self.readers_ns) if rs is not None}
 
     def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
         # an effective read may satisfy a window; a secret write may be a rotation
@@ -33,21 +48,40 @@ class RotationWithoutRead(PendingWindows):
         if ev.operation != "read":  # a read is never a rotation (rotated_path)
             path = rotated_path(ev)
             if path is not None:
-                self.open(path, ev, self.width)
+                consumers = [r for r in self.readers.get(path, ()) if r != ev.user_id]
+                if consumers:
+                    self.open(path, ev, self.width, consumers=consumers)
             return
-        if not self.pending and not self.shared:  # nothing a read could satisfy or record
-            return
+        uid = ev.user_id
         paths = ev.paths
         for p in paths if paths is not None else read_paths(ev):
-            if self.shared and ev.user_id is not None:
-                self.cache.fact_read(p, ev.user_id, ev.ts)
+            if uid is not None:
+                self._remember(p, uid)
+                if self.shared:
+                    self.cache.fact_read(p, uid, ev.ts)
             rec = self.pending.get(p)
-            if (rec is not None and ev.user_id != rec["writer"]
+            if (rec is not None and uid != rec["writer"]
                     and rec["start"] <= ev.ts <= rec["deadline"]):
                 self.satisfied(p)
 
+    def _remember(self, path: str, uid: str) -> None:
+        known = self.readers.get(path)
+        if known is not None and uid in known:  # the common case: a steady consumer
+            return
+        if known is None:
+            if len(self.readers) >= MAX_PATHS:
+                gone = next(iter(self.readers))
+                del self.readers[gone]
+                self.cache.delete(self.readers_ns, gone)
+            known = self.readers[path] = []
+        known.append(uid)
+        del known[:-READERS_PER_PATH]
+        self.cache.put(self.readers_ns, path, list(known))
+
     def fire(self, path: str, rec: dict[str, Any], out: list[Finding]) -> None:
+        evidence = self.base_evidence(path, rec)
+        evidence["consumers"] = rec.get("consumers", [])  # known when the window opened
         self.emit(out, self.finding(
             user_id=rec["writer"], user_name=rec["writer_name"], start=rec["start"],
-            end=rec["deadline"], dataset=rec["dataset"], evidence=self.base_evidence(path, rec),
+            end=rec["deadline"], dataset=rec["dataset"], evidence=evidence,
         ), ("rotation_read", path, rec["writer"], rec["start"], rec["deadline"]))

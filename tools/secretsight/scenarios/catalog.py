@@ -374,15 +374,21 @@ def vault_policy_exposure(tl: Timeline) -> None:
 
 @scenario(
     "vault_enumeration",
-    "An application token lists the secret mount's metadata tree. Near miss: an admin token "
-    "listing it.",
+    "An application token walks the secret mount's metadata tree (five prefixes in two "
+    "minutes). Near misses: an admin token listing it, and the Vault Agent listing its one "
+    "prefix every few minutes.",
     start=TUESDAY_10, sources=("vault",), anomalies=("namespace_enumeration",),
 )
 def vault_enumeration(tl: Timeline) -> None:
     tl.vault(tl.at(minutes=2), ADMIN, "list", "secret/production", "10.0.9.5",
              response_data={"keys": ["database/", "stripe/"]})
-    tl.vault(tl.at(minutes=8), HARVESTER, "list", "secret/production", "10.0.1.33",
-             response_data={"keys": ["database/", "stripe/"]})
+    for i in range(6):  # one prefix, again and again: not enumeration
+        tl.vault(tl.at(minutes=3 + 5 * i), act.AGENT, "list", "secret/production/app-backend",
+                 "10.0.1.47", response_data={"keys": ["db", "cache"]})
+    for i, prefix in enumerate(("secret/production", "secret/production/database",
+                                "secret/production/stripe", "secret/staging", "secret/legacy")):
+        tl.vault(tl.at(minutes=8, seconds=20 * i), HARVESTER, "list", prefix, "10.0.1.33",
+                 response_data={"keys": ["database/", "stripe/"]})
 
 
 DENIED = "1 error occurred:\n\t* permission denied\n\n"
@@ -423,6 +429,7 @@ def vault_decoy_access(tl: Timeline) -> None:
 STOLEN_KEY = AwsPrincipal("svc-backup", kind="user", access_key="AKIA5STOLENKEY000001")
 APP_ROLE = AwsPrincipal("orders-api", session="i-0a1b2c3d4e5f60001")
 PLATFORM_ADMIN = AwsPrincipal("platform-admin", session="alice@example.com")
+BILLING_WORKER = AwsPrincipal("billing-worker", session="i-0a1b2c3d4e5f60002")
 AWS_ADMIN_CONFIG = {"admin_identities": {"aws_arns": ["arn:aws:iam::123456789012:role/platform-admin"]}}
 
 
@@ -445,8 +452,9 @@ def aws_secret_sweep(tl: Timeline) -> None:
 
 @scenario(
     "aws_list_secrets",
-    "The orders-api application role calls ListSecrets. Near miss: the platform-admin role "
-    "(a configured admin) lists them in business hours.",
+    "The orders-api application role calls ListSecrets, then reads three secrets it never "
+    "used. Near misses: the platform-admin role (a configured admin) lists them in business "
+    "hours, and the billing-worker role lists once and reads its own secret.",
     start=TUESDAY_10, sources=("cloudtrail",), anomalies=("namespace_enumeration",),
     config=AWS_ADMIN_CONFIG,
 )
@@ -455,6 +463,13 @@ def aws_list_secrets(tl: Timeline) -> None:
                   request={"maxResults": 100})
     tl.cloudtrail(tl.at(minutes=12), APP_ROLE, "ListSecrets", "10.0.2.31",
                   request={"maxResults": 100})
+    for i, secret in enumerate(("prod/billing/stripe", "prod/hr/payroll-db", "prod/ci/deploy-key")):
+        tl.cloudtrail(tl.at(minutes=13, seconds=30 * i), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                      secret=secret)
+    tl.cloudtrail(tl.at(minutes=20), BILLING_WORKER, "ListSecrets", "10.0.2.40",
+                  request={"maxResults": 100})
+    tl.cloudtrail(tl.at(minutes=20, seconds=5), BILLING_WORKER, "GetSecretValue", "10.0.2.40",
+                  secret="prod/billing/stripe")
 
 
 @scenario(
@@ -479,11 +494,20 @@ def aws_audit_disabled(tl: Timeline) -> None:
 
 @scenario(
     "aws_rotation_without_read",
-    "PutSecretValue replaces prod/billing/stripe and no application reads it for 30 minutes. "
-    "Near miss: prod/orders/db is rotated and orders-api reads it two minutes later.",
+    "PutSecretValue replaces prod/billing/stripe, which orders-api read earlier, and no "
+    "application reads it for 30 minutes. Near misses: prod/orders/db is rotated and orders-api "
+    "reads it two minutes later; the admin rewrites prod/admin/notes that only it reads.",
     start=TUESDAY_10, sources=("cloudtrail",), anomalies=("rotation_without_read",),
 )
 def aws_rotation_without_read(tl: Timeline) -> None:
+    # Both secrets have a consumer before they are rotated.
+    tl.cloudtrail(tl.at(seconds=10), APP_ROLE, "GetSecretValue", "10.0.2.31", secret="prod/orders/db")
+    tl.cloudtrail(tl.at(seconds=20), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                  secret="prod/billing/stripe")
+    tl.cloudtrail(tl.at(seconds=30), PLATFORM_ADMIN, "GetSecretValue", "10.0.9.8",
+                  secret="prod/admin/notes")
+    tl.cloudtrail(tl.at(minutes=2), PLATFORM_ADMIN, "PutSecretValue", "10.0.9.8",
+                  secret="prod/admin/notes", read_only=False)
     tl.cloudtrail(tl.at(minutes=1), PLATFORM_ADMIN, "PutSecretValue", "10.0.9.8",
                   secret="prod/orders/db", read_only=False)
     tl.cloudtrail(tl.at(minutes=3), APP_ROLE, "GetSecretValue", "10.0.2.31", secret="prod/orders/db")
@@ -818,12 +842,18 @@ def k8s_dual_source_and_first_path(tl: Timeline) -> None:
 
 @scenario(
     "k8s_rotation_without_read",
-    "A Secret is replaced (update) and no one reads it within 30 minutes. Near miss: another "
-    "Secret updated, then read by a developer five minutes later.",
+    "A Secret that a developer reads is replaced (update) and no one reads it within 30 "
+    "minutes. Near misses: another Secret updated, then read by a developer five minutes "
+    "later; a Secret the ops bot writes and nobody else reads.",
     start=TUESDAY_10, sources=("kubernetes",), anomalies=("rotation_without_read",),
 )
 def k8s_rotation_without_read(tl: Timeline) -> None:
     ops = K8sUser("ops-bot@example.com", ("platform-deployers", "system:authenticated"))
+    for name, namespace in (("smtp", "staging"), ("psp-credentials", "payments")):
+        tl.k8s(tl.at(seconds=10), DEVELOPER, "get", "secrets", "10.0.7.70", namespace=namespace,
+               name=name)  # the secrets have a consumer before they are rotated
+    tl.k8s(tl.at(seconds=30), ops, "update", "secrets", "10.0.0.6", namespace="staging",
+           name="ops-bot-state")  # written for itself: no consumer
     tl.k8s(tl.at(minutes=1), ops, "update", "secrets", "10.0.0.6", namespace="staging", name="smtp")
     tl.k8s(tl.at(minutes=6), DEVELOPER, "get", "secrets", "10.0.7.70", namespace="staging",
            name="smtp")

@@ -46,6 +46,14 @@ CASES = [
     Case("first_path_access/silent_below_min_history",
          baseline(paths=("secret/a", "secret/b")) + [ev(at(days=15), path="secret/new")],
          [], only=FPA),
+    # Token churn (a new token every hour, one entity): history is the principal's.
+    Case("first_path_access/token_churn_keeps_the_baseline",
+         [ev(at(i), user="entity-1", path=p, credential__id=f"acc{i}")
+          for i, p in enumerate(("secret/a", "secret/b", "secret/c"))]
+         + [ev(at(days=15), user="entity-1", path="secret/b", credential__id="acc-new"),
+            ev(at(days=15, seconds=5), user="entity-1", path="secret/new",
+               credential__id="acc-new")],
+         [("first_path_access", "entity-1", "secret/new")], only=FPA),
     Case("first_path_access/known_path_is_silent",
          baseline() + [ev(at(days=15), path="secret/b")], [], only=FPA),
     Case("first_path_access/allowlisted_identity",
@@ -148,6 +156,11 @@ CASES = [
          [ev(at(0), user="app", path="secret/stripe"),
           vault_write(at(days=1), "secret/stripe")],
          [("rotation_without_read", "writer", "secret/stripe")], only=["rotation_without_read"]),
+    Case("rotation_without_read/finding_names_the_writer_credential",
+         [ev(at(-60), user="app", path="secret/stripe"),
+          {**vault_write(at(0), "secret/stripe"), "credential": {"id": "hmac-sha256:w1"}}],
+         [("rotation_without_read", "writer", "writer via hmac-sha256:w1")],
+         only=["rotation_without_read"], probe="who"),
     Case("rotation_without_read/evidence_names_the_consumers",
          [ev(at(-60), user="app", path="secret/stripe"), vault_write(at(0), "secret/stripe")],
          [("rotation_without_read", "writer", ["app"])], only=["rotation_without_read"],
@@ -302,6 +315,19 @@ CASES = [
              action="list", path="*", dataset="kubernetes.audit") for i in range(51)],
          [("bulk_read", "system:serviceaccount:monitoring:kube-state-metrics", 51)],
          config={"system_identities": {"kubernetes": []}}, only=["bulk_read"], probe="reads"),
+    # Findings name the principal (user.id, user.name) and the credential that acted.
+    Case("bulk_read/finding_names_principal_and_credential",
+         [ev(at(i), user="6f0c1e2a-entity-app", path=f"secret/p{i}",
+             user__name="kubernetes-payments", credential__id="hmac-sha256:acc9")
+          for i in range(51)],
+         [("bulk_read", "6f0c1e2a-entity-app",
+           "kubernetes-payments (6f0c1e2a-entity-app) via hmac-sha256:acc9")],
+         only=["bulk_read"], probe="who"),
+    # Tokens renewed every few seconds: the principal's reads still add up.
+    Case("bulk_read/token_churn_keeps_counting_the_principal",
+         [ev(at(i), user="6f0c1e2a-entity-app", path=f"secret/p{i}",
+             credential__id=f"hmac-sha256:acc{i // 10}") for i in range(51)],
+         [("bulk_read", "6f0c1e2a-entity-app", 51)], only=["bulk_read"], probe="reads"),
     # ---- path_diversity
     Case("path_diversity/vault_30_reads_10_paths",
          reads(0, 30, paths=[f"secret/p{i}" for i in range(10)]),
@@ -325,6 +351,8 @@ CASES = [
 def _probe(f, probe: str) -> Any:
     if probe == "user":
         return f.user_id
+    if probe == "who":  # principal and credential, readable name first
+        return f.who()
     return f.evidence.get(probe)
 
 

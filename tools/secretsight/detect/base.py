@@ -71,7 +71,7 @@ class Detector:
     def finding(self, *, user_id: str | None, start: float, end: float,
                 evidence: dict[str, Any], user_name: str | None = None,
                 dataset: str | None = None, title: str | None = None,
-                severity: str | None = None) -> Finding:
+                severity: str | None = None, credential_id: str | None = None) -> Finding:
         return Finding(
             anomaly=self.anomaly,
             rule=f"detector/{self.name}",
@@ -84,6 +84,7 @@ class Detector:
             end=iso(end),
             dataset=dataset,
             evidence=evidence,
+            credential_id=credential_id,
         )
 
     def emit(self, out: list[Finding], finding: Finding, claim: tuple[Any, ...] | None = None

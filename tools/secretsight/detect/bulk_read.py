@@ -61,6 +61,7 @@ class BulkRead(Detector):
             w.fired = True
             self.emit(out, self.finding(
                 user_id=uid, user_name=ev.user_name, start=w.first(), end=ev.ts,
+                credential_id=ev.credential_id,
                 dataset=ev.dataset,
                 evidence={"reads": n, "threshold": self.count, "window_seconds": int(self.width),
                           "last_path": ev.path},

@@ -69,6 +69,7 @@ class PathDiversity(Detector):
                     w.fired = True
                     self.emit(out, self.finding(
                         user_id=uid, user_name=ev.user_name, start=w.first(), end=ts,
+                        credential_id=ev.credential_id,
                         dataset=ev.dataset,
                         evidence={"reads": reads, "distinct_paths": len(w.last),
                                   "window_seconds": int(width),

@@ -82,6 +82,7 @@ class RotationWithoutRead(PendingWindows):
         evidence = self.base_evidence(path, rec)
         evidence["consumers"] = rec.get("consumers", [])  # known when the window opened
         self.emit(out, self.finding(
-            user_id=rec["writer"], user_name=rec["writer_name"], start=rec["start"],
+            user_id=rec["writer"], user_name=rec["writer_name"],
+            credential_id=rec.get("writer_credential"), start=rec["start"],
             end=rec["deadline"], dataset=rec["dataset"], evidence=evidence,
         ), ("rotation_read", path, rec["writer"], rec["start"], rec["deadline"]))

@@ -580,8 +580,10 @@ NAMESPACES = ["payments", "orders", "search", "mail", "auth", "billing", "cdn", 
 @scenario(
     "k8s_secret_sweep",
     "The ci/builder service account lists secrets cluster-wide with curl, then reads 60 secrets "
-    "across 12 namespaces in 3 minutes. Near miss: External Secrets Operator (allowlisted) "
-    "reading 12 secrets.",
+    "across 12 namespaces in 3 minutes; a contractor's kubeconfig lists the secrets of three "
+    "namespaces one by one. Near misses: External Secrets Operator (allowlisted) reading 12 "
+    "secrets; kube-state-metrics and the namespace controller listing secrets (platform "
+    "controllers); a developer's lists of two namespaces, the second refused (403).",
     start=TUESDAY_10, sources=("kubernetes",),
     anomalies=("namespace_enumeration", "suspicious_user_agent", "workload_identity_read",
                "bulk_read", "path_diversity"),
@@ -597,6 +599,22 @@ def k8s_secret_sweep(tl: Timeline) -> None:
         ns = NAMESPACES[i % len(NAMESPACES)]
         tl.k8s(tl.at(minutes=10, seconds=3 + 3 * i), SWEEPER, "get", "secrets", "10.0.3.14",
                namespace=ns, name=f"secret-{i // len(NAMESPACES)}", user_agent=curl)
+    contractor = K8sUser("dana.contractor@example.com", ("contractors", "system:authenticated"))
+    for i, ns in enumerate(("payments", "orders", "auth")):
+        tl.k8s(tl.at(minutes=20, seconds=40 * i), contractor, "list", "secrets", "10.0.7.90",
+               namespace=ns)
+    ksm = K8sUser.service_account("monitoring", "kube-state-metrics")
+    tl.k8s(tl.at(minutes=2), ksm, "list", "secrets", "10.0.0.50", query="limit=500",
+           user_agent="v2.10.0")
+    nsc = K8sUser.service_account("kube-system", "namespace-controller")
+    for i, ns in enumerate(("preview-41", "preview-42", "preview-43")):
+        tl.k8s(tl.at(minutes=3, seconds=5 * i), nsc, "list", "secrets", "10.0.0.10",
+               namespace=ns, user_agent="kube-controller-manager/v1.29.2 (linux/amd64) "
+               "kubernetes/4b8e819/system:serviceaccount:kube-system:namespace-controller")
+    dev = K8sUser("heidi@example.com", ("developers", "system:authenticated"))
+    tl.k8s(tl.at(minutes=25), dev, "list", "secrets", "10.0.7.70", namespace="search")
+    tl.k8s(tl.at(minutes=25, seconds=20), dev, "list", "secrets", "10.0.7.70",
+           namespace="kube-system", code=403)
 
 
 @scenario(

@@ -42,7 +42,8 @@ SIGMA_CLASSES = {
     "suspicious_user_agent", "workload_identity_read", "privileged_impersonation",
     "decoy_access", "policy_exposure", "namespace_enumeration", "admin_off_hours",
     "bulk_read", "path_diversity", "dual_source_ip", "multiple_external_ips", "denied_burst",
-    "cross_store_harvest",
+    "cross_store_harvest", "serviceaccount_token_creation", "human_secret_write",
+    "multi_region_read",
 }
 
 # SigmaHQ validators that cannot run offline: both fetch the MITRE STIX bundles from GitHub on

@@ -92,6 +92,8 @@ class Thresholds(_Strict):
         distinct=3, window=timedelta(minutes=10))
     # Secrets Manager: ListSecrets and reads of at least 3 distinct secrets within 10 minutes.
     list_then_read: DistinctWindow = DistinctWindow(distinct=3, window=timedelta(minutes=10))
+    # Secrets Manager: one principal reads secrets in at least 3 regions within an hour.
+    multi_region_read: DistinctWindow = DistinctWindow(distinct=3, window=timedelta(hours=1))
     long_ttl_token_max: Duration = timedelta(hours=24)
 
 
@@ -114,6 +116,13 @@ class Stateful(_Strict):
     # A source counts as continuous (so its silence is news) once it has emitted for this long
     # with no gap over audit_gap_max_silence; any longer gap starts the count again.
     audit_gap_baseline: Duration = timedelta(minutes=10)
+    # first_seen_principal: a principal's first secret read ever, judged once the detector has
+    # watched this long (before that every principal is new); targets: the history window.
+    first_seen_principal_history: Duration = timedelta(days=14)
+    # new_user_agent: a principal seen for this long reads with a user-agent family it never
+    # used; at most max_user_agents_per_principal families kept (least recently seen dropped).
+    user_agent_learning_period: Duration = timedelta(days=14)
+    max_user_agents_per_principal: int = Field(default=50, ge=1)
 
 
 class TimeRange(_Strict):
@@ -194,6 +203,11 @@ class Allowlists(_Strict):
     suspicious_user_agent: list[str] = []
     denied_burst: list[str] = []
     first_path_access: list[str] = []
+    serviceaccount_token_creation: list[str] = []
+    human_secret_write: list[str] = []
+    multi_region_read: list[str] = []
+    first_seen_principal: list[str] = []
+    new_user_agent: list[str] = []
 
 
 _DEFAULT_INTERNAL = [
@@ -247,6 +261,7 @@ class Config(_Strict):
     system_identities: SystemIdentities = SystemIdentities()
     decoy_paths: list[str] = []  # secret.path globs that no one should ever touch
     suspicious_user_agents: list[str] = _DEFAULT_AGENTS  # case-insensitive globs
+    # Listing secrets there is enumeration; a human writing them is human_secret_write.
     sensitive_namespaces: list[str] = ["kube-system", "kube-public", "default"]
     # secret.path -> workloads ("namespace/deployment") that consume it, for
     # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.

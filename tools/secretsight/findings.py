@@ -30,6 +30,11 @@ ANOMALY_CLASSES: tuple[str, ...] = (
     "policy_exposure",
     "root_token",
     "long_ttl_token",
+    "serviceaccount_token_creation",
+    "human_secret_write",
+    "multi_region_read",
+    "first_seen_principal",
+    "new_user_agent",
 )
 
 SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")

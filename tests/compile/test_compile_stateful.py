@@ -25,7 +25,7 @@ from luqum.parser import parser as lucene_parser
 
 from secretsight.compile import compile_target, compile_targets
 from secretsight.compile.stateful import RULES, SOURCE, UNSUPPORTED, lucene_glob
-from secretsight.config import Allowlists, Config, FirstPathAccess, Stateful
+from secretsight.config import Allowlists, Config, FirstPathAccess, Stateful, SystemIdentities
 from secretsight.findings import ANOMALY_CLASSES
 
 HERE = Path(__file__).parent
@@ -39,16 +39,22 @@ EXPECTED = {
     ("elastic", "audit_gap"): "compiled",
     ("elastic", "dormant_identity"): "compiled",
     ("elastic", "first_path_access"): "compiled",
+    ("elastic", "first_seen_principal"): "compiled",
+    ("elastic", "new_user_agent"): "compiled",
     ("elastic", "rotation_without_deploy"): "unsupported",
     ("elastic", "rotation_without_read"): "compiled",
     ("loki", "audit_gap"): "compiled",
     ("loki", "dormant_identity"): "unsupported",
     ("loki", "first_path_access"): "unsupported",
+    ("loki", "first_seen_principal"): "unsupported",
+    ("loki", "new_user_agent"): "unsupported",
     ("loki", "rotation_without_deploy"): "unsupported",
     ("loki", "rotation_without_read"): "unsupported",
     ("splunk", "audit_gap"): "compiled",
     ("splunk", "dormant_identity"): "compiled",
     ("splunk", "first_path_access"): "compiled",
+    ("splunk", "first_seen_principal"): "compiled",
+    ("splunk", "new_user_agent"): "compiled",
     ("splunk", "rotation_without_deploy"): "unsupported",
     ("splunk", "rotation_without_read"): "compiled",
 }
@@ -62,8 +68,12 @@ TUNED = Config(
         rotation_read_window=timedelta(hours=1),
         audit_gap_max_silence=timedelta(minutes=5),
         audit_gap_baseline=timedelta(minutes=30),
+        first_seen_principal_history=timedelta(days=21),
+        user_agent_learning_period=timedelta(days=10),
     ),
-    allowlists=Allowlists(first_path_access=["system:serviceaccount:ci:*", "svc-backup"]),
+    allowlists=Allowlists(first_path_access=["system:serviceaccount:ci:*", "svc-backup"],
+                          first_seen_principal=["svc-backup"], new_user_agent=["ops-*"]),
+    system_identities=SystemIdentities(kubernetes=["system:serviceaccount:*:kube-state-metrics"]),
 )
 
 
@@ -152,7 +162,9 @@ def _kibana(out) -> dict[str, dict]:
 @pytest.mark.parametrize(("name", "fields", "history"), [
     ("first_path_access", ["user.id", "secret.path"], "now-7d"),
     ("dormant_identity", ["user.id"], "now-90d"),
-], ids=["first_path_access", "dormant_identity"])
+    ("first_seen_principal", ["user.id"], "now-21d"),
+    ("new_user_agent", ["user.id", "user_agent.original"], "now-10d"),
+], ids=["first_path_access", "dormant_identity", "first_seen_principal", "new_user_agent"])
 def test_kibana_new_terms(name: str, fields: list[str], history: str) -> None:
     doc = _kibana(tuned("elastic"))[name]
     assert (doc["type"], doc["language"]) == ("new_terms", "lucene")
@@ -229,7 +241,10 @@ def _stanzas(out) -> dict[str, configparser.SectionProxy]:
     ("first_path_access", "-10085m@m", "@m"),  # 7d + 5m
     ("dormant_identity", "-129605m@m", "@m"),  # 90d + 5m
     ("rotation_without_read", "-65m@m", "@m"),
-], ids=["audit_gap", "first_path_access", "dormant_identity", "rotation_without_read"])
+    ("first_seen_principal", "-30245m@m", "@m"),  # 21d + 5m
+    ("new_user_agent", "-14405m@m", "@m"),  # 10d + 5m
+], ids=["audit_gap", "first_path_access", "dormant_identity", "rotation_without_read",
+        "first_seen_principal", "new_user_agent"])
 def test_splunk_stanza(name: str, earliest: str, latest: str) -> None:
     st = _stanzas(tuned("splunk"))[name]
     assert (st["dispatch.earliest_time"], st["dispatch.latest_time"]) == (earliest, latest)
@@ -240,6 +255,18 @@ def test_splunk_stanza(name: str, earliest: str, latest: str) -> None:
     assert "\n" not in search and "| bin _time" not in search
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', search)
     assert unquoted.count("(") == unquoted.count(")")
+
+
+def test_first_seen_exempts_allowlist_and_platform_controllers() -> None:
+    kibana = _kibana(tuned("elastic"))
+    assert kibana["first_seen_principal"]["query"].endswith(
+        r"AND NOT user.id:(svc\-backup OR system\:serviceaccount\:*\:kube\-state\-metrics)")
+    assert kibana["new_user_agent"]["query"].endswith(
+        r"AND NOT user.id:(ops\-* OR system\:serviceaccount\:*\:kube\-state\-metrics)")
+    st = _stanzas(tuned("splunk"))
+    assert ('NOT user.id="svc-backup" NOT user.id="system:serviceaccount:*:kube-state-metrics"'
+            in st["first_seen_principal"]["search"])
+    assert "by user.id user_agent.original" in st["new_user_agent"]["search"]
 
 
 def test_splunk_allowlist_and_silence_from_config() -> None:

@@ -1,5 +1,6 @@
 """Target-native forms of the stateful anomaly classes (first_path_access, dormant_identity,
-rotation_without_read, rotation_without_deploy, audit_gap), where a target can express them.
+rotation_without_read, rotation_without_deploy, audit_gap, first_seen_principal,
+new_user_agent), where a target can express them.
 
 Sigma has no absence or "first seen" construct, so these are not Sigma rules: this module
 writes them straight in each target's language from the user config (`stateful.*`), and lists
@@ -55,6 +56,13 @@ RULES: tuple[StatefulRule, ...] = (
     StatefulRule("first_path_access", "Identity reads a secret path for the first time",
                  "An identity reads a secret.path it has not read in the last "
                  "stateful.first_path_access.learning_period.", "low"),
+    StatefulRule("first_seen_principal", "Principal reads secrets for the first time",
+                 "A principal (user.id) reads a secret and did not read any in the last "
+                 "stateful.first_seen_principal_history.", "medium"),
+    StatefulRule("new_user_agent", "Principal reads secrets with a new user agent",
+                 "A principal (user.id) reads, lists or describes secrets with a user agent "
+                 "it did not use in the last stateful.user_agent_learning_period (targets "
+                 "compare the whole string, so client upgrades match too).", "low"),
     StatefulRule("rotation_without_deploy", "Secret rotated but no consuming workload rolled out",
                  "A secret with known consumers was rotated and none of them rolled out within "
                  "stateful.rotation_deploy_window.", "medium"),
@@ -72,6 +80,10 @@ UNSUPPORTED: dict[tuple[str, str], str] = {
         what="learning period (stateful.first_path_access.learning_period)"),
     ("loki", "dormant_identity"): _NO_HISTORY_LOKI.format(
         what="dormancy period (stateful.dormant_after)"),
+    ("loki", "first_seen_principal"): _NO_HISTORY_LOKI.format(
+        what="history window (stateful.first_seen_principal_history)"),
+    ("loki", "new_user_agent"): _NO_HISTORY_LOKI.format(
+        what="learning period (stateful.user_agent_learning_period)"),
     ("loki", "rotation_without_read"): (
         "a LogQL metric query cannot compare the time of one secret.path's rotation with the "
         "times of its later reads (no per-series 'A not followed by B within W'); use the "
@@ -179,6 +191,27 @@ def lucene_first_path_access(config: Config) -> str:
     return query
 
 
+def _lucene_exempt(allow: list[str], system: list[str]) -> str:
+    """` AND NOT user.id:(...)` for an allowlist and the platform controllers."""
+    patterns = [*allow, *system]
+    if not patterns:
+        return ""
+    return " AND NOT user.id:(" + " OR ".join(lucene_glob(a) for a in patterns) + ")"
+
+
+def lucene_first_seen_principal(config: Config) -> str:
+    return (f"secret.operation:read AND user.id:* AND {_EFFECTIVE_LUCENE}"
+            + _lucene_exempt(config.allowlists.first_seen_principal,
+                             config.system_identities.kubernetes))
+
+
+def lucene_new_user_agent(config: Config) -> str:
+    return ("secretsight.category:secret AND secret.operation:(read OR list OR describe) AND "
+            f"user.id:* AND user_agent.original:* AND {_EFFECTIVE_LUCENE}"
+            + _lucene_exempt(config.allowlists.new_user_agent,
+                             config.system_identities.kubernetes))
+
+
 def lucene_dormant_identity() -> str:
     return f"user.id:* AND {_EFFECTIVE_LUCENE}"
 
@@ -280,6 +313,19 @@ def elastic_document(rule: StatefulRule, config: Config, index: list[str],
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
                     "query": lucene_dormant_identity(), "new_terms_fields": ["user.id"],
                     "history_window_start": f"now-{format_duration(s.dormant_after)}"})
+    elif rule.name == "first_seen_principal":
+        doc = _kibana_common(rule, interval, query_back)
+        doc.update({"type": "new_terms", "language": "lucene", "index": index,
+                    "query": lucene_first_seen_principal(config), "new_terms_fields": ["user.id"],
+                    "history_window_start":
+                        f"now-{format_duration(s.first_seen_principal_history)}"})
+    elif rule.name == "new_user_agent":
+        doc = _kibana_common(rule, interval, query_back)
+        doc.update({"type": "new_terms", "language": "lucene", "index": index,
+                    "query": lucene_new_user_agent(config),
+                    "new_terms_fields": ["user.id", "user_agent.original"],
+                    "history_window_start":
+                        f"now-{format_duration(s.user_agent_learning_period)}"})
     elif rule.name == "rotation_without_read":
         doc = _kibana_common(rule, interval, s.rotation_read_window + interval)
         doc.update({"type": "esql", "language": "esql",
@@ -355,6 +401,21 @@ def splunk_search(rule: StatefulRule, config: Config, index: str, every: timedel
         search = (f'{base} secret.operation="read" secret.path=* user.id=* {_EFFECTIVE_SPL}{allow}\n'
                   + _first_seen_tail("user.id secret.path", every))
         back = s.first_path_access.learning_period + every
+        return search, f"-{format_duration(back)}@m", "@m"
+    if rule.name in ("first_seen_principal", "new_user_agent"):
+        allow = (config.allowlists.first_seen_principal if rule.name == "first_seen_principal"
+                 else config.allowlists.new_user_agent)
+        exempt = "".join(f" NOT user.id={_spl_str(a)}"
+                         for a in [*allow, *config.system_identities.kubernetes])
+        if rule.name == "first_seen_principal":
+            search = (f'{base} secret.operation="read" user.id=* {_EFFECTIVE_SPL}{exempt}\n'
+                      + _first_seen_tail("user.id", every))
+            back = s.first_seen_principal_history + every
+        else:
+            search = (f'{base} secretsight.category="secret" secret.operation IN ("read", '
+                      f'"list", "describe") user.id=* user_agent.original=* {_EFFECTIVE_SPL}'
+                      f"{exempt}\n" + _first_seen_tail("user.id user_agent.original", every))
+            back = s.user_agent_learning_period + every
         return search, f"-{format_duration(back)}@m", "@m"
     if rule.name == "dormant_identity":
         search = f"{base} user.id=* {_EFFECTIVE_SPL}\n" + _first_seen_tail("user.id", every)

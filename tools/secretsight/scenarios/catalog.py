@@ -1035,3 +1035,91 @@ def k8s_rotation_without_deploy(tl: Timeline) -> None:
            name="psp-credentials")
     tl.k8s(tl.at(minutes=90), DEVELOPER, "get", "secrets", "10.0.7.70", namespace="staging",
            name="redis")
+
+
+# ------------------------------------------------------------------------------------------
+# Peer parity (issue 14): shapes the peers' rule sets detect
+
+@scenario(
+    "k8s_token_minting_and_hand_edits",
+    "A developer mints a token for the kube-system clusterrole-aggregation-controller service "
+    "account (TokenRequest) and patches a Secret in kube-system by hand. Near misses: kubelets "
+    "requesting their pods' projected tokens, the controller manager updating a kube-system "
+    "token Secret, the developer editing a Secret of their own namespace, a refused (403) "
+    "TokenRequest.",
+    start=TUESDAY_10, sources=("kubernetes",),
+    anomalies=("serviceaccount_token_creation", "human_secret_write"),
+)
+def k8s_token_minting_and_hand_edits(tl: Timeline) -> None:
+    act.k8s_heartbeat(tl, tl.start, tl.at(minutes=30))
+    kubelet = K8sUser("system:node:ip-10-0-1-5.ec2.internal",
+                      ("system:nodes", "system:authenticated"))
+    for i, (ns, sa) in enumerate((("web", "frontend"), ("payments", "psp-gateway"))):
+        tl.k8s(tl.at(minutes=1, seconds=10 * i), kubelet, "create", "serviceaccounts", "10.0.1.5",
+               namespace=ns, name=sa, subresource="token", code=201,
+               user_agent="kubelet/v1.29.2 (linux/amd64) kubernetes/4b8e819")
+    kcm = K8sUser("system:kube-controller-manager", ("system:authenticated",))
+    tl.k8s(tl.at(minutes=2), kcm, "update", "secrets", "10.0.0.10", namespace="kube-system",
+           name="bootstrap-token-abcdef",
+           user_agent="kube-controller-manager/v1.29.2 (linux/amd64) kubernetes/4b8e819")
+    tl.k8s(tl.at(minutes=5), DEVELOPER, "patch", "secrets", "10.0.7.70", namespace="team-heidi",
+           name="app-config")
+    tl.k8s(tl.at(minutes=8), DEVELOPER, "create", "serviceaccounts", "10.0.7.70",
+           namespace="kube-system", name="generic-garbage-collector", subresource="token",
+           code=403)
+    tl.k8s(tl.at(minutes=12), DEVELOPER, "create", "serviceaccounts", "10.0.7.70",
+           namespace="kube-system", name="clusterrole-aggregation-controller",
+           subresource="token", code=201)
+    tl.k8s(tl.at(minutes=14), DEVELOPER, "patch", "secrets", "10.0.7.70", namespace="kube-system",
+           name="registry-credentials")
+
+
+AWS_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+
+
+@scenario(
+    "aws_filters_and_regions",
+    "A stolen access key calls BatchGetSecretValue with a name filter (every prod/ secret in one "
+    "call), then reads a secret in three regions within 20 minutes. Near misses: the orders-api "
+    "role fetching its two secrets by id with BatchGetSecretValue, and reading its replicated "
+    "secret in two regions.",
+    start=TUESDAY_10, sources=("cloudtrail",), anomalies=("bulk_read", "multi_region_read"),
+)
+def aws_filters_and_regions(tl: Timeline) -> None:
+    for i in range(6):
+        tl.cloudtrail(tl.at(minutes=1 + 5 * i), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                      secret="prod/orders/db", region=AWS_REGIONS[i % 2])
+    tl.cloudtrail(tl.at(minutes=2), APP_ROLE, "BatchGetSecretValue", "10.0.2.31", read_only=True,
+                  request={"secretIdList": ["prod/orders/db", "prod/orders/cache"]})
+    tl.cloudtrail(tl.at(minutes=10), STOLEN_KEY, "BatchGetSecretValue", "10.0.4.17",
+                  read_only=True,
+                  request={"filters": [{"key": "name", "values": ["prod/"]}], "maxResults": 20})
+    for i, region in enumerate(AWS_REGIONS):
+        tl.cloudtrail(tl.at(minutes=12 + 7 * i), STOLEN_KEY, "GetSecretValue", "10.0.4.17",
+                      secret="prod/payments/psp", region=region)
+
+
+SDK_JAVA = "aws-sdk-java/2.25.10 Linux/5.10.219 OpenJDK_64-Bit_Server_VM/17.0.11+9-LTS"
+
+
+@scenario(
+    "aws_new_user_agent",
+    "The billing-worker role reads its secret with the Java SDK every six hours for 16 days, "
+    "then with Boto3 from the same subnet (a tool it never used). Near miss: the orders-api "
+    "role upgrades its Go SDK.",
+    start=MONDAY - timedelta(days=16), sources=("cloudtrail",), anomalies=("new_user_agent",),
+)
+def aws_new_user_agent(tl: Timeline) -> None:
+    for i in range(16 * 4):
+        t = tl.at(hours=6 * i, minutes=3)
+        tl.cloudtrail(t, BILLING_WORKER, "GetSecretValue", "10.0.2.40",
+                      secret="prod/billing/stripe", user_agent=SDK_JAVA)
+        tl.cloudtrail(t + timedelta(minutes=1), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                      secret="prod/orders/db")
+    end = tl.at(days=16, hours=1)
+    tl.cloudtrail(end, APP_ROLE, "GetSecretValue", "10.0.2.31", secret="prod/orders/db",
+                  user_agent="aws-sdk-go-v2/1.30.1 os/linux lang/go#1.22.5 api/secretsmanager#1.32.1")
+    tl.cloudtrail(end + timedelta(minutes=4), BILLING_WORKER, "GetSecretValue", "10.0.2.41",
+                  secret="prod/billing/stripe",
+                  user_agent="Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#6.5.0 "
+                             "lang/python#3.11.8")

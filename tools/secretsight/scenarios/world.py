@@ -250,6 +250,7 @@ class Timeline:
         request: dict[str, Any] | None = None,
         response: dict[str, Any] | None = None,
         read_only: bool | None = None,
+        region: str = REGION,
     ) -> None:
         params = dict(request or {})
         if secret is not None:
@@ -260,7 +261,7 @@ class Timeline:
             "eventTime": rfc3339(t, 0),
             "eventSource": source,
             "eventName": name,
-            "awsRegion": REGION,
+            "awsRegion": region,
             "sourceIPAddress": ip,
             "userAgent": user_agent,
             "requestParameters": params or None,
@@ -300,6 +301,7 @@ class Timeline:
         request_object: dict[str, Any] | None = None,
         impersonate: K8sUser | None = None,
         query: str = "",
+        subresource: str | None = None,
     ) -> None:
         prefix = f"/apis/{api_group}/v1" if api_group else "/api/v1"
         uri = prefix
@@ -308,6 +310,8 @@ class Timeline:
         uri += f"/{resource}"
         if name:
             uri += f"/{name}"
+        if subresource:
+            uri += f"/{subresource}"
         if query:
             uri += f"?{query}"
         elif verb == "watch":
@@ -318,6 +322,8 @@ class Timeline:
             ref["namespace"] = namespace
         if name:
             ref["name"] = name
+        if subresource:
+            ref["subresource"] = subresource
         if api_group:
             ref["apiGroup"] = api_group
         base: dict[str, Any] = {

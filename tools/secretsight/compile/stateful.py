@@ -403,10 +403,10 @@ def splunk_search(rule: StatefulRule, config: Config, index: str, every: timedel
         back = s.first_path_access.learning_period + every
         return search, f"-{format_duration(back)}@m", "@m"
     if rule.name in ("first_seen_principal", "new_user_agent"):
-        allow = (config.allowlists.first_seen_principal if rule.name == "first_seen_principal"
-                 else config.allowlists.new_user_agent)
+        allowed = (config.allowlists.first_seen_principal if rule.name == "first_seen_principal"
+                   else config.allowlists.new_user_agent)
         exempt = "".join(f" NOT user.id={_spl_str(a)}"
-                         for a in [*allow, *config.system_identities.kubernetes])
+                         for a in [*allowed, *config.system_identities.kubernetes])
         if rule.name == "first_seen_principal":
             search = (f'{base} secret.operation="read" user.id=* {_EFFECTIVE_SPL}{exempt}\n'
                       + _first_seen_tail("user.id", every))

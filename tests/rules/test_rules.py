@@ -330,4 +330,5 @@ def test_token_theft_finding_names_principal_and_credential() -> None:
     assert (finding.user_id, finding.user_name, finding.credential_id) == (
         "6f0c1e2a-entity-payments", "kubernetes-payments", "hmac-sha256:tok_B9x2")
     assert finding.to_json()["credential"] == {"id": "hmac-sha256:tok_B9x2"}
-    assert finding.who() == "kubernetes-payments (6f0c1e2a-entity-payments) via hmac-sha256:tok_B9x2"
+    assert finding.who() == (
+        "kubernetes-payments (6f0c1e2a-entity-payments) via hmac-sha256:tok_B9x2")

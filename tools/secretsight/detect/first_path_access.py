@@ -80,7 +80,8 @@ class FirstPathAccess(Detector):
             known = len(od if od is not None else cache.known_paths(uid))
             if cache.see_path(uid, path, ts) and established and known >= self.min_history:
                 self.emit(out, self.finding(
-                    user_id=uid, user_name=ev.user_name, credential_id=ev.credential_id, start=ev.ts, end=ev.ts,
+                    user_id=uid, user_name=ev.user_name, credential_id=ev.credential_id,
+                    start=ev.ts, end=ev.ts,
                     dataset=ev.dataset,
                     evidence={"path": path, "known_paths": known, "first_seen": iso(first),
                               "event_id": ev.event_id, "action": ev.action},

@@ -5,39 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The fixed vocabulary of anomaly classes. Every rule (custom attribute `anomaly`) and every
-# finding carries exactly one.
-ANOMALY_CLASSES: tuple[str, ...] = (
-    "bulk_read",
-    "path_diversity",
-    "dual_source_ip",
-    "multiple_external_ips",
-    "first_path_access",
-    "admin_off_hours",
-    "rotation_without_read",
-    "rotation_without_deploy",
-    "audit_gap",
-    "audit_disabled",
-    "namespace_enumeration",
-    "dormant_identity",
-    "suspicious_user_agent",
-    "workload_identity_read",
-    "privileged_impersonation",
-    "denied_burst",
-    "cross_store_harvest",
-    "decoy_access",
-    "secret_destruction",
-    "policy_exposure",
-    "root_token",
-    "long_ttl_token",
-    "serviceaccount_token_creation",
-    "human_secret_write",
-    "multi_region_read",
-    "first_seen_principal",
-    "new_user_agent",
-)
+from secretsight import anomalies
+from secretsight.anomalies import SEVERITIES
 
-SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
+# The fixed vocabulary of anomaly classes, from the catalogue (anomalies.yml). Every rule (custom
+# attribute `anomaly`) and every finding carries exactly one.
+ANOMALY_CLASSES: tuple[str, ...] = anomalies.names()
 
 
 @dataclass(frozen=True)

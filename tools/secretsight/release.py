@@ -153,9 +153,12 @@ def coverage_files(coverage_dir: Path) -> dict[str, bytes]:
     for name in COVERAGE_FILES:
         path = coverage_dir / name
         if not path.is_file():
+            # The path is the error's `file`: the message says what to do, not where again.
             raise SecretSightError(
-                f"no coverage report at {path}: run the replay harness first "
-                "(`bash scripts/test.sh tests/harness`), or pass --coverage DIR",
+                "no coverage report yet. The replay harness writes it: run "
+                "`bash scripts/test.sh tests/harness` (the whole directory, no -k), then "
+                "release again; or pass --coverage DIR (a report built elsewhere), or "
+                "--no-coverage (a pack without its evidence)",
                 file=str(path))
         data = path.read_bytes()
         if b"PARTIAL RUN" in data:

@@ -23,8 +23,6 @@ _SINCE = "\x1fsince"  # the key holding when the detector started watching (not 
 class FirstSeenPrincipal(Detector):
     name = "first_seen_principal"
     anomaly = "first_seen_principal"
-    severity = "medium"
-    title = "Principal never seen reading secrets read one"
 
     def start(self) -> None:
         self.history = self.config.stateful.first_seen_principal_history.total_seconds()

@@ -38,8 +38,6 @@ def ua_family(user_agent: str) -> str:
 class NewUserAgent(Detector):
     name = "new_user_agent"
     anomaly = "new_user_agent"
-    severity = "medium"
-    title = "Principal read secrets with a user agent it never used"
     uses_identity = True
 
     def start(self) -> None:

@@ -26,8 +26,6 @@ MAX_PATHS = 200_000  # bounded memory: paths with known readers
 class RotationWithoutRead(PendingWindows):
     name = "rotation_without_read"
     anomaly = "rotation_without_read"
-    severity = "medium"
-    title = "Secret rotated but not read by its consumers"
     ns = "rotation_read"
     readers_ns = "rotation_readers"
 

@@ -42,6 +42,12 @@ class Metrics:
         self.lag_max_seconds = 0.0
         self.http_requests: Counter[tuple[str, int]] = Counter()  # (path, code)
         self.output_errors: Counter[str] = Counter()
+        # refused at the HTTP edge before any event was read, by reason (connections,
+        # inflight_bytes, header_timeout, body_timeout, queue_full)
+        self.http_refused: Counter[str] = Counter()
+        # HTTP output spool: (output, spooled|retried|delivered|dropped|failed_posts) -> count
+        self.spool: Counter[tuple[str, str]] = Counter()
+        self.spool_depth: Any = None  # () -> {output: findings waiting}, set by the side-car
         self.commits = 0
         self.commit_seconds = 0.0
 
@@ -118,6 +124,17 @@ class Metrics:
                        [({}, f"{self.lag_max_seconds:.3f}")])
             family("secretsight_http_requests_total", "counter", "HTTP requests, by path and code.",
                    [({"path": p, "code": c}, n) for (p, c), n in sorted(self.http_requests.items())])
+            family("secretsight_http_refused_total", "counter",
+                   "HTTP requests or connections refused to protect the side-car, by reason.",
+                   [({"reason": r}, n) for r, n in sorted(self.http_refused.items())])
+            family("secretsight_spool_findings_total", "counter",
+                   "Findings through an HTTP output's spool, by output and event (spooled, "
+                   "retried, delivered, dropped when the spool is full).",
+                   [({"output": o, "event": e}, n) for (o, e), n in sorted(self.spool.items())
+                    if e != "failed_posts"])
+            family("secretsight_spool_depth", "gauge",
+                   "Findings waiting in an HTTP output's spool.",
+                   [({"output": o}, n) for o, n in sorted((self.spool_depth or dict)().items())])
             family("secretsight_output_errors_total", "counter", "Failed finding deliveries.",
                    [({"output": o}, n) for o, n in sorted(self.output_errors.items())])
             family("secretsight_state_commits_total", "counter",

@@ -55,9 +55,6 @@ class FirstPathAccess(Detector):
         if not paths:
             return
         rec = ev.ident
-        allowed = self.allowed
-        if allowed is not None and self._allowlisted(allowed, uid, ev.user_name, rec):
-            return
         ts = ev.ts
         cache = self.cache
         od = rec.paths if rec is not None else None
@@ -71,6 +68,11 @@ class FirstPathAccess(Detector):
             old = od.get(paths[0])
             if old is not None and ts - old < LAST_SEEN_STEP:
                 return
+        # After the fast path: an exempt identity never has known paths (it returns here before
+        # any is recorded), so its reads never take the fast path and are all checked.
+        allowed = self.allowed
+        if allowed is not None and self._allowlisted(allowed, uid, ev.user_name, rec):
+            return
         first = ev.prev_first if ev.prev_first is not None else ts
         established = ts - first >= self.learning
         for path in paths:

@@ -18,6 +18,7 @@ from secretsight.findings import Finding
 
 NS = "first_seen_principal"
 _SINCE = "\x1fsince"  # the key holding when the detector started watching (not a principal)
+_UNKNOWN = float("nan")  # not looked up yet (None: looked up, never read)
 
 
 class FirstSeenPrincipal(Detector):
@@ -37,15 +38,18 @@ class FirstSeenPrincipal(Detector):
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
         uid = ev.user_id
-        if uid is None or not read_paths(ev):
+        if uid is None:
             return
         ts = ev.ts
+        last = self.last.get(uid, _UNKNOWN)
+        if last is not None and last is not _UNKNOWN and ts - last < LAST_SEEN_STEP:
+            return  # the common case: a known reader, refreshed less than an hour ago
+        if not read_paths(ev):
+            return
         if self.since is None:
             self.since = ts
             self.cache.put(NS, _SINCE, ts)
-        if uid in self.last:
-            last = self.last[uid]
-        else:
+        if last is _UNKNOWN:
             stored = self.cache.get(NS, uid)
             last = self.last[uid] = float(stored) if stored is not None else None
         if last is not None:

@@ -48,6 +48,8 @@ class NewUserAgent(Detector):
         # principal -> {family: last seen}, least recently seen first (loaded on first touch)
         self.known: dict[str, dict[str, float]] = {}
         self._families: dict[str, str] = {}  # raw user agent -> family (bounded below)
+        # principal -> (the raw agent it used last, when its family was last refreshed)
+        self._last: dict[str, tuple[str, float]] = {}
 
     def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
         return category == "secret" and effective and operation in ("read", "list", "describe")
@@ -57,8 +59,15 @@ class NewUserAgent(Detector):
         if uid is None or not ev.effective or ev.category != "secret" or ev.operation not in (
                 "read", "list", "describe"):  # what wants() routes; checked for direct callers
             return
-        agent = ev.get("user_agent.original")
+        ua = ev.raw.get("user_agent")
+        agent = ua.get("original") if ua.__class__ is dict else None
         if agent.__class__ is not str or not agent:
+            return
+        ts = ev.ts
+        # The common case, without a lookup of the family: the principal uses the agent it used
+        # last, seen less than LAST_SEEN_STEP ago (nothing to refresh).
+        last = self._last.get(uid)
+        if last is not None and last[0] == agent and ts - last[1] < LAST_SEEN_STEP:
             return
         family = self._families.get(agent)
         if family is None:
@@ -70,17 +79,18 @@ class NewUserAgent(Detector):
             stored = self.cache.get(NS, uid)
             # stored as [family, last seen] pairs: the LRU order survives a restart
             known = self.known[uid] = {str(f): float(t) for f, t in stored or ()}
-        ts = ev.ts
         seen = known.get(family)
         if seen is not None:
             if ts - seen >= LAST_SEEN_STEP:  # LRU order refreshed hourly
                 del known[family]
-                known[family] = ts
+                known[family] = seen = ts
                 self._store(uid, known)
+            self._last[uid] = (agent, seen)
             return
         first = ev.prev_first if ev.prev_first is not None else ts
         established = bool(known) and ts - first >= self.learning
         known[family] = ts
+        self._last[uid] = (agent, ts)
         while len(known) > self.keep:
             del known[next(iter(known))]
         self._store(uid, known)

@@ -23,7 +23,7 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What a release reads, copied out of the repo so tests may change it freely."""
     root = tmp_path_factory.mktemp("repo")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
-    for rel in ("sigma", "vector", "fluentbit", "config"):
+    for rel in ("sigma", "vector", "fluentbit", "config", "deploy", "docs"):
         if (REPO / rel).is_dir():
             shutil.copytree(REPO / rel, root / rel, ignore=ignore)
     shutil.copy(REPO / "CHANGELOG.md", root / "CHANGELOG.md")
@@ -108,9 +108,19 @@ def test_members_sorted_with_fixed_metadata(built: tuple[Path, Path]) -> None:
     "sigma/pipelines/loki.yml",
     "compiled/loki/secretsight-rules.yaml",
     "compiled/elastic/secretsight-rules.ndjson",
-    "compiled/splunk/savedsearches.conf",
+    "compiled/splunk/secretsight/default/savedsearches.conf",
+    "compiled/splunk/secretsight.tgz",
+    "compiled/elastic/templates/component-secretsight-mappings.json",
+    "compiled/elastic/templates/index-secretsight-data-streams.json",
     "compiled/support-matrix.md",
     "compiled/support-matrix.json",
+    "compiled/alerting/alertmanager/alertmanager.yml",
+    "compiled/alerting/prometheus/secretsight-rules.yaml",
+    "compiled/alerting/grafana/secretsight-dashboard.json",
+    "deploy/kubernetes/audit-policy.yaml",
+    "docs/runbooks/bulk_read.md",
+    "docs/runbooks/contain-credential.md",
+    "docs/deployment.md",
     "vector",
     "fluentbit",
     "CHANGELOG.md",

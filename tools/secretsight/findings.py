@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from secretsight import anomalies
+from secretsight.alerting.runbooks import runbook_url
+from secretsight.alerting.settings import AlertingSettings
 from secretsight.anomalies import SEVERITIES
 
 # The fixed vocabulary of anomaly classes, from the catalogue (anomalies.yml). Every rule (custom
@@ -36,8 +38,9 @@ class Finding:
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}")
 
-    def to_json(self) -> dict[str, Any]:
-        """The `scan --format json` / `watch` shape."""
+    def to_json(self, alerting: AlertingSettings | None = None) -> dict[str, Any]:
+        """The `scan --format json` / `watch` shape; `runbook` links the anomaly's runbook
+        (under `alerting.runbook_base_url`, default the repo-relative docs/runbooks)."""
         user: dict[str, Any] = {"id": self.user_id}
         if self.user_name:
             user["name"] = self.user_name
@@ -50,6 +53,7 @@ class Finding:
             "user": user,
             "window": {"start": self.start, "end": self.end},
             "evidence": self.evidence,
+            "runbook": runbook_url(self.anomaly, alerting),
         }
         if self.dataset:
             out["dataset"] = self.dataset

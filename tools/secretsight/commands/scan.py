@@ -47,8 +47,11 @@ def command(ctx: click.Context, inputs: tuple[str, ...], source: str, config_pat
         for phase, seconds in sorted(replayed.timings.items(), key=lambda kv: -kv[1]):
             click.echo(f"timing {phase}: {seconds:.3f}s", err=True)
     if fmt == "json":
+        from secretsight.config import load_config
+
+        alerting = load_config(config_path).alerting  # the runbook links' base URL
         for f in findings:
-            click.echo(json.dumps(f.to_json(), sort_keys=True))
+            click.echo(json.dumps(f.to_json(alerting), sort_keys=True))
     else:
         if findings:
             click.echo(format_table(findings))

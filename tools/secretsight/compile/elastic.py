@@ -20,12 +20,16 @@ from typing import Any
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.correlations import SigmaCorrelationRule
 
+from secretsight.alerting.runbooks import link_kibana_rules
 from secretsight.compile import attack, defects, stateful
 from secretsight.compile.common import (
     RuleView,
     base_queries,
     convert,
     dump_json,
+    merge_parts,
+    one_base,
+    part_bases,
     record_failure,
     refs,
     simple_condition,
@@ -33,8 +37,9 @@ from secretsight.compile.common import (
     timespan,
     views,
 )
+from secretsight.compile.elastic_template import template_files
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
-from secretsight.compile.pipelines import full_pipeline, target_vars
+from secretsight.compile.pipelines import full_pipeline
 from secretsight.config import Config, format_duration, parse_duration
 from secretsight.errors import SecretSightError
 from secretsight.rules import RuleSet
@@ -43,16 +48,10 @@ TARGET = "elastic"
 NDJSON_FILE = "elastic/secretsight-rules.ndjson"
 MAX_EQL_RUNS = 100  # Elasticsearch refuses `with runs` above 100
 
-# Kibana severities (no "informational") and the risk scores Elastic's own rules use.
-SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high",
-            "critical": "critical"}
-RISK_SCORE = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
-
 
 def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
-    vars_ = target_vars(TARGET)
-    index = [str(i) for i in vars_.get("index", ["logs-*-secretsight"])]
-    interval = parse_duration(vars_.get("interval", "5m"))
+    index = config.targets.elastic.read_from
+    interval = parse_duration(config.targets.elastic.interval)
     pipeline = full_pipeline(TARGET, config)
     lucene = LuceneBackend(processing_pipeline=pipeline, collect_errors=True)
     eql = EqlBackend(processing_pipeline=full_pipeline(TARGET, config), collect_errors=True)
@@ -79,14 +78,15 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                     raise lucene_q
                 if not view.meta.emits:
                     continue
-                doc, workarounds = query_rule(view, lucene_q, index, interval)
+                doc, workarounds = query_rule(view, config, lucene_q, index, interval)
             else:
                 if not view.meta.emits:
                     # A building block of another correlation: convert it for that one.
-                    if _merge_parts(view.rule) is None:
+                    if merge_parts(view.rule) is None:
                         convert(esql, view)
                     continue
-                doc, workarounds = correlation_rule(view, conversions, esql, index, interval)
+                doc, workarounds = correlation_rule(view, config, conversions, esql, index,
+                                                      interval)
         except Exception as exc:  # noqa: BLE001 - sorted by record_failure: matrix or errors
             record_failure(out, view, TARGET, exc)
             continue
@@ -98,13 +98,47 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         out.support.append(Support(view.name, TARGET, status, workarounds))
     # Target-native forms of the stateful classes (new_terms, ES|QL absence).
     documents.extend(stateful.compile_elastic(config, index, interval, out))
+    for d in documents:
+        if d["language"] == "esql":
+            d["query"] = esql_keep(d["query"])
+            out.queries[d["name_key"]] = [d["query"]]
+            for path in [p for p in out.files if p.endswith(f"/{d['name_key']}.esql")]:
+                out.files[path] = d["query"] + "\n"
+    link_kibana_rules(documents, config.alerting)  # runbook in `note`, team tag
     documents.sort(key=lambda d: d["name_key"])
     for d in documents:
         del d["name_key"]
     out.files[NDJSON_FILE] = "".join(dump_json(d) + "\n" for d in documents)
+    out.files.update(template_files(config))
 
 
-def _common(view: RuleView, look_back: timedelta, interval: timedelta) -> dict[str, Any]:
+def _top_level_split(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def esql_keep(query: str) -> str:
+    """End an ES|QL rule with `keep` of what its alert shows: the group (the entity) and the
+    aggregates of its last `stats`, in that order, so the alert's columns are stated, not
+    whatever the stats left."""
+    stats = [line for line in query.splitlines() if line.lstrip().startswith("| stats ")]
+    if not stats:
+        raise Unsupported("ES|QL rule without `stats`: no columns to keep")
+    body = stats[-1].split("| stats ", 1)[1]
+    aggs, _, by = body.partition(" by ")
+    names = [a.split("=", 1)[0].strip() for a in _top_level_split(aggs)]
+    groups = _top_level_split(by)
+    return query.rstrip() + f"\n| keep {', '.join(groups + names)}"
+
+
+def _common(view: RuleView, config: Config, look_back: timedelta, interval: timedelta
+            ) -> dict[str, Any]:
     tags = view.tags
     _, _, unknown = attack.split_tags(tags)
     if unknown:
@@ -116,8 +150,8 @@ def _common(view: RuleView, look_back: timedelta, interval: timedelta) -> dict[s
         "rule_id": view.meta.id,
         "name": view.rule.title,
         "description": view.description,
-        "risk_score": RISK_SCORE[view.level],
-        "severity": SEVERITY[view.level],
+        "risk_score": config.targets.elastic.risk_score[view.level],
+        "severity": config.targets.elastic.severity[view.level],
         "interval": format_duration(interval),
         "from": f"now-{format_duration(look_back)}",
         "to": "now",
@@ -135,18 +169,19 @@ def _common(view: RuleView, look_back: timedelta, interval: timedelta) -> dict[s
     }
 
 
-def query_rule(view: RuleView, queries: list[str], index: list[str],
+def query_rule(view: RuleView, config: Config, queries: list[str], index: list[str],
                interval: timedelta) -> tuple[dict[str, Any], tuple[str, ...]]:
     if len(queries) != 1:
         raise Unsupported(f"rule converted to {len(queries)} Lucene queries, expected 1")
     # One extra minute of look-back covers ingestion delay (Kibana's own default: 5m + 1m).
-    doc = _common(view, interval + timedelta(minutes=1), interval)
+    doc = _common(view, config, interval + timedelta(minutes=1), interval)
     doc.update({"type": "query", "language": "lucene", "query": queries[0], "index": index})
     return doc, ()
 
 
 def correlation_rule(
     view: RuleView,
+    config: Config,
     conversions: dict[str, dict[str, list[str] | Exception]],
     esql: ESQLBackend,
     index: list[str],
@@ -162,7 +197,7 @@ def correlation_rule(
         n = threshold_count(rule)
         eql_parts = _single_queries(conversions["eql"], ref_names)
         if n <= MAX_EQL_RUNS and eql_parts is not None:
-            doc = _common(view, look_back, interval)
+            doc = _common(view, config, look_back, interval)
             query = eql_sequence(rule, eql_parts, n, window)
             doc.update({"type": "eql", "language": "eql", "index": index, "query": query})
             fixes: tuple[str, ...] = ("eql_runs_fixed",)
@@ -174,12 +209,12 @@ def correlation_rule(
             raise Unsupported("referenced rules did not convert to one query each")
         query = " OR ".join(f"({p})" for p in lucene_parts) if len(lucene_parts) > 1 \
             else lucene_parts[0]
-        doc = _common(view, look_back, interval)
+        doc = _common(view, config, look_back, interval)
         doc.update({"type": "threshold", "language": "lucene", "index": index, "query": query,
                     "threshold": {"field": list(rule.group_by or []), "value": n}})
         return doc, ("threshold_rule",)
-    if kind == "temporal" and (parts := _merge_parts(rule)) is not None:
-        doc = _common(view, look_back, interval)
+    if kind == "temporal" and (parts := merge_parts(rule)) is not None:
+        doc = _common(view, config, look_back, interval)
         doc.update({"type": "esql", "language": "esql",
                     "query": esql_merged(rule, parts, conversions, index)})
         return doc, ("esql_merged_aggregates", "esql_sliding_lookback")
@@ -188,7 +223,7 @@ def correlation_rule(
         if len(queries) != 1:
             raise Unsupported(f"rule converted to {len(queries)} ES|QL queries, expected 1")
         query = esql_without_buckets(queries[0], index)
-        doc = _common(view, look_back, interval)
+        doc = _common(view, config, look_back, interval)
         doc.update({"type": "esql", "language": "esql", "query": query})
         workarounds = ["esql_sliding_lookback"]
         if kind == "value_count":
@@ -212,47 +247,10 @@ def _single_queries(converted: dict[str, list[str] | Exception], names: list[str
     return out
 
 
-def _merge_parts(rule: Any) -> list[SigmaCorrelationRule] | None:
-    """A temporal correlation over count correlations with one group-by (e.g. path_diversity:
-    >= 10 distinct paths and >= 30 reads of ONE base rule; cloudtrail_list_secrets: a list AND
-    >= 3 distinct reads, two base rules) is one aggregation with every condition; the ES|QL
-    backend cannot convert correlations of correlations."""
-    if not isinstance(rule, SigmaCorrelationRule) or rule.type.name.lower() != "temporal":
-        return None
-    parts = [ref.rule for ref in refs(rule)]
-    counts = [p for p in parts if isinstance(p, SigmaCorrelationRule)
-              and p.type.name.lower() in ("event_count", "value_count")]
-    if len(counts) != len(parts) or not counts:
-        return None
-    groups = {tuple(p.group_by or ()) for p in counts} | {tuple(rule.group_by or ())}
-    if len(groups) != 1:
-        return None
-    return counts
-
-
-def _one_base(parts: list[SigmaCorrelationRule]) -> bool:
-    return len({tuple(r.reference for r in refs(p)) for p in parts}) == 1
-
-
-def part_bases(parts: list[SigmaCorrelationRule], queries: dict[str, Any], what: str
-               ) -> list[str]:
-    """Each part's base condition (its referenced rules OR-ed), from the converted queries."""
-    out = []
-    for part in parts:
-        conds = []
-        for ref in refs(part):
-            q = queries.get(ref.reference)
-            if not isinstance(q, list) or len(q) != 1:
-                raise Unsupported(f"base rule {ref.reference} has no {what}")
-            conds.append(q[0])
-        out.append(conds[0] if len(conds) == 1 else " or ".join(f"({c})" for c in conds))
-    return out
-
-
 def esql_merged(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
                 conversions: dict[str, dict[str, list[str] | Exception]],
                 index: list[str]) -> str:
-    if not _one_base(parts):
+    if not one_base(parts):
         return esql_merged_bases(rule, parts, conversions, index)
     wheres = []
     for ref in refs(parts[0]):

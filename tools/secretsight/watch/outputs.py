@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from secretsight.alerting.settings import AlertingSettings
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.limits import SpoolLimits
@@ -32,9 +33,11 @@ class OutputError(SecretSightError):
     """An output cannot take findings (a full disk, an I/O error): the run stops, exit 2."""
 
 
-def finding_json(f: Finding) -> dict[str, Any]:
-    body = f.to_json()
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+def finding_json(f: Finding, alerting: AlertingSettings | None = None) -> dict[str, Any]:
+    body = f.to_json(alerting)
+    # The id names the finding, not where its runbook lives: the link stays out of the digest.
+    ident = {k: v for k, v in body.items() if k != "runbook"}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
     return {"id": digest, **body}
 
 

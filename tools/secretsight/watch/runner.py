@@ -124,23 +124,23 @@ class Watcher:
                 reason = OUT_OF_RANGE if det.last_rejected == OUT_OF_RANGE else "invalid_event"
                 m.count("parse_errors", (source, reason))
                 continue
-            op = (e.get("secret") or {}).get("operation")
-            m.record_event(e["event"]["dataset"], det.last_ts or 0.0, op == "read",
-                           (e.get("user") or {}).get("id"))
+            m.observe(e, det.last_ts or 0.0)
             self.since_commit += 1
 
     def commit(self) -> None:
         t0 = time.perf_counter()
         pending, self.pending = self.pending, []
         cids = self.det.claim_ids()
-        as_json = [finding_json(f) for f in pending]
+        as_json = [finding_json(f, self.det.config.alerting) for f in pending]
         offsets: dict[str, Any] = {f.name: f.offset() for f in self.files if f.inode is not None}
         offsets[OUTPUT_POS] = {o.name: o.position() for o in self.outputs
                                if isinstance(o, FileOutput)}
         offsets[OUTBOX] = [[cids.get(id(f), 0), fj] for f, fj in zip(pending, as_json, strict=True)]
         try:
             lost = {id(f) for f in self.det.commit(offsets)}
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception):  # not a stop signal: the store failed
+                self.metrics.count_commit_failure()  # alerting: SecretSightStateCommitFailing
             self.pending = pending + self.pending  # computed: emitted by _emit_uncommitted
             raise
         emit = [fj for f, fj in zip(pending, as_json, strict=True) if id(f) not in lost]
@@ -149,6 +149,7 @@ class Watcher:
             m.findings_dropped += len(lost)
             for fj in emit:
                 m.findings[fj["anomaly"]] += 1
+                m.findings_by_severity[(fj["anomaly"], fj["severity"])] += 1
                 if fj["anomaly"] == "first_path_access":
                     m.first_path_accesses += 1
             m.commits += 1

@@ -100,7 +100,7 @@ def run(config: Config, opts: SidecarOptions) -> int:
         check_exposure(address[0], opts.token, opts.insecure_no_token)
     store = open_store(opts.state)
     detectors = Detectors(config, store, only=opts.only, instance=opts.instance)
-    metrics = Metrics()
+    metrics = Metrics(config=config)  # windows and top N for the alerting gauges
     spool = None
     if any(o.startswith(("http://", "https://")) for o in opts.outputs):
         spool = Spool(spool_path(opts.state, opts.spool))

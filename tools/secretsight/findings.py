@@ -28,6 +28,9 @@ class Finding:
     dataset: str | None = None  # event.dataset when the finding is about one source
     user_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # sample paths, IPs, counts
+    # credential.id that acted (token accessor, access key or session, Kubernetes token): the
+    # principal is user_id/user_name; None when the events name no credential
+    credential_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.anomaly not in ANOMALY_CLASSES:
@@ -54,7 +57,18 @@ class Finding:
         }
         if self.dataset:
             out["dataset"] = self.dataset
+        if self.credential_id:
+            out["credential"] = {"id": self.credential_id}
         return out
+
+    def who(self) -> str:
+        """The principal and credential, readable name first: `name (id) via credential`."""
+        text = self.user_name or self.user_id or "-"
+        if self.user_name and self.user_id and self.user_id != self.user_name:
+            text += f" ({self.user_id})"
+        if self.credential_id:
+            text += f" via {self.credential_id}"
+        return text
 
     def key(self) -> tuple[str, str, str | None]:
         """What a scenario expectation compares: (anomaly, rule, identity)."""

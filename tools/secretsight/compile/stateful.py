@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from secretsight import anomalies
 from secretsight.compile import attack
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.compile.splunk_app import AppSearch, event_filter, lagged_window
-from secretsight.config import Config, format_duration
+from secretsight.config import Config, Stateful, format_duration
 from secretsight.errors import SecretSightError
 
 SOURCE = "stateful"
@@ -339,6 +340,21 @@ def _kibana_common(rule: StatefulRule, config: Config, interval: timedelta,
     }
 
 
+# The classes whose Elastic form is a new_terms rule: (Lucene query, the fields whose new values
+# alert, the history window from the stateful config).
+_NEW_TERMS: dict[str, tuple[Callable[[Config], str], list[str],
+                            Callable[[Stateful], timedelta]]] = {
+    "first_path_access": (lucene_first_path_access, ["user.id", "secret.path"],
+                          lambda s: s.first_path_access.learning_period),
+    "dormant_identity": (lambda _config: lucene_dormant_identity(), ["user.id"],
+                         lambda s: s.dormant_after),
+    "first_seen_principal": (lucene_first_seen_principal, ["user.id"],
+                             lambda s: s.first_seen_principal_history),
+    "new_user_agent": (lucene_new_user_agent, ["user.id", "user_agent.original"],
+                       lambda s: s.user_agent_learning_period),
+}
+
+
 def elastic_document(rule: StatefulRule, config: Config, index: list[str],
                      interval: timedelta) -> dict[str, Any]:
     s = config.stateful
@@ -347,33 +363,13 @@ def elastic_document(rule: StatefulRule, config: Config, index: list[str],
     if rule.name == "audit_gap":
         doc = _kibana_common(rule, config, interval, audit_gap_lookback(config, interval))
         doc.update({"type": "esql", "language": "esql", "query": esql_audit_gap(config, index)})
-    elif rule.name == "first_path_access":
-        # new_terms: a (user.id, secret.path) pair seen in [from, now] and not in
-        # [history_window_start, from].
+    elif rule.name in _NEW_TERMS:
+        # new_terms: the fields' values seen in [from, now] and not in [history_window_start, from].
+        query, fields, history = _NEW_TERMS[rule.name]
         doc = _kibana_common(rule, config, interval, query_back)
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
-                    "query": lucene_first_path_access(config),
-                    "new_terms_fields": ["user.id", "secret.path"],
-                    "history_window_start":
-                        f"now-{format_duration(s.first_path_access.learning_period)}"})
-    elif rule.name == "dormant_identity":
-        doc = _kibana_common(rule, config, interval, query_back)
-        doc.update({"type": "new_terms", "language": "lucene", "index": index,
-                    "query": lucene_dormant_identity(), "new_terms_fields": ["user.id"],
-                    "history_window_start": f"now-{format_duration(s.dormant_after)}"})
-    elif rule.name == "first_seen_principal":
-        doc = _kibana_common(rule, config, interval, query_back)
-        doc.update({"type": "new_terms", "language": "lucene", "index": index,
-                    "query": lucene_first_seen_principal(config), "new_terms_fields": ["user.id"],
-                    "history_window_start":
-                        f"now-{format_duration(s.first_seen_principal_history)}"})
-    elif rule.name == "new_user_agent":
-        doc = _kibana_common(rule, config, interval, query_back)
-        doc.update({"type": "new_terms", "language": "lucene", "index": index,
-                    "query": lucene_new_user_agent(config),
-                    "new_terms_fields": ["user.id", "user_agent.original"],
-                    "history_window_start":
-                        f"now-{format_duration(s.user_agent_learning_period)}"})
+                    "query": query(config), "new_terms_fields": fields,
+                    "history_window_start": f"now-{format_duration(history(s))}"})
     elif rule.name == "rotation_without_read":
         doc = _kibana_common(rule, config, interval, s.rotation_read_window + interval)
         doc.update({"type": "esql", "language": "esql",

@@ -169,11 +169,13 @@ def selections() -> dict[str, tuple[str, dict[str, frozenset[str]]]]:
     for rule in load_rules(None, Config()).collection.rules:
         if not hasattr(rule, "detection") or not hasattr(rule, "logsource"):
             continue
-        required = dict(rule_required_values(rule))
         service = SERVICE_DATASETS.get(rule.logsource.service or "")
+        # After the pipeline: placeholders (`%sensitive_namespaces%`) are expanded into the values
+        # the line filters require, as in the compiled query.
+        pipeline.apply(rule)
+        required = dict(rule_required_values(rule))
         if service is not None:  # a per-source rule sees its source's events only
             required[DATASET_FIELD] = required.get(DATASET_FIELD, frozenset({service})) & {service}
-        pipeline.apply(rule)
         out[str(rule.name)] = (rule.custom_attributes["logsource_loki_selection"], required)
     return out
 

@@ -40,9 +40,13 @@ DEFAULT_USES = {
 }
 
 
+# The defaults, plus a shared sourcetype (none by default) so its renaming is checked too.
+DEFAULTS = Targets(splunk=SplunkTarget(shared_sourcetype="secretsight:event"))
+
+
 @cache
 def outputs(renamed: bool) -> TargetOutput:
-    config = Config(targets=RENAMED) if renamed else Config()
+    config = Config(targets=RENAMED if renamed else DEFAULTS)
     return compile_targets(TARGETS, config=config)
 
 

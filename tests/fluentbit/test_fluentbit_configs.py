@@ -180,7 +180,9 @@ def test_dispositions_are_routed_and_nothing_else_is(yaml_cfg):
             "loki_cloudtrail_events",
             "loki_kubernetes_events",
             "elasticsearch_events",
-            "splunk_events",
+            "splunk_vault_events",
+            "splunk_cloudtrail_events",
+            "splunk_kubernetes_events",
             "secretsight_watch",
         } & set(matched), f"{tag} would reach the event outputs"
     # No Lua normalizer matches a re-emitted tag (it would be normalized twice).
@@ -196,11 +198,10 @@ def _output(cfg: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:
 
 
 def test_event_outputs(yaml_cfg):
-    # Loki: one output per source, static labels (tests/fluentbit/test_loki_output.py)
+    # Loki and Splunk: one output per source (tests/fluentbit/test_loki_output.py,
+    # test_splunk_output.py)
     es = _output(yaml_cfg, "es")
     assert es["time_key"] != "@timestamp"  # events carry their own @timestamp
-    splunk = _output(yaml_cfg, "splunk")
-    assert splunk["splunk_token"] == "${SPLUNK_HEC_TOKEN}"
     http = _output(yaml_cfg, "http")
     assert (http["host"], http["port"], http["uri"]) == ("127.0.0.1", "8514", "/ingest")
     assert http["format"] == "json_lines" and http["json_date_key"] == "false"

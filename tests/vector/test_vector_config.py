@@ -12,6 +12,9 @@ import yaml
 from vrl_items import VECTOR_DIR
 from vrl_python import VRLRuntime
 
+from secretsight import schema
+from secretsight.config import Config
+
 CONFIG = yaml.safe_load((VECTOR_DIR / "vector.yaml").read_text("utf-8"))
 SOURCES = CONFIG["sources"]
 TRANSFORMS = CONFIG["transforms"]
@@ -106,3 +109,27 @@ def test_dispositions_route_sends_each_item_one_way(item, expected):
     route = TRANSFORMS["dispositions"]["route"]
     matched = [r for r, cond in route.items() if runtime.execute(cond, item).runtime_result]
     assert matched == [expected]
+
+
+def _render(template: str, event: dict) -> str:
+    """A Vector field template (`{{ a.b }}`) rendered against an event."""
+    def field(m: re.Match) -> str:
+        value = event
+        for key in m.group(1).split("."):
+            value = value[key]
+        return str(value)
+    return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", field, template)
+
+
+@pytest.mark.parametrize("dataset", sorted(schema.load().datasets))
+def test_sinks_name_each_dataset_as_the_compiled_targets_search_it(dataset):
+    """The Loki stream and the Splunk sourcetype of an event are its dataset's, as the config's
+    `targets:` names them (the LogQL selector, the Splunk app's per-dataset macros and
+    audit_gap); Loki gets no other label (an unused label only multiplies streams)."""
+    event = {"event": {"dataset": dataset}, "secretsight": {"category": "secret"}}
+    targets = Config().targets
+    loki = {k: _render(v, event) for k, v in SINKS["loki"]["labels"].items()}
+    assert loki == {targets.loki.dataset_label: dataset}
+    splunk = SINKS["splunk"]
+    assert _render(splunk["sourcetype"], event) == targets.splunk.sourcetype(dataset)
+    assert splunk["index"] == targets.splunk.index

@@ -85,9 +85,11 @@ class SplunkTarget(_Strict):
     # `<sourcetype_prefix><event.dataset>`, e.g. secretsight:vault.audit.
     index: Name = "secretsight"
     sourcetype_prefix: Name = "secretsight:"
-    # The one sourcetype of a shipper that sends every dataset under it (Fluent Bit's splunk
-    # output: secretsight:event); its events are told apart by event.dataset. None: no such.
-    shared_sourcetype: Name | None = "secretsight:event"
+    # The one sourcetype of a shipper of your own that sends every dataset under it (e.g. a
+    # Fluent Bit config from before its splunk output was split per source: secretsight:event);
+    # its events are told apart by event.dataset. None: no such (the shipped Vector and Fluent
+    # Bit configs both send `<sourcetype_prefix><event.dataset>`).
+    shared_sourcetype: Name | None = None
     # Where the alerts' `logevent` action writes, with this sourcetype.
     alert_index: Name = "secretsight_alerts"
     alert_sourcetype: Name = "secretsight:alert"

@@ -187,6 +187,13 @@ _DEFAULT_AGENTS = [
 ]
 
 
+class StreamSettings(_Strict):
+    """`watch` streaming (tools/secretsight/stream): how late an event may arrive (out of
+    order) and still be evaluated exactly as `scan` would."""
+
+    lateness: Duration = timedelta(seconds=30)
+
+
 class Config(_Strict):
     internal_networks: list[str] = _DEFAULT_INTERNAL
     thresholds: Thresholds = Thresholds()
@@ -205,6 +212,7 @@ class Config(_Strict):
         )
     ]
     allowlists: Allowlists = Allowlists()
+    stream: StreamSettings = StreamSettings()
     decoy_paths: list[str] = []  # secret.path globs that no one should ever touch
     suspicious_user_agents: list[str] = _DEFAULT_AGENTS  # case-insensitive globs
     sensitive_namespaces: list[str] = ["kube-system", "kube-public", "default"]

@@ -12,8 +12,9 @@ import sys
 from dataclasses import dataclass
 
 from secretsight.config import Config
-from secretsight.detect import Detectors, open_store
+from secretsight.detect import open_store
 from secretsight.errors import SecretSightError
+from secretsight.stream import open_detectors
 from secretsight.watch.http import IngestServer
 from secretsight.watch.metrics import Metrics
 from secretsight.watch.outputs import open_output
@@ -62,7 +63,7 @@ def run(config: Config, opts: SidecarOptions) -> int:
         raise SecretSightError("--exit-at-eof cannot be combined with --listen")
     address = parse_listen(opts.listen) if opts.listen else None
     store = open_store(opts.state)
-    detectors = Detectors(config, store, only=opts.only, instance=opts.instance)
+    detectors = open_detectors(config, store, only=opts.only, instance=opts.instance)
     metrics = Metrics()
     outs = [open_output(o, opts.output_token) for o in opts.outputs]
     for o in outs:

@@ -1,0 +1,140 @@
+"""Streaming evaluation of every embedded Sigma rule, for `watch`.
+
+`open_detectors(config, store, ...)` returns `StreamingDetectors`: the stateful detectors
+plus every rule `scan` evaluates (plain and correlation, see `rules.py` for the semantics),
+behind one reorder buffer with a watermark (`reorder.py`, `stream.lateness` in the config),
+so the detectors and the rules see the events in the order `scan` replays them. It has the
+`Detectors` interface the watch loop drives (process, finish, tick, commit, ...): the loop
+needs no change, and the rules' window state is committed in the same store transaction as
+the detectors' state and the input offsets.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from secretsight.config import Config
+from secretsight.detect import BATCH_DETECTORS, Detectors
+from secretsight.detect.events import parse_ts
+from secretsight.detect.stores.base import Store
+from secretsight.findings import Finding
+from secretsight.stream.evaluator import StreamEvaluator
+from secretsight.stream.reorder import Reorder
+from secretsight.stream.rules import StreamRules
+
+__all__ = ["StreamRules", "StreamingDetectors", "open_detectors"]
+
+
+class StreamingDetectors(Detectors):
+    """`Detectors` with the Sigma rules, both fed through the watermark. A `Detectors` for the
+    watch loop; every call not overridden here goes to the wrapped instance."""
+
+    def __init__(self, detectors: Detectors, rules: StreamRules | None,  # noqa: PLW0231
+                 lateness: float) -> None:
+        # No super().__init__(): the wrapped instance holds the detectors and their state.
+        self.inner = detectors
+        self.rules = rules
+        self.evaluator = StreamEvaluator(rules, detectors.cache) if rules is not None else None
+        self.buffer = Reorder(lateness, detectors.cache)
+        self.events = 0
+        self.last_ts: float | None = None
+
+    def __getattr__(self, name: str) -> Any:  # cache, store, now, detectors, ...
+        return getattr(self.inner, name)
+
+    @property  # type: ignore[override]
+    def rejected(self) -> Any:  # type: ignore[override]
+        return self.inner.rejected
+
+    @property
+    def names(self) -> list[str]:
+        return self.inner.names
+
+    def claim_ids(self) -> dict[int, int]:
+        return self.inner.claim_ids()
+
+    def state_offsets(self) -> dict[str, Any]:
+        return self.inner.state_offsets()
+
+    def advance_to(self, now: float) -> list[Finding]:
+        return self.inner.advance_to(now)
+
+    def process(self, event: dict[str, Any]) -> list[Finding]:
+        ts = parse_ts(event.get("@timestamp")) if isinstance(event, dict) else None
+        if ts is None:
+            # No time, no place in the stream: the detectors reject and count it.
+            return self.inner.process(event) if isinstance(event, dict) else []
+        self.events += 1
+        self.last_ts = ts
+        buffer = self.buffer
+        late, dups = buffer.late, buffer.duplicates
+        out = self._run(buffer.add(event, ts))
+        if buffer.late != late:
+            self.inner.rejected["late (older than stream.lateness)"] += 1
+            self.events -= 1
+        elif buffer.duplicates != dups:
+            self.inner.rejected["duplicate"] += 1
+        return out
+
+    def _run(self, batches: list[tuple[float, list[dict[str, Any]]]]) -> list[Finding]:
+        out: list[Finding] = []
+        ev = self.evaluator
+        for ts, events in batches:
+            for e in events:
+                out.extend(self.inner.process(e))
+            if ev is not None:
+                out.extend(ev.process(ts, events))
+        if ev is not None and batches and self.buffer.bound is not None:
+            out.extend(ev.advance(self.buffer.bound))
+        return out
+
+    def finish(self, now: str | None = None) -> list[Finding]:
+        out = self._run(self.buffer.release(None))
+        if self.evaluator is not None:
+            out.extend(self.evaluator.finish())
+        out.extend(self.inner.finish(now))
+        return out
+
+    def tick(self, wall: float | None = None) -> list[Finding]:
+        return self.inner.tick(wall)
+
+    def commit(self, offsets: dict[str, Any] | None = None) -> list[Finding]:
+        if self.evaluator is not None:
+            self.evaluator.flush()
+        self.buffer.flush()
+        return self.inner.commit(offsets)
+
+    def run(self, events: Iterable[dict[str, Any]], now: str | None = None) -> list[Finding]:
+        out: list[Finding] = []
+        for e in events:
+            out.extend(self.process(e))
+        out.extend(self.finish(now))
+        return out
+
+
+def open_detectors(config: Config, store: Store, *, only: Iterable[str] | None = None,
+                   instance: str = "default", ruleset: Any = None, rules: bool = True,
+                   log: Callable[[str], None] | None = None) -> StreamingDetectors:
+    """What `watch` runs: the detectors (by default those `scan` runs: the Sigma correlations
+    cover bulk_read and path_diversity) and every embedded rule. Each rule that cannot
+    stream is named through `log`, once, at start."""
+    log = log or (lambda m: print(f"secretsight watch: {m}", file=sys.stderr, flush=True))
+    if only is None and rules:
+        only = BATCH_DETECTORS
+    detectors = Detectors(config, store, only=only, instance=instance)
+    compiled = None
+    if rules:
+        if ruleset is None:
+            from secretsight.rules import load_rules
+
+            ruleset = load_rules(config=config)
+        compiled = StreamRules(config, ruleset)
+        for err in compiled.compiled.errors:
+            log(f"rule not loaded: {err}")
+        for name, why in compiled.compiled.skipped:
+            log(f"rule {name} not evaluated here ({why}), as in scan")
+        for name, why in compiled.skipped:
+            log(f"rule {name} cannot stream: {why}")
+    return StreamingDetectors(detectors, compiled, config.stream.lateness.total_seconds())

@@ -1,11 +1,13 @@
 """`watch` (the stream) and `scan` (the embedded engine) give identical findings on every
 generated scenario: in time order, shuffled within the allowed lateness, and through the
-`watch --exit-at-eof` command on the scenario's raw files."""
+`watch --exit-at-eof` command on the scenario's raw files. Both per rule (what the scenario
+expectations judge) and per incident (what both report; watch's last revision of each)."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,45 +27,87 @@ from secretsight.stream import open_detectors
 from secretsight.watch.outputs import finding_json
 from stream.delivery import in_time_order, jittered, reversed_chunks
 
-_CACHE: dict[str, tuple[Any, Config, Any, list[str]]] = {}
+
+@dataclass
+class Scenario:
+    generated: Any
+    config: Config
+    rules: Any
+    events: list[dict[str, Any]]
+    findings: list[str]  # scan's, per rule, as JSON lines
+    incidents: list[str]  # scan's incidents
 
 
-def _scenario(name: str) -> tuple[Any, Config, Any, list[str]]:
-    """(generated, config, rule set, scan's findings as JSON lines), once per scenario."""
+_CACHE: dict[str, Scenario] = {}
+
+
+def _scenario(name: str) -> Scenario:
+    """Generated, normalized and scanned once per scenario."""
     if name not in _CACHE:
         generated = generate(name, Path(tempfile.mkdtemp(prefix=f"stream-{name}-")))
         config = scenario_config(name)
         rules = load_rules(config=config)
         events = list(iter_files(generated.files))
         scanned = replay(events, config, rules)
-        _CACHE[name] = (generated, config, rules, _lines(scanned.findings))
-        _CACHE[name + "/events"] = events  # type: ignore[assignment]
+        _CACHE[name] = Scenario(generated, config, rules, events, _lines(scanned.findings),
+                                _lines(scanned.incidents))
     return _CACHE[name]
 
 
-def _lines(findings: list[Finding]) -> list[str]:
-    return sorted(json.dumps(finding_json(f), sort_keys=True) for f in findings)
+def _lines(findings: list[Any]) -> list[str]:
+    return sorted(json.dumps(finding_json(f) if isinstance(f, Finding) else f, sort_keys=True)
+                  for f in findings)
 
 
-def _stream(events: list[dict[str, Any]], config: Config, rules: Any) -> list[str]:
-    det = open_detectors(config, open_store(None), ruleset=rules, log=lambda m: None)
+def last_revisions(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each incident's last revision, without the revision number (scan reports each once)."""
+    last: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        inc = r["incident"]
+        if inc["id"] not in last or inc["revision"] > last[inc["id"]]["incident"]["revision"]:
+            last[inc["id"]] = r
+    # (the output line's `id` hashes the content, revision included: left out too)
+    return [{**{k: v for k, v in r.items() if k != "id"}, "incident": {"id": r["incident"]["id"]}}
+            for r in last.values()]
+
+
+def _stream(events: list[dict[str, Any]], config: Config, rules: Any, *,
+            incidents: bool) -> list[str]:
+    det = open_detectors(config, open_store(None), ruleset=rules, incidents=incidents,
+                         log=lambda m: None)
     found = det.run(events)
     assert det.buffer.late == 0, "the delivery stayed within the allowed lateness"
-    return _lines(found)
+    if not incidents:
+        return _lines(found)
+    return _lines(last_revisions([finding_json(f) for f in found]))
+
+
+def _delivered(s: Scenario, delivery: str, seed: int) -> list[dict[str, Any]]:
+    lateness = s.config.stream.lateness.total_seconds()
+    if delivery == "time_order":
+        return in_time_order(s.events)
+    if delivery == "jittered":
+        return jittered(s.events, lateness, seed=seed)
+    return reversed_chunks(s.events, lateness)
+
+
+DELIVERIES = ["time_order", "jittered", "reversed_chunks"]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-@pytest.mark.parametrize("delivery", ["time_order", "jittered", "reversed_chunks"])
-def test_stream_equals_scan(name: str, delivery: str) -> None:
-    _, config, rules, expected = _scenario(name)
-    events = _CACHE[name + "/events"]
-    lateness = config.stream.lateness.total_seconds()
-    order = {
-        "time_order": lambda: in_time_order(events),  # type: ignore[arg-type]
-        "jittered": lambda: jittered(events, lateness, seed=len(name)),  # type: ignore[arg-type]
-        "reversed_chunks": lambda: reversed_chunks(events, lateness),  # type: ignore[arg-type]
-    }[delivery]()
-    assert _stream(order, config, rules) == expected
+@pytest.mark.parametrize("delivery", DELIVERIES)
+def test_stream_equals_scan_per_rule(name: str, delivery: str) -> None:
+    s = _scenario(name)
+    got = _stream(_delivered(s, delivery, len(name)), s.config, s.rules, incidents=False)
+    assert got == s.findings
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("delivery", DELIVERIES)
+def test_stream_equals_scan_per_incident(name: str, delivery: str) -> None:
+    s = _scenario(name)
+    got = _stream(_delivered(s, delivery, len(name)), s.config, s.rules, incidents=True)
+    assert got == _lines(last_revisions([json.loads(x) for x in s.incidents]))
 
 
 # The raw files of a scenario are separate sources, each in time order but weeks apart from
@@ -73,7 +117,7 @@ _REPLAY_LATENESS = "3650d"
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_watch_command_equals_scan_command(name: str, tmp_path: Path) -> None:
-    generated, _, _, _ = _scenario(name)
+    generated = _scenario(name).generated
     cfg = tmp_path / "config.yml"
     overrides = dict(yaml.safe_load(generated.config.read_text()) or {}) if generated.config else {}
     overrides["stream"] = {"lateness": _REPLAY_LATENESS}
@@ -87,9 +131,8 @@ def test_watch_command_equals_scan_command(name: str, tmp_path: Path) -> None:
     watched = runner.invoke(cli, ["watch", *inputs, "-o", str(out), "--config", str(cfg),
                                    "--state", f"sqlite:///{tmp_path}/state.db", "--exit-at-eof"])
     assert watched.exit_code == 0, watched.output
-    scan_lines = sorted(json.dumps(json.loads(x), sort_keys=True)
-                        for x in scanned.stdout.splitlines() if x.startswith("{"))
-    watch_lines = sorted(
-        json.dumps({k: v for k, v in json.loads(x).items() if k != "id"}, sort_keys=True)
-        for x in out.read_text().splitlines())
-    assert watch_lines == scan_lines
+    scan_reports = [json.loads(x) for x in scanned.stdout.splitlines() if x.startswith("{")]
+    assert all(r["incident"]["revision"] == 1 for r in scan_reports)
+    watch_reports = [{k: v for k, v in json.loads(x).items() if k != "id"}
+                     for x in out.read_text().splitlines()]
+    assert _lines(last_revisions(watch_reports)) == _lines(last_revisions(scan_reports))

@@ -189,9 +189,11 @@ _DEFAULT_AGENTS = [
 
 class StreamSettings(_Strict):
     """`watch` streaming (tools/secretsight/stream): how late an event may arrive (out of
-    order) and still be evaluated exactly as `scan` would."""
+    order) and still be evaluated exactly as `scan` would; and, for `scan` and `watch`, how
+    close findings of one (anomaly, user.id) must be to form one incident (incidents.py)."""
 
     lateness: Duration = timedelta(seconds=30)
+    incident_window: Duration = timedelta(hours=1)
 
 
 class Config(_Strict):

@@ -48,6 +48,8 @@ class Finding:
     dataset: str | None = None  # event.dataset when the finding is about one source
     user_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # sample paths, IPs, counts
+    incident: str | None = None  # stable incident id (secretsight.incidents); None: a member
+    revision: int = 0  # the incident's revision: 1 first report, > 1 an update
 
     def __post_init__(self) -> None:
         if self.anomaly not in ANOMALY_CLASSES:
@@ -72,6 +74,8 @@ class Finding:
         }
         if self.dataset:
             out["dataset"] = self.dataset
+        if self.incident:
+            out["incident"] = {"id": self.incident, "revision": self.revision}
         return out
 
     def key(self) -> tuple[str, str, str | None]:

@@ -218,4 +218,4 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
         click.echo(f"warning: {err}", err=True)
     if result.rejected:
         click.echo(f"warning: detectors refused events: {result.rejected}", err=True)
-    return result.findings, stats, result
+    return result.incidents, stats, result  # one report per incident (secretsight.incidents)

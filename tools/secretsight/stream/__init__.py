@@ -20,6 +20,7 @@ from secretsight.detect import BATCH_DETECTORS, Detectors
 from secretsight.detect.events import parse_ts
 from secretsight.detect.stores.base import Store
 from secretsight.findings import Finding
+from secretsight.incidents import IncidentTracker
 from secretsight.stream.evaluator import StreamEvaluator
 from secretsight.stream.reorder import Reorder
 from secretsight.stream.rules import StreamRules
@@ -32,12 +33,13 @@ class StreamingDetectors(Detectors):
     watch loop; every call not overridden here goes to the wrapped instance."""
 
     def __init__(self, detectors: Detectors, rules: StreamRules | None,  # noqa: PLW0231
-                 lateness: float) -> None:
+                 lateness: float, *, incidents: IncidentTracker | None = None) -> None:
         # No super().__init__(): the wrapped instance holds the detectors and their state.
         self.inner = detectors
         self.rules = rules
         self.evaluator = StreamEvaluator(rules, detectors.cache) if rules is not None else None
         self.buffer = Reorder(lateness, detectors.cache)
+        self.incidents = incidents  # None: emit the rules' and detectors' findings themselves
         self.events = 0
         self.last_ts: float | None = None
 
@@ -53,7 +55,29 @@ class StreamingDetectors(Detectors):
         return self.inner.names
 
     def claim_ids(self) -> dict[int, int]:
-        return self.inner.claim_ids()
+        claims = self.inner.claim_ids()
+        if self.incidents is None:
+            return claims
+        # An incident revision stands or falls with the provisional finding that caused it.
+        return {rid: claims[id(f)] for rid, (_, f) in self.incidents.source.items()
+                if id(f) in claims}
+
+    def _grouped(self, found: list[Finding], *, closing: bool = False) -> list[Finding]:
+        tracker = self.incidents
+        if tracker is None:
+            return found
+        out: list[Finding] = []
+        for f in found:
+            out.extend(tracker.add(f))
+        ev = self.evaluator
+        bound = self.buffer.bound
+        if closing:
+            out.extend(tracker.finish())
+        elif bound is not None and (ev is None or ev.swept):
+            out.extend(tracker.advance(bound, ev.open_since if ev else float("inf")))
+            if ev is not None:
+                ev.swept = False
+        return out
 
     def state_offsets(self) -> dict[str, Any]:
         return self.inner.state_offsets()
@@ -70,7 +94,7 @@ class StreamingDetectors(Detectors):
         self.last_ts = ts
         buffer = self.buffer
         late, dups = buffer.late, buffer.duplicates
-        out = self._run(buffer.add(event, ts))
+        out = self._grouped(self._run(buffer.add(event, ts)))
         if buffer.late != late:
             self.inner.rejected["late (older than stream.lateness)"] += 1
             self.events -= 1
@@ -95,16 +119,23 @@ class StreamingDetectors(Detectors):
         if self.evaluator is not None:
             out.extend(self.evaluator.finish())
         out.extend(self.inner.finish(now))
-        return out
+        return self._grouped(out, closing=now is None)
 
     def tick(self, wall: float | None = None) -> list[Finding]:
-        return self.inner.tick(wall)
+        return self._grouped(self.inner.tick(wall))
 
     def commit(self, offsets: dict[str, Any] | None = None) -> list[Finding]:
         if self.evaluator is not None:
             self.evaluator.flush()
         self.buffer.flush()
-        return self.inner.commit(offsets)
+        lost = self.inner.commit(offsets)
+        if self.incidents is None:
+            return lost
+        # the incident revisions whose provisional finding lost its claim
+        gone = {id(f) for f in lost}
+        dropped = [rev for rev, f in self.incidents.source.values() if id(f) in gone]
+        self.incidents.flush()
+        return dropped
 
     def run(self, events: Iterable[dict[str, Any]], now: str | None = None) -> list[Finding]:
         out: list[Finding] = []
@@ -116,6 +147,7 @@ class StreamingDetectors(Detectors):
 
 def open_detectors(config: Config, store: Store, *, only: Iterable[str] | None = None,
                    instance: str = "default", ruleset: Any = None, rules: bool = True,
+                   incidents: bool = True,
                    log: Callable[[str], None] | None = None) -> StreamingDetectors:
     """What `watch` runs: the detectors (by default those `scan` runs: the Sigma correlations
     cover bulk_read and path_diversity) and every embedded rule. Each rule that cannot
@@ -137,4 +169,11 @@ def open_detectors(config: Config, store: Store, *, only: Iterable[str] | None =
             log(f"rule {name} not evaluated here ({why}), as in scan")
         for name, why in compiled.skipped:
             log(f"rule {name} cannot stream: {why}")
-    return StreamingDetectors(detectors, compiled, config.stream.lateness.total_seconds())
+    tracker = None
+    if incidents:
+        st = config.stateful
+        delay = max(st.rotation_read_window, st.rotation_deploy_window).total_seconds()
+        tracker = IncidentTracker(config.stream.incident_window.total_seconds(), delay,
+                                  detectors.cache)
+    return StreamingDetectors(detectors, compiled, config.stream.lateness.total_seconds(),
+                              incidents=tracker)

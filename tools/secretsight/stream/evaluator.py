@@ -43,6 +43,10 @@ class StreamEvaluator:
         self.groups: dict[tuple[int, tuple[Any, ...]], Group] = {}
         self.dirty: set[str] = set()
         self.next_sweep: float | None = None
+        # Earliest start of an open burst at the last sweep (what could still become a finding
+        # starting that early): incidents stay open until stream time passes it.
+        self.open_since = float("inf")
+        self.swept = False  # set by each sweep (the caller resets it)
         self._spell = [
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
@@ -247,6 +251,11 @@ class StreamEvaluator:
                 self.dirty.add(self._ckey(*gk))
             if g.empty():
                 del self.groups[gk]
+        self.open_since = min(
+            [b.start for b in self.plain_state.values()]
+            + [g.burst.start for g in self.groups.values() if g.burst is not None],
+            default=float("inf"))
+        self.swept = True
         out.sort(key=lambda f: (f.start, f.rule_name or f.rule, f.user_id or ""))
         return out
 

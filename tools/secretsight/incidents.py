@@ -225,6 +225,8 @@ class IncidentTracker:
         self.dirty: set[tuple[str, str | None]] = set()
         # id(incident revision) -> (the revision, the finding behind it), until the commit
         self.source: dict[int, tuple[Finding, Finding]] = {}
+        # no episode can close before stream time passes this (recomputed by advance)
+        self.next_check = float("-inf")
         if cache is not None:
             for key, value in cache.scan(NS):
                 if key.startswith("o:") and value:
@@ -254,6 +256,7 @@ class IncidentTracker:
             eps.append(ep)
         ep.add(f, start, end)
         self.dirty.add(key)
+        self.next_check = min(self.next_check, ep.end + w)
         n = ep.members
         if ep.revision == 0 or n & (n - 1) == 0:  # first, then at 2, 4, 8, ... members
             return [self._emit(ep, f)]
@@ -269,6 +272,9 @@ class IncidentTracker:
         if f is not None:
             self.source[id(out)] = (out, f)
         return out
+
+    def might_close(self, bound: float) -> bool:
+        return bool(self.open) and bound - self.delay > self.next_check
 
     def advance(self, bound: float, open_since: float) -> list[Finding]:
         """Close episodes that nothing can join any more: stream time (`bound`) past their
@@ -289,6 +295,10 @@ class IncidentTracker:
                 self.open[key] = keep
             else:
                 del self.open[key]
+        horizons = [ep.end + self.window for eps in self.open.values() for ep in eps]
+        # blocked by an open burst: look again once stream time passes that burst's start too
+        self.next_check = max(min(horizons, default=float("inf")),
+                              open_since if open_since < float("inf") else float("-inf"))
         return out
 
     def finish(self) -> list[Finding]:

@@ -73,10 +73,8 @@ class StreamingDetectors(Detectors):
         bound = self.buffer.bound
         if closing:
             out.extend(tracker.finish())
-        elif bound is not None and (ev is None or ev.swept):
+        elif bound is not None and tracker.might_close(bound):
             out.extend(tracker.advance(bound, ev.open_since if ev else float("inf")))
-            if ev is not None:
-                ev.swept = False
         return out
 
     def state_offsets(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@ and the state's round trip through the detectors' `StateCache` (see rules.py for
 
 from __future__ import annotations
 
+import heapq
 import json
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
@@ -24,7 +25,7 @@ from secretsight.stream.rules import (
     row_of,
 )
 
-SWEEP = 10.0  # seconds of stream time between sweeps closing finished bursts and idle groups
+INF = float("inf")
 _META = "_meta"
 
 
@@ -42,11 +43,11 @@ class StreamEvaluator:
         self.plain_state: dict[tuple[int, Any], Burst] = {}
         self.groups: dict[tuple[int, tuple[Any, ...]], Group] = {}
         self.dirty: set[str] = set()
-        self.next_sweep: float | None = None
-        # Earliest start of an open burst at the last sweep (what could still become a finding
-        # starting that early): incidents stay open until stream time passes it.
-        self.open_since = float("inf")
-        self.swept = False  # set by each sweep (the caller resets it)
+        # Timers: (due, state key) min-heap with stale entries skipped (`scheduled` holds each
+        # key's live due), so stream time only visits the groups it changes.
+        self.timers: list[tuple[float, str]] = []
+        self.scheduled: dict[str, float] = {}
+        self.starts: list[tuple[float, str]] = []  # (burst start, key), lazily validated
         self._spell = [
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
@@ -72,17 +73,24 @@ class StreamEvaluator:
         for key, value in self.cache.scan(NS):
             if value is None:
                 continue
-            if key == _META:
-                self.next_sweep = value.get("next_sweep")
+            if key == _META:  # (older state: a sweep time, now timers rebuilt from the state)
                 continue
             kind, name, data = value["t"], value["r"], value["s"]
             if kind == "p" and name in plains:
                 i = plains[name]
-                self.plain_state[(i, value["u"])] = Burst.from_state(data)
+                burst = self.plain_state[(i, value["u"])] = Burst.from_state(data)
+                skey = self._pkey(i, value["u"])
+                self._schedule(skey, burst.end + PLAIN_BURST_GAP)
+                self._opened(skey, burst.start)
             elif kind == "c" and name in corrs:
                 i = corrs[name]
-                g = Group.from_state(self.rules.correlations[i], data)
+                corr = self.rules.correlations[i]
+                g = Group.from_state(corr, data)
                 self.groups[(i, g.keys)] = g
+                skey = self._ckey(i, g.keys)
+                self._schedule(skey, self._group_due(corr, g))
+                if g.burst is not None:
+                    self._opened(skey, g.burst.start)
             else:  # a rule removed or renamed since: its state is dropped
                 self.cache.delete(NS, key)
 
@@ -106,7 +114,6 @@ class StreamEvaluator:
                 cache.put(NS, key, None if g is None else {
                     "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()})
         self.dirty.clear()
-        cache.put(NS, _META, {"next_sweep": self.next_sweep})
 
     # ---- events
     def process(self, ts: float, events: list[dict[str, Any]]) -> list[Finding]:
@@ -146,8 +153,11 @@ class StreamEvaluator:
                 g.add(corr, (ts, row, mask, values))
                 touched[gk] = g
         for (i, _), g in touched.items():
-            self._anchor(i, self.rules.correlations[i], g, ts, out)
-            self.dirty.add(self._ckey(i, g.keys))
+            corr = self.rules.correlations[i]
+            self._anchor(i, corr, g, ts, out)
+            skey = self._ckey(i, g.keys)
+            self.dirty.add(skey)
+            self._schedule(skey, self._group_due(corr, g))
         return out
 
     def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
@@ -157,11 +167,14 @@ class StreamEvaluator:
         if burst is not None and ts - burst.end > PLAIN_BURST_GAP:
             out.append(burst.evidence.finding(plain.meta, user, {}))
             burst = None
+        skey = self._pkey(i, user)
         if burst is None:
             burst = self.plain_state[key] = Burst(start=ts, end=ts, folded=ts)
+            self._opened(skey, ts)
         burst.evidence.add(row)
         burst.end = burst.folded = ts
-        self.dirty.add(self._pkey(i, user))
+        self.dirty.add(skey)
+        self._schedule(skey, ts + PLAIN_BURST_GAP)
 
     def _anchor(self, i: int, corr: Correlation, g: Group, ts: float,
                 out: list[Finding]) -> None:
@@ -196,6 +209,7 @@ class StreamEvaluator:
         if burst is not None:
             out.append(self._correlation_finding(i, corr, g, burst))
         burst = g.burst = Burst(start=start, end=ts, folded=ts, windows=1, metric=metric)
+        self._opened(self._ckey(i, g.keys), start)
         self._fold(i, g, burst, start, ts, inclusive_from=True)
 
     def _fold(self, i: int, g: Group, burst: Burst, lo: float, hi: float, *,
@@ -220,44 +234,99 @@ class StreamEvaluator:
                                   "group_by": group})
 
     # ---- stream time
+    def _schedule(self, skey: str, due: float) -> None:
+        if due == INF:
+            self.scheduled.pop(skey, None)
+        elif self.scheduled.get(skey) != due:
+            self.scheduled[skey] = due
+            heapq.heappush(self.timers, (due, skey))
+
+    def _group_due(self, corr: Correlation, g: Group) -> float:
+        """When something of the group can change without an event: its burst closes, its
+        oldest event leaves every window, its oldest child window leaves the parent's."""
+        due = INF
+        if g.burst is not None:
+            due = g.burst.end + corr.span
+        if g.entries:
+            due = min(due, g.entries[0][0] + corr.keep)
+        if g.items:
+            due = min(due, g.items[0][0] + corr.span)
+        return due
+
+    def _opened(self, skey: str, start: float) -> None:
+        heapq.heappush(self.starts, (start, skey))
+
+    def _burst_of(self, skey: str) -> Burst | None:
+        kind, _, rest = skey.partition(":")
+        if kind[0] == "p":
+            return self.plain_state.get((int(kind[1:]), json.loads(rest)))
+        g = self.groups.get((int(kind[1:]), tuple(json.loads(rest))))
+        return g.burst if g is not None else None
+
+    @property
+    def open_since(self) -> float:
+        """Earliest start of an open burst: a finding may still come that starts that early
+        (incidents stay open until stream time passes it)."""
+        starts = self.starts
+        while starts:
+            start, skey = starts[0]
+            burst = self._burst_of(skey)
+            if burst is not None and burst.start == start:
+                return start
+            heapq.heappop(starts)
+        return INF
+
     def advance(self, bound: float, *, force: bool = False) -> list[Finding]:
-        """No event older than `bound` will come: close what cannot grow any more (every
-        SWEEP seconds of stream time, or now with `force`), forget what no window needs."""
-        if not force:
-            if self.next_sweep is None:
-                self.next_sweep = bound + SWEEP
-                return []
-            if bound < self.next_sweep:
-                return []
-            self.next_sweep = bound + SWEEP
+        """No event older than `bound` will come: close the bursts that cannot grow any more
+        and forget what no window needs (only the keys whose timer is due; `force`: all)."""
+        if force:
+            due_keys = sorted(self.scheduled)
+            self.scheduled.clear()
+            self.timers.clear()
+        else:
+            due_keys = []
+            timers = self.timers
+            while timers and timers[0][0] < bound:
+                due, skey = heapq.heappop(timers)
+                if self.scheduled.get(skey) == due:  # else stale: rescheduled since
+                    del self.scheduled[skey]
+                    due_keys.append(skey)
+            due_keys.sort()
         out: list[Finding] = []
-        for key in sorted(self.plain_state, key=lambda k: (k[0], json.dumps(k[1]))):
-            burst = self.plain_state[key]
-            if force or bound - burst.end > PLAIN_BURST_GAP:
-                out.append(burst.evidence.finding(self.rules.plains[key[0]].meta, key[1], {}))
-                del self.plain_state[key]
-                self.dirty.add(self._pkey(*key))
-        for gk in sorted(self.groups, key=lambda k: (k[0], json.dumps(list(k[1])))):
-            g = self.groups[gk]
-            corr = self.rules.correlations[gk[0]]
-            changed = False
-            if g.burst is not None and (force or bound - corr.span > g.burst.end):
-                out.append(self._correlation_finding(gk[0], corr, g, g.burst))
-                g.burst = None
-                changed = True
-            n = len(g.entries) + len(g.items)
-            g.prune(corr, bound)
-            if changed or len(g.entries) + len(g.items) != n:
-                self.dirty.add(self._ckey(*gk))
-            if g.empty():
-                del self.groups[gk]
-        self.open_since = min(
-            [b.start for b in self.plain_state.values()]
-            + [g.burst.start for g in self.groups.values() if g.burst is not None],
-            default=float("inf"))
-        self.swept = True
+        for skey in due_keys:
+            self._expire(skey, INF if force else bound, out)
         out.sort(key=lambda f: (f.start, f.rule_name or f.rule, f.user_id or ""))
         return out
+
+    def _expire(self, skey: str, bound: float, out: list[Finding]) -> None:
+        kind, _, rest = skey.partition(":")
+        i = int(kind[1:])
+        if kind[0] == "p":
+            user = json.loads(rest)
+            burst = self.plain_state.get((i, user))
+            if burst is None:
+                return
+            if bound - burst.end > PLAIN_BURST_GAP:
+                out.append(burst.evidence.finding(self.rules.plains[i].meta, user, {}))
+                del self.plain_state[(i, user)]
+                self.dirty.add(skey)
+            else:
+                self._schedule(skey, burst.end + PLAIN_BURST_GAP)
+            return
+        gk = (i, tuple(json.loads(rest)))
+        g = self.groups.get(gk)
+        if g is None:
+            return
+        corr = self.rules.correlations[i]
+        if g.burst is not None and bound - corr.span > g.burst.end:
+            out.append(self._correlation_finding(i, corr, g, g.burst))
+            g.burst = None
+        g.prune(corr, bound)
+        self.dirty.add(skey)
+        if g.empty():
+            del self.groups[gk]
+        else:
+            self._schedule(skey, self._group_due(corr, g))
 
     def finish(self) -> list[Finding]:
         return self.advance(float("inf"), force=True)

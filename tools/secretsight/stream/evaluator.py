@@ -13,7 +13,7 @@ from secretsight.detect.state import StateCache
 from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
 from secretsight.stream.evidence import Evidence
-from secretsight.stream.predicate import _text, fold
+from secretsight.stream.predicate import Folded, _text, fold
 from secretsight.stream.rules import (
     EVIDENCE_COLUMNS,
     NS,
@@ -87,7 +87,7 @@ class StreamEvaluator:
                 corr = self.rules.correlations[i]
                 g = Group.from_state(corr, data)
                 self.groups[(i, g.keys)] = g
-                skey = self._ckey(i, g.keys)
+                skey = g.skey = self._ckey(i, g.keys)
                 self._schedule(skey, self._group_due(corr, g))
                 if g.burst is not None:
                     self._opened(skey, g.burst.start)
@@ -124,7 +124,8 @@ class StreamEvaluator:
         touched: dict[tuple[int, tuple[Any, ...]], Group] = {}
         for event in events:
             flat = flatten(event, {})
-            matched = [pred(flat) for _, pred in bases]
+            folded = Folded(flat)
+            matched = [pred(flat, folded) for _, pred in bases]
             if not any(matched):
                 continue
             row = row_of(flat)
@@ -149,13 +150,14 @@ class StreamEvaluator:
                 gk = (i, keys)
                 g = self.groups.get(gk)
                 if g is None:
-                    g = self.groups[gk] = Group(corr, keys)
+                    g = self.groups[gk] = Group(corr, keys, self._ckey(i, keys))
                 g.add(corr, (ts, row, mask, values))
                 touched[gk] = g
         for (i, _), g in touched.items():
             corr = self.rules.correlations[i]
             self._anchor(i, corr, g, ts, out)
-            skey = self._ckey(i, g.keys)
+            g.trim(corr, ts)
+            skey = g.skey
             self.dirty.add(skey)
             self._schedule(skey, self._group_due(corr, g))
         return out
@@ -209,7 +211,7 @@ class StreamEvaluator:
         if burst is not None:
             out.append(self._correlation_finding(i, corr, g, burst))
         burst = g.burst = Burst(start=start, end=ts, folded=ts, windows=1, metric=metric)
-        self._opened(self._ckey(i, g.keys), start)
+        self._opened(g.skey, start)
         self._fold(i, g, burst, start, ts, inclusive_from=True)
 
     def _fold(self, i: int, g: Group, burst: Burst, lo: float, hi: float, *,
@@ -242,15 +244,15 @@ class StreamEvaluator:
             heapq.heappush(self.timers, (due, skey))
 
     def _group_due(self, corr: Correlation, g: Group) -> float:
-        """When something of the group can change without an event: its burst closes, its
-        oldest event leaves every window, its oldest child window leaves the parent's."""
+        """When something of the group can change without an event: its burst closes, or it
+        has been idle long enough that no window holds any of its events."""
         due = INF
         if g.burst is not None:
             due = g.burst.end + corr.span
-        if g.entries:
-            due = min(due, g.entries[0][0] + corr.keep)
+        if g.entries:  # the group goes idle (anchors trim older entries themselves)
+            due = min(due, g.entries[-1][0] + corr.keep)
         if g.items:
-            due = min(due, g.items[0][0] + corr.span)
+            due = min(due, g.items[-1][0] + corr.span)
         return due
 
     def _opened(self, skey: str, start: float) -> None:

@@ -43,7 +43,7 @@ from sigma.types import (
 
 from secretsight.engine import table
 
-Predicate = Callable[[dict[str, Any]], bool]
+Predicate = Callable[[dict[str, Any], "Folded"], bool]
 
 # SQLite's NOCASE and LIKE fold A-Z only.
 _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
@@ -135,13 +135,16 @@ class _Compiler:
             return self.scalar(f"_long({raw})", ftype, value)
         if ftype == "boolean":
             return self.scalar(f"_boolean({raw})", ftype, value)
-        return self.scalar(f"_text({raw})", ftype, value)
+        return self.scalar(f"_text({raw})", ftype, value, folded=f"F[{field!r}]")
 
-    def scalar(self, expr: str, ftype: str, value: Any) -> str:
-        """`expr` (the column's value) compared with a Sigma value, as in SQL."""
+    def scalar(self, expr: str, ftype: str, value: Any, folded: str | None = None) -> str:
+        """`expr` (the column's value) compared with a Sigma value, as in SQL. `folded`: the
+        same value ASCII-folded, computed once per event and field (`Folded`)."""
+        if folded is None:
+            folded = f"(None if (v := {expr}) is None else _fold(str(v)))"
         if isinstance(value, SigmaCIDRExpression):
             prefixes = tuple(fold(p.rstrip("*")) for p in value.expand(wildcard="*"))
-            return f"((v := {expr}) is not None and _fold(str(v)).startswith({self.const(prefixes)}))"
+            return f"((w := {folded}) is not None and w.startswith({self.const(prefixes)}))"
         if isinstance(value, SigmaCasedString):
             pattern = _like(value, cased=True)
             return f"((v := {expr}) is not None and {self.const(pattern)}.fullmatch(str(v)) is not None)"
@@ -156,12 +159,12 @@ class _Compiler:
                     return f"({expr} == {int(literal)!r})"
                 except ValueError:
                     return "False"
-            return f"((v := {expr}) is not None and _fold(str(v)) == {fold(literal)!r})"
+            return f"({folded} == {fold(literal)!r})"
         if isinstance(value, SigmaBool):
             want = "true" if value.boolean else "false"
             if ftype == "boolean":
                 return f"({expr} == {want!r})"
-            return f"((v := {expr}) is not None and _fold(str(v)) in ({want!r}, {str(int(value.boolean))!r}))"
+            return f"({folded} in ({want!r}, {str(int(value.boolean))!r}))"
         if isinstance(value, SigmaNumber):
             if ftype == "long":
                 return f"({expr} == {value.number!r})"
@@ -174,11 +177,27 @@ class _Compiler:
         raise Unstreamable(f"{type(value).__name__} values are not supported in the stream")
 
 
+class Folded(dict[str, str | None]):
+    """One event's text fields ASCII-folded on first use (`F` in the predicates): a field that
+    several rules compare is folded once per event, not once per comparison."""
+
+    __slots__ = ("flat",)
+
+    def __init__(self, flat: dict[str, Any]) -> None:
+        super().__init__()
+        self.flat = flat
+
+    def __missing__(self, field: str) -> str | None:
+        v = self.flat.get(field)
+        out = self[field] = None if v is None else fold(v if type(v) is str else str(v))
+        return out
+
+
 def compile_rule(rule: SigmaRule) -> tuple[Predicate, frozenset[str]]:
     """The rule's detection (placeholders already applied) -> (predicate over a flattened
-    event, the fields it reads)."""
+    event and its `Folded` view, the fields it reads)."""
     compiler = _Compiler()
     exprs = [compiler.node(cond.parsed) for cond in rule.detection.parsed_condition]
     source = " or ".join(f"({e})" for e in exprs) or "False"
-    code = compile(f"lambda f: bool({source})", f"<sigma rule {rule.name}>", "eval")
+    code = compile(f"lambda f, F: bool({source})", f"<sigma rule {rule.name}>", "eval")
     return eval(code, compiler.consts), frozenset(compiler.fields)  # noqa: S307 - our own generated code

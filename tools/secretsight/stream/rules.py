@@ -26,8 +26,10 @@ in one store transaction) and is bounded: a group keeps the matching events of t
 from __future__ import annotations
 
 import copy
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sigma.correlations import (
@@ -227,8 +229,9 @@ class Group:
     seconds (entries), each child's window over them (a start index and counters), the
     children's qualifying windows (nested temporal), the open burst."""
 
-    def __init__(self, corr: Correlation, keys: tuple[Any, ...]) -> None:
+    def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
+        self.skey = skey  # its key in the store (evaluator._ckey), computed once
         # entry: (ts, row, mask, values per child (value_count) or None)
         self.entries: list[tuple[float, Row, int, tuple[Any, ...] | None]] = []
         self.base = 0  # global index of entries[0]
@@ -255,6 +258,16 @@ class Group:
         if child.kind == SigmaCorrelationType.EVENT_COUNT:
             return counts.get(None, 0)
         return len(counts)
+
+    def trim(self, corr: Correlation, ts: float) -> None:
+        """After the anchor at `ts` (every child's window already starts at or after
+        ts - its span): drop the events no later window or burst can need."""
+        entries = self.entries
+        limit = ts - corr.keep
+        if entries and entries[0][0] < limit:
+            cut = bisect_left(entries, limit, key=itemgetter(0))
+            del entries[:cut]
+            self.base += cut
 
     def prune(self, corr: Correlation, bound: float) -> None:
         for i, child in enumerate(corr.children):

@@ -15,6 +15,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+if ! command -v amtool >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  step "installing promtool and amtool (Debian prometheus, prometheus-alertmanager) for the alerting tests"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   step "creating .venv"
   python3 -m venv .venv

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-# Real-format audit logs live beside the repo and are never copied into it.
-SAMPLES = REPO.parent / "shared" / "samples"
+from support.samples import SAMPLES, missing_reason
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     if not SAMPLES.is_dir():
-        pytest.skip(f"real-format samples not found at {SAMPLES} (they live in ../shared/samples)")
+        pytest.skip(missing_reason("directory"))
     return SAMPLES

@@ -80,7 +80,8 @@ def test_golden_ruler_entry() -> None:
         f"sum by (user_id) (count_over_time({GOLDEN[('loki', 'golden_root_policy')]} [1m])) > 0")
     assert rules["golden_root_policy"]["labels"] == {
         "anomaly": "root_token", "rule_id": "0b7c6f0e-0000-4000-8000-000000000001",
-        "rule_name": "golden_root_policy", "severity": "critical", "source": "vault"}
+        "rule_name": "golden_root_policy", "severity": "critical", "source": "vault",
+        "team": "security"}
     assert rules["golden_bulk"]["expr"] == GOLDEN[("loki", "golden_bulk")]
 
 

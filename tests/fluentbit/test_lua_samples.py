@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from lua_filter import LuaFilter, normalize
+from support.samples import SAMPLES, params_or_missing
 
 from secretsight.schema import validate
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 FOLDERS = {"vault": "vault", "cloudtrail": "cloudtrail", "k8s": "kubernetes"}
 
 
@@ -24,7 +24,7 @@ def _lines() -> list:
             for n, line in enumerate(lines, 1):
                 if line.strip():
                     params.append(pytest.param(source, line, id=f"{folder}/{path.stem[:40]}:{n}"))
-    return params
+    return params_or_missing(params, 2, f"{{{','.join(FOLDERS)}}}/*.*json")
 
 
 _filters: dict[str, LuaFilter] = {}

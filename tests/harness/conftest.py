@@ -1,19 +1,13 @@
 """Session state of the replay harness (shared by the scenario tests, the EQL cross-check and the
-coverage report written at session end). The pieces live in harness_support.py."""
+coverage report written at session end). The pieces live in tests/support/harness.py."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from support.harness import COVERAGE_DIR, Harness
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness_support import COVERAGE_DIR, Harness  # noqa: E402 - after the path line
-
-from secretsight.config import Config  # noqa: E402
-from secretsight.scenarios import SCENARIOS  # noqa: E402
+from secretsight.config import Config
+from secretsight.scenarios import SCENARIOS
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +28,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         rules = h.ruleset(Config())
     except Exception:  # noqa: BLE001 - the report must never turn a passing run into an error
         rules = None
-    from harness_normalizers import IMPLEMENTATIONS
+    from support.normalizers import IMPLEMENTATIONS
 
     write_coverage(COVERAGE_DIR, [o.__dict__ for o in h.outcomes], SCENARIOS, rules,
                    total_cases=len(SCENARIOS) * len(IMPLEMENTATIONS))

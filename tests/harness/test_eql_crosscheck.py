@@ -9,8 +9,8 @@ the EQL target), never dropped."""
 from __future__ import annotations
 
 import pytest
-from eql_check import compile_rules, eql_matches, translate
-from harness_support import Harness
+from support.eql import compile_rules, eql_matches, translate
+from support.harness import Harness
 
 from secretsight.engine import Engine, dedupe
 from secretsight.scenarios import SCENARIOS
@@ -68,7 +68,7 @@ def test_sqlite_and_eql_agree(harness: Harness, scenario: str) -> None:
 
 def record_eql_caveats(scenario: str, lines: list[str]) -> None:
     """Append this scenario's three-valued-logic differences to the cross-check report."""
-    from harness_support import COVERAGE_DIR
+    from support.harness import COVERAGE_DIR
 
     COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
     path = COVERAGE_DIR / "eql-crosscheck.md"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from harness_support import Harness
+from support.harness import Harness
 
 from secretsight.engine.replay import replay
 

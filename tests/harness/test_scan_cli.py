@@ -118,18 +118,18 @@ def test_progress_bar_only_on_a_terminal(harvest: Path, monkeypatch: pytest.Monk
                                          capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    from secretsight.commands import scan as scan_module
+    from secretsight import log_files
     from secretsight.normalize import Stats, iter_files
 
-    monkeypatch.setattr(scan_module, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(log_files, "PROGRESS_MIN_BYTES", 0)
     stats = Stats()
-    plain = list(scan_module._progress_events(iter_files([str(harvest)], stats=stats),
-                                              [str(harvest)], stats))
+    plain = list(log_files.with_progress(iter_files([str(harvest)], stats=stats),
+                                         [str(harvest)], stats))
     assert "scanning" not in capsys.readouterr().err  # pytest's stderr is not a terminal
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     stats = Stats()
-    shown = list(scan_module._progress_events(iter_files([str(harvest)], stats=stats),
-                                              [str(harvest)], stats))
+    shown = list(log_files.with_progress(iter_files([str(harvest)], stats=stats),
+                                         [str(harvest)], stats))
     assert "scanning" in capsys.readouterr().err
     assert len(shown) == len(plain) > 0
 

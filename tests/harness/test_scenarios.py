@@ -4,9 +4,9 @@ stateful detectors: the findings must be EXACTLY those of `tests/scenarios/<name
 from __future__ import annotations
 
 import pytest
-from expectations import describe, diff, load_expectation, observed
-from harness_normalizers import IMPLEMENTATIONS, Unavailable
-from harness_support import Harness, Outcome
+from support.expectations import describe, diff, load_expectation, observed
+from support.harness import Harness, Outcome
+from support.normalizers import IMPLEMENTATIONS, Unavailable
 
 from secretsight.scenarios import SCENARIOS
 

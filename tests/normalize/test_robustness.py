@@ -63,15 +63,22 @@ def _problems(raw: bytes, source: str) -> list[str]:
     return problems
 
 
-OBJECT_CASES = [c for c in CASES if c.raw.startswith(b"{") and c.raw.endswith(b"}")]
-
-
-@pytest.mark.parametrize("case", OBJECT_CASES, ids=lambda c: c.test_id)
-def test_type_swapped_fields_never_break(case: GoldenCase) -> None:
+def _json_object(raw: bytes) -> bool:
     try:
-        doc = json.loads(case.raw)
+        return isinstance(json.loads(raw), dict)
     except ValueError:
-        pytest.skip("not JSON: nothing to mutate")
+        return False
+
+
+# Lines shaped like a JSON object (truncating them must never break the normalizer)...
+OBJECT_CASES = [c for c in CASES if c.raw.startswith(b"{") and c.raw.endswith(b"}")]
+# ...and those that parse as one: only they have fields to swap.
+PARSED_OBJECT_CASES = [c for c in OBJECT_CASES if _json_object(c.raw)]
+
+
+@pytest.mark.parametrize("case", PARSED_OBJECT_CASES, ids=lambda c: c.test_id)
+def test_type_swapped_fields_never_break(case: GoldenCase) -> None:
+    doc = json.loads(case.raw)
     failures = []
     for path in _paths(doc):
         for new in REPLACEMENTS:

@@ -6,20 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.samples import SAMPLES, params_or_missing
 
 from secretsight.normalize import DeadLetterRecord, Stats, iter_files
 from secretsight.schema import validate
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
-SAMPLE_FILES = (
-    sorted(
-        p.relative_to(SAMPLES).as_posix()
-        for p in SAMPLES.glob("*/*")
-        if p.suffix in (".ndjson", ".json")
-    )
-    if SAMPLES.is_dir()
-    else ["<samples missing>"]
-)
+SAMPLE_FILES = params_or_missing(sorted(
+    p.relative_to(SAMPLES).as_posix()
+    for p in SAMPLES.glob("*/*")
+    if p.suffix in (".ndjson", ".json")
+), 1, "*/*.json or */*.ndjson")
 
 # Panther rule-test stubs: hand-written fragments without eventTime/eventID (CloudTrail) or any
 # timestamp/auditID (Kubernetes). Real sources always write them; we dead-letter, not invent.

@@ -23,7 +23,7 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What a release reads, copied out of the repo so tests may change it freely."""
     root = tmp_path_factory.mktemp("repo")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
-    for rel in ("sigma", "vector", "fluentbit", "config"):
+    for rel in ("sigma", "vector", "fluentbit", "config", "deploy", "docs"):
         if (REPO / rel).is_dir():
             shutil.copytree(REPO / rel, root / rel, ignore=ignore)
     shutil.copy(REPO / "CHANGELOG.md", root / "CHANGELOG.md")
@@ -57,9 +57,12 @@ def test_coverage_report_is_shipped(built: tuple[Path, Path], coverage_dir: Path
 
 
 def test_missing_coverage_report_refuses_release(repo_copy: Path, tmp_path: Path) -> None:
-    with pytest.raises(SecretSightError, match="no coverage report"):
+    with pytest.raises(SecretSightError, match="no coverage report yet") as exc:
         release.build_release(VERSION, tmp_path / "out", root=repo_copy,
                               coverage_dir=tmp_path / "nowhere")
+    # says how to get one, and names the path once (as the error's file)
+    assert "bash scripts/test.sh tests/harness" in str(exc.value)
+    assert str(exc.value).count("nowhere") == 1
 
 
 def test_partial_coverage_report_refuses_release(repo_copy: Path, tmp_path: Path) -> None:
@@ -108,6 +111,13 @@ def test_members_sorted_with_fixed_metadata(built: tuple[Path, Path]) -> None:
     "compiled/splunk/savedsearches.conf",
     "compiled/support-matrix.md",
     "compiled/support-matrix.json",
+    "compiled/alerting/alertmanager/alertmanager.yml",
+    "compiled/alerting/prometheus/secretsight-rules.yaml",
+    "compiled/alerting/grafana/secretsight-dashboard.json",
+    "deploy/kubernetes/audit-policy.yaml",
+    "docs/runbooks/bulk_read.md",
+    "docs/runbooks/contain-credential.md",
+    "docs/deployment.md",
     "vector",
     "fluentbit",
     "CHANGELOG.md",
@@ -179,6 +189,5 @@ def test_changelog_entry_parsing(tmp_path: Path) -> None:
 
 def test_cli_release_missing_entry_fails(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["release", "--version", "9.9.9", "--out", str(tmp_path)])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SecretSightError)
-    assert "no changelog entry for version 9.9.9" in str(result.exception)
+    assert result.exit_code == 2
+    assert "error: " in result.output and "no changelog entry for version 9.9.9" in result.output

@@ -15,7 +15,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.plugins import InstalledSigmaPlugins
 from sigma.validation import SigmaValidator
 
-from secretsight import schema
+from secretsight import anomalies, schema
 from secretsight.config import Config, load_config
 from secretsight.findings import ANOMALY_CLASSES
 from secretsight.rules import (
@@ -36,14 +36,8 @@ RULE_FILES = rule_files()
 RULE_IDS = [p.stem for p in RULE_FILES]  # a file is named like its alerting rule
 CASE_FILES = case_files()
 
-# Anomaly classes the content contract assigns to Sigma (plain and correlation).
-SIGMA_CLASSES = {
-    "audit_disabled", "secret_destruction", "root_token", "long_ttl_token",
-    "suspicious_user_agent", "workload_identity_read", "privileged_impersonation",
-    "decoy_access", "policy_exposure", "namespace_enumeration", "admin_off_hours",
-    "bulk_read", "path_diversity", "dual_source_ip", "multiple_external_ips", "denied_burst",
-    "cross_store_harvest",
-}
+# Anomaly classes the catalogue assigns to Sigma (engine sigma or both).
+SIGMA_CLASSES = {c.name for c in anomalies.catalogue().values() if c.sigma}
 
 # SigmaHQ validators that cannot run offline: both fetch the MITRE STIX bundles from GitHub on
 # first use. ATT&CK tags are checked below against the bundled table of secretsight.compile.

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from detect.redis_server import RedisServer
+from support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

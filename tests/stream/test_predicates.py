@@ -111,3 +111,11 @@ level: medium
     stream = StreamRules(Config(), rules)
     assert stream.streamed == []
     assert [name for name, _ in stream.skipped] == ["regex_rule"]
+
+
+def test_evidence_columns_and_sample_are_the_engines() -> None:
+    from secretsight.engine import evaluate
+    from secretsight.stream import evidence, rules
+
+    assert rules.EVIDENCE_COLUMNS == evaluate._EVIDENCE_COLUMNS
+    assert evidence.SAMPLE == evaluate._SAMPLE

@@ -72,14 +72,13 @@ def _differences(programs, source: str, lines: list[str]) -> list[str]:
     return diffs
 
 
-CASES = load_golden()
+# Only a raw line that is a JSON object has fields to mutate.
+CASES = [c for c in load_golden() if _mutations(c.raw, c.name)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_mutations_of_golden_line_match_python(programs, case):
     lines = _mutations(case.raw, case.name)
-    if not lines:
-        pytest.skip("the raw line is not a JSON object: nothing to mutate")
     diffs = _differences(programs, case.source, lines)
     assert not diffs, f"{len(diffs)} of {len(lines)} mutations differ:\n" + "\n".join(diffs)
 

@@ -17,10 +17,10 @@ pipeline, never the line).
 from __future__ import annotations
 
 import base64
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
+
+import gen_tests  # vector/gen_tests.py, importable through pytest's pythonpath
 
 REPO = Path(__file__).resolve().parents[2]
 VECTOR_DIR = REPO / "vector"
@@ -76,17 +76,4 @@ def to_items(processed: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _load_gen_tests() -> Any:
-    """vector/gen_tests.py (a script, not a package module) loaded by path."""
-    spec = importlib.util.spec_from_file_location(
-        "secretsight_vector_gen_tests", VECTOR_DIR / "gen_tests.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-gen_tests = _load_gen_tests()
 load_golden = gen_tests.load_golden

@@ -50,9 +50,10 @@ def test_vector_sink_targets_ingest() -> None:
 
 
 def _fb_output(sections) -> dict[str, list[str]]:
+    """The output that feeds watch (the others take dead letters and skips)."""
     outs = [dict_multi(kv) for name, kv in sections if name == "OUTPUT"]
-    assert len(outs) == 1
-    return outs[0]
+    (out,) = [o for o in outs if o["alias"] == ["secretsight_watch"]]
+    return out
 
 
 def dict_multi(kv: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -65,7 +66,7 @@ def dict_multi(kv: list[tuple[str, str]]) -> dict[str, list[str]]:
 def test_fluentbit_conf_and_yaml_agree() -> None:
     conf = _fb_output(fluentbit_conf_sections(FB_CONF))
     ycfg = yaml.safe_load(FB_YAML.read_text())
-    (yout,) = ycfg["pipeline"]["outputs"]
+    (yout,) = [o for o in ycfg["pipeline"]["outputs"] if o["alias"] == "secretsight_watch"]
     y = {k.lower(): (v if isinstance(v, list) else [str(v).lower() if isinstance(v, bool)
                                                     else str(v)]) for k, v in yout.items()}
     for key in ("name", "match", "uri", "format", "json_date_key", "compress", "retry_limit",

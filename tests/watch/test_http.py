@@ -18,6 +18,7 @@ from detect.helpers import at, baseline_events, ev, reads
 
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
+from secretsight.limits import HttpLimits
 from secretsight.watch.http import IngestServer
 from secretsight.watch.metrics import Metrics
 from secretsight.watch.outputs import StdoutOutput
@@ -27,15 +28,18 @@ TOKEN = "s3cret-token"
 
 
 class Running:
-    def __init__(self, token: str | None, max_body: int = 64 * 1024) -> None:
+    def __init__(self, token: str | None, max_body: int = 64 * 1024,
+                 limits: HttpLimits | None = None,
+                 address: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.work: queue.Queue = queue.Queue()
         self.metrics = Metrics()
         self.sink = io.StringIO()
         det = Detectors(Config(), open_store(None))
         self.watcher = Watcher(det, files=[], outputs=[StdoutOutput(self.sink)],
                                metrics=self.metrics, work=self.work, commit_interval=0.05)
-        self.server = IngestServer(("127.0.0.1", 0), work=self.work, metrics=self.metrics,
-                                   token=token, max_body=max_body, ack_timeout=10)
+        self.server = IngestServer(address, work=self.work, metrics=self.metrics,
+                                   token=token, max_body=max_body, ack_timeout=10,
+                                   **({"limits": limits} if limits else {}))
         self.server.start()
         self.thread = threading.Thread(target=self.watcher.run, daemon=True)
         self.thread.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from typing import Any
 
 import click
 
@@ -23,6 +24,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class UserError(click.ClickException):
+    """A SecretSightError on its way out of a command: click prints it and exits 2, the same under
+    `main()` and under click's CliRunner (the one place an error becomes an exit status)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(n for n, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod))
@@ -31,6 +42,12 @@ class LazyGroup(click.Group):
         if name not in COMMANDS or importlib.util.find_spec(COMMANDS[name][0]) is None:
             return None
         return importlib.import_module(COMMANDS[name][0]).command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SecretSightError as exc:
+            raise UserError(str(exc)) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
@@ -57,6 +74,3 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except SecretSightError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)

@@ -4,6 +4,9 @@ admin identities, decoy paths and maintenance windows.
 The Sigma compiler applies it at compile time (pipeline placeholders and thresholds); the
 stateful detectors read it at run time. Rules are never edited to tune them.
 `config/secretsight.example.yml` documents every key with its default; a test keeps the two equal.
+A config file need only hold what it changes: it is merged over the defaults at every depth
+(`thresholds: {bulk_read: {count: 5}}` keeps the default window); a list replaces the default
+list whole.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from secretsight.alerting.settings import AlertingSettings
 from secretsight.errors import SecretSightError
+from secretsight.limits import Limits
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -221,6 +226,8 @@ class Config(_Strict):
     # secret.path -> workloads ("namespace/deployment") that consume it, for
     # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.
     secret_consumers: dict[str, list[str]] = {}
+    limits: Limits = Limits()  # time sanity, HTTP ingest, findings spool (limits.py)
+    alerting: AlertingSettings = AlertingSettings()  # Alertmanager, Prometheus, runbooks
 
     @field_validator("internal_networks")
     @classmethod
@@ -233,8 +240,34 @@ class Config(_Strict):
         return [ipaddress.ip_network(c, strict=False) for c in self.internal_networks]
 
 
+def merge_over_defaults(data: dict[str, Any], base: Config | None = None) -> dict[str, Any]:
+    """`data` (a parsed config file) deep-merged over `base` (default: the built-in defaults):
+    a mapping merges key by key at every depth, anything else (a list, a scalar) replaces."""
+
+    def merge(under: Any, over: Any) -> Any:
+        if isinstance(under, dict) and isinstance(over, dict):
+            return {**under, **{k: merge(under.get(k), v) for k, v in over.items()}}
+        return over
+
+    defaults = (base or Config()).model_dump()
+    merged: dict[str, Any] = merge(defaults, data)
+    return merged
+
+
+def config_from_mapping(data: dict[str, Any], *, file: str | None = None) -> Config:
+    """A Config from a partial mapping (merged over the defaults); SecretSightError naming every
+    invalid key."""
+    try:
+        return Config.model_validate(merge_over_defaults(data))
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SecretSightError(f"invalid config: {details}", file=file) from exc
+
+
 def load_config(path: str | Path | None) -> Config:
-    """The defaults, overridden by the YAML file at `path` when one is given."""
+    """The defaults, overridden by what the YAML file at `path` sets (see merge_over_defaults)."""
     if path is None:
         return Config()
     path = Path(path)
@@ -250,10 +283,4 @@ def load_config(path: str | Path | None) -> Config:
         ) from exc
     if not isinstance(data, dict):
         raise SecretSightError("config must be a mapping at the top level", file=str(path))
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise SecretSightError(f"invalid config: {details}", file=str(path)) from exc
+    return config_from_mapping(data, file=str(path))

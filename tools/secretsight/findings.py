@@ -5,34 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The fixed vocabulary of anomaly classes. Every rule (custom attribute `anomaly`) and every
-# finding carries exactly one.
-ANOMALY_CLASSES: tuple[str, ...] = (
-    "bulk_read",
-    "path_diversity",
-    "dual_source_ip",
-    "multiple_external_ips",
-    "first_path_access",
-    "admin_off_hours",
-    "rotation_without_read",
-    "rotation_without_deploy",
-    "audit_gap",
-    "audit_disabled",
-    "namespace_enumeration",
-    "dormant_identity",
-    "suspicious_user_agent",
-    "workload_identity_read",
-    "privileged_impersonation",
-    "denied_burst",
-    "cross_store_harvest",
-    "decoy_access",
-    "secret_destruction",
-    "policy_exposure",
-    "root_token",
-    "long_ttl_token",
-)
+from secretsight import anomalies
+from secretsight.alerting.runbooks import runbook_url
+from secretsight.alerting.settings import AlertingSettings
+from secretsight.anomalies import SEVERITIES
 
-SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
+# The fixed vocabulary of anomaly classes, from the catalogue (anomalies.yml). Every rule (custom
+# attribute `anomaly`) and every finding carries exactly one.
+ANOMALY_CLASSES: tuple[str, ...] = anomalies.names()
 
 
 @dataclass(frozen=True)
@@ -57,8 +37,9 @@ class Finding:
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}")
 
-    def to_json(self) -> dict[str, Any]:
-        """The `scan --format json` / `watch` shape."""
+    def to_json(self, alerting: AlertingSettings | None = None) -> dict[str, Any]:
+        """The `scan --format json` / `watch` shape; `runbook` links the anomaly's runbook
+        (under `alerting.runbook_base_url`, default the repo-relative docs/runbooks)."""
         user: dict[str, Any] = {"id": self.user_id}
         if self.user_name:
             user["name"] = self.user_name
@@ -71,6 +52,7 @@ class Finding:
             "user": user,
             "window": {"start": self.start, "end": self.end},
             "evidence": self.evidence,
+            "runbook": runbook_url(self.anomaly, alerting),
         }
         if self.dataset:
             out["dataset"] = self.dataset

@@ -2,8 +2,9 @@
 
 The pack `secretsight-<version>.tar.gz` holds, under `secretsight-<version>/`: the rules and
 `sigma/rules.lock`, the target pipelines, every target's compiled output with the support
-matrix (`compiled/`), the normalizers (`vector/`, `fluentbit/`), the example config, the
-changelog and this version's entry (`RELEASE-NOTES.md`), the replay harness's coverage report
+matrix (`compiled/`, the alerting pieces in `compiled/alerting/`), the normalizers (`vector/`,
+`fluentbit/`), the Kubernetes audit policy (`deploy/`), the runbooks (`docs/runbooks/`) and
+`docs/deployment.md`, the example config, the changelog and this version's entry (`RELEASE-NOTES.md`), the replay harness's coverage report
 (`coverage/`, from the last full test run) and `MANIFEST.sha256` (`sha256sum -c` format)
 covering every other file. Members are sorted, with fixed mtime, owner and modes, and
 the gzip header carries no name or time: two builds of one commit are byte-identical.
@@ -34,7 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHANGELOG = REPO / "CHANGELOG.md"
 LOCK = REPO / "sigma" / "rules.lock"
 # Content shipped as is (besides the rules and the compiled output).
-SHIPPED_DIRS = ("sigma/pipelines", "vector", "fluentbit", "config")
+SHIPPED_DIRS = ("sigma/pipelines", "vector", "fluentbit", "config", "deploy", "docs/runbooks")
+SHIPPED_FILES = ("docs/deployment.md",)
 _SKIP_PARTS = {"__pycache__", "node_modules", ".pytest_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 COVERAGE_DIR = REPO / "build" / "coverage"
@@ -153,9 +155,12 @@ def coverage_files(coverage_dir: Path) -> dict[str, bytes]:
     for name in COVERAGE_FILES:
         path = coverage_dir / name
         if not path.is_file():
+            # The path is the error's `file`: the message says what to do, not where again.
             raise SecretSightError(
-                f"no coverage report at {path}: run the replay harness first "
-                "(`bash scripts/test.sh tests/harness`), or pass --coverage DIR",
+                "no coverage report yet. The replay harness writes it: run "
+                "`bash scripts/test.sh tests/harness` (the whole directory, no -k), then "
+                "release again; or pass --coverage DIR (a report built elsewhere), or "
+                "--no-coverage (a pack without its evidence)",
                 file=str(path))
         data = path.read_bytes()
         if b"PARTIAL RUN" in data:
@@ -203,6 +208,8 @@ def pack_contents(version: str, *, root: Path = REPO, update_lock: bool = False,
     files["sigma/rules.lock"] = lock_text.encode("utf-8")
     for rel, path in _shipped_files(root).items():
         files[rel] = path.read_bytes()
+    for rel in SHIPPED_FILES:
+        files[rel] = (root / rel).read_bytes()
     for rel, content in output.files.items():
         files[f"compiled/{rel}"] = content.encode("utf-8")
     files["CHANGELOG.md"] = (root / "CHANGELOG.md").read_bytes()

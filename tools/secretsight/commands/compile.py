@@ -1,4 +1,5 @@
-"""`secretsight compile`: Sigma rules -> Loki / Elastic / Splunk outputs + a support matrix."""
+"""`secretsight compile`: Sigma rules -> Loki / Elastic / Splunk outputs, the alerting pieces, and a
+support matrix."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from secretsight.compile import TARGETS
 
 _EPILOG = """
 Outputs land under OUT/<target>/ (Loki: queries + ruler file; Elastic: Kibana NDJSON for the
-detection engine import API; Splunk: savedsearches.conf), with support-matrix.md and .json in
+detection engine import API; Splunk: savedsearches.conf; alerting: Alertmanager config,
+Prometheus rules for `watch` /metrics, Grafana dashboard), with support-matrix.md and .json in
 OUT. Errors in rules are collected and reported together (file:line); exit status 2 when there
 are any, unless --pass-on-error.
 """

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import click
 
+from secretsight.errors import SecretSightError
 from secretsight.normalize.line import SOURCES
 
 _EPILOG = """
@@ -18,7 +19,8 @@ sorted keys; duplicates are dropped (Vault request.id + entry type, CloudTrail e
 Kubernetes auditID + stage). Lines that are not normalized are counted by reason code
 (tools/secretsight/schema/dispositions.yml): skips are deliberate, dead letters are reported
 with file:line and written to --dead-letter. The exit status is 0 even with dead letters,
-2 on usage errors (a missing file). Dead-letter records name file, line and reason;
+2 on usage errors (a missing file) and on a file that cannot be read to its end (a truncated
+gzip: its readable prefix is written and the summary printed first). Dead-letter records name file, line and reason;
 the raw excerpt (4 KiB) is added only with --dead-letter-raw, since it may hold secret values.
 """
 
@@ -83,12 +85,16 @@ def command(
             dl_file.write(dumps(record.to_json(include_raw=dead_letter_raw)))
 
     chunk: list[bytes] = []
+    read_error: SecretSightError | None = None
     try:
-        for event in iter_files(files, source, stats, dead_letter_sink=sink):
-            chunk.append(dumps(event))
-            if len(chunk) >= 512:  # fewer, larger writes
-                out.write(b"".join(chunk))
-                chunk.clear()
+        try:
+            for event in iter_files(files, source, stats, dead_letter_sink=sink):
+                chunk.append(dumps(event))
+                if len(chunk) >= 512:  # fewer, larger writes
+                    out.write(b"".join(chunk))
+                    chunk.clear()
+        except SecretSightError as exc:  # e.g. a truncated gzip: its readable prefix is out
+            read_error = exc
         if chunk:
             out.write(b"".join(chunk))
         out.flush()
@@ -102,4 +108,7 @@ def command(
         click.echo(
             f"  {stats.dead_lettered_total} dead letters written to {dead_letter_path}", err=True
         )
+    if read_error is not None:
+        click.echo(f"error: {read_error}", err=True)
+        return 2
     return 0

@@ -2,151 +2,22 @@
 stateful detectors, print the findings.
 
 Exit status: 0 no findings, 1 findings, 2 usage or input error (unreadable file, bad config,
-bad store URL). Bad lines are not input errors: they are dead-lettered with file:line, counted
-in the summary, and the scan goes on.
+bad store URL; a file that ends early, such as a truncated gzip, is reported after the findings
+and summary of its readable prefix). Bad lines are not input errors: they are dead-lettered
+with file:line, counted in the summary, and the scan goes on.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
 from secretsight.errors import SecretSightError
-from secretsight.findings import SEVERITIES, Finding
-
-PROGRESS_MIN_BYTES = 50 * 1024 * 1024  # show a progress bar from this much input (TTY only)
-_SUFFIXES = (".log", ".json", ".ndjson", ".jsonl", ".gz", ".txt")
-
-
-def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
-    """Files as given; directories expanded to their log files (recursive, sorted; a scenario's
-    `config.yml` and dot-files are not logs)."""
-    out: list[str] = []
-    for item in inputs:
-        if item == "-":
-            out.append(item)
-            continue
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                str(p) for p in path.rglob("*")
-                if p.is_file() and p.name.endswith(_SUFFIXES) and not p.name.startswith(".")
-                and p.name != "config.yml"
-            )
-            if not found:
-                raise SecretSightError("no log files in directory", file=item)
-            out.extend(found)
-        elif path.exists():
-            out.append(item)
-        else:
-            raise SecretSightError("no such file", file=item)
-    return out
-
-
-def _estimate_lines(path: str) -> int:
-    """Lines in a file, estimated from the size and the first 256 KiB (gzip: x8 ratio)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
-        head = fh.read(262144)
-    if head[:2] == b"\x1f\x8b":
-        return max(1, size * 8 // 800)
-    lines = head.count(b"\n") or 1
-    return max(1, size * lines // max(1, len(head)))
-
-
-def _progress_events(events: Iterator[dict[str, Any]], files: list[str],
-                     stats: Any) -> Iterator[dict[str, Any]]:
-    """Wrap the event stream in a progress bar (lines read / estimated lines) on stderr, only
-    when stderr is a terminal and the input is large."""
-    sizes = [os.path.getsize(f) for f in files if f != "-"]
-    if not sys.stderr.isatty() or sum(sizes) < PROGRESS_MIN_BYTES:
-        yield from events
-        return
-    total = sum(_estimate_lines(f) for f in files if f != "-")
-    with click.progressbar(length=total, label="scanning", file=sys.stderr) as bar:
-        shown = 0
-        for n, event in enumerate(events):
-            if n % 2000 == 0 and stats.lines > shown:
-                bar.update(min(stats.lines, total) - shown)
-                shown = min(stats.lines, total)
-            yield event
-        bar.update(total - shown)
-
-
-def _short(ts: str) -> str:
-    return ts.replace("T", " ").rstrip("Z").split(".")[0] if ts else "?"
-
-
-def _window(f: Finding) -> str:
-    start, end = _short(f.start), _short(f.end)
-    if start == end:
-        return start
-    if start[:10] == end[:10]:
-        return f"{start} -> {end[11:]}"
-    return f"{start} -> {end}"
-
-
-def _evidence_line(f: Finding) -> str:
-    ev = f.evidence or {}
-    parts = []
-    if "events" in ev:
-        parts.append(f"{ev['events']} events")
-    if ev.get("distinct_paths"):
-        sample = ", ".join(ev.get("paths", [])[:3])
-        more = "" if ev["distinct_paths"] <= 3 else ", ..."
-        parts.append(f"{ev['distinct_paths']} paths ({sample}{more})")
-    if ev.get("source_ips"):
-        parts.append("IPs " + ", ".join(ev["source_ips"][:4]))
-    if not parts:  # detector evidence: show its scalar facts
-        for key, value in ev.items():
-            if isinstance(value, (str, int, float)) and len(parts) < 4:
-                parts.append(f"{key}={value}")
-            elif isinstance(value, list) and value and len(parts) < 4:
-                parts.append(f"{key}={', '.join(map(str, value[:3]))}")
-    return "; ".join(parts)
-
-
-def format_table(findings: list[Finding]) -> str:
-    rows = [("SEVERITY", "ANOMALY", "RULE", "IDENTITY", "WINDOW (UTC)")]
-    for f in findings:
-        rows.append((f.severity, f.anomaly, f.rule_name or f.rule, f.user_id or "-", _window(f)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(widths[j]) for j, c in enumerate(row[:4])) + "  " + row[4])
-        if i == 0:
-            continue
-        f = findings[i - 1]
-        pad = " " * (widths[0] + 2)
-        out.append(f"{pad}{f.title} [{f.rule}]")
-        line = _evidence_line(f)
-        if line:
-            out.append(f"{pad}{line}")
-    return "\n".join(out)
-
-
-def summary_line(events: int, duplicates: int, findings: list[Finding], dead: int,
-                 skipped: int) -> str:
-    counts = Counter(f.severity for f in findings)
-    by_sev = ", ".join(f"{s} {counts[s]}" for s in reversed(SEVERITIES) if counts[s])
-    return (
-        f"{events} events ({duplicates} duplicates, {skipped} skipped), "
-        f"{len(findings)} findings" + (f" ({by_sev})" if by_sev else "")
-        + f", {dead} dead letters"
-    )
-
-
-class _InputError(click.ClickException):
-    """Unreadable input, bad config or store URL: exit 2 (also under CliRunner)."""
-
-    exit_code = 2
+from secretsight.findings import Finding
+from secretsight.findings_table import format_table, summary_line
 
 
 @click.command(name="scan")
@@ -169,29 +40,45 @@ def command(ctx: click.Context, inputs: tuple[str, ...], source: str, config_pat
             fmt: str, store_url: str | None, rule_paths: tuple[str, ...], timings: bool) -> None:
     """Normalize FILE... (files, directories, gzip, `-` for stdin), evaluate every rule and the
     stateful detectors, and print the findings. Exit 0: none, 1: findings, 2: error."""
-    try:
-        findings, stats, replayed = _scan(inputs, source, config_path, store_url, rule_paths)
-    except SecretSightError as exc:
-        raise _InputError(str(exc)) from exc
+    read_errors: list[SecretSightError] = []
+    findings, stats, replayed = _scan(inputs, source, config_path, store_url, rule_paths,
+                                      read_errors)
     if timings:
         for phase, seconds in sorted(replayed.timings.items(), key=lambda kv: -kv[1]):
             click.echo(f"timing {phase}: {seconds:.3f}s", err=True)
     if fmt == "json":
+        from secretsight.config import load_config
+
+        alerting = load_config(config_path).alerting  # the runbook links' base URL
         for f in findings:
-            click.echo(json.dumps(f.to_json(), sort_keys=True))
+            click.echo(json.dumps(f.to_json(alerting), sort_keys=True))
     else:
         if findings:
             click.echo(format_table(findings))
             click.echo("")
         click.echo(summary_line(replayed.events, stats.duplicates + replayed.duplicates,
                                 findings, stats.dead_lettered_total, stats.skipped_total))
-    ctx.exit(1 if findings else 0)
+    for err in read_errors:  # after the findings and summary of the readable prefix
+        click.echo(f"error: {err}", err=True)
+    ctx.exit(2 if read_errors else 1 if findings else 0)
+
+
+def _until_read_error(events: Iterator[dict[str, Any]],
+                      errors: list[SecretSightError]) -> Iterator[dict[str, Any]]:
+    """The events up to a read error (a truncated gzip), which is kept to report after the
+    findings of the readable prefix."""
+    try:
+        yield from events
+    except SecretSightError as exc:
+        errors.append(exc)
 
 
 def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_url: str | None,
-          rule_paths: tuple[str, ...]) -> tuple[list[Finding], Any, Any]:
+          rule_paths: tuple[str, ...], read_errors: list[SecretSightError]
+          ) -> tuple[list[Finding], Any, Any]:
     from secretsight.config import load_config
     from secretsight.engine.replay import replay
+    from secretsight.log_files import PROGRESS_MIN_BYTES, expand_inputs, total_bytes, with_progress
     from secretsight.normalize import Stats, iter_files
     from secretsight.rules import load_rules
 
@@ -210,9 +97,10 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
         click.echo(f"{record.file}:{record.line}: dead letter ({record.reason})", err=True)
 
     stats = Stats()
-    events = iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True)
-    large = sum(os.path.getsize(f) for f in files if f != "-") > PROGRESS_MIN_BYTES
-    result = replay(_progress_events(events, files, stats), config, ruleset, store_url=store_url,
+    events = _until_read_error(
+        iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True), read_errors)
+    large = total_bytes(files) > PROGRESS_MIN_BYTES  # spill the events table to disk
+    result = replay(with_progress(events, files, stats), config, ruleset, store_url=store_url,
                     on_disk=large)
     for err in result.errors:
         click.echo(f"warning: {err}", err=True)

@@ -13,9 +13,13 @@ from secretsight.config import load_config
               help="NDJSON file to tail (repeatable), or - for stdin. Raw audit lines or "
                    "normalized events.")
 @click.option("--listen", metavar="HOST:PORT",
-              help="Serve POST /ingest, GET /metrics and /healthz (e.g. 127.0.0.1:8686).")
+              help="Serve POST /ingest, GET /metrics and /healthz (e.g. 127.0.0.1:8514, the port "
+                   "the shipped Vector and Fluent Bit configs post to).")
 @click.option("--token", envvar="SECRETSIGHT_WATCH_TOKEN",
               help="Bearer token required on /ingest and /metrics (env SECRETSIGHT_WATCH_TOKEN).")
+@click.option("--insecure-no-token", is_flag=True,
+              help="Allow --listen on a non-loopback address without --token (only behind a "
+                   "proxy that authenticates).")
 @click.option("--max-body", default=10 * 1024 * 1024, show_default=True, type=int,
               help="Largest accepted /ingest body in bytes (413 above).")
 @click.option("--output", "-o", "outputs", multiple=True, default=["-"], show_default=True,
@@ -23,6 +27,9 @@ from secretsight.config import load_config
                                          "or an http(s) URL to POST NDJSON to.")
 @click.option("--output-token", envvar="SECRETSIGHT_OUTPUT_TOKEN",
               help="Bearer token for HTTP outputs.")
+@click.option("--spool", metavar="PATH",
+              help="Where findings wait for an HTTP output (default: STATE.spool beside a "
+                   "SQLite state, secretsight-spool.db with Redis).")
 @click.option("--state", default="sqlite:///secretsight-state.db", show_default=True,
               help="State store: sqlite:///relative/path, sqlite:////absolute/path or "
                    "redis://host:port/db[?prefix=...].")
@@ -39,17 +46,21 @@ from secretsight.config import load_config
 @click.option("--commit-interval", default=1.0, show_default=True, type=float,
               help="...or after this many seconds, whichever comes first.")
 @click.option("--exit-at-eof", is_flag=True,
-              help="Stop at the end of the inputs, closing every window (one-shot run).")
-def command(inputs: tuple[str, ...], listen: str | None, token: str | None, max_body: int,
-            outputs: tuple[str, ...], output_token: str | None, state: str, instance: str,
+              help="Stop at the end of the inputs, closing every window (one-shot run). Exit "
+                   "status 3 when findings are left undelivered in the spool.")
+def command(inputs: tuple[str, ...], listen: str | None, token: str | None,
+            insecure_no_token: bool, max_body: int,
+            outputs: tuple[str, ...], output_token: str | None, spool: str | None, state: str,
+            instance: str,
             config_path: str | None, only: str | None, commit_every: int,
             commit_interval: float, exit_at_eof: bool) -> int:
     """Stream audit events through the stateful detectors; findings as NDJSON."""
     from secretsight.watch.sidecar import SidecarOptions, run
 
     opts = SidecarOptions(
-        inputs=inputs, listen=listen, token=token, max_body=max_body, outputs=outputs,
-        output_token=output_token, state=state, instance=instance,
+        inputs=inputs, listen=listen, token=token, insecure_no_token=insecure_no_token,
+        max_body=max_body, outputs=outputs,
+        output_token=output_token, spool=spool, state=state, instance=instance,
         only=tuple(n.strip() for n in only.split(",")) if only else None,
         commit_every=commit_every, commit_interval=commit_interval, exit_at_eof=exit_at_eof)
     return run(load_config(config_path), opts)

@@ -1,6 +1,7 @@
 """`secretsight compile`: Sigma rules -> Loki (LogQL + ruler file), Elastic (Kibana detection
 rules NDJSON) and Splunk (savedsearches.conf), with a support matrix saying, per rule and
-target, whether it compiled as is, with a workaround for a known backend defect, or not at all.
+target, whether it compiled as is, with a workaround for a known backend defect, or not at all;
+and the `alerting` target (Alertmanager, Prometheus rules, Grafana: secretsight.alerting).
 
 One module per target (`loki`, `elastic`, `splunk`); `defects` lists the backend defects and
 their workarounds; `matrix` renders the support matrix; `stateful` adds target-native rules
@@ -19,9 +20,14 @@ from secretsight.compile.model import Support, TargetOutput
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
 
-TARGETS: tuple[str, ...] = ("elastic", "loki", "splunk")
+SIEM_TARGETS: tuple[str, ...] = ("elastic", "loki", "splunk")
+# Alertmanager config, Prometheus rules, Grafana dashboard: from the config alone, no rules
+# (secretsight.alerting); its matrix rows are the Prometheus alerting rules.
+ALERTING = "alerting"
+TARGETS: tuple[str, ...] = (ALERTING, *SIEM_TARGETS)
 
-__all__ = ["TARGETS", "Support", "TargetOutput", "compile_target", "compile_targets", "write_output"]
+__all__ = ["ALERTING", "SIEM_TARGETS", "TARGETS", "Support", "TargetOutput", "compile_target",
+           "compile_targets", "write_output"]
 
 
 def compile_target(
@@ -40,6 +46,10 @@ def compile_target(
     if target not in TARGETS:
         raise SecretSightError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
     config = config or Config()
+    if target == ALERTING:
+        from secretsight.alerting.build import compile_output
+
+        return compile_output(config)
     # A fresh rule set per target: pySigma pipelines and backends modify the rules in place.
     ruleset = load_rules(list(paths) if paths is not None else None, config)
     out = TargetOutput(target=target)

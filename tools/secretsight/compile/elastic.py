@@ -20,6 +20,7 @@ from typing import Any
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.correlations import SigmaCorrelationRule
 
+from secretsight.alerting.runbooks import link_kibana_rules
 from secretsight.compile import attack, defects, stateful
 from secretsight.compile.common import (
     RuleView,
@@ -98,6 +99,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         out.support.append(Support(view.name, TARGET, status, workarounds))
     # Target-native forms of the stateful classes (new_terms, ES|QL absence).
     documents.extend(stateful.compile_elastic(config, index, interval, out))
+    link_kibana_rules(documents, config.alerting)  # runbook in `note`, team tag
     documents.sort(key=lambda d: d["name_key"])
     for d in documents:
         del d["name_key"]

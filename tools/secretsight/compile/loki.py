@@ -28,6 +28,7 @@ from sigma.types import (
     SpecialChars,
 )
 
+from secretsight.alerting.runbooks import link_loki_groups
 from secretsight.compile import defects, stateful
 from secretsight.compile.common import (
     RuleView,
@@ -161,6 +162,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                                    _workarounds(view, "\n".join(queries))))
     # Target-native forms of the stateful classes (absence: audit_gap).
     groups.update(stateful.compile_loki(config, parse_duration(interval), out))
+    link_loki_groups(groups, config.alerting)  # team label, runbook_url annotation
     out.files[RULER_FILE] = ruler_file(groups, interval)
 
 

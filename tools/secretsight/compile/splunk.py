@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sigma.backends.splunk import SplunkBackend
 from sigma.correlations import SigmaCorrelationRule
 
+from secretsight.alerting.runbooks import link_splunk_stanzas
 from secretsight.compile import defects, stateful
 from secretsight.compile.common import (
     RuleView,
@@ -125,6 +126,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         out.support.append(Support(view.name, TARGET, status, workarounds))
     # Target-native forms of the stateful classes (look-back searches).
     stanzas.update(stateful.compile_splunk(config, every, alert_index, out))
+    link_splunk_stanzas(stanzas, config.alerting)  # runbook in the description, team
     out.files[CONF_FILE] = render_conf(stanzas)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from secretsight import anomalies
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.config import Config, format_duration
 from secretsight.errors import SecretSightError
@@ -45,22 +46,28 @@ class StatefulRule:
         return str(uuid.uuid5(_NAMESPACE, self.name))
 
 
+def _rule(name: str, description: str) -> StatefulRule:
+    """A target-native form: its title and level are the class's (the anomaly catalogue)."""
+    facts = anomalies.anomaly(name)
+    return StatefulRule(name, facts.title, description, facts.severity)
+
+
 RULES: tuple[StatefulRule, ...] = (
-    StatefulRule("audit_gap", "Audit source went silent",
-                 "A secret-store audit source (dataset) that was emitting events has sent none "
-                 "for longer than stateful.audit_gap_max_silence.", "high"),
-    StatefulRule("dormant_identity", "Dormant identity active again",
-                 "An identity acts after no activity in the last stateful.dormant_after "
-                 "(approximation: identities never seen before match too).", "medium"),
-    StatefulRule("first_path_access", "Identity reads a secret path for the first time",
-                 "An identity reads a secret.path it has not read in the last "
-                 "stateful.first_path_access.learning_period.", "low"),
-    StatefulRule("rotation_without_deploy", "Secret rotated but no consuming workload rolled out",
-                 "A secret with known consumers was rotated and none of them rolled out within "
-                 "stateful.rotation_deploy_window.", "medium"),
-    StatefulRule("rotation_without_read", "Secret rotated but not read",
-                 "A secret's value was replaced and no read of its secret.path followed within "
-                 "stateful.rotation_read_window.", "medium"),
+    _rule("audit_gap",
+          "A secret-store audit source (dataset) that was emitting events has sent none "
+          "for longer than stateful.audit_gap_max_silence."),
+    _rule("dormant_identity",
+          "An identity acts after no activity in the last stateful.dormant_after "
+          "(approximation: identities never seen before match too)."),
+    _rule("first_path_access",
+          "An identity reads a secret.path it has not read in the last "
+          "stateful.first_path_access.learning_period."),
+    _rule("rotation_without_deploy",
+          "A secret with known consumers was rotated and none of them rolled out within "
+          "stateful.rotation_deploy_window."),
+    _rule("rotation_without_read",
+          "A secret's value was replaced and no read of its secret.path followed within "
+          "stateful.rotation_read_window."),
 )
 
 # Why a class cannot be compiled for a target (the matrix's reason).

@@ -23,8 +23,6 @@ _EMPTY: dict = {}
 class AdminOffHours(Detector):
     name = "admin_off_hours"
     anomaly = "admin_off_hours"
-    severity = "high"
-    title = "Admin identity active outside maintenance windows"
 
     def start(self) -> None:
         adm = self.config.admin_identities

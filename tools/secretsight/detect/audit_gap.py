@@ -97,8 +97,6 @@ class SourceStates(KeyedState):
 class AuditGap(Detector):
     name = "audit_gap"
     anomaly = "audit_gap"
-    severity = "high"
-    title = "Audit log source went silent"
 
     def start(self) -> None:
         self.max_silence = self.config.stateful.audit_gap_max_silence.total_seconds()

@@ -1,10 +1,11 @@
-"""What every detector shares: its identity (name, anomaly class, severity) and the hooks the
-`Detectors` driver calls."""
+"""What every detector shares: its identity (name, anomaly class; title and severity from the
+anomaly catalogue) and the hooks the `Detectors` driver calls."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from secretsight import anomalies
 from secretsight.config import Config
 from secretsight.detect.events import Ev, iso
 from secretsight.detect.state import StateCache
@@ -14,8 +15,6 @@ from secretsight.findings import Finding
 class Detector:
     name: str = ""
     anomaly: str = ""
-    severity: str = "medium"
-    title: str = ""
 
     # Seconds of silence of an identity that this detector is about (dormant_identity), set by
     # start(). The driver, which looks the identity up for every event anyway, then calls it
@@ -26,6 +25,14 @@ class Detector:
         self.config = config
         self.cache = cache
         self._claims = claims
+
+    @property
+    def title(self) -> str:
+        return anomalies.anomaly(self.anomaly).title
+
+    @property
+    def severity(self) -> str:
+        return anomalies.anomaly(self.anomaly).severity
 
     def start(self) -> None:
         """Load whatever must be in memory from the start (pending windows)."""

@@ -14,8 +14,6 @@ from secretsight.findings import Finding
 class BulkRead(Detector):
     name = "bulk_read"
     anomaly = "bulk_read"
-    severity = "high"
-    title = "Bulk secret reads by one identity"
 
     def start(self) -> None:
         t = self.config.thresholds.bulk_read

@@ -3,6 +3,10 @@
 `@timestamp` is the clock (stream time = the latest timestamp seen), so a batch `scan` and a
 `watch` stream over the same events produce the same findings. Only `audit_gap` also looks at
 the wall clock, through `tick()` (the clock is injectable for tests).
+
+Before any detector, `timeguard.TimeGuard` refuses events whose @timestamp is out of range
+(forged or skewed: `out_of_range`). A late event inside the allowed skew is processed AT stream
+time: the detectors only ever see time move forward, so no window can end before it starts.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from secretsight.detect.rotation_without_deploy import RotationWithoutDeploy
 from secretsight.detect.rotation_without_read import RotationWithoutRead
 from secretsight.detect.state import StateCache
 from secretsight.detect.stores.base import Store
+from secretsight.detect.timeguard import OUT_OF_RANGE, TimeGuard
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 
@@ -104,6 +109,8 @@ class Detectors:
         self.now: float | None = None  # stream time
         self.events = 0
         self.rejected: Counter[str] = Counter()  # reason -> count (bad events are counted)
+        self.last_rejected = ""  # reason of the latest refused event (watch counts it)
+        self.time_guard = TimeGuard(config.limits.time)
 
     @property
     def names(self) -> list[str]:
@@ -121,17 +128,28 @@ class Detectors:
         except (TypeError, AttributeError, ValueError) as exc:  # e.g. "user": "bob"
             ev = _wrong_type(exc)
         if isinstance(ev, str):  # a rejection reason
-            self.rejected[ev.split(":")[0]] += 1
+            self.last_rejected = ev.split(":")[0]
+            self.rejected[self.last_rejected] += 1
+            return []
+        now = self.now
+        guard = self.time_guard
+        t = ev.ts
+        # the common case inline (this runs for every event); accepts() decides the rest
+        if (t < guard.floor or t > guard.horizon or (now is not None and t < now - guard.skew)
+                ) and not guard.accepts(t, now):
+            self.last_rejected = OUT_OF_RANGE
+            self.rejected[OUT_OF_RANGE] += 1
             return []
         self.events += 1
         out: list[Finding] = []
         try:
             ts = self.last_ts = ev.ts
-            now = self.now
             if now is None or ts > now:
                 self.now = ts
                 if ts > self.cache.due:
                     self._advance(ts, out)
+            elif ts < now:  # late (inside the skew): at stream time, so windows stay ordered
+                ev.ts = ts = now
             uid = ev.user_id
             if uid is not None and self._uses_identity:
                 # The ONE lookup of the identity's record per event; detectors reach their
@@ -169,7 +187,8 @@ class Detectors:
             # input: a list where a string belongs makes a dict key unhashable, ...). The
             # event counts as rejected; the findings it completed are kept.
             self.events -= 1
-            self.rejected[_wrong_type(exc)] += 1
+            self.last_rejected = _wrong_type(exc)
+            self.rejected[self.last_rejected] += 1
             return out
 
     def finish(self, now: str | None = None) -> list[Finding]:

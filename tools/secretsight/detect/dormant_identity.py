@@ -11,8 +11,6 @@ from secretsight.findings import Finding
 class DormantIdentity(Detector):
     name = "dormant_identity"
     anomaly = "dormant_identity"
-    severity = "medium"
-    title = "Dormant identity active again"
     uses_identity = True
 
     def start(self) -> None:

@@ -21,8 +21,6 @@ from secretsight.findings import Finding
 class FirstPathAccess(Detector):
     name = "first_path_access"
     anomaly = "first_path_access"
-    severity = "medium"
-    title = "Identity read a secret path it has never read before"
     uses_identity = True
 
     def start(self) -> None:

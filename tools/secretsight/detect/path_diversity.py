@@ -18,8 +18,6 @@ AWS_SUFFIX = "\x1faws"  # window key of an identity's Secrets Manager reads: uid
 class PathDiversity(Detector):
     name = "path_diversity"
     anomaly = "path_diversity"
-    severity = "high"
-    title = "One identity read many distinct secrets"
 
     def start(self) -> None:
         t = self.config.thresholds

@@ -23,8 +23,6 @@ from secretsight.findings import Finding
 class RotationWithoutDeploy(PendingWindows):
     name = "rotation_without_deploy"
     anomaly = "rotation_without_deploy"
-    severity = "medium"
-    title = "Secret rotated but no consuming workload rolled out"
     ns = "rotation_deploy"
 
     def start(self) -> None:

@@ -15,8 +15,6 @@ from secretsight.findings import Finding
 class RotationWithoutRead(PendingWindows):
     name = "rotation_without_read"
     anomaly = "rotation_without_read"
-    severity = "medium"
-    title = "Secret rotated but not read by its consumers"
     ns = "rotation_read"
 
     def start(self) -> None:

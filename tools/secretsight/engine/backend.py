@@ -56,6 +56,17 @@ class SecretSightSQLiteBackend(sqliteBackend):
         return super().convert_condition_field_eq_val(cond, state)
 
 
+    def correlation_plan(self, rule: Any) -> dict[str, Any]:
+        """The v2 plan the backend built for a correlation while converting the collection,
+        including a referenced correlation that produced no output query of its own.
+
+        pySigma-backend-sqlite 2.0.0 has no public accessor: the plans live in the private
+        `_correlation_plans` (keyed by `id(rule)`). This is the one place that reads it, so a
+        backend upgrade that renames it breaks here, loudly (KeyError/AttributeError)."""
+        plans: dict[int, dict[str, Any]] = self._correlation_plans
+        return plans[id(rule)]
+
+
 def make_backend(pipeline: ProcessingPipeline | None) -> SecretSightSQLiteBackend:
     backend = SecretSightSQLiteBackend(
         processing_pipeline=pipeline,

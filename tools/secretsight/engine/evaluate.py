@@ -18,7 +18,7 @@ from sigma.rule import SigmaRule
 
 from secretsight.config import Config
 from secretsight.engine import table
-from secretsight.engine.backend import make_backend
+from secretsight.engine.backend import SecretSightSQLiteBackend, make_backend
 from secretsight.errors import SecretSightError
 from secretsight.findings import ANOMALY_CLASSES, SEVERITIES, Finding
 
@@ -40,7 +40,10 @@ _SAMPLE = 10
 
 
 @dataclass(frozen=True)
-class RuleMeta:
+class RuleFacts:
+    """What a finding copies from a compiled rule (not `secretsight.rules.RuleMeta`, the
+    loader's record of a rule file)."""
+
     id: str
     name: str | None
     title: str
@@ -53,7 +56,7 @@ class RuleMeta:
 
 @dataclass
 class CompiledRule:
-    meta: RuleMeta
+    meta: RuleFacts
     queries: list[str] = field(default_factory=list)  # plain: WHERE clauses
     plan: dict[str, Any] | None = None  # correlation: the backend's v2 plan
     # correlation: OR of the referenced base rules' predicates, to pre-select its input
@@ -84,11 +87,9 @@ def _collection(ruleset: Any) -> SigmaCollection:
     raise TypeError(f"not a rule set: {type(ruleset).__name__}")
 
 
-def _pipeline(config: Config) -> ProcessingPipeline | None:
-    try:
-        from secretsight.rules import placeholder_pipeline
-    except ImportError:  # the rules module not delivered yet: rules without placeholders only
-        return None
+def _pipeline(config: Config) -> ProcessingPipeline:
+    from secretsight.rules import placeholder_pipeline  # pySigma's transformations: on use
+
     return placeholder_pipeline(config)
 
 
@@ -110,19 +111,19 @@ def _base_predicates(rule: Any) -> list[str] | None:
     return out
 
 
-def _meta(rule: SigmaRule | SigmaCorrelationRule) -> RuleMeta:
+def _meta(rule: SigmaRule | SigmaCorrelationRule) -> RuleFacts:
     attrs = rule.custom_attributes or {}
     anomaly = attrs.get("anomaly")
     if anomaly not in ANOMALY_CLASSES:
         raise SecretSightError(
-            f"rule {rule.name or rule.title!r}: `anomaly` {anomaly!r} is not one of "
-            f"secretsight.findings.ANOMALY_CLASSES",
+            f"rule {rule.name or rule.title!r}: `anomaly` {anomaly!r} is not a class of "
+            f"the anomaly catalogue (tools/secretsight/anomalies.yml)",
             file=_source(rule),
         )
     level = rule.level.name.lower() if rule.level else "medium"
     severity = level if level in SEVERITIES else "medium"
     corr = rule if isinstance(rule, SigmaCorrelationRule) else None
-    return RuleMeta(
+    return RuleFacts(
         id=str(rule.id) if rule.id else f"sigma/{rule.name}",
         name=rule.name,
         title=rule.title,
@@ -168,16 +169,12 @@ def _nested_temporal(rule: SigmaCorrelationRule) -> bool:
     )
 
 
-def _child_plan(rule: SigmaCorrelationRule, backend: Any) -> CompiledRule:
+def _child_plan(rule: SigmaCorrelationRule, backend: SecretSightSQLiteBackend) -> CompiledRule:
     # Referenced correlations produce no output query, but the backend keeps their plans.
-    plan = backend._correlation_plans[id(rule)]
+    plan = backend.correlation_plan(rule)
     predicates = _base_predicates(rule)
     child = CompiledRule(
-        meta=RuleMeta(
-            id=str(rule.id), name=rule.name, title=rule.title, anomaly="bulk_read",
-            severity="informational", correlation=True,
-            group_by=tuple(rule.group_by or ()), timespan=float(rule.timespan.seconds),
-        ),
+        meta=_meta(rule),  # a building block: its findings are its parent's evidence only
         plan=_strip_evidence(plan),
         prefilter=" OR ".join(f"({p})" for p in predicates) if predicates else None,
         prune=_group_prune(rule),
@@ -611,7 +608,7 @@ class RuleEvaluator:
         return out
 
     def _finding(
-        self, meta: RuleMeta, rows: list[tuple[Any, ...]], user: Any, extra: dict[str, Any]
+        self, meta: RuleFacts, rows: list[tuple[Any, ...]], user: Any, extra: dict[str, Any]
     ) -> Finding:
         col = {name: 2 + i for i, name in enumerate(_EVIDENCE_COLUMNS)}
 

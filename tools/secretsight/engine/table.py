@@ -60,8 +60,10 @@ def create(conn: sqlite3.Connection, *, temp: bool = False) -> list[str]:
     return list(columns)
 
 
-def parse_ts(value: Any) -> float | None:
-    """RFC 3339 (any fraction length, `Z` or offset) -> Unix seconds; None when unparsable."""
+def parse_zoned_ts(value: Any) -> float | None:
+    """RFC 3339 (any fraction length, `Z` or offset) -> Unix seconds; None when unparsable or
+    without a zone (the schema requires one; `detect.events.parse_ts` reads a naive time as
+    UTC instead, for live streams)."""
     if not isinstance(value, str) or len(value) < 19:
         return None
     moment: datetime | None
@@ -146,7 +148,7 @@ def rows(
             rank = 2 if entry == "response" else 1
         else:
             rank = _STAGE_RANK.get(flat.get("kubernetes.stage"), 0)  # type: ignore[arg-type]
-        ts = parse_ts(flat.get("@timestamp"))
+        ts = parse_zoned_ts(flat.get("@timestamp"))
         if observe is not None:
             observe(event, ts)
         yield present, (next_id, ts, rank, *[flat[n] for n in present])

@@ -15,6 +15,7 @@ from secretsight.errors import SecretSightError
 from secretsight.normalize.codes import MAX_LINE_BYTES
 from secretsight.normalize.line import SOURCES, normalize_line
 
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark
 RAW_EXCERPT_BYTES = 4096  # dead letters carry at most this much of the raw line
 SUMMARY_DEAD_LETTERS = 10  # dead letters Stats keeps by default (named in the summary)
 
@@ -122,19 +123,27 @@ def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None, bytes]]:
             continue
         if line[-1:] == b"\n":
             line = line[:-2] if line[-2:-1] == b"\r" else line[:-1]
+        if number == 1 and line[:3] == BOM:  # editors and PowerShell write one: not data
+            line = line[3:]
         yield number, line, line
 
 
 def _guarded(
-    lines: Iterator[tuple[int, bytes | None, bytes]], name: str, stats: Stats
+    lines: Iterator[tuple[int, bytes | None, bytes]], name: str, stats: Stats, stream: IO[bytes]
 ) -> Iterator[tuple[int, bytes | None, bytes]]:
-    """A read error (corrupt or truncated gzip, I/O error) stops the run with file:line,
-    after the lines already read were counted."""
+    """A read error (corrupt or truncated gzip, I/O error) stops the run with file:line and
+    the byte offset (decompressed, for gzip) where the readable prefix ends, after every
+    complete line before it was normalized and counted. The caller prints the summary."""
     try:
         yield from lines
     except (OSError, EOFError) as exc:
+        try:
+            offset = f" (offset {stream.tell()})"
+        except (OSError, ValueError, EOFError):
+            offset = ""
+        what = "truncated" if isinstance(exc, EOFError) else "read error"
         raise SecretSightError(
-            f"read error after line {stats.lines}: {exc}", file=name, line=stats.lines + 1
+            f"{what} after line {stats.lines}{offset}: {exc}", file=name, line=stats.lines + 1
         ) from exc
 
 
@@ -175,7 +184,7 @@ def iter_files(
         except OSError as exc:
             raise SecretSightError(f"cannot read: {exc.strerror or exc}", file=name) from exc
         try:
-            for number, content, excerpt_src in _guarded(iter_lines(stream), name, stats):
+            for number, content, excerpt_src in _guarded(iter_lines(stream), name, stats, stream):
                 stats.lines += 1
                 items: list[dict[str, Any]] = (
                     normalize_line(content, source)

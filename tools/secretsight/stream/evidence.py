@@ -17,7 +17,7 @@ from typing import Any
 
 from secretsight.findings import Finding
 
-SAMPLE = 10  # = engine.evaluate._SAMPLE
+SAMPLE = 10  # = engine.evaluate._SAMPLE (a test keeps them equal)
 MAX_DISTINCT = 50_000
 
 # One event's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, as text like the table).

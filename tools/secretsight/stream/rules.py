@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from sigma.collection import SigmaCollection
 from sigma.correlations import (
     SigmaCorrelationConditionOperator,
     SigmaCorrelationRule,
@@ -40,11 +41,12 @@ from sigma.correlations import (
 from sigma.rule import SigmaRule
 
 from secretsight.config import Config
-from secretsight.engine.evaluate import CompiledRule, RuleMeta, compiled_for
+from secretsight.engine.evaluate import CompiledRule, RuleFacts, compiled_for
 from secretsight.stream.evidence import Evidence, Row
 from secretsight.stream.predicate import Predicate, Unstreamable, _text, compile_rule
 
-# The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS), in Row order.
+# The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, a test keeps them equal),
+# in Row order.
 EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "event.dataset", "event.id",
                     "event.action", "secret.path", "source.ip")
 NS = "stream"
@@ -79,7 +81,7 @@ class Child:
 
 @dataclass
 class Correlation:
-    meta: RuleMeta
+    meta: RuleFacts
     group_by: tuple[str, ...]
     slots: tuple[int, ...]  # every base rule feeding it (evidence = any of them)
     children: list[Child]
@@ -90,7 +92,7 @@ class Correlation:
 
 @dataclass
 class Plain:
-    meta: RuleMeta
+    meta: RuleFacts
     slot: int
 
 
@@ -107,12 +109,14 @@ def _need(rule: SigmaCorrelationRule) -> Callable[[int], bool]:
 
 class StreamRules:
     def __init__(self, config: Config, ruleset: Any) -> None:
-        from secretsight.engine.evaluate import _collection, _pipeline
+        from secretsight.rules import placeholder_pipeline  # pySigma's transformations: on use
 
         self.compiled = compiled_for(ruleset, config)
         self.skipped: list[tuple[str, str]] = []  # (rule, why it does not stream)
-        collection = copy.deepcopy(_collection(ruleset))
-        pipeline = _pipeline(config)
+        # The pipeline rewrites rules in place: a copy, as the engine compiles one.
+        collection = copy.deepcopy(
+            ruleset if isinstance(ruleset, SigmaCollection) else ruleset.collection)
+        pipeline = placeholder_pipeline(config)
         by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
         self.bases: list[tuple[str, Predicate]] = []
         self._slot: dict[str, int] = {}
@@ -127,8 +131,7 @@ class StreamRules:
                 if not isinstance(rule, SigmaRule):
                     raise Unstreamable(f"{name} is not a detection rule")
                 try:
-                    if pipeline is not None:
-                        pipeline.apply(rule)
+                    pipeline.apply(rule)
                     pred, fields = compile_rule(rule)
                 except Unstreamable as exc:
                     self._base_errors[name] = str(exc)

@@ -10,14 +10,18 @@ the old file then reopens the path from 0; a size below our position (copytrunca
 
 from __future__ import annotations
 
+import gzip
 import os
 import queue
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark before the first line is not data
 
 
 class FileInput:
@@ -32,6 +36,13 @@ class FileInput:
         self.rotations = 0
         self.truncations = 0
         self._saved = offset
+        # A gzip file (a rotated archive) is read once through a decompressor; `pos` then
+        # counts DECOMPRESSED bytes (a restart decompresses again up to it).
+        self.gz: gzip.GzipFile | None = None
+        self.gz_done = False
+        self.lines_out = 0  # complete lines handed out (for error messages)
+        self.error: str | None = None  # why the file could not be read to its end
+        self._cut = False
 
     def offset(self) -> dict[str, Any]:
         return {"inode": self.inode, "pos": self.pos}
@@ -42,11 +53,53 @@ class FileInput:
         except FileNotFoundError:
             return False
         st = os.fstat(fh.fileno())
-        if pos > st.st_size:
-            pos = 0
-        fh.seek(pos)
+        self.gz, self.gz_done = None, False
+        magic = fh.read(2)
+        fh.seek(0)
+        if magic == GZIP_MAGIC:
+            self.gz = gzip.GzipFile(fileobj=fh, mode="rb")
+            try:
+                self.gz.seek(pos)
+            except (OSError, EOFError, zlib.error):
+                pos = 0
+                self.gz = gzip.GzipFile(fileobj=fh, mode="rb")
+                fh.seek(0)
+        else:
+            if pos > st.st_size:
+                pos = 0
+            fh.seek(pos)
         self.fh, self.inode, self.pos, self.buf, self.draining = fh, st.st_ino, pos, b"", False
         return True
+
+    def _read(self, max_bytes: int) -> bytes:
+        if self.gz is None:
+            return self.fh.read(max_bytes)
+        if self.gz_done:
+            return b""
+        # read1, not read: read(n) of a truncated stream raises and loses what it had read
+        parts: list[bytes] = []
+        got = 0
+        try:
+            while got < max_bytes:
+                chunk = self.gz.read1(max_bytes - got)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                got += len(chunk)
+        except (OSError, EOFError, zlib.error) as exc:
+            self.gz_done = True
+            data = b"".join(parts)
+            seen = self.buf + data  # self.buf (no newline) began at self.pos
+            complete = self.lines_out + seen.count(b"\n")
+            offset = self.pos + seen.rfind(b"\n") + 1
+            self.error = (f"{self.path}: truncated or corrupt gzip after line {complete} "
+                          f"(decompressed offset {offset}): {exc}")
+            self._cut = True  # the record cut by the truncation is incomplete: not a line
+            return data
+        data = b"".join(parts)
+        if not data:
+            self.gz_done = True
+        return data
 
     def _start(self) -> bool:
         saved, self._saved = self._saved, None
@@ -78,7 +131,7 @@ class FileInput:
         """Complete lines available now (possibly none)."""
         if self.fh is None and not self._start():
             return []
-        data = self.fh.read(max_bytes)
+        data = self._read(max_bytes)
         if data:
             buf = self.buf + data
             cut = buf.rfind(b"\n")
@@ -86,9 +139,14 @@ class FileInput:
                 self.buf = buf
                 return []
             lines = buf[:cut].split(b"\n")
+            if self.pos == 0 and lines[0][:3] == BOM:
+                lines[0] = lines[0][3:]
             self.buf = buf[cut + 1:]
             self.pos += cut + 1  # buf began at self.pos
+            self.lines_out += len(lines)
             return lines
+        if self.gz is not None:
+            return []  # an archive: neither rotated nor truncated in place
         return self._at_eof()
 
     def _at_eof(self) -> list[bytes]:
@@ -113,19 +171,29 @@ class FileInput:
         return []
 
     def flush_partial(self) -> list[bytes]:
-        """At the end of a one-shot run: a last line without its newline is still a line."""
+        """At the end of a one-shot run: a last line without its newline is still a line
+        (unless a truncated gzip cut it)."""
+        if self._cut:
+            self.buf = b""
         if self.buf.strip():
             line, self.buf = self.buf, b""
+            if self.pos == 0 and line[:3] == BOM:
+                line = line[3:]
             self.pos += len(line)
+            self.lines_out += 1
             return [line]
         return []
 
     def at_eof(self) -> bool:
         if self.fh is None:
             return True
+        if self.gz is not None:
+            return self.gz_done
         return self.fh.tell() >= os.fstat(self.fh.fileno()).st_size and not self.draining
 
     def close(self) -> None:
+        if self.gz is not None:
+            self.gz.close()
         if self.fh is not None:
             self.fh.close()
 
@@ -147,6 +215,7 @@ class StdinInput:
 
     def _run(self) -> None:
         buf = b""
+        first = True
         while True:
             try:
                 data = os.read(self.fd, CHUNK)
@@ -155,6 +224,10 @@ class StdinInput:
             if not data:
                 break
             buf += data
+            if first and len(buf) >= len(BOM):
+                first = False
+                if buf.startswith(BOM):
+                    buf = buf[len(BOM):]
             cut = buf.rfind(b"\n")
             if cut >= 0:
                 self.out.put(("lines", self.name, buf[:cut].split(b"\n")))

@@ -23,12 +23,15 @@ from collections.abc import Callable
 from typing import Any
 
 from secretsight.detect import Detectors
+from secretsight.detect.stores import StoreError
+from secretsight.detect.timeguard import OUT_OF_RANGE
+from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.normalize import dedupe_key
 from secretsight.watch.decode import DecodeError, Skipped, decode_line
 from secretsight.watch.inputs import FileInput, StdinInput
 from secretsight.watch.metrics import Metrics
-from secretsight.watch.outputs import FileOutput, Output, finding_json
+from secretsight.watch.outputs import FileOutput, Output, OutputError, finding_json
 
 # Recent audit records remembered to drop repeats (CloudTrail delivers some eventIDs twice;
 # shippers retry). Bounded: a repeat older than this many events gets through.
@@ -57,6 +60,7 @@ class Watcher:
         self.clock = clock
         self.log = log or (lambda m: print(f"secretsight watch: {m}", file=sys.stderr))
         self.stop_requested = False
+        self.read_errors: list[str] = []  # inputs that could not be read to their end
         self._carry: Any = None
         self._outbox_pending = False
         self.pending: list[Finding] = []
@@ -79,8 +83,7 @@ class Watcher:
         outbox = [fj for cid, fj in saved.get(OUTBOX) or [] if not (cid and cid in lost)]
         if outbox:
             self.log(f"re-emitting {len(outbox)} finding(s) committed before a restart")
-            for o in self.outputs:
-                o.write(outbox)
+            self._write_all(outbox)
 
     # ---- processing
     def handle_lines(self, source: str, lines: list[bytes]) -> None:
@@ -118,40 +121,81 @@ class Watcher:
             if found:  # (an event rejected half-way may still have completed findings)
                 self.pending.extend(found)
             if det.events == before:  # rejected (counted by reason in det.rejected)
-                m.count("parse_errors", (source, "invalid_event"))
+                reason = OUT_OF_RANGE if det.last_rejected == OUT_OF_RANGE else "invalid_event"
+                m.count("parse_errors", (source, reason))
                 continue
-            op = (e.get("secret") or {}).get("operation")
-            m.record_event(e["event"]["dataset"], det.last_ts or 0.0, op == "read",
-                           (e.get("user") or {}).get("id"))
+            m.observe(e, det.last_ts or 0.0)
             self.since_commit += 1
 
     def commit(self) -> None:
         t0 = time.perf_counter()
         pending, self.pending = self.pending, []
         cids = self.det.claim_ids()
-        as_json = [finding_json(f) for f in pending]
+        as_json = [finding_json(f, self.det.config.alerting) for f in pending]
         offsets: dict[str, Any] = {f.name: f.offset() for f in self.files if f.inode is not None}
         offsets[OUTPUT_POS] = {o.name: o.position() for o in self.outputs
                                if isinstance(o, FileOutput)}
         offsets[OUTBOX] = [[cids.get(id(f), 0), fj] for f, fj in zip(pending, as_json, strict=True)]
-        lost = {id(f) for f in self.det.commit(offsets)}
+        try:
+            lost = {id(f) for f in self.det.commit(offsets)}
+        except BaseException as exc:
+            if isinstance(exc, Exception):  # not a stop signal: the store failed
+                self.metrics.count_commit_failure()  # alerting: SecretSightStateCommitFailing
+            self.pending = pending + self.pending  # computed: emitted by _emit_uncommitted
+            raise
         emit = [fj for f, fj in zip(pending, as_json, strict=True) if id(f) not in lost]
         m = self.metrics
         with m.lock:
             m.findings_dropped += len(lost)
             for fj in emit:
                 m.findings[fj["anomaly"]] += 1
+                m.findings_by_severity[(fj["anomaly"], fj["severity"])] += 1
                 if fj["anomaly"] == "first_path_access":
                     m.first_path_accesses += 1
             m.commits += 1
             m.commit_seconds += time.perf_counter() - t0
-        for o in self.outputs:
-            o.write(emit)
         self._outbox_pending = bool(pending)
         self.since_commit = 0
         self.last_commit = self.clock()
+        self._write_all(emit)
+
+    def _write_all(self, findings: list[dict[str, Any]]) -> None:
+        """Every output gets the batch even when one fails (a full disk under the file
+        output must not keep findings from stdout or HTTP); then the failure stops the run."""
+        failed: list[str] = []
+        for o in self.outputs:
+            try:
+                o.write(findings)
+            except (OSError, ValueError) as exc:  # ValueError: a file already closed
+                failed.append(f"{o.name}: {exc}")
+        if failed:
+            raise OutputError("cannot write findings to " + "; ".join(failed))
+
+    def _emit_uncommitted(self) -> None:
+        """After a store or output failure: every finding already computed goes out before
+        the run stops. They were not committed: a restart computes them again (the file
+        output is rewound to its committed size first; stdout and HTTP may see them twice)."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        self.log(f"emitting {len(pending)} finding(s) computed before the failure")
+        rows = [finding_json(f) for f in pending]
+        for o in self.outputs:
+            try:
+                o.write(rows)
+            except (OSError, ValueError) as exc:
+                self.log(f"{o.name}: {exc}")
 
     def run(self) -> int:
+        """Process until stopped (or, one-shot, to the end of the inputs). A store or output
+        failure emits what was computed, then raises (the side-car exits 2)."""
+        try:
+            return self._run()
+        except SecretSightError:
+            self._emit_uncommitted()
+            raise
+
+    def _run(self) -> int:
         if self.stdin:
             self.stdin.start()
         self.last_commit = self.clock()
@@ -163,6 +207,10 @@ class Watcher:
                 if lines:
                     progressed = True
                     self.handle_lines(f.name, lines)
+                if f.error is not None and f.error not in self.read_errors:
+                    self.read_errors.append(f.error)
+                    self.metrics.count("parse_errors", (f.name, "truncated_input"))
+                    self.log(f"error: {f.error}")
             acks: list[tuple[Any, dict]] = []
             try:
                 while True:
@@ -178,6 +226,10 @@ class Watcher:
                         events, done, result = payload
                         try:
                             self.handle_events(source, events)
+                        except StoreError as exc:  # the store is gone: answer, then stop
+                            result["error"] = f"processing failed: {exc}"
+                            done.set()
+                            raise
                         except Exception as exc:  # noqa: BLE001 - one request never kills the loop
                             result["error"] = f"processing failed: {exc}"
                         acks.append((done, result))
@@ -215,10 +267,13 @@ class Watcher:
             # A clean stop: the last batch reached the outputs, so a restart must not
             # re-emit it (only a crash leaves a non-empty outbox behind).
             self.commit()
-        return 0
+        return 2 if self.read_errors else 0
 
     def close(self) -> None:
         for f in self.files:
             f.close()
         for o in self.outputs:
-            o.close()
+            try:
+                o.close()
+            except (OSError, ValueError) as exc:  # already reported when the write failed
+                self.log(f"closing {o.name}: {exc}")

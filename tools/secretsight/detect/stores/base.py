@@ -16,6 +16,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretsight.errors import SecretSightError
+
+
+class StoreError(SecretSightError):
+    """The state store failed (unreachable, corrupted, read-only, full). The side-car emits
+    the findings it already computed, then stops with this message (exit status 2)."""
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -25,8 +25,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis
 
-from secretsight.detect.stores.base import Batch, Store
-from secretsight.errors import SecretSightError
+from secretsight.detect.stores.base import Batch, Store, StoreError
 
 # Timestamps travel as strings: Lua's number formatting keeps only 14 significant digits.
 _COMMIT = r"""
@@ -132,30 +131,45 @@ class RedisStore(Store):
             self.r = redis.Redis.from_url(clean, decode_responses=True)
             self.r.ping()
         except (redis.RedisError, ValueError) as exc:
-            raise SecretSightError(f"cannot connect to Redis state store {url}: {exc}") from exc
+            raise StoreError(f"cannot connect to Redis state store {url}: {exc}") from exc
         self._commit = self.r.register_script(_COMMIT)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
     def load_identity(self, identity: str) -> tuple[float, float] | None:
-        h = self.r.hgetall(self._k("id", identity))
+        try:
+            h = self.r.hgetall(self._k("id", identity))
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis state store read failed: {exc}") from exc
         return (float(h["first"]), float(h["last"])) if h else None
 
     def load_paths(self, identity: str) -> list[tuple[str, float]]:
-        rows: Any = self.r.zrange(self._k("paths", identity), 0, -1, withscores=True)
+        try:
+            rows: Any = self.r.zrange(self._k("paths", identity), 0, -1, withscores=True)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis state store read failed: {exc}") from exc
         return [(str(p), float(s)) for p, s in rows]
 
     def load_kv(self, ns: str, key: str) -> Any:
-        v: Any = self.r.hget(self._k("kv", ns), key)
+        try:
+            v: Any = self.r.hget(self._k("kv", ns), key)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis state store read failed: {exc}") from exc
         return _decode(v) if v is not None else None
 
     def scan_kv(self, ns: str) -> list[tuple[str, Any]]:
-        h: Any = self.r.hgetall(self._k("kv", ns))
+        try:
+            h: Any = self.r.hgetall(self._k("kv", ns))
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis state store read failed: {exc}") from exc
         return sorted((str(k), _decode(v)) for k, v in h.items())
 
     def load_offsets(self, ns: str) -> dict[str, Any]:
-        h: Any = self.r.hgetall(self._k("offsets", ns))
+        try:
+            h: Any = self.r.hgetall(self._k("offsets", ns))
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis state store read failed: {exc}") from exc
         return {str(k): json.loads(v) for k, v in h.items()}
 
     def commit(self, batch: Batch) -> set[int]:
@@ -184,7 +198,7 @@ class RedisStore(Store):
         try:
             lost = self._commit(args=[self.prefix, json.dumps(payload)])
         except redis.RedisError as exc:
-            raise SecretSightError(f"Redis state commit failed: {exc}") from exc
+            raise StoreError(f"Redis state commit failed: {exc}") from exc
         return {int(x) for x in lost}
 
     def stats(self) -> dict[str, int]:

@@ -5,12 +5,12 @@ transaction holding the state changes and the input offsets together."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from secretsight.detect.stores.base import Batch, Store
-from secretsight.errors import SecretSightError
+from secretsight.detect.stores.base import Batch, Store, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (
@@ -35,14 +35,28 @@ def _value(v: Any) -> Any:
     return v if v.__class__ is bytes else json.loads(v)
 
 
+def _create_private(path: str) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, typically
+    0644): the state names identities and secret paths. SQLite gives its -wal and -shm files
+    the database file's mode."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class SQLiteStore(Store):
+    """Every SQLite failure (a corrupted page, a read-only or full disk) surfaces as
+    `StoreError` naming the file, never as a bare sqlite3 exception."""
+
     shared = False
 
     def __init__(self, path: str) -> None:
         self.path = path
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                _create_private(path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             if path != ":memory:":
@@ -51,31 +65,53 @@ class SQLiteStore(Store):
                 # lose the last commits, and then offsets roll back with the state).
                 self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise SecretSightError(f"cannot open SQLite state store: {exc}", file=path) from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open SQLite state store: {exc}", file=path) from exc
+
+    def _failed(self, doing: str, exc: Exception) -> StoreError:
+        return StoreError(f"SQLite state store failed while {doing}: {exc} (a corrupted file, "
+                          "a read-only file or directory, or a full disk)", file=self.path)
 
     def load_identity(self, identity: str) -> tuple[float, float] | None:
-        row = self.db.execute(
-            "SELECT first_seen, last_seen FROM identities WHERE id = ?", (identity,)
-        ).fetchone()
+        try:
+            row = self.db.execute(
+                "SELECT first_seen, last_seen FROM identities WHERE id = ?", (identity,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed("reading an identity", exc) from exc
         return (row[0], row[1]) if row else None
 
     def load_paths(self, identity: str) -> list[tuple[str, float]]:
-        return self.db.execute(
-            "SELECT path, last_seen FROM known_paths WHERE id = ? ORDER BY last_seen, path",
-            (identity,),
-        ).fetchall()
+        try:
+            return self.db.execute(
+                "SELECT path, last_seen FROM known_paths WHERE id = ? ORDER BY last_seen, path",
+                (identity,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed("reading known paths", exc) from exc
 
     def load_kv(self, ns: str, key: str) -> Any:
-        row = self.db.execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (ns, key)).fetchone()
+        try:
+            row = self.db.execute("SELECT value FROM kv WHERE ns = ? AND key = ?",
+                                  (ns, key)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed("reading detector state", exc) from exc
         return _value(row[0]) if row else None
 
     def scan_kv(self, ns: str) -> list[tuple[str, Any]]:
-        rows = self.db.execute("SELECT key, value FROM kv WHERE ns = ? ORDER BY key", (ns,))
+        try:
+            rows = self.db.execute("SELECT key, value FROM kv WHERE ns = ? ORDER BY key",
+                                   (ns,)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed("reading detector state", exc) from exc
         return [(k, _value(v)) for k, v in rows]
 
     def load_offsets(self, ns: str) -> dict[str, Any]:
-        rows = self.db.execute("SELECT input, value FROM offsets WHERE ns = ?", (ns,))
+        try:
+            rows = self.db.execute("SELECT input, value FROM offsets WHERE ns = ?",
+                                   (ns,)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed("reading input offsets", exc) from exc
         return {k: json.loads(v) for k, v in rows}
 
     def commit(self, batch: Batch) -> set[int]:
@@ -83,8 +119,8 @@ class SQLiteStore(Store):
         if batch.empty():
             return set()
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("BEGIN IMMEDIATE")
             if batch.identities:
                 db.executemany(
                     "INSERT INTO identities (id, first_seen, last_seen) VALUES (?, ?, ?) "
@@ -121,16 +157,25 @@ class SQLiteStore(Store):
                     [(batch.offsets_ns, k, json.dumps(v)) for k, v in batch.offsets.items()],
                 )
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the commit's own error is the one to report
+            if isinstance(exc, sqlite3.Error):
+                raise self._failed("committing", exc) from exc
             raise
         return set()
 
     def stats(self) -> dict[str, int]:
-        return {
-            "identities": self.db.execute("SELECT count(*) FROM identities").fetchone()[0],
-            "known_paths": self.db.execute("SELECT count(*) FROM known_paths").fetchone()[0],
-        }
+        try:
+            return {
+                "identities": self.db.execute("SELECT count(*) FROM identities").fetchone()[0],
+                "known_paths": self.db.execute("SELECT count(*) FROM known_paths").fetchone()[0],
+            }
+        except sqlite3.Error as exc:
+            raise self._failed("counting", exc) from exc
 
     def close(self) -> None:
         self.db.close()

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expectations import load_expectation, observed
-from harness_normalizers import RUNNERS, Unavailable
-
 from secretsight.config import Config
 from secretsight.engine import dedupe
 from secretsight.engine.replay import ReplayResult, replay
 from secretsight.scenarios import Generated, generate, scenario_config
+from support.expectations import load_expectation, observed
+from support.normalizers import RUNNERS, Unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 COVERAGE_DIR = REPO / "build" / "coverage"

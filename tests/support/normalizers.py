@@ -10,8 +10,7 @@ Each returns (normalized events, dead-letter count); a missing program raises Un
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +33,13 @@ def source_of(path: Path) -> str:
     raise ValueError(f"cannot tell the source of {path}")
 
 
-def _load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    if not path.is_file():
-        raise Unavailable(f"{path.relative_to(REPO)} is missing")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+def _load(name: str) -> Any:
+    """A helper module of another test directory (pyproject's pytest `pythonpath` lists it), or
+    Unavailable saying why it cannot be imported."""
     try:
-        spec.loader.exec_module(module)
+        return importlib.import_module(name)
     except ImportError as exc:
-        del sys.modules[name]
-        raise Unavailable(f"{path.relative_to(REPO)}: {exc}") from exc
-    return module
+        raise Unavailable(f"{name}: {exc}") from exc
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -68,7 +59,7 @@ def run_vrl(files: list[Path]) -> tuple[list[dict[str, Any]], int]:
         from vrl_python import VRLRuntime
     except ImportError as exc:
         raise Unavailable(f"vrl-python not installed: {exc}") from exc
-    items_mod = _load("secretsight_harness_vrl_items", REPO / "tests" / "vector" / "vrl_items.py")
+    items_mod = _load("vrl_items")
     events: list[dict[str, Any]] = []
     dead = 0
     runtimes: dict[str, Any] = {}
@@ -94,7 +85,7 @@ def run_lua(files: list[Path]) -> tuple[list[dict[str, Any]], int]:
         import lupa  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"lupa not installed: {exc}") from exc
-    lua_mod = _load("secretsight_harness_lua_filter", REPO / "tests" / "fluentbit" / "lua_filter.py")
+    lua_mod = _load("lua_filter")
     events: list[dict[str, Any]] = []
     dead = 0
     filters: dict[str, Any] = {}

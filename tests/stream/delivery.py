@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from secretsight.engine.table import parse_ts
+from secretsight.engine.table import parse_zoned_ts as parse_ts
 
 
 def in_time_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from secretsight.config import Config
 from secretsight.detect import BATCH_DETECTORS, Detectors
 from secretsight.detect.events import parse_ts
 from secretsight.detect.stores.base import Store
+from secretsight.engine.table import parse_zoned_ts
 from secretsight.findings import Finding
 from secretsight.incidents import IncidentTracker
 from secretsight.stream.evaluator import StreamEvaluator
@@ -26,6 +27,10 @@ from secretsight.stream.reorder import Reorder
 from secretsight.stream.rules import StreamRules
 
 __all__ = ["StreamRules", "StreamingDetectors", "open_detectors"]
+
+
+def _zoned(stamp: Any) -> bool:
+    return isinstance(stamp, str) and (stamp[-1:] == "Z" or parse_zoned_ts(stamp) is not None)
 
 
 class StreamingDetectors(Detectors):
@@ -107,7 +112,10 @@ class StreamingDetectors(Detectors):
             for e in events:
                 out.extend(self.inner.process(e))
             if ev is not None:
-                out.extend(ev.process(ts, events))
+                # The engine's table drops a time without a zone (detectors read it as UTC)
+                zoned = [e for e in events if _zoned(e.get("@timestamp"))]
+                if zoned:
+                    out.extend(ev.process(ts, zoned))
         if ev is not None and batches and self.buffer.bound is not None:
             out.extend(ev.advance(self.buffer.bound))
         return out
@@ -163,8 +171,7 @@ def open_detectors(config: Config, store: Store, *, only: Iterable[str] | None =
         compiled = StreamRules(config, ruleset)
         for err in compiled.compiled.errors:
             log(f"rule not loaded: {err}")
-        for name, why in compiled.compiled.skipped:
-            log(f"rule {name} not evaluated here ({why}), as in scan")
+        # (`embedded: false` rules are skipped silently, as scan skips them: by design)
         for name, why in compiled.skipped:
             log(f"rule {name} cannot stream: {why}")
     tracker = None

@@ -10,10 +10,11 @@ from operator import itemgetter
 from typing import Any
 
 from secretsight.detect.state import StateCache
+from secretsight.engine import table
 from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
 from secretsight.stream.evidence import Evidence
-from secretsight.stream.predicate import Folded, _text, fold
+from secretsight.stream.predicate import Folded, _long
 from secretsight.stream.rules import (
     EVIDENCE_COLUMNS,
     NS,
@@ -26,14 +27,17 @@ from secretsight.stream.rules import (
 )
 
 INF = float("inf")
+_LONG = {name: ftype == "long" for name, ftype in table.schema_columns().items()}
 _META = "_meta"
 
 
-def _group_value(value: Any) -> Any:
-    # The backend groups on lower(text) (ASCII folding), other JSON types as they are.
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    return fold(_text(value) or "")
+def _value_of(field: str, flat: dict[str, Any], folded: Folded) -> Any:
+    """A group-by or counted value as the backend reads it from the table: text columns
+    (every non-`long` field; the table stores str(value)) folded like lower(), integers as
+    they are."""
+    if _LONG.get(field):
+        return _long(flat.get(field))
+    return folded[field]
 
 
 class StreamEvaluator:
@@ -139,13 +143,13 @@ class StreamEvaluator:
                         mask |= 1 << j
                 if not mask:
                     continue
-                keys = tuple(_group_value(flat.get(f)) for f in corr.group_by)
+                keys = tuple(_value_of(f, flat, folded) for f in corr.group_by)
                 if None in keys:
                     continue  # the backend drops events without a group key
                 values = None
                 if self._values[i]:
                     values = tuple(
-                        None if ch.value_field is None else _group_value(flat.get(ch.value_field))
+                        None if ch.value_field is None else _value_of(ch.value_field, flat, folded)
                         for ch in corr.children)
                 gk = (i, keys)
                 g = self.groups.get(gk)

@@ -111,12 +111,32 @@ class _Compiler:
         if isinstance(cond, ConditionAND):
             return "(" + " and ".join(self.node(a) for a in cond.args) + ")"
         if isinstance(cond, ConditionOR):
+            merged = self.like_any(cond.args)
+            if merged is not None:
+                return merged
             return "(" + " or ".join(self.node(a) for a in cond.args) + ")"
         if isinstance(cond, ConditionNOT):
             return f"(not {self.node(cond.args[0])})"
         if isinstance(cond, ConditionFieldEqualsValueExpression):
             return self.leaf(cond.field, cond.value)
         raise Unstreamable(f"{type(cond).__name__} is not supported in the stream")
+
+    def like_any(self, args: list[Any]) -> str | None:
+        """Several wildcard patterns on one text field (a list of globs, e.g. the suspicious
+        user agents): one alternation instead of one regex per pattern."""
+        if len(args) < 2 or not all(
+                isinstance(a, ConditionFieldEqualsValueExpression)
+                and type(a.value) is SigmaString and a.value.contains_special() for a in args):
+            return None
+        field = args[0].field
+        if any(a.field != field for a in args) or self.types.get(field) in (
+                None, "keyword[]", "long", "boolean"):
+            return None
+        self.fields.add(field)
+        pattern = re.compile("|".join(f"(?:{_like(a.value, cased=False).pattern})" for a in args),
+                             re.DOTALL | re.IGNORECASE | re.ASCII)
+        return (f"((v := _text(f.get({field!r}))) is not None and "
+                f"{self.const(pattern)}.fullmatch(v) is not None)")
 
     def leaf(self, field: str, value: Any) -> str:
         ftype = self.types.get(field)

@@ -241,11 +241,16 @@ class StreamEvaluator:
 
     # ---- stream time
     def _schedule(self, skey: str, due: float) -> None:
+        """Make sure the key is visited by `due`. Dues only move later as events arrive, so
+        an earlier timer already set is kept: it fires, finds nothing due yet and sets the
+        true one (one heap push per visit, not one per event)."""
+        current = self.scheduled.get(skey)
+        if current is not None and current <= due:
+            return
         if due == INF:
-            self.scheduled.pop(skey, None)
-        elif self.scheduled.get(skey) != due:
-            self.scheduled[skey] = due
-            heapq.heappush(self.timers, (due, skey))
+            return
+        self.scheduled[skey] = due
+        heapq.heappush(self.timers, (due, skey))
 
     def _group_due(self, corr: Correlation, g: Group) -> float:
         """When something of the group can change without an event: its burst closes, or it

@@ -15,6 +15,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+# splunk-appinspect (test extra) loads libmagic through python-magic.
+if ! python3 -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("magic"))'; then
+  step "installing libmagic1 (Debian) for splunk-appinspect"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmagic1 >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmagic1 >/dev/null
+  fi
+fi
+
 if ! command -v amtool >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool and amtool (Debian prometheus, prometheus-alertmanager) for the alerting tests"
   if [ "$(id -u)" = 0 ]; then

@@ -58,6 +58,46 @@ local function is_full_arn(value)
   return name ~= nil and has_suffix(name)
 end
 
+-- A `*` grant scoped by one of these condition keys (compared lower case) is not public: it is
+-- limited to the owner's organization, accounts, network or resources (event.yml).
+local SCOPING_KEYS = {
+  ["aws:principalorgid"] = true, ["aws:principalaccount"] = true, ["aws:sourceaccount"] = true,
+  ["aws:sourcevpc"] = true, ["aws:sourcevpce"] = true, ["aws:sourcearn"] = true,
+}
+-- Operators that admit only the listed values. Negated ones admit everyone else, `...IfExists`
+-- and `ForAllValues:` also admit a principal without the key: no scoping.
+local SCOPING_OPERATORS = {
+  StringEquals = true, StringEqualsIgnoreCase = true, StringLike = true, ArnEquals = true,
+  ArnLike = true,
+}
+local SESSION_TYPES = { AssumedRole = true, FederatedUser = true }
+
+local function scoping_value(value)
+  if type(value) == "string" then return value ~= "" and value ~= "*" end
+  if is_array(value) and #value > 0 then
+    for i = 1, #value do
+      local v = value[i]
+      if type(v) ~= "string" or v == "" or v == "*" then return false end
+    end
+    return true
+  end
+  return false
+end
+
+-- True when a statement's Condition limits it by a SCOPING_KEYS key.
+local function is_scoped(condition)
+  if not is_object(condition) then return false end
+  for operator, block in pairs(condition) do
+    if sub(operator, 1, 12) == "ForAnyValue:" then operator = sub(operator, 13) end
+    if SCOPING_OPERATORS[operator] and is_object(block) then
+      for key, value in pairs(block) do
+        if SCOPING_KEYS[string.lower(key)] and scoping_value(value) then return true end
+      end
+    end
+  end
+  return false
+end
+
 local function principal_is_star(principal)
   if principal == "*" then return true end
   if is_object(principal) then
@@ -84,26 +124,75 @@ local function policy_public(policy)
   if not is_array(statements) then return nil end
   for i = 1, #statements do
     local st = statements[i]
-    if is_object(st) and st.Effect == "Allow" and principal_is_star(st.Principal) then
+    if is_object(st) and st.Effect == "Allow" and principal_is_star(st.Principal)
+      and not is_scoped(st.Condition) then
       return true
     end
   end
   return false
 end
 
--- The display name: userName, the session of an assumed role / the federated user (from the
--- ARN), else the role behind the session.
-local function user_name(ident, arn, issuer_name)
-  local name = field.opt_str(ident, "userName")
-  if name then return name end
+-- The session of an `assumed-role/<role>/<session>` ARN or a `federated-user/<name>`.
+local function session_name(arn)
   if arn then
-    if find(arn, ":assumed-role/", 1, true) then
-      return common.str(match(arn, "([^/]*)$")) or issuer_name
-    end
+    if find(arn, ":assumed-role/", 1, true) then return common.str(match(arn, "([^/]*)$")) end
     local _, e = find(arn, ":federated-user/", 1, true)
-    if e then return common.str(sub(arn, e + 1)) or issuer_name end
+    if e then return common.str(sub(arn, e + 1)) end
   end
-  return issuer_name
+  return nil
+end
+
+-- The role of an `arn:aws:sts::<account>:assumed-role/<role>/<session>` ARN.
+local function role_name(arn)
+  if arn then
+    local _, e = find(arn, ":assumed-role/", 1, true)
+    if e then return match(sub(arn, e + 1), "^([^/]+)/") end
+  end
+  return nil
+end
+
+-- user.id (event.yml): the issuer behind a session, the service, else the ARN.
+local function principal_of(itype, arn, principal_id, invoked_by, issuer_arn)
+  if SESSION_TYPES[itype] and issuer_arn then return issuer_arn end
+  if itype == "AWSService" and invoked_by then return invoked_by end
+  return arn or principal_id or invoked_by
+end
+
+-- user.name (event.yml): the readable principal, never a session name.
+local function user_name(ident, itype, arn, issuer_name)
+  local name = field.opt_str(ident, "userName")
+  if itype == "Root" then return "root" end
+  if itype == "AssumedRole" then return issuer_name or role_name(arn) or name end
+  if itype == "FederatedUser" then return issuer_name or session_name(arn) or name end
+  return name or issuer_name or role_name(arn)
+end
+
+-- credential.* (event.yml): the access key, else the session ARN of a session.
+local function credential_of(itype, arn, access_key)
+  if access_key then
+    local session = sub(access_key, 1, 4) == "ASIA"
+      or (SESSION_TYPES[itype] and sub(access_key, 1, 4) ~= "AKIA")
+    return access_key, session and "aws_session" or "aws_access_key"
+  end
+  if SESSION_TYPES[itype] and arn then return arn, "aws_session" end
+  return nil, nil
+end
+
+-- BatchGetSecretValue `filters` [{key, values: [...]}] -> sorted `key=value` strings.
+local function secret_filters(params)
+  local filters = field.opt_array(params, "filters")
+  if filters == nil then return nil end
+  local out = setmetatable({}, json.array_mt)
+  for i = 1, #filters do
+    local f = filters[i]
+    if not is_object(f) then field.fail("wrong_type") end
+    local key = field.opt_str(f, "key")
+    local values = field.opt_strings(f, "values")
+    if key and values then
+      for _, v in ipairs(values) do out[#out + 1] = key .. "=" .. v end
+    end
+  end
+  return common.sorted_strings(out)
 end
 
 local function event_of(ev, envelope_source)
@@ -122,6 +211,9 @@ local function event_of(ev, envelope_source)
   local params = field.opt_obj(ev, "requestParameters")
   local resp = field.opt_obj(ev, "responseElements")
   local extra = field.opt_obj(ev, "additionalEventData")
+  local request_id = field.opt_str(ev, "requestID")
+  local tls = field.opt_obj(ev, "tlsDetails")
+  local host_header = tls and field.opt_str(tls, "clientProvidedHostHeader")
 
   local out = {}
   set(out, "@timestamp", ts)
@@ -131,6 +223,8 @@ local function event_of(ev, envelope_source)
   set(out, "event.id", event_id)
   set(out, "aws.event_source", event_source)
   set(out, "aws.event_type", event_type)
+  set(out, "aws.request_id", request_id)
+  set(out, "aws.client_host_header", host_header)
 
   local invoked_by
   local account = recipient
@@ -150,8 +244,12 @@ local function event_of(ev, envelope_source)
         issuer_name = field.opt_str(issuer, "userName")
       end
     end
-    set(out, "user.id", arn or principal or invoked_by)
-    set(out, "user.name", user_name(ident, arn, issuer_name))
+    set(out, "user.id", principal_of(itype, arn, principal, invoked_by, issuer_arn))
+    set(out, "user.name", user_name(ident, itype, arn, issuer_name))
+    local credential_id, credential_type = credential_of(itype, arn, access_key)
+    set(out, "credential.id", credential_id)
+    set(out, "credential.type", credential_type)
+    if SESSION_TYPES[itype] then set(out, "aws.session_name", session_name(arn)) end
     set(out, "aws.identity_type", itype)
     set(out, "aws.access_key_id", access_key)
     set(out, "aws.session_issuer_arn", issuer_arn)
@@ -186,6 +284,7 @@ local function event_of(ev, envelope_source)
         for i, s in ipairs(id_list) do names[i] = secret_name(s) end
         set(out, "aws.secret_ids", common.sorted_strings(names))
       end
+      set(out, "aws.secret_filters", secret_filters(p))
     else
       local ident_value = secret_id or create_name or extra_id or resp_arn or resp_legacy_arn
       if ident_value then set(out, "secret.path", secret_name(ident_value)) end

@@ -29,6 +29,49 @@ local SECRET_OPERATIONS = {
 local RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 local SECRET_PATHS = "secretsight.io/secret-paths"
 local DECISION = "authorization.k8s.io/decision"
+-- `user.extra` keys of bound service-account tokens (each a list of strings).
+local EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
+local EXTRA_POD_NAME = "authentication.kubernetes.io/pod-name"
+local EXTRA_POD_UID = "authentication.kubernetes.io/pod-uid"
+local EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name"
+-- AKS records name the cluster in `resourceId` (upper case in diagnostic logs, camel case
+-- elsewhere): an ASCII case-insensitive match, the same as the Python and VRL ones.
+local AKS_CLUSTER = "/[Mm][Aa][Nn][Aa][Gg][Ee][Dd][Cc][Ll][Uu][Ss][Tt][Ee][Rr][Ss]/([^/]*)"
+
+local function first_extra(extra, key)
+  local values = field.opt_strings(extra, key)
+  return values and values[1]
+end
+
+-- `user.uid` and the bound-token extras into `kubernetes.user`; the credential (event.yml
+-- `credential.id`): the credential-id extra, else the pod, else none.
+local function token_identity(user, ev)
+  set(ev, "kubernetes.user.uid", field.opt_str(user, "uid"))
+  local extra = field.opt_obj(user, "extra")
+  if not extra then return end
+  local credential_id = first_extra(extra, EXTRA_CREDENTIAL_ID)
+  local pod_name = first_extra(extra, EXTRA_POD_NAME)
+  local pod_uid = first_extra(extra, EXTRA_POD_UID)
+  local node_name = first_extra(extra, EXTRA_NODE_NAME)
+  set(ev, "kubernetes.user.pod_name", pod_name)
+  set(ev, "kubernetes.user.node_name", node_name)
+  if credential_id then
+    set(ev, "credential.id", credential_id)
+    local x509 = sub(credential_id, 1, 11) == "X509SHA256="
+    set(ev, "credential.type", x509 and "x509_certificate" or "kubernetes_token")
+  elseif pod_name then
+    set(ev, "credential.id", pod_uid and (pod_name .. "/" .. pod_uid) or pod_name)
+    set(ev, "credential.type", "kubernetes_token")
+  end
+end
+
+local function aks_cluster(wrapper)
+  local resource_id = field.opt_str(wrapper, "resourceId")
+  if not resource_id then return nil end
+  local name
+  for n in gmatch(resource_id, AKS_CLUSTER) do name = n end
+  return common.str(name)
+end
 
 -- One request logs several stages; keep ResponseComplete (ResponseStarted for watch), Panic and
 -- stage-less events.
@@ -130,7 +173,7 @@ end
 
 local TIME_FIELDS = { "requestReceivedTimestamp", "stageTimestamp", "timestamp" }
 
-local function event_of(o, wrapper_time)
+local function event_of(o, wrapper_time, cluster)
   local verb = field.req_str(o, "verb")
   local stage = field.opt_str(o, "stage")
   if is_intermediate(stage, verb) then return { skip = "kubernetes_intermediate_stage" } end
@@ -147,11 +190,14 @@ local function event_of(o, wrapper_time)
   local user_agent = field.opt_str(o, "userAgent")
   local source_ips = field.opt_strings(o, "sourceIPs")
   local username, groups, imp_user, imp_groups
+  local ev = {}
   local user = field.opt_obj(o, "user")
   if user then
     username = field.opt_str(user, "username")
     groups = field.opt_strings(user, "groups")
+    token_identity(user, ev)
   end
+  set(ev, "orchestrator.cluster.name", cluster)
   local imp = field.opt_obj(o, "impersonatedUser")
   if imp then
     imp_user = field.opt_str(imp, "username")
@@ -180,7 +226,6 @@ local function event_of(o, wrapper_time)
     outcome = "success"
   end
 
-  local ev = {}
   set(ev, "kubernetes.stage", stage)
   set(ev, "kubernetes.verb", verb)
   set(ev, "kubernetes.level", level)
@@ -263,6 +308,13 @@ local function gke_event(entry)
     if decision == nil and any then decision = all and "allow" or "forbid" end
   end
 
+  local cluster
+  local resource_block = field.opt_obj(entry, "resource")
+  if resource_block then
+    local resource_labels = field.opt_obj(resource_block, "labels")
+    if resource_labels then cluster = field.opt_str(resource_labels, "cluster_name") end
+  end
+
   local outcome = "unknown"
   if (code ~= nil and code ~= 0) or decision == "forbid" then
     outcome = "failure"
@@ -270,6 +322,7 @@ local function gke_event(entry)
     outcome = "success"
   end
   local ev = {}
+  set(ev, "orchestrator.cluster.name", cluster)
   set(ev, "kubernetes.verb", verb)
   set(ev, "kubernetes.decision", decision)
   local source_ips = caller_ip and setmetatable({ caller_ip }, json.array_mt) or nil
@@ -291,7 +344,8 @@ function M.normalize_object(o)
     elseif not is_object(log) then
       return { { dead_letter = "wrong_type" } }
     end
-    return { field.guard(event_of, log, o.time) }
+    -- The wrapper's resourceId is read (and type-checked) before the event, as in Python.
+    return { field.guard(function() return event_of(log, o.time, aks_cluster(o)) end) }
   end
   return { field.guard(event_of, o) }
 end

@@ -14,6 +14,14 @@ local M = {}
 local KV2_SEGMENTS = {
   data = true, metadata = true, delete = true, undelete = true, destroy = true, subkeys = true,
 }
+-- `auth.metadata` keys copied to `vault.auth.metadata` (event.yml `vault.auth.metadata.*`): an
+-- allow list, because metadata can hold values users or claim mappings set; no other key is read.
+local AUTH_METADATA_KEYS = {
+  "role", "role_name", "service_account_name", "service_account_namespace", "service_account_uid",
+  "email", "username", "name",
+}
+-- An audit device that HMACs a header logs its hash with this prefix.
+local HMAC_PREFIX = "hmac-sha256:"
 local WRITE_OPS = { create = true, update = true, patch = true }
 local GENERIC_OP = {
   read = "read", list = "list", create = "write", update = "write", patch = "write",
@@ -80,17 +88,36 @@ local function secret_fields(op, path, mount_type, mount_point)
   return GENERIC_OP[op] or "other", path, false
 end
 
+-- The clear user-agent header; nil when absent or HMAC'd (a hash is not a user agent).
 local function user_agent(headers)
   local ua = headers["user-agent"]
   if ua == nil or ua == common.null or ua == "" then return nil end
-  if type(ua) == "string" then return ua end
   if common.is_array(ua) then
     for i = 1, #ua do
       if type(ua[i]) ~= "string" then field.fail("wrong_type") end
     end
-    return common.str(ua[1])
+    ua = ua[1]
+  elseif type(ua) ~= "string" then
+    field.fail("wrong_type")
   end
-  field.fail("wrong_type")
+  ua = common.str(ua)
+  if ua == nil or sub(ua, 1, #HMAC_PREFIX) == HMAC_PREFIX then return nil end
+  return ua
+end
+
+-- The allow-listed keys of `auth.metadata` (each a string when present); nil when none.
+local function auth_metadata(auth)
+  local metadata = field.opt_obj(auth, "metadata")
+  if metadata == nil then return nil end
+  local out
+  for _, key in ipairs(AUTH_METADATA_KEYS) do
+    local value = field.opt_str(metadata, key)
+    if value then
+      out = out or {}
+      out[key] = value
+    end
+  end
+  return out
 end
 
 local function normalize_entry(rec)
@@ -161,8 +188,21 @@ local function normalize_entry(rec)
     local entity_id = field.opt_str(auth, "entity_id")
     local policies = field.opt_sorted_strings(auth, "policies")
     local token_policies = field.opt_sorted_strings(auth, "token_policies")
+    local identity_policies = field.opt_sorted_strings(auth, "identity_policies")
     local token_ttl = field.opt_int(auth, "token_ttl")
-    set(ev, "user.id", accessor)
+    local metadata = auth_metadata(auth)
+    -- The entity is the principal; tokens without one (root, entity-less, pre-identity Vault)
+    -- fall back to the accessor (event.yml `user.id`). The accessor is the credential.
+    set(ev, "user.id", entity_id or accessor)
+    if accessor then
+      set(ev, "credential.id", accessor)
+      set(ev, "credential.type", "vault_token")
+    end
+    if metadata then
+      set(ev, "vault.auth.role", metadata.role or metadata.role_name)
+      set(ev, "vault.auth.metadata", metadata)
+    end
+    set(ev, "vault.identity_policies", identity_policies)
     set(ev, "user.name", display_name)
     set(ev, "user.roles", policies)
     set(ev, "vault.token_type", token_type)

@@ -41,7 +41,7 @@ def test_outputs_and_matrix_written(tmp_path: Path) -> None:
     assert code == 0
     files = tree(tmp_path)
     for expected in ("loki/secretsight-rules.yaml", "elastic/secretsight-rules.ndjson",
-                     "splunk/savedsearches.conf", "support-matrix.md", "support-matrix.json"):
+                     "splunk/secretsight/default/savedsearches.conf", "support-matrix.md", "support-matrix.json"):
         assert expected in files
     assert "| rule | alerting | elastic | loki | splunk |" in stdout  # the matrix is printed
     # the alerting target's rows are its Prometheus alerts (tests/alerting)

@@ -13,18 +13,21 @@ from secretsight.compile import TargetOutput, compile_target
 from secretsight.config import Config
 
 GOLDEN_RULES = Path(__file__).with_name("golden_rules")
-ALL_SOURCES = '{dataset=~"vault\\\\.audit|aws\\\\.cloudtrail|kubernetes\\\\.audit"}'
+ALL_SOURCES = '{dataset=~"aws\\\\.cloudtrail|kubernetes\\\\.audit|vault\\\\.audit"}'
+# What the rules require, as line filters before `| json` (drops most lines unparsed).
+LINE_FILTERS = '|~ `"operation":\\s*"(?i:read)"` |~ `"category":\\s*"(?i:secret)"`'
 
 GOLDEN = {
     ("loki", "golden_root_policy"):
+        # no line filter: the fields it requires are an array (user.roles) and a literal `*`
         '{dataset="vault.audit"} | json | json user_roles="user.roles" | '
         'user_roles=~`(?i).*"root".*` and secret_path=~`(?i)^\\*$` and source_ip!=ip("10.0.0.0/8")',
     ("loki", "golden_bulk"):
-        f"sum by (user_id) (count_over_time({ALL_SOURCES} | json | "
+        f"sum by (user_id) (count_over_time({ALL_SOURCES} {LINE_FILTERS} | json | "
         "secretsight_category=~`(?i)^secret$` and secret_operation=~`(?i)^read$` [5m])) > 3",
     ("loki", "golden_paths"):
         "count without (secret_path) (sum by (user_id, secret_path) (count_over_time("
-        f"{ALL_SOURCES} | json | secretsight_category=~`(?i)^secret$` and "
+        f"{ALL_SOURCES} {LINE_FILTERS} | json | secretsight_category=~`(?i)^secret$` and "
         "secret_operation=~`(?i)^read$` [10m]))) >= 4",
     ("elastic", "golden_root_policy"):
         "(user.roles:root AND secret.path:\\*) AND (NOT source.ip:10.0.0.0\\/8)",
@@ -34,19 +37,25 @@ GOLDEN = {
     ("elastic", "golden_paths"):
         "from logs-*-secretsight,secretsight-events metadata _id, _index, _version | where "
         'secretsight.category=="secret" and secret.operation=="read"\n'
-        "| stats value_count=count_distinct(secret.path) by user.id\n| where value_count >= 4",
+        "| stats value_count=count_distinct(secret.path) by user.id\n| where value_count >= 4\n"
+        "| keep user.id, value_count",
+    # Through the app's macros (index, sourcetype, config lists); a literal `*` through the
+    # app's calculated field; one result per entity.
     ("splunk", "golden_root_policy"):
-        'index="secretsight" "user.roles{}"="root" secret.path="\\*" NOT source.ip="10.0.0.0/8"',
+        '`secretsight_events_vault_audit` ("user.roles{}"="root" '
+        'secretsight_literal_star_secret_path="true" NOT '
+        '`secretsight_list_internal_networks(source.ip)`) | fillnull value="-" user.id | '
+        "stats min(_time) as first_seen max(_time) as last_seen count as events by user.id",
     ("splunk", "golden_bulk"):
-        'index="secretsight" secretsight.category="secret" secret.operation="read" '
+        '`secretsight_events` (secretsight.category="secret" secret.operation="read") '
         "| sort 0 _time | streamstats time_window=5m count as event_count by user.id "
         "| where event_count > 3 | stats min(_time) as first_seen max(_time) as last_seen "
-        "count as events_over_threshold by user.id",
+        "count as events by user.id",
     ("splunk", "golden_paths"):
-        'index="secretsight" secretsight.category="secret" secret.operation="read" '
+        '`secretsight_events` (secretsight.category="secret" secret.operation="read") '
         "| sort 0 _time | streamstats time_window=10m dc(secret.path) as value_count by user.id "
         "| where value_count >= 4 | stats min(_time) as first_seen max(_time) as last_seen "
-        "count as events_over_threshold by user.id",
+        "count as events by user.id",
 }
 
 
@@ -112,14 +121,23 @@ def test_golden_savedsearch_schedule() -> None:
 
     conf = configparser.ConfigParser(interpolation=None, delimiters=("=",))
     conf.optionxform = str
-    conf.read_string(golden_output("splunk").files["splunk/savedsearches.conf"])
+    conf.read_string(golden_output("splunk").files["splunk/secretsight/default/savedsearches.conf"])
     bulk = conf["SecretSight - Golden Bulk Read"]
-    # window 5m + schedule 5m: a burst of the window's length never falls between two runs.
-    assert (bulk["cron_schedule"], bulk["dispatch.earliest_time"], bulk["dispatch.latest_time"]) \
-        == ("*/5 * * * *", "-10m@m", "@m")
-    assert (bulk["alert.suppress.fields"], bulk["alert.suppress.period"]) == ("user.id", "5m")
+    # window 5m + schedule 5m: a burst of the window's length never falls between two runs;
+    # the window ends 5m ago (targets.splunk.lag) so late events are searched.
+    assert (bulk["dispatch.earliest_time"], bulk["dispatch.latest_time"]) == ("-15m@m", "-5m@m")
+    # one alert per identity, throttled per identity (not the whole rule)
+    assert (bulk["alert.digest_mode"], bulk["alert.suppress.fields"],
+            bulk["alert.suppress.period"]) == ("0", "user.id", "5m")
+    assert 'user.id="$result.user.id$"' in bulk["action.logevent.param.event"]
     plain = conf["SecretSight - Golden Root Policy From Outside"]
-    assert (plain["dispatch.earliest_time"], plain["alert.severity"]) == ("-5m@m", "6")
+    assert (plain["dispatch.earliest_time"], plain["dispatch.latest_time"],
+            plain["alert.severity"]) == ("-10m@m", "-5m@m", "6")
+    # staggered over the 5-minute schedule: each start minute takes its share, no more
+    crons = [conf[n]["cron_schedule"] for n in conf.sections() if "Baseline prune" not in n]
+    assert all(c.endswith("-59/5 * * * *") for c in crons)
+    per_minute = [crons.count(f"{m}-59/5 * * * *") for m in range(5)]
+    assert max(per_minute) - min(per_minute) <= 1, per_minute
 
 
 def test_event_count_above_eql_runs_limit_becomes_threshold_rule() -> None:

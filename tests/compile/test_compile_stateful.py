@@ -128,17 +128,29 @@ def test_loki_audit_gap_rule(dataset: str) -> None:
     rule = next(r for r in _ruler(tuned("loki")) if r["labels"]["dataset"] == dataset)
     assert rule["alert"] == "audit_gap"
     assert rule["labels"]["anomaly"] == "audit_gap" and rule["labels"]["source"] == SOURCE
-    # silence 5m; look-back = baseline 30m (> ruler interval 1m) + silence 5m
-    assert rule["expr"] == (
-        f'sum(count_over_time({{dataset="{dataset}"}}[35m])) > 0 unless '
-        f'sum(count_over_time({{dataset="{dataset}"}}[5m]))')
+    # silence 5m, baseline 30m: 12 slices of 150s (half the silence) before the last 5m
+    offsets = ["5m", "450s", "10m", "750s", "15m", "1050s", "20m", "1350s", "25m", "1650s",
+               "30m", "1950s"]
+    assert rule["expr"] == " and ".join(
+        f'sum(count_over_time({{dataset="{dataset}"}}[150s] offset {o})) > 0' for o in offsets
+    ) + f' unless sum(count_over_time({{dataset="{dataset}"}}[5m]))'
+
+
+def test_loki_audit_gap_too_many_slices_is_unsupported() -> None:
+    config = Config(stateful=Stateful(audit_gap_max_silence=timedelta(seconds=10)))
+    out = compile_target("loki", config=config, paths=[GOLDEN_RULES])
+    cell = next(c for c in out.support if c.rule == "audit_gap")
+    assert cell.status == "unsupported" and "slices" in cell.details[0]
 
 
 def test_loki_stream_labels_are_the_shippers() -> None:
-    """The `dataset` stream label is what both shippers' Loki sinks set."""
+    """The `dataset` stream label is what both shippers' Loki sinks set (Fluent Bit: static,
+    one output per source; tests/fluentbit/test_loki_output.py ships the golden events)."""
     repo = HERE.parents[1]
     assert 'dataset: "{{ event.dataset }}"' in (repo / "vector" / "vector.yaml").read_text()
-    assert "dataset=$event['dataset']" in (repo / "fluentbit" / "fluent-bit.yaml").read_text()
+    fluentbit = (repo / "fluentbit" / "fluent-bit.yaml").read_text()
+    for dataset in ("vault.audit", "aws.cloudtrail", "kubernetes.audit"):
+        assert f"labels: job=secretsight, dataset={dataset}\n" in fluentbit
 
 
 # --- Elastic ----------------------------------------------------------------------------------
@@ -192,8 +204,8 @@ def test_kibana_esql_rule(name: str, look_back: str) -> None:
 def _check_esql_shape(query: str) -> None:
     """No ES|QL parser runs here: check the command pipeline, quotes and parentheses."""
     commands = [part.strip().split(" ", 1)[0] for part in query.split("\n| ")]
-    assert commands[0] == "from" and set(commands[1:]) <= {"where", "eval", "stats"}
-    assert commands[-1] == "where"  # the alert condition
+    assert commands[0] == "from" and set(commands[1:]) <= {"where", "eval", "stats", "keep"}
+    assert commands[-2:] == ["where", "keep"]  # the alert condition, then what the alert shows
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', query)
     assert unquoted.count('"') % 2 == 0
     depth = 0
@@ -205,7 +217,7 @@ def _check_esql_shape(query: str) -> None:
 
 def test_esql_audit_gap_uses_config() -> None:
     query = _kibana(tuned("elastic"))["audit_gap"]["query"]
-    assert query.endswith("| where last_seen < now() - 300 seconds")
+    assert query.endswith("| where last_seen < now() - 300 seconds\n| keep event.dataset, last_seen")
 
 
 def test_esql_rotation_window_uses_config() -> None:
@@ -219,24 +231,25 @@ def test_esql_rotation_window_uses_config() -> None:
 def _stanzas(out) -> dict[str, configparser.SectionProxy]:
     conf = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
     conf.optionxform = str
-    conf.read_string(out.files["splunk/savedsearches.conf"])
+    conf.read_string(out.files["splunk/secretsight/default/savedsearches.conf"])
     return {s["action.logevent.param.event"].split('rule="')[1].split('"')[0]: s
-            for s in (conf[n] for n in conf.sections())}
+            for s in (conf[n] for n in conf.sections()) if "action.logevent.param.event" in s}
 
 
 @pytest.mark.parametrize(("name", "earliest", "latest"), [
-    ("audit_gap", "-35m", "now"),
-    ("first_path_access", "-10085m@m", "@m"),  # 7d + 5m
-    ("dormant_identity", "-129605m@m", "@m"),  # 90d + 5m
-    ("rotation_without_read", "-65m@m", "@m"),
+    ("audit_gap", "-7d", "now"),  # index time (tstats), up to the search time
+    ("first_path_access", "-10m@m", "-5m@m"),  # one interval, 5m lag; baseline in a lookup
+    ("dormant_identity", "-10m@m", "-5m@m"),
+    ("rotation_without_read", "-70m@m", "-5m@m"),  # window 1h + interval, 5m lag
 ], ids=["audit_gap", "first_path_access", "dormant_identity", "rotation_without_read"])
 def test_splunk_stanza(name: str, earliest: str, latest: str) -> None:
     st = _stanzas(tuned("splunk"))[name]
     assert (st["dispatch.earliest_time"], st["dispatch.latest_time"]) == (earliest, latest)
-    assert st["cron_schedule"] == "*/5 * * * *" and st["enableSched"] == "1"
+    assert re.fullmatch(r"[0-4]-59/5 \* \* \* \*", st["cron_schedule"]) and st["enableSched"] == "1"
     assert f'anomaly="{name}"' in st["action.logevent.param.event"]
+    assert st["alert.digest_mode"] == "0"  # per result: one alert per entity
     search = st["search"]
-    assert search.startswith('index="secretsight" ') and "| where " in search
+    assert search.startswith(("`secretsight_events` ", "| tstats ")) and "| where " in search
     assert "\n" not in search and "| bin _time" not in search
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', search)
     assert unquoted.count("(") == unquoted.count(")")
@@ -246,7 +259,33 @@ def test_splunk_allowlist_and_silence_from_config() -> None:
     st = _stanzas(tuned("splunk"))
     assert 'NOT user.id="system:serviceaccount:ci:*" NOT user.id="svc-backup"' in \
         st["first_path_access"]["search"]
-    assert st["audit_gap"]["search"].endswith("| where now() - last_seen > 300")
+    assert st["audit_gap"]["search"].endswith("| where now() - last_indexed > 300")
+    # learning period 7d, dormancy 90d: from the config, read against the lookups
+    assert 'known_since <= relative_time(now(), "-604800s")' in st["first_path_access"]["search"]
+    assert "first_seen - previous_seen > 7776000" in st["dormant_identity"]["search"]
+
+
+def test_splunk_baselines_are_lookups_not_raw_scans() -> None:
+    """No search scans more than its window (+ lag) of raw events: the first-seen baselines
+    are KV store lookups, upserted one interval behind the alerts and pruned daily."""
+    conf = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
+    conf.optionxform = str
+    conf.read_string(tuned("splunk").files["splunk/secretsight/default/savedsearches.conf"])
+    upserts = {n: conf[n] for n in conf.sections() if n.startswith("SecretSight - Baseline - ")}
+    prunes = {n: conf[n] for n in conf.sections()
+              if n.startswith("SecretSight - Baseline prune - ")}
+    assert len(upserts) == len(prunes) == 2
+    for section in upserts.values():
+        assert (section["dispatch.earliest_time"], section["dispatch.latest_time"]) == \
+            ("-15m@m", "-10m@m")
+        assert "| outputlookup append=true key_field=_key secretsight_" in section["search"]
+    retention = {n.rsplit(" ", 1)[1]: conf[n]["search"] for n in prunes}
+    # 2 x dormant_after (90d) for identities, the learning period (7d) for paths
+    assert '"-15552000s"' in retention["secretsight_identity_seen"]
+    assert '"-604800s"' in retention["secretsight_path_seen"]
+    assert all(conf[n]["cron_schedule"] == "17 3 * * *" for n in prunes)
+    for name in ("first_path_access", "dormant_identity"):
+        assert "| lookup secretsight_identity_seen " in _stanzas(tuned("splunk"))[name]["search"]
 
 
 def test_splunk_one_stanza_per_compiled_class() -> None:

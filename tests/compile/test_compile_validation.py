@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 
 import eql
 import pytest
@@ -104,6 +105,13 @@ def test_ruler_rule_shape(rule: dict) -> None:
     assert ">" in rule["expr"] or ") and sum" in rule["expr"]
 
 
+@pytest.mark.parametrize("rule", ruler_rules(), ids=lambda r: f"{r['alert']}")
+def test_ruler_rule_names_mitre(rule: dict) -> None:
+    techniques = rule["annotations"]["mitre_attack_techniques"].split(", ")
+    assert techniques and all(re.fullmatch(r"T\d{4}(\.\d{3})?", t) for t in techniques)
+    assert rule["annotations"]["mitre_attack_tactics"].startswith("TA")
+
+
 def test_ruler_file_groups() -> None:
     import yaml
 
@@ -138,6 +146,7 @@ def test_kibana_rule_fields(doc: dict) -> None:
     if doc["type"] == "esql":
         assert "index" not in doc  # ES|QL rules name their indices in the query
         assert doc["query"].startswith("from ")
+    assert doc["threat"], "every rule maps to MITRE ATT&CK"
     for threat in doc["threat"]:
         assert threat["framework"] == "MITRE ATT&CK"
         assert threat["tactic"]["id"].startswith("TA") and threat["tactic"]["name"]
@@ -156,14 +165,16 @@ def test_kibana_ndjson_is_one_object_per_line() -> None:
 def _conf() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=True)
     parser.optionxform = str  # Splunk keys are case-sensitive
-    parser.read_string(compiled("splunk").files["splunk/savedsearches.conf"])
+    parser.read_string(compiled("splunk").files["splunk/secretsight/default/savedsearches.conf"])
     return parser
 
 
 STANZAS = _conf().sections()
+# The alerts; the other stanzas are the baseline searches that keep the lookups.
+ALERTS = [s for s in STANZAS if "action.logevent" in _conf()[s]]
 
 
-@pytest.mark.parametrize("stanza", STANZAS)
+@pytest.mark.parametrize("stanza", ALERTS)
 def test_savedsearch_stanza(stanza: str) -> None:
     section = _conf()[stanza]
     assert section["search"].strip()
@@ -176,4 +187,9 @@ def test_savedsearch_stanza(stanza: str) -> None:
 
 
 def test_savedsearches_cover_every_compiled_rule() -> None:
-    assert len(STANZAS) == len(compiled("splunk").queries)
+    assert len(ALERTS) == len(compiled("splunk").queries)
+    assert sorted(set(STANZAS) - set(ALERTS)) == [
+        "SecretSight - Baseline - secretsight_identity_seen",
+        "SecretSight - Baseline - secretsight_path_seen",
+        "SecretSight - Baseline prune - secretsight_identity_seen",
+        "SecretSight - Baseline prune - secretsight_path_seen"]

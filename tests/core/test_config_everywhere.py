@@ -128,7 +128,7 @@ def _descriptions() -> dict[str, list[str]]:
     files = _compiled().files
     loki = yaml.safe_load(files["loki/secretsight-rules.yaml"])
     elastic = [json.loads(line) for line in files["elastic/secretsight-rules.ndjson"].splitlines()]
-    splunk = [line.partition(" = ")[2] for line in files["splunk/savedsearches.conf"].splitlines()
+    splunk = [line.partition(" = ")[2] for line in files["splunk/secretsight/default/savedsearches.conf"].splitlines()
               if line.startswith("description = ")]
     return {
         "loki": [r["annotations"]["description"] for g in loki["groups"] for r in g["rules"]],

@@ -79,15 +79,7 @@ def _cases() -> list[object]:
     found = cycles(import_graph())
     if not found:
         return [pytest.param(None, id="none")]
-    return [pytest.param(c, id=c.replace(" -> ", ">"), marks=_known(c)) for c in found]
-
-
-def _known(cycle: str) -> list[pytest.MarkDecorator]:
-    # Known and owned elsewhere: compile/'s backends import each other (issue 10, item 3:
-    # compile/ by target). A cycle anywhere else fails; this mark goes when compile/ is split.
-    if all(m.startswith("secretsight.compile.") for m in cycle.split(" -> ")):
-        return [pytest.mark.xfail(reason="compile/ import cycle: issue 10 item 3", strict=True)]
-    return []
+    return [pytest.param(c, id=c.replace(" -> ", ">")) for c in found]
 
 
 @pytest.mark.parametrize("cycle", _cases())

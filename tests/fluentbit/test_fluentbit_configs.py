@@ -176,7 +176,9 @@ def test_dispositions_are_routed_and_nothing_else_is(yaml_cfg):
         matched = [o["alias"] for o in outputs if _tag_matches(o["match"], tag)]
         assert matched, f"{tag} reaches no output"
         assert not {
-            "loki_events",
+            "loki_vault_events",
+            "loki_cloudtrail_events",
+            "loki_kubernetes_events",
             "elasticsearch_events",
             "splunk_events",
             "secretsight_watch",
@@ -194,10 +196,7 @@ def _output(cfg: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:
 
 
 def test_event_outputs(yaml_cfg):
-    loki = _output(yaml_cfg, "loki")
-    assert loki["line_format"] == "json"
-    assert "dataset=$event['dataset']" in loki["labels"]
-    assert "category=$secretsight['category']" in loki["labels"]
+    # Loki: one output per source, static labels (tests/fluentbit/test_loki_output.py)
     es = _output(yaml_cfg, "es")
     assert es["time_key"] != "@timestamp"  # events carry their own @timestamp
     splunk = _output(yaml_cfg, "splunk")

@@ -8,7 +8,9 @@ import base64
 import json
 
 import pytest
-from lua_filter import LuaFilter
+from lua_filter import LuaFilter, normalize
+
+from secretsight.schema import load
 
 CANARY = "CANARY-9c1d7e-s3cr3t"
 CANARY_B64 = base64.b64encode(CANARY.encode()).decode()
@@ -22,11 +24,31 @@ LAST_APPLIED = json.dumps(
 )
 
 
+# The schema's allow list (`vault.auth.metadata.<key>`), each with a plain value, and secrets
+# planted under keys that are not on it (user-set metadata, another claim, a case variant).
+ALLOWED_METADATA = sorted(
+    n.rsplit(".", 1)[1] for n in load().fields if n.startswith("vault.auth.metadata.")
+)
+AUTH_METADATA = {
+    **{key: f"value-of-{key}" for key in ALLOWED_METADATA},
+    "note": CANARY,
+    "service_account_secret_name": f"sa-{CANARY}",
+    "Role": f"case-{CANARY}",
+}
+# Kubernetes `user.extra`: only the bound-token keys are read.
+USER_EXTRA = {
+    "authentication.kubernetes.io/credential-id": ["JTI=5d6e7f80-0000-4000-8000-000000000001"],
+    "authentication.kubernetes.io/pod-name": ["app-6d9f7c-x2k4q"],
+    "example.com/oidc-claim": [CANARY],
+}
+
+
 def _vault_auth() -> dict:
     return {
         "client_token": f"hvs.{CANARY}",
         "accessor": "rawAccessor01",
         "display_name": "userpass-alice",
+        "metadata": AUTH_METADATA,
         "policies": ["default"],
         "token_type": "service",
         "token_ttl": 3600,
@@ -80,7 +102,7 @@ def _k8s_secret(verb: str, stage: str = "ResponseComplete", **extra) -> dict:
         "stage": stage,
         "requestURI": "/api/v1/namespaces/prod/secrets/db",
         "verb": verb,
-        "user": {"username": "alice", "groups": ["system:authenticated"]},
+        "user": {"username": "alice", "groups": ["system:authenticated"], "extra": USER_EXTRA},
         "sourceIPs": ["10.0.0.9"],
         "userAgent": "kubectl/v1.30.0",
         "objectRef": {"resource": "secrets", "namespace": "prod", "name": "db", "apiVersion": "v1"},
@@ -232,3 +254,17 @@ def test_canary_never_leaves(source: str, raw: bytes, request: pytest.FixtureReq
     # bad-input ones dead letters.
     kind = "dead_letter" if "/dead_letter_" in request.node.callspec.id else "event"
     assert all(kind in r for r in result.records), result.records
+
+
+def test_vault_metadata_allow_list_is_the_schemas() -> None:
+    """Not vacuous: every allowed key arrives (the Lua list is the schema's)."""
+    (item,) = normalize(LuaFilter("vault"), CASES["vault/log_raw_kv2_read"][1])
+    assert item["event"]["vault"]["auth"]["metadata"] == {
+        key: f"value-of-{key}" for key in ALLOWED_METADATA
+    }
+
+
+def test_kubernetes_extra_yields_only_the_bound_token_fields() -> None:
+    (item,) = normalize(LuaFilter("kubernetes"), CASES["kubernetes/secret_get"][1])
+    assert item["event"]["credential"]["id"] == "JTI=5d6e7f80-0000-4000-8000-000000000001"
+    assert item["event"]["kubernetes"]["user"] == {"pod_name": "app-6d9f7c-x2k4q"}

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from lua_filter import FLUENTBIT_DIR
 from lupa import luajit21
+
+from secretsight.schema import load
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +150,13 @@ def test_utf8_validation_matches_python(data, valid, lua_json):
         python_valid = False
     assert python_valid == valid
     assert bool(lua_json.valid_utf8(data)) == valid
+
+
+def test_vault_metadata_allow_list_is_the_schemas() -> None:
+    """The one list Lua cannot import: the same keys as event.yml `vault.auth.metadata.*`."""
+    source = (FLUENTBIT_DIR / "lib" / "normalize_vault.lua").read_text("utf-8")
+    block = re.search(r"local AUTH_METADATA_KEYS = \{(.*?)\}", source, re.S)
+    assert block is not None
+    keys = set(re.findall(r'"([^"]+)"', block.group(1)))
+    schema_keys = {n.rsplit(".", 1)[1] for n in load().fields if n.startswith("vault.auth.metadata.")}
+    assert keys == schema_keys

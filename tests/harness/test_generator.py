@@ -88,3 +88,29 @@ def test_generate_cli(tmp_path: Path) -> None:
     assert (tmp_path / "vault-audit.log").is_file() and (tmp_path / "config.yml").is_file()
     bad = runner.invoke(cli, ["generate", "no_such_scenario", "--out", str(tmp_path)])
     assert bad.exit_code == 2
+
+
+def test_churn_expects_exactly_the_findings_without_churn() -> None:
+    """Issue 14: renewing credentials must not change the long-memory findings."""
+    from support.expectations import load_expectation
+
+    churn = load_expectation("identity_churn").findings
+    assert churn and churn == load_expectation("identity_no_churn").findings
+
+
+def test_churn_scenario_really_renews_credentials(tmp_path: Path) -> None:
+    """Not vacuous: with churn every principal acts through many credentials, without it one."""
+    from secretsight.normalize import iter_files
+
+    def credentials(name: str) -> dict[str, set[str]]:
+        per_principal: dict[str, set[str]] = {}
+        for event in iter_files(generate(name, tmp_path / name).files):
+            user, credential = event.get("user", {}), event.get("credential", {})
+            if "id" in user and "id" in credential:
+                per_principal.setdefault(user["id"], set()).add(credential["id"])
+        return per_principal
+
+    churn, steady = credentials("identity_churn"), credentials("identity_no_churn")
+    assert set(churn) == set(steady) and len(churn) == 4
+    assert all(len(ids) == 1 for ids in steady.values())
+    assert all(len(ids) >= 10 for ids in churn.values()), {k: len(v) for k, v in churn.items()}

@@ -12,7 +12,10 @@ from click.testing import CliRunner
 
 from secretsight.cli import cli
 from secretsight.scenarios import generate
+from secretsight.scenarios.catalog import HARVESTER as HARVESTER_TOKEN
 from secretsight.scenarios.world import Timeline, VaultToken
+
+HARVESTER = HARVESTER_TOKEN.entity_id  # the principal (user.id): its entity
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +52,7 @@ def test_findings_exit_1_table_names_rule_identity_window(harvest: Path) -> None
     assert lines[0].split()[:5] == ["SEVERITY", "ANOMALY", "RULE", "IDENTITY", "WINDOW"]
     rows = [line.split() for line in lines if line.startswith(("high ", "critical ", "medium "))]
     assert sorted((r[1], r[2], r[3]) for r in rows) == [
-        ("bulk_read", "bulk_read", "tok_A1b2c3"), ("path_diversity", "path_diversity", "tok_A1b2c3")]
+        ("bulk_read", "bulk_read", HARVESTER), ("path_diversity", "path_diversity", HARVESTER)]
     assert "500 events; 47 paths" in result.stdout
     assert lines[-1].endswith("2 findings (high 2), 0 dead letters")
 
@@ -62,7 +65,7 @@ def test_json_is_one_finding_object_per_line(harvest: Path) -> None:
     for o in objects:
         assert set(o) >= {"anomaly", "rule", "rule_name", "title", "severity", "user", "window",
                           "evidence"}
-        assert o["user"]["id"] == "tok_A1b2c3"
+        assert o["user"]["id"] == HARVESTER
         assert o["window"]["start"] < o["window"]["end"]
 
 
@@ -101,7 +104,7 @@ def test_usage_and_input_errors_exit_2(args: list[str], benign: Path) -> None:
 def test_config_changes_thresholds(harvest: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_text("allowlists:\n  bulk_read: [kubernetes-inventory]\n"
-                      "  path_diversity: [tok_A1b2c3]\n")
+                      f"  path_diversity: [{HARVESTER}]\n")
     result = scan("--config", str(config), str(harvest))
     assert result.exit_code == 0, result.output
 
@@ -134,17 +137,44 @@ def test_progress_bar_only_on_a_terminal(harvest: Path, monkeypatch: pytest.Monk
     assert len(shown) == len(plain) > 0
 
 
+def test_an_empty_file_is_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.log"
+    path.write_bytes(b"")
+    result = scan(str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("0 dead letters")
+
+
+# Issue 14 item 6: a file of which no event could be normalized is an input error, not a quiet
+# "0 findings" (events without timestamps used to be all dead-lettered, exit 0).
+NO_TIMESTAMP = json.dumps({"type": "response", "auth": {"accessor": "a"},
+                           "request": {"id": "r-1", "operation": "read", "path": "secret/x"}})
+
+
 @pytest.mark.parametrize(
     ("content", "dead"),
-    [(b"", 0), (bytes(range(128, 256)) * 8, 1), (b"\n\n{}\n[1,2]\n", 2)],
-    ids=["empty_file", "binary_file", "json_but_not_events"],
+    [(bytes(range(128, 256)) * 8, 1), (b"\n\n{}\n[1,2]\n", 2),
+     ((NO_TIMESTAMP + "\n") .encode() * 3, 3)],
+    ids=["binary_file", "json_but_not_events", "events_without_timestamps"],
 )
-def test_odd_inputs_are_counted_not_fatal(tmp_path: Path, content: bytes, dead: int) -> None:
+def test_a_file_with_no_normalizable_event_exits_2(tmp_path: Path, content: bytes,
+                                                   dead: int) -> None:
     path = tmp_path / "odd.log"
     path.write_bytes(content)
     result = scan(str(path))
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip().endswith(f"{dead} dead letters")
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: no event could be normalized ({dead} dead-lettered)" in result.stderr
+
+
+def test_one_unusable_file_among_good_ones_exits_2(benign: Path, tmp_path: Path) -> None:
+    """The other files are still scanned and summarised; the unusable one is named."""
+    bad = tmp_path / "bad.log"
+    bad.write_text(NO_TIMESTAMP + "\n")
+    result = scan(str(bad), str(benign))
+    assert result.exit_code == 2, result.output
+    assert "0 findings" in result.stdout and "1 dead letters" in result.stdout
+    assert f"error: {bad}: no event could be normalized (1 dead-lettered)" in result.stderr
+    assert scan(str(benign)).exit_code == 0
 
 
 def test_directory_without_logs_exits_2(tmp_path: Path) -> None:

@@ -263,3 +263,21 @@ def test_stats_keeps_all_dead_letters_on_request(tmp_path: Path) -> None:
     list(iter_files([path], "auto", default))
     assert [d.line for d in kept.dead_letters] == list(range(1, 16))
     assert [d.line for d in default.dead_letters] == list(range(1, 11))
+
+
+def test_a_file_that_normalized_nothing_is_listed(tmp_path: Path) -> None:
+    """Issue 14 item 6: every record dead-lettered (here: no timestamps) is recorded, so that
+    `scan` can refuse it; an empty file, and a file with events, are not listed."""
+    good = tmp_path / "good.log"
+    good.write_text(
+        '{"time":"2026-06-01T08:00:00Z","type":"response","auth":{"accessor":"a"},'
+        '"request":{"id":"r-1","operation":"read","path":"secret/x"}}\n'
+        "not json\n"
+    )
+    bad = tmp_path / "bad.log"
+    bad.write_text('{"type":"response","request":{"id":"r-2","operation":"read","path":"x"}}\n' * 2)
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    stats = Stats()
+    assert len(list(iter_files([good, bad, empty], stats=stats))) == 1
+    assert stats.files_without_events == [(str(bad), 2)]

@@ -11,8 +11,31 @@ import pytest
 from click.testing import CliRunner
 
 from secretsight.cli import cli
+from secretsight.normalize import normalize_line
+from secretsight.schema import load
 
 CANARY = "CANARY"
+# The allow list is the schema's: every `vault.auth.metadata.<key>` field.
+ALLOWED_METADATA = sorted(
+    n.rsplit(".", 1)[1] for n in load().fields if n.startswith("vault.auth.metadata.")
+)
+# Every allowed key with a plain value, and secrets planted under keys that are not allowed
+# (user-set metadata, a claim mapped to another key, a key differing only in case).
+AUTH_METADATA = {
+    **{key: f"value-of-{key}" for key in ALLOWED_METADATA},
+    "note": "CANARY-auth-metadata",
+    "service_account_secret_name": "CANARY-sa-secret-name",
+    "token": "hvs.CANARY-metadata-token",
+    "Role": "CANARY-case-variant",
+}
+# Kubernetes `user.extra`: the bound-token keys are read, any other extra never.
+USER_EXTRA = {
+    "authentication.kubernetes.io/credential-id": ["JTI=5d6e7f80-0000-4000-8000-000000000001"],
+    "authentication.kubernetes.io/pod-name": ["app-6d9f7c-x2k4q"],
+    "authentication.kubernetes.io/pod-uid": ["0d1e2f30-0000-4000-8000-000000000002"],
+    "example.com/oidc-claim": ["CANARY-extra-claim"],
+    "scopes.authorization.openshift.io": ["CANARY-extra-scope"],
+}
 
 
 def _b64(text: str) -> str:
@@ -27,7 +50,7 @@ def vault_lines() -> list[dict]:
         "display_name": "approle-backend",
         "policies": ["default"],
         "token_type": "service",
-        "metadata": {"role_name": "backend", "note": "CANARY-auth-metadata"},
+        "metadata": AUTH_METADATA,
     }
     base_req = {
         "client_token": "hvs.CANARY-request-client-token",
@@ -232,7 +255,7 @@ def kubernetes_lines() -> list[dict]:
         "stage": "ResponseComplete",
         "verb": "create",
         "requestURI": "/api/v1/namespaces/prod/secrets",
-        "user": {"username": "u"},
+        "user": {"username": "u", "extra": USER_EXTRA},
         "sourceIPs": ["10.0.0.1"],
         "objectRef": {"resource": "secrets", "namespace": "prod", "name": "s", "apiVersion": "v1"},
         "responseStatus": {"code": 201},
@@ -305,3 +328,17 @@ def test_no_canary_in_output(tmp_path: Path, source: str, source_arg: str) -> No
     assert len(events) == EXPECTED_EVENTS[source]  # everything normalized: nothing hidden
     assert CANARY not in result.stdout
     assert _b64("CANARY")[:6] not in result.stdout  # base64 of the canary prefix
+
+
+def test_vault_auth_metadata_keeps_exactly_the_allowed_keys() -> None:
+    """Not vacuous: the allowed keys arrive, the others (canaries) do not."""
+    (item,) = normalize_line(json.dumps(vault_lines()[0]), "vault")
+    metadata = item["event"]["vault"]["auth"]["metadata"]
+    assert metadata == {key: f"value-of-{key}" for key in ALLOWED_METADATA}
+
+
+def test_kubernetes_extra_keeps_only_the_bound_token_keys() -> None:
+    (item,) = normalize_line(json.dumps(kubernetes_lines()[0]), "kubernetes")
+    event = item["event"]
+    assert event["credential"]["id"] == USER_EXTRA["authentication.kubernetes.io/credential-id"][0]
+    assert event["kubernetes"]["user"] == {"pod_name": "app-6d9f7c-x2k4q"}

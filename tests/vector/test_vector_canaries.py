@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from secretsight.schema import validate
+from secretsight.schema import load, validate
 
 CANARY = "CANARY-7f3e9c"
 B64 = base64.b64encode(f"{CANARY}-b64".encode()).decode()
@@ -17,13 +17,31 @@ def _c(where: str) -> str:
     return f"{CANARY}-{where}"
 
 
+# The schema's allow list (`vault.auth.metadata.<key>`), each with a plain value, and secrets
+# planted under keys that are not on it (user-set metadata, another claim, a case variant).
+ALLOWED_METADATA = sorted(
+    n.rsplit(".", 1)[1] for n in load().fields if n.startswith("vault.auth.metadata.")
+)
+AUTH_METADATA = {
+    **{key: f"value-of-{key}" for key in ALLOWED_METADATA},
+    "note": _c("auth-metadata"),
+    "service_account_secret_name": _c("sa-secret-name"),
+    "Role": _c("case-variant"),
+}
+# Kubernetes `user.extra`: only the bound-token keys are read.
+USER_EXTRA = {
+    "authentication.kubernetes.io/credential-id": ["JTI=5d6e7f80-0000-4000-8000-000000000001"],
+    "authentication.kubernetes.io/pod-name": ["app-6d9f7c-x2k4q"],
+    "example.com/oidc-claim": [_c("extra-claim")],
+}
+
 VAULT_AUTH = {
     "client_token": _c("auth-client-token"),
     "accessor": "hmac-sha256:aa01",
     "display_name": "approle-backend",
     "policies": ["default"],
     "token_policies": ["default"],
-    "metadata": {"role_name": "backend"},
+    "metadata": AUTH_METADATA,
     "token_type": "service",
     "token_ttl": 3600,
 }
@@ -135,7 +153,11 @@ def _k8s(verb, resource="secrets", name="stripe", request_object=None, response_
         "stage": "ResponseComplete",
         "requestURI": f"/api/v1/namespaces/production/{resource}/{name}",
         "verb": verb,
-        "user": {"username": "alice@example.com", "groups": ["system:authenticated"]},
+        "user": {
+            "username": "alice@example.com",
+            "groups": ["system:authenticated"],
+            "extra": USER_EXTRA,
+        },
         "sourceIPs": ["203.0.113.42"],
         "objectRef": {
             "resource": resource,
@@ -275,3 +297,17 @@ def test_canary_appears_nowhere_in_the_output(programs, source, name, entry):
     out = json.dumps(items)
     assert CANARY not in out and B64 not in out
     assert [validate(e) for e in events] == [[] for _ in events]
+
+
+def test_vault_metadata_allow_list_is_the_schemas(programs):
+    """Not vacuous: every allowed key arrives, with the same list as the schema's."""
+    (item,) = programs.items("vault", json.dumps(VAULT_LINES["kv2_read_response_data"]))
+    assert item["event"]["vault"]["auth"]["metadata"] == {
+        key: f"value-of-{key}" for key in ALLOWED_METADATA
+    }
+
+
+def test_kubernetes_extra_yields_only_the_bound_token_fields(programs):
+    (item,) = programs.items("kubernetes", json.dumps(_k8s("get")))
+    assert item["event"]["credential"]["id"] == "JTI=5d6e7f80-0000-4000-8000-000000000001"
+    assert item["event"]["kubernetes"]["user"] == {"pod_name": "app-6d9f7c-x2k4q"}

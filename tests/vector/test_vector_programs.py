@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from vrl_items import PROGRAMS, SOURCES, program
 from vrl_python import VRLRuntime
+
+from secretsight.schema import load
 
 BLOCK = re.compile(r"# ---- PROLOGUE \(shared\).*?# ---- END PROLOGUE -+\n", re.DOTALL)
 
@@ -34,3 +37,11 @@ def test_auto_program_is_generated_from_the_three():
     import gen_auto  # vector/gen_auto.py (pytest pythonpath)
 
     assert program("auto") == gen_auto.render(), "vector/auto.vrl is stale: run vector/gen_auto.py"
+
+
+def test_vault_metadata_allow_list_is_the_schemas() -> None:
+    """The one list VRL cannot import: the same keys as event.yml `vault.auth.metadata.*`."""
+    lists = re.findall(r'includes\((\["role", "role_name",[^\]]*\])', program("vault"))
+    assert len(lists) == 1
+    schema_keys = {n.rsplit(".", 1)[1] for n in load().fields if n.startswith("vault.auth.metadata.")}
+    assert set(json.loads(lists[0])) == schema_keys

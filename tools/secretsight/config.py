@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from secretsight.alerting.settings import AlertingSettings
+from secretsight.config_targets import Targets
 from secretsight.errors import SecretSightError
 from secretsight.limits import Limits
 
@@ -228,6 +229,7 @@ class Config(_Strict):
     secret_consumers: dict[str, list[str]] = {}
     limits: Limits = Limits()  # time sanity, HTTP ingest, findings spool (limits.py)
     alerting: AlertingSettings = AlertingSettings()  # Alertmanager, Prometheus, runbooks
+    targets: Targets = Targets()  # SIEM names, schedules, severities (config_targets.py)
 
     @field_validator("internal_networks")
     @classmethod

@@ -17,11 +17,8 @@ entry and `secretsight release --update-lock`.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import re
-import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from secretsight import __version__
+from secretsight.archive import FIXED_MTIME, tar_gz  # noqa: F401 - FIXED_MTIME: part of the API
 from secretsight.errors import SecretSightError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +39,6 @@ _SKIP_PARTS = {"__pycache__", "node_modules", ".pytest_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 COVERAGE_DIR = REPO / "build" / "coverage"
 COVERAGE_FILES = ("coverage.md", "coverage.html")
-# 1980-01-01: a fixed member time (zip-era tools dislike 1970).
-FIXED_MTIME = 315532800
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +173,7 @@ def pack_contents(version: str, *, root: Path = REPO, update_lock: bool = False,
     """Every file of the pack (path inside the pack -> bytes), MANIFEST.sha256 included.
     `coverage_dir` None leaves the coverage report out (tests of the pack itself)."""
     from secretsight.compile import TARGETS, compile_targets
+    from secretsight.compile.splunk_app import splunk_package
     from secretsight.config import load_config
     from secretsight.rules import rule_files
 
@@ -212,6 +209,8 @@ def pack_contents(version: str, *, root: Path = REPO, update_lock: bool = False,
         files[rel] = (root / rel).read_bytes()
     for rel, content in output.files.items():
         files[f"compiled/{rel}"] = content.encode("utf-8")
+    # The Splunk app as Splunk installs it (Apps > Install app from file), beside its files.
+    files.update({f"compiled/{rel}": data for rel, data in splunk_package(output).items()})
     files["CHANGELOG.md"] = (root / "CHANGELOG.md").read_bytes()
     files["RELEASE-NOTES.md"] = notes.encode("utf-8")
     if coverage_dir is not None:
@@ -227,22 +226,9 @@ def manifest(files: dict[str, bytes]) -> str:
 
 
 def write_tarball(files: dict[str, bytes], prefix: str, out: Path) -> Path:
-    """A reproducible .tar.gz: sorted members, fixed times/owners/modes, bare gzip header."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for rel in sorted(files):
-            data = files[rel]
-            info = tarfile.TarInfo(f"{prefix}/{rel}")
-            info.size = len(data)
-            info.mtime = FIXED_MTIME
-            info.mode = 0o755 if rel.endswith((".sh", ".py")) and data.startswith(b"#!") else 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+    """A reproducible .tar.gz (secretsight.archive)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
-                                              compresslevel=9) as gz:
-        gz.write(raw.getvalue())
+    out.write_bytes(tar_gz(files, prefix))
     return out
 
 

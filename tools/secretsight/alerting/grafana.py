@@ -38,26 +38,28 @@ class Query:
     legend: str
 
 
-def _stream() -> str:
-    # The audit events as the shippers label them in Loki (stream label `dataset`, the
-    # normalized event as the JSON line: see sigma/pipelines/loki.yml).
-    return '{dataset=~"$dataset"} | json | secretsight_category="secret"'
+def _stream(config: Config) -> str:
+    # The audit events as the shippers label them in Loki (the stream label of
+    # targets.loki.dataset_label, the normalized event as the JSON line).
+    label = config.targets.loki.dataset_label
+    return f'{{{label}=~"$dataset"}} | json | secretsight_category="secret"'
 
 
 def panel_queries(config: Config) -> dict[str, list[Query]]:
     """Panel title -> its queries (what the dashboard shows; tests parse each one)."""
     job = f'job="{config.alerting.prometheus_job}"'
+    label = config.targets.loki.dataset_label
     bulk = format_duration(config.thresholds.bulk_read.window)
     paths = format_duration(config.thresholds.path_diversity.window)
     return {
         "Secret reads per identity (Loki)": [Query("logql", (
-            f"topk({TOP}, sum by (user_id) (count_over_time({_stream()} "
+            f"topk({TOP}, sum by (user_id) (count_over_time({_stream(config)} "
             f'| secret_operation=~"read|list" [{bulk}])))'), "{{user_id}}")],
         "Secret reads per identity (side-car)": [Query(
             "promql", f"topk({TOP}, {rules.READS_WINDOW})", "{{identity}}")],
         "Distinct secret paths per identity (Loki)": [Query("logql", (
             f"topk({TOP}, count by (user_id) (sum by (user_id, secret_path) (count_over_time("
-            f'{_stream()} | secret_operation="read" | secret_path!="" [{paths}]))))'),
+            f'{_stream(config)} | secret_operation="read" | secret_path!="" [{paths}]))))'),
             "{{user_id}}")],
         "Distinct secret paths per identity (side-car)": [Query(
             "promql", f"topk({TOP}, {rules.PATHS_WINDOW})", "{{identity}}")],
@@ -70,8 +72,8 @@ def panel_queries(config: Config) -> dict[str, list[Query]]:
             f"time() - max by (source) (secretsight_last_event_timestamp_seconds{{{job}}})"),
             "{{source}}")],
         "Audit events per source (Loki)": [Query(
-            "logql", 'sum by (dataset) (count_over_time({dataset=~"$dataset"} [1m]))',
-            "{{dataset}}")],
+            "logql", f"sum by ({label}) (count_over_time({{{label}=~\"$dataset\"}} [1m]))",
+            f"{{{{{label}}}}}")],
         "Side-car: parse and output errors": [
             Query("promql", (f"sum by (instance, reason) (rate(secretsight_parse_errors_total"
                              f"{{{job}}}[5m]))"), "parse {{instance}} {{reason}}"),

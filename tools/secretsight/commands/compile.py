@@ -11,7 +11,7 @@ from secretsight.compile import TARGETS
 
 _EPILOG = """
 Outputs land under OUT/<target>/ (Loki: queries + ruler file; Elastic: Kibana NDJSON for the
-detection engine import API; Splunk: savedsearches.conf; alerting: Alertmanager config,
+detection engine import API + index templates; Splunk: an app; alerting: Alertmanager config,
 Prometheus rules for `watch` /metrics, Grafana dashboard), with support-matrix.md and .json in
 OUT. Errors in rules are collected and reported together (file:line); exit status 2 when there
 are any, unless --pass-on-error.

@@ -1,30 +1,36 @@
 """`secretsight compile`: Sigma rules -> Loki (LogQL + ruler file), Elastic (Kibana detection
-rules NDJSON) and Splunk (savedsearches.conf), with a support matrix saying, per rule and
+rules NDJSON + index templates) and Splunk (an app), with a support matrix saying, per rule and
 target, whether it compiled as is, with a workaround for a known backend defect, or not at all;
 and the `alerting` target (Alertmanager, Prometheus rules, Grafana: secretsight.alerting).
 
-One module per target (`loki`, `elastic`, `splunk`); `defects` lists the backend defects and
-their workarounds; `matrix` renders the support matrix; `stateful` adds target-native rules
-for the stateful anomaly classes (absence, first seen) that Sigma cannot express. Outputs are
-deterministic: sorted, no timestamps, so two compiles of one commit are byte-identical.
+One module per target (`loki`, `elastic`, `splunk`, with `elastic_template` and `splunk_app`
+for what installs around the rules), found through `registry`; `transformations` holds the
+pySigma transformations the targets and the sigma-cli pipelines share (it imports no target);
+`pipelines` builds each target's pipeline from sigma/pipelines/ and the config's `targets:`;
+`defects` lists the backend defects and their workarounds; `matrix` renders the support
+matrix; `stateful` adds target-native rules for the stateful anomaly classes (absence, first
+seen) that Sigma cannot express. Names of indexes, labels and sourcetypes come from the
+config's `targets:` section. Outputs are deterministic: sorted, no timestamps, so two compiles
+of one commit are byte-identical.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import import_module
 from pathlib import Path
 
 from secretsight.compile import matrix
 from secretsight.compile.model import Support, TargetOutput
+from secretsight.compile.registry import (
+    ALERTING,
+    CONFIG_REGISTRY,
+    SIEM_TARGETS,
+    TARGETS,
+    builder,
+    compiler,
+)
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
-
-SIEM_TARGETS: tuple[str, ...] = ("elastic", "loki", "splunk")
-# Alertmanager config, Prometheus rules, Grafana dashboard: from the config alone, no rules
-# (secretsight.alerting); its matrix rows are the Prometheus alerting rules.
-ALERTING = "alerting"
-TARGETS: tuple[str, ...] = (ALERTING, *SIEM_TARGETS)
 
 __all__ = ["ALERTING", "SIEM_TARGETS", "TARGETS", "Support", "TargetOutput", "compile_target",
            "compile_targets", "write_output"]
@@ -46,15 +52,13 @@ def compile_target(
     if target not in TARGETS:
         raise SecretSightError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
     config = config or Config()
-    if target == ALERTING:
-        from secretsight.alerting.build import compile_output
-
-        return compile_output(config)
+    if target in CONFIG_REGISTRY:
+        return builder(target)(config)
     # A fresh rule set per target: pySigma pipelines and backends modify the rules in place.
     ruleset = load_rules(list(paths) if paths is not None else None, config)
     out = TargetOutput(target=target)
     out.errors.extend(ruleset.errors)
-    import_module(f"secretsight.compile.{target}").compile_rules(ruleset, config, out)
+    compiler(target)(ruleset, config, out)
     # Conversion errors are the target's own: say which target (load errors are shared).
     shared = len(ruleset.errors)
     out.errors[shared:] = [

@@ -96,3 +96,18 @@ def _technique_name(tid: str) -> str:
     # A sub-technique was tagged without its parent being in the table: the parent's name is
     # still needed for Kibana's nested shape.
     raise KeyError(f"ATT&CK technique {tid} is not in {TABLE.name}")
+
+
+def alert_annotations(tags: list[str]) -> dict[str, str]:
+    """Alert annotations naming the ATT&CK tactics and techniques (Loki ruler, Alertmanager):
+    ids, comma-separated, the same mapping as the Kibana `threat`; empty when none is tagged."""
+    entries = threat(tags)
+    if not entries:
+        return {}
+    techniques: set[str] = set()
+    for entry in entries:
+        for tech in entry["technique"]:
+            techniques.add(tech["id"])
+            techniques.update(sub["id"] for sub in tech.get("subtechnique", []))
+    return {"mitre_attack_tactics": ", ".join(e["tactic"]["id"] for e in entries),
+            "mitre_attack_techniques": ", ".join(sorted(techniques))}

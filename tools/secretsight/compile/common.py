@@ -17,8 +17,8 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaRule
+from sigma.types import Placeholder, SigmaString
 
-from secretsight import schema
 from secretsight.compile.model import Support, TargetOutput, Unsupported
 from secretsight.config import format_duration, parse_duration
 from secretsight.errors import SecretSightError
@@ -107,22 +107,6 @@ def record_failure(out: TargetOutput, view: RuleView, target: str, exc: Exceptio
         out.errors.append(rule_error(view, exc))
 
 
-def rule_fields(rule: SigmaRule) -> set[str]:
-    """Field names of a plain rule's detection items (after the pipeline renamed them)."""
-    out: set[str] = set()
-
-    def walk(det: SigmaDetection) -> None:
-        for item in det.detection_items:
-            if isinstance(item, SigmaDetection):
-                walk(item)
-            elif item.field:
-                out.add(item.field)
-
-    for det in rule.detection.detections.values():
-        walk(det)
-    return out
-
-
 def rule_values(rule: AnyRule) -> list[Any]:
     """Every value of a rule's detection items (through the rules a correlation references)."""
     if isinstance(rule, SigmaCorrelationRule):
@@ -141,9 +125,27 @@ def rule_values(rule: AnyRule) -> list[Any]:
     return out
 
 
-def array_fields() -> list[str]:
-    """The schema's keyword[] fields (JSON arrays in the events)."""
-    return sorted(n for n, f in schema.load().fields.items() if f.type.endswith("[]"))
+def positive_placeholders(rule: AnyRule) -> set[str]:
+    """Names of the `%placeholder%` lists a rule matches ON (not in a `filter*` detection, the
+    exclusions): with every such list empty the rule can match nothing. Read before conversion
+    (the pipeline fills the placeholders in place); through the rules a correlation references."""
+    if isinstance(rule, SigmaCorrelationRule):
+        return {p for ref in refs(rule) for p in positive_placeholders(ref.rule)}
+    out: set[str] = set()
+
+    def walk(det: SigmaDetection) -> None:
+        for item in det.detection_items:
+            if isinstance(item, SigmaDetection):
+                walk(item)
+                continue
+            for value in item.value or []:
+                if isinstance(value, SigmaString):
+                    out.update(p.name for p in value.s if isinstance(p, Placeholder))
+
+    for name, det in rule.detection.detections.items():
+        if not name.startswith("filter"):
+            walk(det)
+    return out
 
 
 def timespan(rule: SigmaCorrelationRule) -> timedelta:
@@ -180,3 +182,21 @@ def threshold_count(rule: SigmaCorrelationRule) -> int:
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def merge_parts(rule: AnyRule) -> list[SigmaCorrelationRule] | None:
+    """A temporal correlation over count correlations of ONE base rule and one group-by (e.g.
+    path_diversity: >= 10 distinct paths and >= 30 reads) is one aggregation with every
+    condition; the backends cannot convert correlations of correlations. None otherwise."""
+    if not isinstance(rule, SigmaCorrelationRule) or rule.type.name.lower() != "temporal":
+        return None
+    parts = [ref.rule for ref in refs(rule)]
+    counts = [p for p in parts if isinstance(p, SigmaCorrelationRule)
+              and p.type.name.lower() in ("event_count", "value_count")]
+    if len(counts) != len(parts) or not counts:
+        return None
+    bases = {tuple(r.reference for r in refs(p)) for p in counts}
+    groups = {tuple(p.group_by or ()) for p in counts} | {tuple(rule.group_by or ())}
+    if len(bases) != 1 or len(groups) != 1:
+        return None
+    return counts

@@ -68,6 +68,7 @@ WORKAROUNDS: dict[str, str] = {
     "threshold_rule": "Kibana threshold rule (EQL `runs` limited to 100)",
     "splunk_streamstats": "streamstats time_window sliding window instead of `bin _time` buckets",
     "splunk_merged_aggregates": "temporal over count correlations of one base rule as one streamstats with both conditions",
+    "splunk_literal_star": "a literal `*` value matched through a props.conf calculated field (SPL's search cannot escape `*`)",
     "attack_offline": "ATT&CK threat mapping from the bundled table (no download)",
 }
 

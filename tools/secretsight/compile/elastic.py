@@ -27,6 +27,7 @@ from secretsight.compile.common import (
     base_queries,
     convert,
     dump_json,
+    merge_parts,
     record_failure,
     refs,
     simple_condition,
@@ -34,8 +35,9 @@ from secretsight.compile.common import (
     timespan,
     views,
 )
+from secretsight.compile.elastic_template import template_files
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
-from secretsight.compile.pipelines import full_pipeline, target_vars
+from secretsight.compile.pipelines import full_pipeline
 from secretsight.config import Config, format_duration, parse_duration
 from secretsight.errors import SecretSightError
 from secretsight.rules import RuleSet
@@ -44,16 +46,10 @@ TARGET = "elastic"
 NDJSON_FILE = "elastic/secretsight-rules.ndjson"
 MAX_EQL_RUNS = 100  # Elasticsearch refuses `with runs` above 100
 
-# Kibana severities (no "informational") and the risk scores Elastic's own rules use.
-SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high",
-            "critical": "critical"}
-RISK_SCORE = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
-
 
 def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
-    vars_ = target_vars(TARGET)
-    index = [str(i) for i in vars_.get("index", ["logs-*-secretsight"])]
-    interval = parse_duration(vars_.get("interval", "5m"))
+    index = config.targets.elastic.read_from
+    interval = parse_duration(config.targets.elastic.interval)
     pipeline = full_pipeline(TARGET, config)
     lucene = LuceneBackend(processing_pipeline=pipeline, collect_errors=True)
     eql = EqlBackend(processing_pipeline=full_pipeline(TARGET, config), collect_errors=True)
@@ -80,14 +76,15 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                     raise lucene_q
                 if not view.meta.emits:
                     continue
-                doc, workarounds = query_rule(view, lucene_q, index, interval)
+                doc, workarounds = query_rule(view, config, lucene_q, index, interval)
             else:
                 if not view.meta.emits:
                     # A building block of another correlation: convert it for that one.
-                    if _merge_parts(view.rule) is None:
+                    if merge_parts(view.rule) is None:
                         convert(esql, view)
                     continue
-                doc, workarounds = correlation_rule(view, conversions, esql, index, interval)
+                doc, workarounds = correlation_rule(view, config, conversions, esql, index,
+                                                      interval)
         except Exception as exc:  # noqa: BLE001 - sorted by record_failure: matrix or errors
             record_failure(out, view, TARGET, exc)
             continue
@@ -99,14 +96,47 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
         out.support.append(Support(view.name, TARGET, status, workarounds))
     # Target-native forms of the stateful classes (new_terms, ES|QL absence).
     documents.extend(stateful.compile_elastic(config, index, interval, out))
+    for d in documents:
+        if d["language"] == "esql":
+            d["query"] = esql_keep(d["query"])
+            out.queries[d["name_key"]] = [d["query"]]
+            for path in [p for p in out.files if p.endswith(f"/{d['name_key']}.esql")]:
+                out.files[path] = d["query"] + "\n"
     link_kibana_rules(documents, config.alerting)  # runbook in `note`, team tag
     documents.sort(key=lambda d: d["name_key"])
     for d in documents:
         del d["name_key"]
     out.files[NDJSON_FILE] = "".join(dump_json(d) + "\n" for d in documents)
+    out.files.update(template_files(config))
 
 
-def _common(view: RuleView, look_back: timedelta, interval: timedelta) -> dict[str, Any]:
+def _top_level_split(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def esql_keep(query: str) -> str:
+    """End an ES|QL rule with `keep` of what its alert shows: the group (the entity) and the
+    aggregates of its last `stats`, in that order, so the alert's columns are stated, not
+    whatever the stats left."""
+    stats = [line for line in query.splitlines() if line.lstrip().startswith("| stats ")]
+    if not stats:
+        raise Unsupported("ES|QL rule without `stats`: no columns to keep")
+    body = stats[-1].split("| stats ", 1)[1]
+    aggs, _, by = body.partition(" by ")
+    names = [a.split("=", 1)[0].strip() for a in _top_level_split(aggs)]
+    groups = _top_level_split(by)
+    return query.rstrip() + f"\n| keep {', '.join(groups + names)}"
+
+
+def _common(view: RuleView, config: Config, look_back: timedelta, interval: timedelta
+            ) -> dict[str, Any]:
     tags = view.tags
     _, _, unknown = attack.split_tags(tags)
     if unknown:
@@ -118,8 +148,8 @@ def _common(view: RuleView, look_back: timedelta, interval: timedelta) -> dict[s
         "rule_id": view.meta.id,
         "name": view.rule.title,
         "description": view.description,
-        "risk_score": RISK_SCORE[view.level],
-        "severity": SEVERITY[view.level],
+        "risk_score": config.targets.elastic.risk_score[view.level],
+        "severity": config.targets.elastic.severity[view.level],
         "interval": format_duration(interval),
         "from": f"now-{format_duration(look_back)}",
         "to": "now",
@@ -137,18 +167,19 @@ def _common(view: RuleView, look_back: timedelta, interval: timedelta) -> dict[s
     }
 
 
-def query_rule(view: RuleView, queries: list[str], index: list[str],
+def query_rule(view: RuleView, config: Config, queries: list[str], index: list[str],
                interval: timedelta) -> tuple[dict[str, Any], tuple[str, ...]]:
     if len(queries) != 1:
         raise Unsupported(f"rule converted to {len(queries)} Lucene queries, expected 1")
     # One extra minute of look-back covers ingestion delay (Kibana's own default: 5m + 1m).
-    doc = _common(view, interval + timedelta(minutes=1), interval)
+    doc = _common(view, config, interval + timedelta(minutes=1), interval)
     doc.update({"type": "query", "language": "lucene", "query": queries[0], "index": index})
     return doc, ()
 
 
 def correlation_rule(
     view: RuleView,
+    config: Config,
     conversions: dict[str, dict[str, list[str] | Exception]],
     esql: ESQLBackend,
     index: list[str],
@@ -164,7 +195,7 @@ def correlation_rule(
         n = threshold_count(rule)
         eql_parts = _single_queries(conversions["eql"], ref_names)
         if n <= MAX_EQL_RUNS and eql_parts is not None:
-            doc = _common(view, look_back, interval)
+            doc = _common(view, config, look_back, interval)
             query = eql_sequence(rule, eql_parts, n, window)
             doc.update({"type": "eql", "language": "eql", "index": index, "query": query})
             fixes: tuple[str, ...] = ("eql_runs_fixed",)
@@ -176,12 +207,12 @@ def correlation_rule(
             raise Unsupported("referenced rules did not convert to one query each")
         query = " OR ".join(f"({p})" for p in lucene_parts) if len(lucene_parts) > 1 \
             else lucene_parts[0]
-        doc = _common(view, look_back, interval)
+        doc = _common(view, config, look_back, interval)
         doc.update({"type": "threshold", "language": "lucene", "index": index, "query": query,
                     "threshold": {"field": list(rule.group_by or []), "value": n}})
         return doc, ("threshold_rule",)
-    if kind == "temporal" and (parts := _merge_parts(rule)) is not None:
-        doc = _common(view, look_back, interval)
+    if kind == "temporal" and (parts := merge_parts(rule)) is not None:
+        doc = _common(view, config, look_back, interval)
         doc.update({"type": "esql", "language": "esql",
                     "query": esql_merged(rule, parts, conversions, index)})
         return doc, ("esql_merged_aggregates", "esql_sliding_lookback")
@@ -190,7 +221,7 @@ def correlation_rule(
         if len(queries) != 1:
             raise Unsupported(f"rule converted to {len(queries)} ES|QL queries, expected 1")
         query = esql_without_buckets(queries[0], index)
-        doc = _common(view, look_back, interval)
+        doc = _common(view, config, look_back, interval)
         doc.update({"type": "esql", "language": "esql", "query": query})
         workarounds = ["esql_sliding_lookback"]
         if kind == "value_count":
@@ -212,24 +243,6 @@ def _single_queries(converted: dict[str, list[str] | Exception], names: list[str
             return None
         out.append(q[0])
     return out
-
-
-def _merge_parts(rule: Any) -> list[SigmaCorrelationRule] | None:
-    """A temporal correlation over count correlations of ONE base rule and one group-by (e.g.
-    path_diversity: >= 10 distinct paths and >= 30 reads) is one aggregation with two
-    conditions; the ES|QL backend cannot convert correlations of correlations."""
-    if not isinstance(rule, SigmaCorrelationRule) or rule.type.name.lower() != "temporal":
-        return None
-    parts = [ref.rule for ref in refs(rule)]
-    counts = [p for p in parts if isinstance(p, SigmaCorrelationRule)
-              and p.type.name.lower() in ("event_count", "value_count")]
-    if len(counts) != len(parts) or not counts:
-        return None
-    bases = {tuple(r.reference for r in refs(p)) for p in counts}
-    groups = {tuple(p.group_by or ()) for p in counts} | {tuple(rule.group_by or ())}
-    if len(bases) != 1 or len(groups) != 1:
-        return None
-    return counts
 
 
 def esql_merged(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],

@@ -8,39 +8,30 @@ because the backend's `ruler` format embeds a dict repr in correlation expressio
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import yaml
 from sigma.backends.loki import LogQLBackend
 from sigma.conditions import ConditionFieldEqualsValueExpression
-from sigma.correlations import SigmaCorrelationRule
-from sigma.processing.transformations.base import PreprocessingTransformation, ValueTransformation
 from sigma.rule import SigmaRule
-from sigma.shared import sanitize_label_key
-from sigma.types import (
-    SigmaBool,
-    SigmaCasedString,
-    SigmaRegularExpression,
-    SigmaString,
-    SpecialChars,
-)
+from sigma.types import SigmaBool, SigmaCasedString, SigmaString
 
 from secretsight.alerting.runbooks import link_loki_groups
-from secretsight.compile import defects, stateful
+from secretsight.compile import attack, defects, stateful
 from secretsight.compile.common import (
     RuleView,
-    array_fields,
     convert,
     record_failure,
-    rule_fields,
     rule_values,
     views,
 )
 from secretsight.compile.model import Support, TargetOutput, Unsupported
-from secretsight.compile.pipelines import full_pipeline, target_vars
+from secretsight.compile.pipelines import full_pipeline
+from secretsight.compile.transformations import (
+    loki_array_extraction,
+    loki_array_labels,
+    string_regex,
+)
 from secretsight.config import Config, parse_duration
 from secretsight.rules import RuleSet
 
@@ -50,20 +41,16 @@ RULER_FILE = "loki/secretsight-rules.yaml"
 
 class SecretSightLokiBackend(LogQLBackend):
     """LogQLBackend with SecretSight's fixes: JSON array labels (`| json` skips arrays), string
-    values turned into regexes without mangling escaped wildcards, and boolean values."""
+    values turned into regexes without mangling escaped wildcards, and boolean values (the same
+    fixes as the pipeline items sigma-cli users get, secretsight.compile.transformations)."""
 
     # `| json` renders JSON booleans as the strings true/false; the backend refuses booleans.
     bool_values: ClassVar[dict[bool, str | None]] = {True: "`true`", False: "`false`"}
-    # label -> JSON path of the schema's keyword[] fields
-    array_labels: ClassVar[dict[str, str]] = {sanitize_label_key(f): f for f in array_fields()}
 
     def select_log_parser(self, rule: SigmaRule) -> Any:
         parser = super().select_log_parser(rule)
-        used = sorted(rule_fields(rule) & set(self.array_labels))
-        if not used:
-            return parser
-        extract = ", ".join(f'{label}="{self.array_labels[label]}"' for label in used)
-        return f"{parser} | json {extract}"
+        # A str when the pipeline set `loki_parser` (always, for SecretSight rules).
+        return loki_array_extraction(rule, parser) if isinstance(parser, str) else parser
 
     def update_parsed_conditions(self, condition: Any, negated: bool = False) -> Any:
         # The backend's own string->regex (sigma.shared.convert_str_to_re) renders an escaped
@@ -74,65 +61,13 @@ class SecretSightLokiBackend(LogQLBackend):
             and not isinstance(condition.value, SigmaCasedString)
             and not self.case_sensitive
         ):
-            condition.value = string_regex(condition.value, array=condition.field in self.array_labels)
+            condition.value = string_regex(condition.value,
+                                           array=condition.field in loki_array_labels())
         return super().update_parsed_conditions(condition, negated)
 
 
-def string_regex(value: SigmaString, *, array: bool = False) -> SigmaRegularExpression:
-    """A case-insensitive, whole-value regex for a Sigma string; for an array label (the JSON
-    text of the array) one quoted element of it."""
-    parts = []
-    for part in value.s:
-        if part == SpecialChars.WILDCARD_MULTI:
-            parts.append('[^"]*' if array else ".*")
-        elif part == SpecialChars.WILDCARD_SINGLE:
-            parts.append('[^"]' if array else ".")
-        else:
-            text = json.dumps(str(part))[1:-1] if array else str(part)
-            parts.append(re.escape(text))
-    body = "".join(parts)
-    return SigmaRegularExpression(f'(?i).*"{body}".*' if array else f"(?i)^{body}$")
-
-
-# The same fixes as processing-pipeline items, for sigma-cli users of the plain LogQLBackend
-# (`-p secretsight_loki`, see secretsight.compile.pipelines.sigma_cli_pipeline). They run after
-# the field mapping, so fields are `| json` label names here.
-
-
-@dataclass
-class ArrayLabelParserTransformation(PreprocessingTransformation):
-    """Add `| json <label>="<path>"` for the JSON array fields a rule uses (defect
-    loki_array_fields: `| json` skips arrays), as SecretSightLokiBackend.select_log_parser."""
-
-    def apply(self, rule: SigmaRule | SigmaCorrelationRule) -> None:
-        super().apply(rule)
-        if not isinstance(rule, SigmaRule):
-            return
-        labels = SecretSightLokiBackend.array_labels
-        used = sorted(rule_fields(rule) & set(labels))
-        if used:
-            parser = rule.custom_attributes.get("loki_parser", "json")
-            extract = ", ".join(f'{label}="{labels[label]}"' for label in used)
-            rule.custom_attributes["loki_parser"] = f"{parser} | json {extract}"
-
-
-@dataclass
-class StringRegexTransformation(ValueTransformation):
-    """Field strings as the regexes SecretSightLokiBackend.update_parsed_conditions builds
-    (defect loki_escaped_wildcard; one quoted element for an array label)."""
-
-    # pySigma applies the transformation to the values of the annotated type only.
-    def apply_value(  # type: ignore[override]
-        self, field: str | None, val: SigmaString
-    ) -> SigmaRegularExpression | None:
-        if field is None or isinstance(val, SigmaCasedString):
-            return None
-        return string_regex(val, array=field in SecretSightLokiBackend.array_labels)
-
-
 def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
-    vars_ = target_vars(TARGET)
-    interval = str(vars_.get("ruler_interval", "1m"))
+    interval = config.targets.loki.ruler_interval.strip()
     backend = SecretSightLokiBackend(processing_pipeline=full_pipeline(TARGET, config),
                                      collect_errors=True)
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -168,7 +103,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
 
 def _workarounds(view: RuleView, query: str) -> tuple[str, ...]:
     used = ["loki_json_parser", "loki_label_mapping", "loki_ruler_rebuilt"]
-    if any(f'{label}="' in query for label in SecretSightLokiBackend.array_labels):
+    if any(f'{label}="' in query for label in loki_array_labels()):
         used.append("loki_array_extraction")
     values = rule_values(view.rule)
     if any(isinstance(v, SigmaBool) for v in values):
@@ -188,7 +123,8 @@ def ruler_rule(view: RuleView, queries: list[str], interval: str) -> dict[str, A
     else:
         counts = [f"sum by (user_id) (count_over_time({q} [{interval}]))" for q in queries]
         expr = f"{counts[0]} > 0" if len(counts) == 1 else f"({' or '.join(counts)}) > 0"
-    annotations = {"summary": view.rule.title, "description": view.description}
+    annotations = {"summary": view.rule.title, "description": view.description,
+                   **attack.alert_annotations(view.tags)}
     if view.rule.references:
         annotations["references"] = " ".join(view.rule.references)
     return {

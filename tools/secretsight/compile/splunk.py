@@ -1,5 +1,6 @@
-"""Splunk target: `savedsearches.conf` with one scheduled alert per rule (SPL, cron schedule,
-dispatch window matching the rule, alert actions).
+"""Splunk target: a Splunk app (secretsight.compile.splunk_app) with one scheduled alert per
+rule (SPL through the app's macros, staggered cron schedule, lagged dispatch window matching
+the rule, one alert per entity throttled per entity), and each search beside it.
 
 pySigma-backend-splunk 2.1.0 writes the SPL. Its only correlation method counts in fixed
 `bin _time` buckets, which miss a burst straddling a bucket boundary; `StreamstatsSplunkBackend`
@@ -8,18 +9,20 @@ adds a `streamstats` method that counts over a true sliding window (`time_window
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sigma.backends.splunk import SplunkBackend
 from sigma.correlations import SigmaCorrelationRule
 
-from secretsight.alerting.runbooks import link_splunk_stanzas
 from secretsight.compile import defects, stateful
 from secretsight.compile.common import (
     RuleView,
     base_queries,
     convert,
+    merge_parts,
+    positive_placeholders,
     record_failure,
     refs,
     simple_condition,
@@ -27,16 +30,23 @@ from secretsight.compile.common import (
     views,
 )
 from secretsight.compile.model import Status, Support, TargetOutput, Unsupported
-from secretsight.compile.pipelines import full_pipeline, target_vars
+from secretsight.compile.pipelines import full_pipeline
+from secretsight.compile.splunk_app import (
+    AppSearch,
+    app_files,
+    event_filter,
+    lagged_window,
+    literal_star_field,
+    techniques,
+)
+from secretsight.compile.transformations import SERVICE_DATASETS
 from secretsight.config import Config, format_duration
-from secretsight.rules import RuleSet
+from secretsight.rules import EMPTY_LIST_SENTINEL, RuleSet, placeholder_values
 
 TARGET = "splunk"
-CONF_FILE = "splunk/savedsearches.conf"
 METHOD = "streamstats"
+PLAIN_ENTITY = "user.id"  # a plain rule's alert names the identity
 
-# Splunk alert.severity: 1 debug, 2 info, 3 warn, 4 error, 5 severe, 6 fatal.
-ALERT_SEVERITY = {"informational": 2, "low": 3, "medium": 4, "high": 5, "critical": 6}
 _SORT = "| sort 0 _time"  # streamstats time_window needs time-ordered events
 
 
@@ -79,19 +89,22 @@ _OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "="}
 
 
 def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
-    vars_ = target_vars(TARGET)
-    every = int(vars_.get("schedule_minutes", 5))
-    alert_index = str(vars_.get("alert_index", "secretsight_alerts"))
+    every = timedelta(minutes=config.targets.splunk.schedule_minutes)
     backend = StreamstatsSplunkBackend(processing_pipeline=full_pipeline(TARGET, config),
                                        collect_errors=True)
+    empty = {name for name, values in placeholder_values(config).items()
+             if values == [EMPTY_LIST_SENTINEL]}
     base: dict[str, list[str]] = {}
-    stanzas: dict[str, dict[str, str]] = {}
+    searches: list[AppSearch] = []
+    star_fields: set[str] = set()
     for view in views(ruleset):
+        # Read before conversion: the pipeline replaces the placeholders in place.
+        positive = positive_placeholders(view.rule)
         try:
             defects.refuse_timestamp_parts(view.rule, "pySigma-backend-splunk")
             workarounds: tuple[str, ...] = ()
             if isinstance(view.rule, SigmaCorrelationRule):
-                parts = _merge_parts(view.rule)
+                parts = merge_parts(view.rule)
                 if parts is not None:
                     query, workarounds = merged_search(view.rule, parts, base), (
                         "splunk_streamstats", "splunk_merged_aggregates")
@@ -103,7 +116,7 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                     if len(queries) != 1:
                         raise Unsupported(f"rule converted to {len(queries)} searches")
                     query, workarounds = queries[0], ("splunk_streamstats",)
-                query = summarise(query, view.rule)
+                query = summarise(query, list(view.rule.group_by or []))
                 defects.check_no_fixed_buckets(query)
             else:
                 convert(backend, view)
@@ -112,28 +125,69 @@ def compile_rules(ruleset: RuleSet, config: Config, out: TargetOutput) -> None:
                     continue
                 if len(base[view.name]) != 1:
                     raise Unsupported(f"rule converted to {len(base[view.name])} searches")
-                query = base[view.name][0]
+                query = summarise(base[view.name][0], [PLAIN_ENTITY], fill=True)
         except Exception as exc:  # noqa: BLE001 - sorted by record_failure: matrix or errors
             record_failure(out, view, TARGET, exc)
             continue
         if not view.meta.emits:
             continue
+        try:
+            query = literal_stars(with_events(query, view.meta.source), star_fields)
+        except Unsupported as exc:
+            out.support.append(Support(view.name, TARGET, "unsupported", (exc.reason,)))
+            continue
         one_line = " ".join(line.strip() for line in query.splitlines() if line.strip())
         out.queries[view.name] = [one_line]
         out.files[f"splunk/searches/{view.meta.source}/{view.name}.spl"] = query.strip() + "\n"
-        stanzas[stanza_name(view)] = stanza(view, one_line, every, alert_index)
+        searches.append(app_search(view, config, one_line, every, positive & empty))
+        if literal_star_field("") in query:
+            workarounds += ("splunk_literal_star",)
         status: Status = "workaround" if workarounds else "compiled"
         out.support.append(Support(view.name, TARGET, status, workarounds))
-    # Target-native forms of the stateful classes (look-back searches).
-    stanzas.update(stateful.compile_splunk(config, every, alert_index, out))
-    link_splunk_stanzas(stanzas, config.alerting)  # runbook in the description, team
-    out.files[CONF_FILE] = render_conf(stanzas)
+    # Target-native forms of the stateful classes (lookup baselines, tstats).
+    searches += stateful.compile_splunk(config, out)
+    out.files.update(app_files(config, searches, sorted(star_fields)))
 
 
-def _merge_parts(rule: Any) -> list[SigmaCorrelationRule] | None:
-    from secretsight.compile.elastic import _merge_parts as merge
+_STAR_EQ = re.compile(r'(?P<f>"[^"]+"|[\w.@{}]+)="\\\*"')
+_STAR_IN = re.compile(r'(?P<f>"[^"]+"|[\w.@{}]+) IN \((?P<v>[^)]*)\)')
 
-    return merge(rule)
+
+def literal_stars(query: str, fields: set[str]) -> str:
+    """SPL's search cannot escape `*` (`"\\*"` is no escape): a value that is exactly a literal
+    `*` becomes a test of the app's calculated field `secretsight_literal_star_<field>`
+    (props.conf, eval `==`, which has no wildcards). `fields` collects the fields that need one;
+    any other escaped `*` is refused."""
+
+    def eq(m: re.Match[str]) -> str:
+        field = m.group("f").strip('"')
+        fields.add(field)
+        return f'{literal_star_field(field)}="true"'
+
+    def in_list(m: re.Match[str]) -> str:
+        values = [v.strip() for v in m.group("v").split(",")]
+        if '"\\*"' not in values:
+            return m.group(0)
+        field = m.group("f").strip('"')
+        fields.add(field)
+        rest = [v for v in values if v != '"\\*"']
+        star = f'{literal_star_field(field)}="true"'
+        return f"({m.group('f')} IN ({', '.join(rest)}) OR {star})" if rest else star
+
+    query = _STAR_IN.sub(in_list, _STAR_EQ.sub(eq, query))
+    if "\\*" in query:
+        raise Unsupported("a value with an escaped `*` inside other text cannot be matched "
+                          "literally by SPL's search")
+    return query
+
+
+def with_events(query: str, source: str) -> str:
+    """The search restricted to the rule's events: the index and the sourcetype(s) of its
+    dataset through the app's macros; the rule's condition in parentheses (in SPL's search,
+    OR binds tighter than AND: grouping keeps that from mattering to a reader)."""
+    first, _, rest = query.partition("\n")
+    dataset = SERVICE_DATASETS.get(source)
+    return f"{event_filter(dataset)} ({first})" + (f"\n{rest}" if rest else "")
 
 
 def merged_search(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
@@ -161,68 +215,36 @@ def merged_search(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
             f"| where {' AND '.join(conds)}")
 
 
-def summarise(query: str, rule: SigmaCorrelationRule) -> str:
-    """One result per group and run instead of one per event past the threshold."""
-    by = f" by {' '.join(rule.group_by)}" if rule.group_by else ""
-    return (query.rstrip() + "\n| stats min(_time) as first_seen max(_time) as last_seen"
-            f" count as events_over_threshold{by}")
+def summarise(query: str, group: list[str], *, fill: bool = False) -> str:
+    """One result per entity and run instead of one per event: the alert fires per result and
+    is throttled per entity. `fill`: a missing entity field still yields one result."""
+    by = f" by {' '.join(group)}" if group else ""
+    filled = f'\n| fillnull value="-" {" ".join(group)}' if fill and group else ""
+    return (query.rstrip() + filled + "\n| stats min(_time) as first_seen max(_time) as last_seen"
+            f" count as events{by}")
 
 
 def stanza_name(view: RuleView) -> str:
     return f"SecretSight - {view.rule.title}"
 
 
-def stanza(view: RuleView, search: str, every: int, alert_index: str) -> dict[str, str]:
-    """A scheduled alert. Plain rules look at the last `every` minutes (contiguous runs);
-    correlations at window + `every` minutes so no burst of the window's length falls between
-    two runs, with suppression per group for one window to avoid re-alerting it."""
-    schedule = timedelta(minutes=every)
-    settings: dict[str, str] = {}
+def app_search(view: RuleView, config: Config, search: str, every: timedelta,
+               empty_lists: set[str]) -> AppSearch:
+    """Plain rules look at the last schedule interval; correlations at window + interval, so no
+    burst of the window's length falls between two runs, throttled per group for one window
+    so the overlap does not alert twice. Both end `targets.splunk.lag` ago (late events)."""
     if isinstance(view.rule, SigmaCorrelationRule):
         window = timespan(view.rule)
-        earliest = window + schedule
-        group = list(view.rule.group_by or [])
-        if group:
-            settings["alert.suppress.fields"] = ",".join(group)
-        settings["alert.suppress"] = "1"
-        settings["alert.suppress.period"] = format_duration(window)
+        span, entity, suppress = window + every, tuple(view.rule.group_by or ()), window
     else:
-        earliest = schedule
-        settings["alert.suppress"] = "0"
-    settings.update({
-        "action.logevent": "1",
-        "action.logevent.param.event": (
-            f"secretsight_alert rule=\"{view.name}\" anomaly=\"{view.meta.anomaly}\" "
-            f"severity=\"{view.level}\" search=\"$name$\" results=\"$job.resultCount$\""),
-        "action.logevent.param.index": alert_index,
-        "action.logevent.param.sourcetype": "secretsight:alert",
-        "alert.digest_mode": "1",
-        "alert.severity": str(ALERT_SEVERITY[view.level]),
-        "alert.track": "1",
-        "counttype": "number of events",
-        "cron_schedule": f"*/{every} * * * *",
-        "description": view.description,
-        "disabled": "0",
-        "dispatch.earliest_time": f"-{_splunk_span(earliest)}@m",
-        "dispatch.latest_time": "@m",
-        "enableSched": "1",
-        "quantity": "0",
-        "relation": "greater than",
-        "search": search,
-    })
-    return dict(sorted(settings.items()))
-
-
-def _splunk_span(td: timedelta) -> str:
-    # Splunk relative times: s, m, h, d (same letters as format_duration).
-    return format_duration(td)
-
-
-def render_conf(stanzas: dict[str, dict[str, str]]) -> str:
-    lines = ["# SecretSight scheduled alerts (generated by `secretsight compile --target splunk`;",
-             "# do not edit). Install into an app's local/savedsearches.conf.", ""]
-    for name in sorted(stanzas):
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {value}" for key, value in stanzas[name].items()]
-        lines.append("")
-    return "\n".join(lines)
+        span, entity, suppress = every, (PLAIN_ENTITY,), None
+    earliest, latest = lagged_window(config, span)
+    disabled = None
+    if empty_lists:
+        disabled = (f"the config list(s) {', '.join(sorted(empty_lists))} it matches on are "
+                    "empty; fill them and compile again.")
+    return AppSearch(
+        stanza=stanza_name(view), rule=view.name, anomaly=view.meta.anomaly, level=view.level,
+        description=view.description, search=search, earliest=earliest, latest=latest,
+        entity=entity, suppress_period=suppress, techniques=techniques(view.tags),
+        disabled_reason=disabled)

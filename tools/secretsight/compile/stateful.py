@@ -20,7 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from secretsight import anomalies
+from secretsight.compile import attack
 from secretsight.compile.model import Support, TargetOutput, Unsupported
+from secretsight.compile.splunk_app import AppSearch, event_filter, lagged_window
 from secretsight.config import Config, format_duration
 from secretsight.errors import SecretSightError
 
@@ -45,6 +47,16 @@ class StatefulRule:
     def id(self) -> str:
         return str(uuid.uuid5(_NAMESPACE, self.name))
 
+    @property
+    def techniques(self) -> tuple[str, ...]:
+        """The class's ATT&CK techniques (the anomaly catalogue's `mitre`)."""
+        return tuple(sorted(anomalies.anomaly(self.name).mitre))
+
+    @property
+    def tags(self) -> list[str]:
+        """As Sigma tags (`attack.t1078`), for the ATT&CK helpers shared with the Sigma rules."""
+        return [f"attack.{t.lower()}" for t in self.techniques]
+
 
 def _rule(name: str, description: str) -> StatefulRule:
     """A target-native form: its title and level are the class's (the anomaly catalogue)."""
@@ -57,8 +69,7 @@ RULES: tuple[StatefulRule, ...] = (
           "A secret-store audit source (dataset) that was emitting events has sent none "
           "for longer than stateful.audit_gap_max_silence."),
     _rule("dormant_identity",
-          "An identity acts after no activity in the last stateful.dormant_after "
-          "(approximation: identities never seen before match too)."),
+          "An identity acts after no activity in the last stateful.dormant_after."),
     _rule("first_path_access",
           "An identity reads a secret.path it has not read in the last "
           "stateful.first_path_access.learning_period."),
@@ -122,18 +133,45 @@ def audit_gap_lookback(config: Config, interval: timedelta) -> timedelta:
 # Loki
 
 
+# A continuity baseline of more slices than this is a query too long to run every minute.
+LOKI_MAX_SLICES = 60
+
+
+def loki_audit_gap_slices(config: Config) -> tuple[timedelta, int]:
+    """(slice, number of baseline slices). A slice is half of max_silence: a gap longer than
+    max_silence always contains a whole slice, so "every slice had events" implies the
+    detector's "no gap over max_silence" (never fires where the detector would not)."""
+    s = config.stateful
+    slice_ = max(s.audit_gap_max_silence / 2, timedelta(seconds=1))
+    slice_ = timedelta(seconds=int(slice_.total_seconds()))
+    return slice_, max(1, -(-int(s.audit_gap_baseline.total_seconds())
+                            // int(slice_.total_seconds())))
+
+
 def loki_audit_gap(config: Config, interval: timedelta) -> dict[str, str]:
-    """dataset -> ruler expression: the dataset had events in the look-back and none in the
-    last `max_silence`. `absent_over_time` alone would also fire for a source never shipped,
-    and joining it to the look-back count (labels {dataset} vs {}) needs `and on()`, which
-    older Loki grammars lack; `unless` between two label-less sums says the same everywhere."""
-    silence = format_duration(config.stateful.audit_gap_max_silence)
-    lookback = format_duration(audit_gap_lookback(config, interval))
-    return {
-        ds: (f'sum(count_over_time({{dataset="{ds}"}}[{lookback}])) > 0 unless '
-             f'sum(count_over_time({{dataset="{ds}"}}[{silence}]))')
-        for ds in DATASETS
-    }
+    """dataset -> ruler expression with the detector's continuity baseline: every slice of the
+    baseline had events (LogQL has no subqueries: one `offset` range per slice) and the last
+    max_silence has none. It fires when a continuous source goes silent (for about one ruler
+    interval) and never on the pauses of a source that was not continuous (a bursty stream).
+    Label-less sums joined by `and` / `unless` (left to right): a source never shipped has no
+    series, so nothing fires for it. `interval` (the ruler's) only bounds how late a silence is
+    seen."""
+    silence = config.stateful.audit_gap_max_silence
+    slice_, n = loki_audit_gap_slices(config)
+    if n > LOKI_MAX_SLICES:
+        raise Unsupported(
+            f"the continuity baseline needs {n} slices of {format_duration(slice_)} "
+            f"(stateful.audit_gap_baseline / half of max_silence), more than {LOKI_MAX_SLICES} "
+            "`offset` ranges in one ruler expression (LogQL has no subqueries); use the "
+            "stateful detector or a longer audit_gap_max_silence")
+    label = config.targets.loki.dataset_label
+
+    def count(ds: str, rng: timedelta, offset: timedelta) -> str:
+        off = f" offset {format_duration(offset)}" if offset else ""
+        return f'sum(count_over_time({{{label}="{ds}"}}[{format_duration(rng)}]{off}))'
+
+    return {ds: " and ".join(f"{count(ds, slice_, silence + slice_ * k)} > 0" for k in range(n))
+            + f" unless {count(ds, silence, timedelta(0))}" for ds in DATASETS}
 
 
 def compile_loki(config: Config, interval: timedelta, out: TargetOutput
@@ -145,7 +183,11 @@ def compile_loki(config: Config, interval: timedelta, out: TargetOutput
             out.support.append(Support(rule.name, "loki", "unsupported", (reason,)))
             continue
         assert rule.name == "audit_gap"
-        exprs = loki_audit_gap(config, interval)
+        try:
+            exprs = loki_audit_gap(config, interval)
+        except Unsupported as exc:
+            out.support.append(Support(rule.name, "loki", "unsupported", (exc.reason,)))
+            continue
         out.queries[rule.name] = [exprs[ds] for ds in DATASETS]
         out.files[f"loki/queries/{SOURCE}/{rule.name}.logql"] = "\n".join(
             exprs[ds] for ds in DATASETS) + "\n"
@@ -154,10 +196,11 @@ def compile_loki(config: Config, interval: timedelta, out: TargetOutput
                 "alert": rule.name,
                 "expr": exprs[ds],
                 "for": "0m",
-                "labels": {"anomaly": rule.anomaly, "dataset": ds, "rule_id": rule.id,
+                "labels": {"anomaly": rule.anomaly, config.targets.loki.dataset_label: ds, "rule_id": rule.id,
                            "rule_name": rule.name, "severity": rule.level, "source": SOURCE},
                 "annotations": {"summary": f"{rule.title}: {ds}",
-                                "description": rule.description},
+                                "description": rule.description,
+                                **attack.alert_annotations(rule.tags)},
             })
         out.support.append(Support(rule.name, "loki", "compiled"))
     return {SOURCE: rules} if rules else {}
@@ -237,17 +280,15 @@ def esql_rotation_without_read(config: Config, index: list[str], interval: timed
             "(last_read is null or last_read < rotated_at)")
 
 
-def _kibana_common(rule: StatefulRule, interval: timedelta, look_back: timedelta
-                   ) -> dict[str, Any]:
-    from secretsight.compile.elastic import RISK_SCORE, SEVERITY
-
+def _kibana_common(rule: StatefulRule, config: Config, interval: timedelta,
+                   look_back: timedelta) -> dict[str, Any]:
     return {
         "name_key": rule.name,
         "rule_id": rule.id,
         "name": rule.title,
         "description": rule.description,
-        "risk_score": RISK_SCORE[rule.level],
-        "severity": SEVERITY[rule.level],
+        "risk_score": config.targets.elastic.risk_score[rule.level],
+        "severity": config.targets.elastic.severity[rule.level],
         "interval": format_duration(interval),
         "from": f"now-{format_duration(look_back)}",
         "to": "now",
@@ -258,7 +299,7 @@ def _kibana_common(rule: StatefulRule, interval: timedelta, look_back: timedelta
         "false_positives": [],
         "tags": sorted({"SecretSight", f"anomaly:{rule.anomaly}", f"source:{SOURCE}",
                         f"rule:{rule.name}"}),
-        "threat": [],
+        "threat": attack.threat(rule.tags),
         "max_signals": 100,
         "version": 1,
         "meta": {"secretsight": {"anomaly": rule.anomaly, "rule_name": rule.name}},
@@ -271,24 +312,24 @@ def elastic_document(rule: StatefulRule, config: Config, index: list[str],
     # A query rule's look-back: the interval plus a minute of ingestion delay (as elastic.py).
     query_back = interval + timedelta(minutes=1)
     if rule.name == "audit_gap":
-        doc = _kibana_common(rule, interval, audit_gap_lookback(config, interval))
+        doc = _kibana_common(rule, config, interval, audit_gap_lookback(config, interval))
         doc.update({"type": "esql", "language": "esql", "query": esql_audit_gap(config, index)})
     elif rule.name == "first_path_access":
         # new_terms: a (user.id, secret.path) pair seen in [from, now] and not in
         # [history_window_start, from].
-        doc = _kibana_common(rule, interval, query_back)
+        doc = _kibana_common(rule, config, interval, query_back)
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
                     "query": lucene_first_path_access(config),
                     "new_terms_fields": ["user.id", "secret.path"],
                     "history_window_start":
                         f"now-{format_duration(s.first_path_access.learning_period)}"})
     elif rule.name == "dormant_identity":
-        doc = _kibana_common(rule, interval, query_back)
+        doc = _kibana_common(rule, config, interval, query_back)
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
                     "query": lucene_dormant_identity(), "new_terms_fields": ["user.id"],
                     "history_window_start": f"now-{format_duration(s.dormant_after)}"})
     elif rule.name == "rotation_without_read":
-        doc = _kibana_common(rule, interval, s.rotation_read_window + interval)
+        doc = _kibana_common(rule, config, interval, s.rotation_read_window + interval)
         doc.update({"type": "esql", "language": "esql",
                     "query": esql_rotation_without_read(config, index, interval)})
     else:
@@ -320,7 +361,11 @@ def compile_elastic(config: Config, index: list[str], interval: timedelta,
 
 
 # --------------------------------------------------------------------------------------------
-# Splunk (scheduled searches over a look-back as long as the state the detector keeps)
+# Splunk: the baselines (identities and (identity, path) pairs seen) are KV store lookups kept
+# by scheduled baseline searches over the same lagged windows as the alerts, one schedule
+# interval behind them (so an alert never finds its own window in the lookup); the alerts read
+# one interval of events and the lookup, never weeks of raw events. audit_gap reads index-time
+# statistics (tstats), which cost nothing like a raw scan.
 
 
 def _spl_str(value: str) -> str:
@@ -337,112 +382,164 @@ _ROTATION_SPL = (
     '"RotationSucceeded")) '
     'OR (event.dataset="kubernetes.audit" secret.operation="write" event.action IN ("update", '
     '"patch")))')
+# How long the baseline lookups keep an entry: dormancy is judged on the identity lookup, so it
+# keeps an identity for twice dormant_after (an identity silent longer looks new: no alert).
+_DORMANT_RETENTION = 2
+AUDIT_GAP_REALERT = timedelta(hours=1)
+AUDIT_GAP_LOOKBACK = timedelta(days=7)
 
 
-def _first_seen_tail(by: str, every: timedelta) -> str:
-    """A group's first event falls in the last schedule interval: new in the look-back."""
-    return (f"| stats min(_time) as first_seen max(_time) as last_seen count as events by {by}\n"
-            f'| where first_seen >= relative_time(now(), "-{format_duration(every)}@m")')
+@dataclass(frozen=True)
+class SplunkBaseline:
+    """A KV store lookup of what was seen (first/last seen per key), kept by two searches: an
+    upsert of each schedule window's keys, one interval behind the alerts that read it (so an
+    alert never finds its own window there), and a daily prune of entries past retention."""
+
+    lookup: str
+    events: str  # the search selecting the events that count as seen
+    keys: tuple[tuple[str, str], ...]  # (event field, lookup field)
+    retention: timedelta
+
+    def upsert(self) -> str:
+        by = " ".join(f for f, _ in self.keys)
+        renames = "".join(f" {f} as {k}" for f, k in self.keys)
+        names = [k for _, k in self.keys]
+        key = ' . "|" . '.join(names)
+        return (f"{self.events} | stats min(_time) as first_seen max(_time) as last_seen by {by}"
+                f" | rename{renames}"
+                f" | lookup {self.lookup} {' '.join(names)} OUTPUT first_seen as known_since"
+                " | eval first_seen=min(first_seen, coalesce(known_since, first_seen)),"
+                f" _key=md5({key})"
+                f" | fields _key {' '.join(names)} first_seen last_seen"
+                f" | outputlookup append=true key_field=_key {self.lookup}")
+
+    def prune(self) -> str:
+        return (f"| inputlookup {self.lookup}"
+                f' | where last_seen >= relative_time(now(), "-{_seconds(self.retention)}s")'
+                f" | outputlookup {self.lookup}")
 
 
-def splunk_search(rule: StatefulRule, config: Config, index: str, every: timedelta
-                  ) -> tuple[str, str, str]:
-    """(search, dispatch.earliest_time, dispatch.latest_time)."""
+PRUNE_CRON = "17 3 * * *"  # daily, off the hour
+
+
+def splunk_baselines(config: Config) -> list[SplunkBaseline]:
     s = config.stateful
-    base = f"index={_spl_str(index)}"
-    if rule.name == "audit_gap":
-        datasets = ", ".join(_spl_str(d) for d in DATASETS)
-        search = (f"{base} event.dataset IN ({datasets})\n"
-                  "| stats max(_time) as last_seen by event.dataset\n"
-                  f"| where now() - last_seen > {_seconds(s.audit_gap_max_silence)}")
-        # `now`, not `@m`: the silence is measured up to the search time.
-        return search, f"-{format_duration(audit_gap_lookback(config, every))}", "now"
-    if rule.name == "first_path_access":
-        allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
-        search = (f'{base} secret.operation="read" secret.path=* user.id=* {_EFFECTIVE_SPL}{allow}\n'
-                  + _first_seen_tail("user.id secret.path", every))
-        back = s.first_path_access.learning_period + every
-        return search, f"-{format_duration(back)}@m", "@m"
-    if rule.name == "dormant_identity":
-        search = f"{base} user.id=* {_EFFECTIVE_SPL}\n" + _first_seen_tail("user.id", every)
-        return search, f"-{format_duration(s.dormant_after + every)}@m", "@m"
-    if rule.name == "rotation_without_read":
-        window = _seconds(s.rotation_read_window)
-        oldest = window + _seconds(every)
-        search = (f'{base} {_EFFECTIVE_SPL} (secret.operation="read" OR ({_ROTATION_SPL}))\n'
-                  "| eval read_at=if('secret.operation'=\"read\", _time, null()), "
-                  "rotated_at=if('secret.operation'!=\"read\", _time, null())\n"
-                  "| stats max(rotated_at) as rotated_at max(read_at) as last_read by secret.path\n"
-                  f'| where rotated_at <= relative_time(now(), "-{window}s") AND '
-                  f'rotated_at > relative_time(now(), "-{oldest}s") AND '
-                  "(isnull(last_read) OR last_read < rotated_at)")
-        return search, f"-{format_duration(s.rotation_read_window + every)}@m", "@m"
-    raise Unsupported(f"no Splunk form for {rule.name}")
+    return [
+        SplunkBaseline("secretsight_identity_seen", _splunk_active(), (("user.id", "user_id"),),
+                       s.dormant_after * _DORMANT_RETENTION),
+        SplunkBaseline("secretsight_path_seen", _splunk_reads(config),
+                       (("user.id", "user_id"), ("secret.path", "secret_path")),
+                       s.first_path_access.learning_period),
+    ]
 
 
-def splunk_event_index() -> str:
-    """The index the Sigma searches use: the `index` condition of the Splunk pipeline's
-    `secretsight_splunk_index` item (one place for the user to edit)."""
-    import yaml
-
-    from secretsight.compile.pipelines import pipeline_path
-
-    doc = yaml.safe_load(pipeline_path("splunk").read_text("utf-8")) or {}
-    for item in doc.get("transformations") or []:
-        if item.get("id") == "secretsight_splunk_index":
-            return str((item.get("conditions") or {}).get("index", "secretsight"))
-    return "secretsight"
+def _splunk_active() -> str:
+    return f"{event_filter(None)} user.id=* {_EFFECTIVE_SPL}"
 
 
-def compile_splunk(config: Config, every: int, alert_index: str,
-                   out: TargetOutput, index: str | None = None) -> dict[str, dict[str, str]]:
-    """Add the stateful classes to a Splunk output; returns savedsearches.conf stanzas."""
-    index = index if index is not None else splunk_event_index()
-    stanzas: dict[str, dict[str, str]] = {}
-    schedule = timedelta(minutes=every)
+def _splunk_reads(config: Config) -> str:
+    allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
+    return (f'{event_filter(None)} secret.operation="read" secret.path=* user.id=* '
+            f"{_EFFECTIVE_SPL}{allow}")
+
+
+def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Class name -> (one-line search, entity fields)."""
+    s = config.stateful
+    st = config.targets.splunk
+    events = event_filter(None)
+    reads = _splunk_reads(config)
+    active = _splunk_active()
+    prefix = _spl_str(st.sourcetype_prefix)
+    sourcetypes = " OR ".join(f"sourcetype={_spl_str(t)}" for t in [
+        *(st.sourcetype(d) for d in DATASETS), st.shared_sourcetype] if t)
+    # A shared sourcetype carries every dataset: its silence is the shipper's, named as is.
+    dataset_of = (f'if(sourcetype={_spl_str(st.shared_sourcetype)}, sourcetype, '
+                  f"substr(sourcetype, len({prefix}) + 1))" if st.shared_sourcetype
+                  else f"substr(sourcetype, len({prefix}) + 1)")
+    window = _seconds(s.rotation_read_window)
+    every = timedelta(minutes=st.schedule_minutes)
+    oldest = window + _seconds(every)
+    return {
+        "audit_gap": (
+            f"| tstats max(_indextime) as last_indexed where `secretsight_index` ({sourcetypes})"
+            f" by sourcetype | eval event.dataset={dataset_of}"
+            f" | where now() - last_indexed > {_seconds(s.audit_gap_max_silence)}",
+            ("event.dataset",)),
+        "dormant_identity": (
+            f"{active} | stats min(_time) as first_seen max(_time) as last_seen count as events"
+            " by user.id | eval user_id='user.id'"
+            " | lookup secretsight_identity_seen user_id OUTPUT last_seen as previous_seen"
+            f" | where isnotnull(previous_seen) AND first_seen - previous_seen > "
+            f"{_seconds(s.dormant_after)}",
+            ("user.id",)),
+        "first_path_access": (
+            f"{reads} | stats min(_time) as first_seen count as events by user.id secret.path"
+            " | eval user_id='user.id', secret_path='secret.path'"
+            " | lookup secretsight_path_seen user_id secret_path OUTPUT last_seen as previous_read"
+            " | where isnull(previous_read)"
+            " | lookup secretsight_identity_seen user_id OUTPUT first_seen as known_since"
+            f' | where known_since <= relative_time(now(), '
+            f'"-{_seconds(s.first_path_access.learning_period)}s")',
+            ("user.id", "secret.path")),
+        "rotation_without_read": (
+            f'{events} {_EFFECTIVE_SPL} (secret.operation="read" OR ({_ROTATION_SPL}))'
+            " | eval read_at=if('secret.operation'=\"read\", _time, null()), "
+            "rotated_at=if('secret.operation'!=\"read\", _time, null())"
+            " | stats max(rotated_at) as rotated_at max(read_at) as last_read by secret.path"
+            f' | where rotated_at <= relative_time(now(), "-{window}s") AND '
+            f'rotated_at > relative_time(now(), "-{oldest}s") AND '
+            "(isnull(last_read) OR last_read < rotated_at)",
+            ("secret.path",)),
+    }
+
+
+def compile_splunk(config: Config, out: TargetOutput) -> list[AppSearch]:
+    """Add the stateful classes to a Splunk output; returns the app searches (alerts and the
+    baseline searches the alerts' lookups need)."""
+    s = config.stateful
+    every = timedelta(minutes=config.targets.splunk.schedule_minutes)
+    forms = splunk_searches(config)
+    searches: list[AppSearch] = []
     for rule in _rules("splunk", out):
         reason = UNSUPPORTED.get(("splunk", rule.name))
-        if reason is None:
-            try:
-                search, earliest, latest = splunk_search(rule, config, index, schedule)
-            except Unsupported as exc:
-                reason = exc.reason
         if reason is not None:
             out.support.append(Support(rule.name, "splunk", "unsupported", (reason,)))
             continue
-        one_line = " ".join(line.strip() for line in search.splitlines() if line.strip())
-        out.queries[rule.name] = [one_line]
+        search, entity = forms[rule.name]
+        suppress: timedelta | None = None
+        if rule.name == "audit_gap":
+            # Index time up to the search time: a silence in shipping, whatever the events' age.
+            earliest, latest = f"-{format_duration(AUDIT_GAP_LOOKBACK)}", "now"
+            suppress = AUDIT_GAP_REALERT
+        elif rule.name == "rotation_without_read":
+            earliest, latest = lagged_window(config, s.rotation_read_window + every)
+        else:
+            earliest, latest = lagged_window(config, every)
+        out.queries[rule.name] = [search]
         out.files[f"splunk/searches/{SOURCE}/{rule.name}.spl"] = search + "\n"
-        stanzas[f"SecretSight - {rule.title}"] = splunk_stanza(
-            rule, one_line, every, alert_index, earliest, latest)
+        searches.append(AppSearch(
+            stanza=f"SecretSight - {rule.title}", rule=rule.name, anomaly=rule.anomaly,
+            level=rule.level, description=rule.description, search=search, earliest=earliest,
+            latest=latest, entity=entity, suppress_period=suppress, techniques=rule.techniques))
         out.support.append(Support(rule.name, "splunk", "compiled"))
-    return stanzas
+    # The baselines the lookup-based alerts read: upserted one schedule interval behind them,
+    # pruned daily.
+    for base in splunk_baselines(config):
+        earliest, latest = lagged_window(config, every, extra_lag=every)
+        searches.append(AppSearch(
+            stanza=f"SecretSight - Baseline - {base.lookup}", rule=f"baseline_{base.lookup}",
+            anomaly="", level="informational",
+            description=f"Adds each window's first/last seen to the {base.lookup} lookup that "
+                        "the first_path_access and dormant_identity alerts read (no alert).",
+            search=base.upsert(), earliest=earliest, latest=latest, entity=(), alert=False))
+        searches.append(AppSearch(
+            stanza=f"SecretSight - Baseline prune - {base.lookup}",
+            rule=f"baseline_prune_{base.lookup}", anomaly="", level="informational",
+            description=f"Drops {base.lookup} entries not seen for "
+                        f"{format_duration(base.retention)} (no alert).",
+            search=base.prune(), earliest="-1m", latest="now", entity=(), alert=False,
+            cron=PRUNE_CRON))
+    return searches
 
 
-def splunk_stanza(rule: StatefulRule, search: str, every: int, alert_index: str,
-                  earliest: str, latest: str) -> dict[str, str]:
-    from secretsight.compile.splunk import ALERT_SEVERITY
-
-    settings = {
-        "action.logevent": "1",
-        "action.logevent.param.event": (
-            f"secretsight_alert rule=\"{rule.name}\" anomaly=\"{rule.anomaly}\" "
-            f"severity=\"{rule.level}\" search=\"$name$\" results=\"$job.resultCount$\""),
-        "action.logevent.param.index": alert_index,
-        "action.logevent.param.sourcetype": "secretsight:alert",
-        "alert.digest_mode": "1",
-        "alert.severity": str(ALERT_SEVERITY[rule.level]),
-        "alert.suppress": "0",
-        "alert.track": "1",
-        "counttype": "number of events",
-        "cron_schedule": f"*/{every} * * * *",
-        "description": rule.description,
-        "disabled": "0",
-        "dispatch.earliest_time": earliest,
-        "dispatch.latest_time": latest,
-        "enableSched": "1",
-        "quantity": "0",
-        "relation": "greater than",
-        "search": search,
-    }
-    return dict(sorted(settings.items()))

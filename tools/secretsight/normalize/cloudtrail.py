@@ -76,6 +76,49 @@ def _is_full_arn(value: str | None) -> bool:
     return name is not None and len(name) > 7 and _ARN_SUFFIX.search(name) is not None
 
 
+# A `*` grant scoped by one of these condition keys is not public: it is limited to the
+# owner's organization, accounts, network or resources (issue 14; event.yml).
+SCOPING_KEYS = frozenset(
+    {
+        "aws:principalorgid",
+        "aws:principalaccount",
+        "aws:sourceaccount",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:sourcearn",
+    }
+)
+# Operators that admit only the listed values. Negated ones (`StringNotEquals`) admit everyone
+# else, `...IfExists` and `ForAllValues:` also admit a principal without the key: no scoping.
+SCOPING_OPERATORS = frozenset(
+    {"StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike"}
+)
+SESSION_TYPES = frozenset({"AssumedRole", "FederatedUser"})
+
+
+def _scoping_value(value: Any) -> bool:
+    if type(value) is str:
+        return value != "" and value != "*"
+    if type(value) is list and value:
+        return all(type(v) is str and v != "" and v != "*" for v in value)
+    return False
+
+
+def _is_scoped(condition: Any) -> bool:
+    """True when a statement's Condition limits it by a SCOPING_KEYS key."""
+    if type(condition) is not dict:
+        return False
+    for operator, block in condition.items():
+        if operator.startswith("ForAnyValue:"):
+            operator = operator[len("ForAnyValue:") :]
+        if operator not in SCOPING_OPERATORS or type(block) is not dict:
+            continue
+        for key, value in block.items():
+            if key.lower() in SCOPING_KEYS and _scoping_value(value):
+                return True
+    return False
+
+
 def _principal_is_star(principal: Any) -> bool:
     if principal == "*":
         return True
@@ -86,7 +129,8 @@ def _principal_is_star(principal: Any) -> bool:
 
 
 def _policy_public(policy: Any, loads: Callable[[str], Any]) -> bool | None:
-    """True when an Allow statement names a `*` principal; None when unreadable."""
+    """True when an Allow statement names a `*` principal without a scoping condition;
+    None when unreadable."""
     if type(policy) is str:
         try:
             policy = loads(policy)
@@ -104,21 +148,86 @@ def _policy_public(policy: Any, loads: Callable[[str], Any]) -> bool | None:
             type(st) is dict
             and st.get("Effect") == "Allow"
             and _principal_is_star(st.get("Principal"))
+            and not _is_scoped(st.get("Condition"))
         ):
             return True
     return False
 
 
-def _user_name(ident: dict[str, Any], arn: str | None, issuer_name: str | None) -> str | None:
-    name = opt_str(ident, "userName")
-    if name:
-        return name
+def _session_name(arn: str | None) -> str | None:
+    """The session of an `assumed-role/<role>/<session>` ARN or a `federated-user/<name>`."""
     if arn:
         if ":assumed-role/" in arn:
-            return arn.rsplit("/", 1)[1] or issuer_name
+            return arn.rsplit("/", 1)[1] or None
         if ":federated-user/" in arn:
-            return arn.split(":federated-user/", 1)[1] or issuer_name
-    return issuer_name
+            return arn.split(":federated-user/", 1)[1] or None
+    return None
+
+
+def _role_name(arn: str | None) -> str | None:
+    """The role of an `arn:aws:sts::<account>:assumed-role/<role>/<session>` ARN."""
+    if arn and ":assumed-role/" in arn:
+        parts = arn.split(":assumed-role/", 1)[1].split("/")
+        if len(parts) >= 2 and parts[0]:
+            return parts[0]
+    return None
+
+
+def _principal(
+    itype: str | None,
+    arn: str | None,
+    principal_id: str | None,
+    invoked_by: str | None,
+    issuer_arn: str | None,
+) -> str | None:
+    """user.id (event.yml): the issuer behind a session, the service, else the ARN."""
+    if itype in SESSION_TYPES and issuer_arn:
+        return issuer_arn
+    if itype == "AWSService" and invoked_by:
+        return invoked_by
+    return arn or principal_id or invoked_by
+
+
+def _user_name(
+    ident: dict[str, Any], itype: str | None, arn: str | None, issuer_name: str | None
+) -> str | None:
+    """user.name (event.yml): the readable principal, never a session name."""
+    name = opt_str(ident, "userName")
+    if itype == "Root":
+        return "root"
+    if itype == "AssumedRole":
+        return issuer_name or _role_name(arn) or name
+    if itype == "FederatedUser":
+        return issuer_name or _session_name(arn) or name
+    return name or issuer_name or _role_name(arn)
+
+
+def _credential(itype: str | None, arn: str | None, access_key: str | None) -> dict[str, str]:
+    """credential.* (event.yml): the access key, else the session ARN of a session."""
+    if access_key:
+        session = access_key.startswith("ASIA") or (
+            itype in SESSION_TYPES and not access_key.startswith("AKIA")
+        )
+        return {"id": access_key, "type": "aws_session" if session else "aws_access_key"}
+    if itype in SESSION_TYPES and arn:
+        return {"id": arn, "type": "aws_session"}
+    return {}
+
+
+def _secret_filters(params: dict[str, Any]) -> list[str] | None:
+    """BatchGetSecretValue `filters` [{key, values: [...]}] -> sorted `key=value` strings."""
+    filters = opt_list(params, "filters")
+    if filters is None:
+        return None
+    out: list[str] = []
+    for f in filters:
+        if type(f) is not dict:
+            raise DeadLetter("wrong_type")
+        key = opt_str(f, "key")
+        values = opt_str_list(f, "values")
+        if key and values:
+            out.extend(f"{key}={v}" for v in values)
+    return sorted_set(out)
 
 
 def normalize_record(
@@ -139,14 +248,22 @@ def normalize_record(
     params = opt_obj(ev, "requestParameters")
     resp = opt_obj(ev, "responseElements")
     extra = opt_obj(ev, "additionalEventData")
+    request_id = opt_str(ev, "requestID")
+    tls = opt_obj(ev, "tlsDetails")
+    host_header = opt_str(tls, "clientProvidedHostHeader") if tls is not None else None
 
     aws: dict[str, Any] = {}
     if event_source:
         aws["event_source"] = event_source
     if event_type:
         aws["event_type"] = event_type
+    if request_id:
+        aws["request_id"] = request_id
+    if host_header:
+        aws["client_host_header"] = host_header
 
     user: dict[str, Any] = {}
+    credential: dict[str, str] = {}
     invoked_by = None
     account = recipient
     if ident is not None:
@@ -163,16 +280,20 @@ def normalize_record(
             if issuer is not None:
                 issuer_arn = opt_str(issuer, "arn")
                 issuer_name = opt_str(issuer, "userName")
-        uid = arn or principal or invoked_by
+        uid = _principal(itype, arn, principal, invoked_by, issuer_arn)
         if uid:
             user["id"] = uid
-        uname = _user_name(ident, arn, issuer_name)
+        uname = _user_name(ident, itype, arn, issuer_name)
         if uname:
             user["name"] = uname
+        credential = _credential(itype, arn, access_key)
         if itype:
             aws["identity_type"] = itype
         if access_key:
             aws["access_key_id"] = access_key
+        session_name = _session_name(arn) if itype in SESSION_TYPES else None
+        if session_name:
+            aws["session_name"] = session_name
         if issuer_arn:
             aws["session_issuer_arn"] = issuer_arn
         account = account or ident_account
@@ -209,6 +330,9 @@ def normalize_record(
             ids = sorted_set([secret_name(s) for s in id_list] if id_list else None)
             if ids:
                 aws["secret_ids"] = ids
+            filters = _secret_filters(p)
+            if filters:
+                aws["secret_filters"] = filters
         else:
             ident_value = secret_id or create_name or extra_id or resp_arn or resp_legacy_arn
             if ident_value:
@@ -256,6 +380,8 @@ def normalize_record(
         event["secret"] = secret
     if user:
         event["user"] = user
+    if credential:
+        event["credential"] = credential
     if ip is not None:
         event["source"] = {"ip": ip}
     if user_agent:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,14 @@ SECRET_OPERATIONS = {
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 SECRET_PATHS = "secretsight.io/secret-paths"
 DECISION = "authorization.k8s.io/decision"
+# `user.extra` keys of bound service-account tokens (each a list of strings).
+EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
+EXTRA_POD_NAME = "authentication.kubernetes.io/pod-name"
+EXTRA_POD_UID = "authentication.kubernetes.io/pod-uid"
+EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name"
+# AKS diagnostic records name the cluster in `resourceId` (upper case in diagnostic logs,
+# camel case elsewhere): an ASCII-only case-insensitive match, the same in VRL and Lua.
+_AKS_CLUSTER = re.compile("/" + "".join(f"[{c.upper()}{c}]" for c in "managedclusters") + "/([^/]*)")
 
 
 def _is_intermediate(stage: str | None, verb: str) -> bool:
@@ -142,6 +151,8 @@ def _assemble(
     source_ips: list[str] | None,
     user_agent: str | None,
     kube: dict[str, Any],
+    credential: dict[str, str] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     resource = ref.get("resource")
     category = _category(resource, ref.get("api_group"))
@@ -169,6 +180,10 @@ def _assemble(
         user["roles"] = roles
     if user:
         event["user"] = user
+    if credential:
+        event["credential"] = credential
+    if cluster:
+        event["orchestrator"] = {"cluster": {"name": cluster}}
     if source_ips:
         ip = ip_literal(source_ips[-1])
         if ip is not None:
@@ -179,7 +194,52 @@ def _assemble(
     return event
 
 
-def normalize_event(ev: dict[str, Any], wrapper_time: Any = None) -> dict[str, Any]:
+def _first_extra(extra: dict[str, Any], key: str) -> str | None:
+    values = opt_str_list(extra, key)
+    return values[0] if values else None
+
+
+def _token_identity(user: dict[str, Any], kube: dict[str, Any]) -> dict[str, str]:
+    """`user.uid` and the bound-token extras into `kubernetes.user`; the credential
+    (event.yml `credential.id`): the credential-id extra, else the pod, else none."""
+    kube_user: dict[str, str] = {}
+    uid = opt_str(user, "uid")
+    if uid:
+        kube_user["uid"] = uid
+    extra = opt_obj(user, "extra")
+    credential: dict[str, str] = {}
+    if extra is not None:
+        credential_id = _first_extra(extra, EXTRA_CREDENTIAL_ID)
+        pod_name = _first_extra(extra, EXTRA_POD_NAME)
+        pod_uid = _first_extra(extra, EXTRA_POD_UID)
+        node_name = _first_extra(extra, EXTRA_NODE_NAME)
+        if pod_name:
+            kube_user["pod_name"] = pod_name
+        if node_name:
+            kube_user["node_name"] = node_name
+        if credential_id:
+            x509 = credential_id.startswith("X509SHA256=")
+            kind = "x509_certificate" if x509 else "kubernetes_token"
+            credential = {"id": credential_id, "type": kind}
+        elif pod_name:
+            pod = f"{pod_name}/{pod_uid}" if pod_uid else pod_name
+            credential = {"id": pod, "type": "kubernetes_token"}
+    if kube_user:
+        kube["user"] = kube_user
+    return credential
+
+
+def _aks_cluster(wrapper: dict[str, Any]) -> str | None:
+    resource_id = opt_str(wrapper, "resourceId")
+    if not resource_id:
+        return None
+    names = _AKS_CLUSTER.findall(resource_id)
+    return (names[-1] or None) if names else None  # the last: the resource itself
+
+
+def normalize_event(
+    ev: dict[str, Any], wrapper_time: Any = None, cluster: str | None = None
+) -> dict[str, Any]:
     verb = req_str(ev, "verb")
     stage = opt_str(ev, "stage")
     if _is_intermediate(stage, verb):
@@ -201,9 +261,12 @@ def normalize_event(ev: dict[str, Any], wrapper_time: Any = None) -> dict[str, A
     source_ips = opt_str_list(ev, "sourceIPs")
     username = groups = imp_user = imp_groups = None
     user = opt_obj(ev, "user")
+    kube: dict[str, Any] = {}
+    credential: dict[str, str] = {}
     if user is not None:
         username = opt_str(user, "username")
         groups = opt_str_list(user, "groups")
+        credential = _token_identity(user, kube)
     imp = opt_obj(ev, "impersonatedUser")
     if imp is not None:
         imp_user = opt_str(imp, "username")
@@ -232,7 +295,6 @@ def normalize_event(ev: dict[str, Any], wrapper_time: Any = None) -> dict[str, A
     else:
         outcome = "unknown"
 
-    kube: dict[str, Any] = {}
     if stage:
         kube["stage"] = stage
     kube["verb"] = verb
@@ -263,7 +325,18 @@ def normalize_event(ev: dict[str, Any], wrapper_time: Any = None) -> dict[str, A
         _workload_fields(ev.get("requestObject"), kube)
     return {
         "event": _assemble(
-            ts, audit_id, verb, outcome, ref, username, groups, source_ips, user_agent, kube
+            ts,
+            audit_id,
+            verb,
+            outcome,
+            ref,
+            username,
+            groups,
+            source_ips,
+            user_agent,
+            kube,
+            credential,
+            cluster,
         )
     }
 
@@ -330,6 +403,13 @@ def normalize_gke(entry: dict[str, Any]) -> dict[str, Any]:
         if decision is None and granted:
             decision = "allow" if all(granted) else "forbid"
 
+    cluster = None
+    resource_block = opt_obj(entry, "resource")
+    if resource_block is not None:
+        resource_labels = opt_obj(resource_block, "labels")
+        if resource_labels is not None:
+            cluster = opt_str(resource_labels, "cluster_name")
+
     if (code is not None and code != 0) or decision == "forbid":
         outcome = "failure"
     elif code == 0:
@@ -347,7 +427,18 @@ def normalize_gke(entry: dict[str, Any]) -> dict[str, Any]:
         kube["source_ips"] = source_ips
     return {
         "event": _assemble(
-            ts, insert_id, verb, outcome, ref, principal, None, source_ips, user_agent, kube
+            ts,
+            insert_id,
+            verb,
+            outcome,
+            ref,
+            principal,
+            None,
+            source_ips,
+            user_agent,
+            kube,
+            None,
+            cluster,
         )
     }
 
@@ -377,5 +468,9 @@ def normalize_kubernetes(obj: dict[str, Any], loads: Callable[[str], Any]) -> li
                 return [{"dead_letter": "not_an_object"}]
         elif type(log) is not dict:
             return [{"dead_letter": "wrong_type"}]
-        return _item(normalize_event, log, obj.get("time"))
+        try:
+            cluster = _aks_cluster(obj)
+        except DeadLetter as dl:
+            return [{"dead_letter": dl.code}]
+        return _item(normalize_event, log, obj.get("time"), cluster)
     return _item(normalize_event, obj)

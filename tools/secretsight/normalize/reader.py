@@ -50,6 +50,10 @@ class Stats:
     # The first `dead_letter_limit` dead letters (None: all of them; the sink gets every one).
     dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     dead_letter_limit: int | None = SUMMARY_DEAD_LETTERS
+    # (file, dead letters) of each file that dead-lettered records and normalized none (e.g.
+    # events without timestamps): `scan` reports them and exits 2. An empty file, or one of
+    # skipped records only, is not listed.
+    files_without_events: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def skipped_total(self) -> int:
@@ -169,7 +173,8 @@ def iter_files(
 ) -> Iterator[dict[str, Any]]:
     """Yield the normalized events of `paths` (`-` is stdin; gzip is detected), in order,
     without duplicates (Vault request.id + entry type, CloudTrail eventID, Kubernetes
-    auditID + stage). Counts go to `stats`; each dead letter to `dead_letter_sink`."""
+    auditID + stage). Counts go to `stats`; each dead letter to `dead_letter_sink`; a file
+    that dead-lettered records and normalized none to `stats.files_without_events`."""
     if source != "auto" and source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected auto, {', '.join(SOURCES)})")
     stats = stats if stats is not None else Stats()
@@ -183,6 +188,8 @@ def iter_files(
             stream, underlying = _open(name)
         except OSError as exc:
             raise SecretSightError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+        normalized_before = stats.normalized + stats.duplicates
+        dead_before = stats.dead_lettered_total
         try:
             for number, content, excerpt_src in _guarded(iter_lines(stream), name, stats, stream):
                 stats.lines += 1
@@ -221,3 +228,8 @@ def iter_files(
                 stream.close()
             if underlying is not sys.stdin.buffer:
                 underlying.close()
+        if (
+            stats.normalized + stats.duplicates == normalized_before
+            and stats.dead_lettered_total > dead_before
+        ):
+            stats.files_without_events.append((name, stats.dead_lettered_total - dead_before))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from secretsight import schema
 from secretsight.normalize.codes import DeadLetter
 from secretsight.normalize.fields import (
     check_strs,
@@ -19,6 +20,16 @@ from secretsight.normalize.fields import (
 # KV v2 API segments right after the mount, taken out of `secret.path`.
 KV2_SEGMENTS = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
 _WRITE_OPS = frozenset({"create", "update", "patch"})
+# `auth.metadata` keys copied to `vault.auth.metadata`: an allow list, because metadata can
+# hold values users or claim mappings set; no other key is ever read. The schema's
+# `vault.auth.metadata.<key>` fields are the list (the VRL and Lua copies are tested against it).
+_METADATA_PREFIX = "vault.auth.metadata."
+AUTH_METADATA_KEYS = tuple(
+    name[len(_METADATA_PREFIX) :] for name in schema.load().fields if name.startswith(_METADATA_PREFIX)
+)
+_METADATA_KEY_SET = frozenset(AUTH_METADATA_KEYS)
+# An audit device that HMACs a header logs its hash with this prefix.
+HMAC_PREFIX = "hmac-sha256:"
 _GENERIC_OP = {
     "read": "read",
     "list": "list",
@@ -106,17 +117,34 @@ def _route(
 
 
 def _user_agent(headers: dict[str, Any]) -> str | None:
+    """The clear user-agent header; None when absent or HMAC'd (a hash is not a user agent)."""
     ua = headers.get("user-agent")
     if ua is None or ua == "":
         return None
-    if type(ua) is str:
-        return ua
     if type(ua) is list:
         for item in ua:
             if type(item) is not str:
                 raise DeadLetter("wrong_type")
-        return ua[0] if ua and ua[0] else None
-    raise DeadLetter("wrong_type")
+        ua = ua[0] if ua else None
+    elif type(ua) is not str:
+        raise DeadLetter("wrong_type")
+    if not ua or ua.startswith(HMAC_PREFIX):
+        return None
+    return ua
+
+
+def _auth_metadata(auth: dict[str, Any]) -> dict[str, str]:
+    """The allow-listed keys of `auth.metadata` (each a string when present)."""
+    metadata = opt_obj(auth, "metadata")
+    if not metadata:
+        return {}
+    out = {}
+    for key, value in metadata.items():  # metadata holds a few keys: fewer lookups this way
+        if key in _METADATA_KEY_SET and value is not None and value != "":
+            if type(value) is not str:
+                raise DeadLetter("wrong_type")
+            out[key] = value
+    return out
 
 
 def normalize_vault(rec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -228,16 +256,28 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
         check_strs(accessor, display_name, token_type, entity_id)
         policies = opt_sorted_strs(auth, "policies")
         token_policies = opt_sorted_strs(auth, "token_policies")
+        identity_policies = opt_sorted_strs(auth, "identity_policies")
         token_ttl = opt_int(auth, "token_ttl")
+        metadata = _auth_metadata(auth)
         user: dict[str, Any] = {}
-        if accessor:
-            user["id"] = accessor
+        # The entity is the principal; tokens without one (root, entity-less, pre-identity
+        # Vault) fall back to the accessor (event.yml `user.id`).
+        principal = entity_id or accessor
+        if principal:
+            user["id"] = principal
         if display_name:
             user["name"] = display_name
         if policies:
             user["roles"] = policies
         if user:
             event["user"] = user
+        if accessor:
+            event["credential"] = {"id": accessor, "type": "vault_token"}
+        if metadata:
+            role = metadata.get("role") or metadata.get("role_name")
+            vault["auth"] = {"role": role, "metadata": metadata} if role else {"metadata": metadata}
+        if identity_policies:
+            vault["identity_policies"] = identity_policies
         if token_type:
             vault["token_type"] = token_type
         if token_ttl is not None:

@@ -311,7 +311,7 @@ def vault_audit_disabled(tl: Timeline) -> None:
              kv2=False, mount_type="system", with_response=False)
 
 
-ROOT = VaultToken("tok_r00t", "root", ("root",), ttl=0)
+ROOT = VaultToken("tok_r00t", "root", ("root",), ttl=0, entity=None)  # root: no entity
 
 
 @scenario(
@@ -987,3 +987,106 @@ def k8s_rotation_without_deploy(tl: Timeline) -> None:
            name="psp-credentials")
     tl.k8s(tl.at(minutes=90), DEVELOPER, "get", "secrets", "10.0.7.70", namespace="staging",
            name="redis")
+
+
+# ------------------------------------------------------------------------------------------
+# Credential churn (issue 14): the same principals renew their credentials as real workloads
+# do; the long-memory findings must be those of the run without churn, naming the principal.
+
+CHURN_PAYMENTS = VaultToken("tok_pay_0000", "kubernetes-payments-payment-api",
+                            ("default", "payment"), entity="payment-api")
+CHURN_ENGINEER = VaultToken("tok_eng_0000", "oidc-bob.former", ("default", "engineering"),
+                            entity="bob.former")
+CHURN_ETL = AwsPrincipal("reporting-etl", session="etl-run-0000")
+CHURN_SA = K8sUser.service_account("payments", "payment-api").rotated(
+    "JTI=00000000-0000-4000-8000-000000000000", ("payment-api-7c9d8b6f5-x2k4q", "pod-uid-0"))
+CHURN_DESCRIPTION = (
+    "Three principals keep to their habits, then each does one long-memory anomaly: a Vault "
+    "workload (Kubernetes auth) reads its three paths every 15 minutes for 20 days, then a new "
+    "path; an OIDC user reads daily for 10 days, is silent 60 days and comes back; the "
+    "reporting-etl role reads its secrets nightly for 21 days, then prod/billing/stripe; a "
+    "service account (an operator allowed to read Secrets through the API) reads three Secrets "
+    "hourly for 20 days, then payments/psp-signing-key."
+)
+# The service account reads Secrets through the API by design (an operator), so it is on the
+# workload_identity_read allowlist: only the long-memory findings are under test.
+CHURN_CONFIG = {"allowlists": {"workload_identity_read": ["system:serviceaccount:payments:*"]}}
+
+
+def _identity_churn(tl: Timeline, churn: bool) -> None:
+    """`churn`: the Vault workload re-authenticates every hour (new accessor, same entity),
+    the OIDC user logs in anew each day, every ETL run gets a new STS session, the kubelet
+    refreshes the bound token every hour (new JTI) and the pod is replaced once."""
+    # Vault workload: 20 days of 15-minute reads, from day 55.
+    start = tl.at(days=55)
+    token = CHURN_PAYMENTS
+    for i, t in enumerate(act.every(start, start + timedelta(days=20), 900, 3, tl)):
+        if churn:
+            token = CHURN_PAYMENTS.renewed(f"tok_pay_{i // 4:04d}")
+        tl.vault_read(t, token, PAYMENT_PATHS[i % 3], f"10.0.1.{70 + i % 2}")
+    if churn:
+        token = CHURN_PAYMENTS.renewed("tok_pay_last")
+    tl.vault_read(start + timedelta(days=20, minutes=7), token,
+                  "secret/admin/certificates/signing-key", "10.0.1.70")
+    # OIDC user: ten daily reads, 60 days of silence, back on day 70.
+    user = CHURN_ENGINEER
+    for d in range(10):
+        if churn:
+            user = CHURN_ENGINEER.renewed(f"tok_eng_{d:04d}")
+        tl.vault_read(tl.at(days=d, hours=11), user, "secret/engineering/github-token",
+                      "10.0.7.12")
+    if churn:
+        user = CHURN_ENGINEER.renewed("tok_eng_back")
+    tl.vault_read(tl.at(days=70, hours=15), user, "secret/engineering/github-token", "10.0.7.12")
+    # AWS: a nightly ETL run (its own STS session with churn) for 21 days, then a new secret.
+    etl_secrets = ["prod/reporting/warehouse", "prod/reporting/s3-key", "prod/reporting/looker"]
+    etl = CHURN_ETL
+    for d in range(21):
+        if churn:
+            etl = CHURN_ETL.next_session(f"etl-run-{d:04d}")
+        for i, secret in enumerate(etl_secrets):
+            tl.cloudtrail(tl.at(days=54 + d, hours=2, minutes=i), etl, "GetSecretValue",
+                          "10.0.2.90", secret=secret)
+    if churn:
+        etl = CHURN_ETL.next_session("etl-run-last")
+    tl.cloudtrail(tl.at(days=75, hours=15), etl, "GetSecretValue", "10.0.2.90",
+                  secret="prod/billing/stripe")
+    # Kubernetes: hourly reads of two Secrets by a bound service-account token for 20 days.
+    sa = CHURN_SA
+    for hour in range(20 * 24):
+        if churn:
+            pod = ("payment-api-7c9d8b6f5-x2k4q", "pod-uid-0") if hour < 240 else (
+                "payment-api-5f7b9c8d4-m8n2p", "pod-uid-1")
+            sa = CHURN_SA.rotated(f"JTI=00000000-0000-4000-8000-{hour:012d}", pod)
+        for i, name in enumerate(("db", "psp", "redis")):
+            tl.k8s(tl.at(days=55, hours=hour, minutes=i), sa, "get", "secrets", "10.0.3.41",
+                   namespace="payments", name=name,
+                   user_agent="payment-api/v2.3.1 (linux/amd64) kubernetes/$Format")
+    if churn:
+        sa = CHURN_SA.rotated("JTI=00000000-0000-4000-8000-ffffffffffff",
+                              ("payment-api-5f7b9c8d4-m8n2p", "pod-uid-1"))
+    tl.k8s(tl.at(days=75, hours=1), sa, "get", "secrets", "10.0.3.41", namespace="payments",
+           name="psp-signing-key", user_agent="payment-api/v2.3.1 (linux/amd64) kubernetes/$Format")
+
+
+@scenario(
+    "identity_churn",
+    CHURN_DESCRIPTION + " Every credential is renewed as in production (hourly Vault tokens, "
+    "a token per OIDC login, an STS session per ETL run, hourly bound-token refresh and a pod "
+    "replacement): the findings must equal identity_no_churn's.",
+    start=MONDAY - timedelta(days=76), sources=("vault", "cloudtrail", "kubernetes"),
+    anomalies=("first_path_access", "dormant_identity"), config=CHURN_CONFIG,
+)
+def identity_churn(tl: Timeline) -> None:
+    _identity_churn(tl, churn=True)
+
+
+@scenario(
+    "identity_no_churn",
+    CHURN_DESCRIPTION + " Each principal keeps one credential throughout: the reference for "
+    "identity_churn.",
+    start=MONDAY - timedelta(days=76), sources=("vault", "cloudtrail", "kubernetes"),
+    anomalies=("first_path_access", "dormant_identity"), config=CHURN_CONFIG,
+)
+def identity_no_churn(tl: Timeline) -> None:
+    _identity_churn(tl, churn=False)

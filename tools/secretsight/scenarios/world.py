@@ -18,7 +18,7 @@ import hmac
 import json
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,35 +54,69 @@ def _hmac_tree(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class VaultToken:
+    """One Vault token (its accessor) of one entity. `entity`: the entity's name, from which
+    its id is derived (the accessor when empty: one entity per token); None for a token
+    without an entity (root tokens), whose events carry no `entity_id`."""
+
     accessor: str
     display_name: str
     policies: tuple[str, ...] = ("default",)
     ttl: int = 3600
     token_type: str = "service"
+    entity: str | None = ""
+
+    @property
+    def entity_id(self) -> str | None:
+        if self.entity is None:
+            return None
+        name = self.entity or self.accessor
+        return str(uuid.UUID(bytes=hashlib.md5(name.encode()).digest()))
+
+    def renewed(self, accessor: str) -> VaultToken:
+        """The token a re-authentication issues (Vault Agent, Kubernetes auth, AppRole): a new
+        accessor; the same entity, display name, policies and role."""
+        return replace(self, accessor=accessor, entity=self.entity or self.accessor)
 
     def auth(self) -> dict[str, Any]:
         policies = sorted(set(self.policies))
-        return {
+        auth: dict[str, Any] = {
             "client_token": hmac_value("hvs." + self.accessor),
             "accessor": self.accessor,
             "display_name": self.display_name,
             "policies": policies,
             "token_policies": policies,
             "metadata": {"role": self.display_name},
-            "entity_id": str(uuid.UUID(bytes=hashlib.md5(self.accessor.encode()).digest())),
             "token_type": self.token_type,
             "token_ttl": self.ttl,
         }
+        if self.entity_id is not None:
+            auth["entity_id"] = self.entity_id
+        return auth
 
 
 @dataclass(frozen=True)
 class AwsPrincipal:
-    """An IAM user (`user`) or an assumed-role session (`role` + `session`)."""
+    """An IAM user (`user`) or an assumed-role session (`role` + `session`). `access_key`:
+    given, else a long-term `AKIA...` key for users and root, and for a session its own
+    temporary `ASIA...` key (as STS issues)."""
 
     name: str
     kind: str = "role"  # role | user | root
     session: str = "session"
-    access_key: str = "AKIAEXAMPLE"
+    access_key: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.access_key:
+            return self.access_key
+        if self.kind == "role":
+            digest = hashlib.md5(f"{self.name}/{self.session}".encode()).hexdigest()
+            return "ASIA" + digest[:16].upper()
+        return "AKIAEXAMPLE"
+
+    def next_session(self, session: str) -> AwsPrincipal:
+        """The same role in a new STS session (a new CI run, a new ECS task): new key."""
+        return replace(self, session=session, access_key="")
 
     @property
     def arn(self) -> str:
@@ -96,16 +130,16 @@ class AwsPrincipal:
         if self.kind == "user":
             return {
                 "type": "IAMUser", "principalId": "AIDA" + self.name.upper()[:12],
-                "arn": self.arn, "accountId": ACCOUNT, "accessKeyId": self.access_key,
+                "arn": self.arn, "accountId": ACCOUNT, "accessKeyId": self.key,
                 "userName": self.name,
             }
         if self.kind == "root":
             return {"type": "Root", "principalId": ACCOUNT, "arn": self.arn,
-                    "accountId": ACCOUNT, "accessKeyId": self.access_key}
+                    "accountId": ACCOUNT, "accessKeyId": self.key}
         role_id = "AROA" + hashlib.md5(self.name.encode()).hexdigest()[:12].upper()
         return {
             "type": "AssumedRole", "principalId": f"{role_id}:{self.session}", "arn": self.arn,
-            "accountId": ACCOUNT, "accessKeyId": self.access_key,
+            "accountId": ACCOUNT, "accessKeyId": self.key,
             "sessionContext": {
                 "sessionIssuer": {
                     "type": "Role", "principalId": role_id,
@@ -124,8 +158,32 @@ def secret_arn(name: str) -> str:
 
 @dataclass(frozen=True)
 class K8sUser:
+    """A Kubernetes user. A bound service-account token also names its pod (`pod`: name and
+    uid) and its own id (`credential`, the `JTI=...` of Kubernetes 1.29+), logged as
+    `user.extra`."""
+
     username: str
     groups: tuple[str, ...] = ("system:authenticated",)
+    pod: tuple[str, str] | None = None
+    credential: str | None = None
+
+    @property
+    def uid(self) -> str:
+        """Stable per user, as the API server logs it (the user's or service account's UID)."""
+        return str(uuid.UUID(bytes=hashlib.md5(self.username.encode()).digest()))
+
+    def rotated(self, credential: str, pod: tuple[str, str] | None = None) -> K8sUser:
+        """The token the kubelet refreshes (hourly): a new credential id, the same user."""
+        return replace(self, credential=credential, pod=pod or self.pod)
+
+    def extra(self) -> dict[str, list[str]] | None:
+        extra = {}
+        if self.credential:
+            extra["authentication.kubernetes.io/credential-id"] = [self.credential]
+        if self.pod:
+            extra["authentication.kubernetes.io/pod-name"] = [self.pod[0]]
+            extra["authentication.kubernetes.io/pod-uid"] = [self.pod[1]]
+        return extra or None
 
     @staticmethod
     def service_account(namespace: str, name: str) -> K8sUser:
@@ -327,12 +385,15 @@ class Timeline:
             "auditID": audit_id,
             "requestURI": uri,
             "verb": verb,
-            "user": {"username": user.username, "uid": self.uuid(), "groups": list(user.groups)},
+            "user": {"username": user.username, "uid": user.uid, "groups": list(user.groups)},
             "sourceIPs": [ip],
             "userAgent": user_agent,
             "objectRef": ref,
             "requestReceivedTimestamp": rfc3339(t),
         }
+        extra = user.extra()
+        if extra:
+            base["user"]["extra"] = extra
         if impersonate is not None:
             base["impersonatedUser"] = {"username": impersonate.username,
                                         "groups": list(impersonate.groups)}

@@ -30,8 +30,10 @@ def secretsight_placeholders() -> ProcessingPipeline:
 def _target(name: str) -> Callable[[], ProcessingPipeline]:
     def target_pipeline() -> ProcessingPipeline:
         from secretsight.compile.pipelines import sigma_cli_pipeline as load
+        from secretsight.config import load_config
 
-        return load(name)
+        # The config's `targets:` names the index and stream labels, as for `compile`.
+        return load(name, load_config(os.environ.get("SECRETSIGHT_CONFIG") or None))
 
     target_pipeline.__name__ = f"secretsight_{name}"
     target_pipeline.__doc__ = f"SecretSight {name} field names and log source selection."

@@ -68,3 +68,22 @@ def test_held_events_survive_a_commit_and_a_restart(tmp_path: Path) -> None:
     assert _ids(again.add(_e(111, "d"), 111)) == [(100, ["a"])]
     assert _ids(again.release(None)) == [(103, ["c"]), (104, ["b"]), (111, ["d"])]
     store.close()
+
+
+def test_a_forged_time_neither_moves_the_watermark_nor_reaches_the_rules() -> None:
+    from secretsight.config import Config
+    from secretsight.stream import open_detectors
+
+    det = open_detectors(Config(), open_store(None), log=lambda m: None)
+    base = {"event": {"dataset": "vault.audit", "action": "read"},
+            "secretsight": {"category": "secret"}, "secret": {"operation": "read"},
+            "user": {"id": "u1", "name": "u1"}}
+    det.process({**base, "@timestamp": "2026-03-01T10:00:00Z",
+                 "event": {**base["event"], "id": "a"}})
+    det.process({**base, "@timestamp": "9999-12-31T00:00:00Z",
+                 "event": {**base["event"], "id": "forged"}})
+    assert det.rejected["out_of_range"] == 1 and det.last_rejected == "out_of_range"
+    assert det.buffer.newest is not None and det.buffer.newest < 1e10
+    det.process({**base, "@timestamp": "2026-03-01T10:00:05Z",
+                 "event": {**base["event"], "id": "b"}})
+    assert det.buffer.late == 0

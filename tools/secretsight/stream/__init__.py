@@ -19,6 +19,7 @@ from secretsight.config import Config
 from secretsight.detect import BATCH_DETECTORS, Detectors
 from secretsight.detect.events import parse_ts
 from secretsight.detect.stores.base import Store
+from secretsight.detect.timeguard import OUT_OF_RANGE
 from secretsight.engine.table import parse_zoned_ts
 from secretsight.findings import Finding
 from secretsight.incidents import IncidentTracker
@@ -93,16 +94,24 @@ class StreamingDetectors(Detectors):
         if ts is None:
             # No time, no place in the stream: the detectors reject and count it.
             return self.inner.process(event) if isinstance(event, dict) else []
+        inner = self.inner
+        buffer = self.buffer
+        if not inner.time_guard.accepts(ts, buffer.newest):
+            # A forged or skewed time must not move the watermark (detect/timeguard.py): it
+            # is refused before the buffer, so neither the detectors nor the rules see it.
+            inner.last_rejected = OUT_OF_RANGE
+            inner.rejected[OUT_OF_RANGE] += 1
+            return []
         self.events += 1
         self.last_ts = ts
-        buffer = self.buffer
         late, dups = buffer.late, buffer.duplicates
         out = self._grouped(self._run(buffer.add(event, ts)))
         if buffer.late != late:
-            self.inner.rejected["late (older than stream.lateness)"] += 1
+            inner.last_rejected = "late"
+            inner.rejected["late"] += 1  # older than the watermark (stream.lateness)
             self.events -= 1
         elif buffer.duplicates != dups:
-            self.inner.rejected["duplicate"] += 1
+            inner.rejected["duplicate"] += 1
         return out
 
     def _run(self, batches: list[tuple[float, list[dict[str, Any]]]]) -> list[Finding]:

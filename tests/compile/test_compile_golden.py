@@ -1,6 +1,7 @@
 """Golden outputs: a few small rules (tests/compile/golden_rules, laid out like sigma/rules)
 compile to exactly these queries on each target. Together they cover a JSON array field, a
-literal `*`, a CIDR placeholder under `not`, an event_count and a value_count correlation."""
+literal `*`, a CIDR placeholder under `not`, an event_count and a value_count correlation, and
+a temporal correlation over correlations of two base rules."""
 
 from __future__ import annotations
 
@@ -56,6 +57,29 @@ GOLDEN = {
         "| sort 0 _time | streamstats time_window=10m dc(secret.path) as value_count by user.id "
         "| where value_count >= 4 | stats min(_time) as first_seen max(_time) as last_seen "
         "count as events by user.id",
+    # A temporal correlation over two correlations of DIFFERENT base rules (the shape of
+    # cloudtrail_list_secrets): one aggregation, each part counting only its own base's events.
+    ("loki", "golden_list_then_read"):
+        'sum by (user_id) (count_over_time({dataset=~"aws\\\\.cloudtrail|kubernetes\\\\.audit|vault\\\\'
+        '.audit"} |~ `"operation":\\s*"(?i:list)"` | json | secret_operation=~`(?i)^list$` [10m]))'
+        ' >= 1 and count without (secret_path) (sum by (user_id, secret_path) (count_over_time({d'
+        'ataset=~"aws\\\\.cloudtrail|kubernetes\\\\.audit|vault\\\\.audit"} |~ `"operation":\\s*"(?i:rea'
+        'd)"` |~ `"category":\\s*"(?i:secret)"` | json | secretsight_category=~`(?i)^secret$` and '
+        'secret_operation=~`(?i)^read$` [10m]))) >= 3',
+    ("elastic", "golden_list_then_read"):
+        'from logs-*-secretsight,secretsight-events metadata _id, _index, _version | where (secre'
+        't.operation=="list") or (secretsight.category=="secret" and secret.operation=="read")\n| '
+        'eval _part_0=case(secret.operation=="list", 1, 0), _part_1=case(secretsight.category=="s'
+        'ecret" and secret.operation=="read", secret.path)\n| stats event_count_0=sum(_part_0), va'
+        'lue_count_1=count_distinct(_part_1) by user.id\n| where event_count_0 >= 1 and value_coun'
+        't_1 >= 3\n| keep user.id, event_count_0, value_count_1',
+    ("splunk", "golden_list_then_read"):
+        '| multisearch [ search `secretsight_events` (secret.operation="list") | eval _part=0 ] ['
+        ' search `secretsight_events` (secretsight.category="secret" secret.operation="read") | e'
+        'val _part=1 ] | sort 0 _time | streamstats time_window=10m count(eval(_part=0)) as event'
+        "_count_0 dc(eval(if(_part=1, 'secret.path', null()))) as value_count_1 by user.id | wher"
+        'e event_count_0 >= 1 AND value_count_1 >= 3 | stats min(_time) as first_seen max(_time) '
+        'as last_seen count as events by user.id',
 }
 
 

@@ -25,7 +25,7 @@ from luqum.parser import parser as lucene_parser
 
 from secretsight.compile import compile_target, compile_targets
 from secretsight.compile.stateful import RULES, SOURCE, UNSUPPORTED, lucene_glob
-from secretsight.config import Allowlists, Config, FirstPathAccess, Stateful
+from secretsight.config import Allowlists, Config, FirstPathAccess, Stateful, SystemIdentities
 from secretsight.findings import ANOMALY_CLASSES
 
 HERE = Path(__file__).parent
@@ -39,16 +39,22 @@ EXPECTED = {
     ("elastic", "audit_gap"): "compiled",
     ("elastic", "dormant_identity"): "compiled",
     ("elastic", "first_path_access"): "compiled",
+    ("elastic", "first_seen_principal"): "compiled",
+    ("elastic", "new_user_agent"): "compiled",
     ("elastic", "rotation_without_deploy"): "unsupported",
     ("elastic", "rotation_without_read"): "compiled",
     ("loki", "audit_gap"): "compiled",
     ("loki", "dormant_identity"): "unsupported",
     ("loki", "first_path_access"): "unsupported",
+    ("loki", "first_seen_principal"): "unsupported",
+    ("loki", "new_user_agent"): "unsupported",
     ("loki", "rotation_without_deploy"): "unsupported",
     ("loki", "rotation_without_read"): "unsupported",
     ("splunk", "audit_gap"): "compiled",
     ("splunk", "dormant_identity"): "compiled",
     ("splunk", "first_path_access"): "compiled",
+    ("splunk", "first_seen_principal"): "compiled",
+    ("splunk", "new_user_agent"): "compiled",
     ("splunk", "rotation_without_deploy"): "unsupported",
     ("splunk", "rotation_without_read"): "compiled",
 }
@@ -62,8 +68,12 @@ TUNED = Config(
         rotation_read_window=timedelta(hours=1),
         audit_gap_max_silence=timedelta(minutes=5),
         audit_gap_baseline=timedelta(minutes=30),
+        first_seen_principal_history=timedelta(days=21),
+        user_agent_learning_period=timedelta(days=10),
     ),
-    allowlists=Allowlists(first_path_access=["system:serviceaccount:ci:*", "svc-backup"]),
+    allowlists=Allowlists(first_path_access=["system:serviceaccount:ci:*", "svc-backup"],
+                          first_seen_principal=["svc-backup"], new_user_agent=["ops-*"]),
+    system_identities=SystemIdentities(kubernetes=["system:serviceaccount:*:kube-state-metrics"]),
 )
 
 
@@ -164,7 +174,9 @@ def _kibana(out) -> dict[str, dict]:
 @pytest.mark.parametrize(("name", "fields", "history"), [
     ("first_path_access", ["user.id", "secret.path"], "now-7d"),
     ("dormant_identity", ["user.id"], "now-90d"),
-], ids=["first_path_access", "dormant_identity"])
+    ("first_seen_principal", ["user.id"], "now-21d"),
+    ("new_user_agent", ["user.id", "user_agent.original"], "now-10d"),
+], ids=["first_path_access", "dormant_identity", "first_seen_principal", "new_user_agent"])
 def test_kibana_new_terms(name: str, fields: list[str], history: str) -> None:
     doc = _kibana(tuned("elastic"))[name]
     assert (doc["type"], doc["language"]) == ("new_terms", "lucene")
@@ -241,7 +253,10 @@ def _stanzas(out) -> dict[str, configparser.SectionProxy]:
     ("first_path_access", "-10m@m", "-5m@m"),  # one interval, 5m lag; baseline in a lookup
     ("dormant_identity", "-10m@m", "-5m@m"),
     ("rotation_without_read", "-70m@m", "-5m@m"),  # window 1h + interval, 5m lag
-], ids=["audit_gap", "first_path_access", "dormant_identity", "rotation_without_read"])
+    ("first_seen_principal", "-10m@m", "-5m@m"),
+    ("new_user_agent", "-10m@m", "-5m@m"),
+], ids=["audit_gap", "first_path_access", "dormant_identity", "rotation_without_read",
+        "first_seen_principal", "new_user_agent"])
 def test_splunk_stanza(name: str, earliest: str, latest: str) -> None:
     st = _stanzas(tuned("splunk"))[name]
     assert (st["dispatch.earliest_time"], st["dispatch.latest_time"]) == (earliest, latest)
@@ -253,6 +268,18 @@ def test_splunk_stanza(name: str, earliest: str, latest: str) -> None:
     assert "\n" not in search and "| bin _time" not in search
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', search)
     assert unquoted.count("(") == unquoted.count(")")
+
+
+def test_first_seen_exempts_allowlist_and_platform_controllers() -> None:
+    kibana = _kibana(tuned("elastic"))
+    assert kibana["first_seen_principal"]["query"].endswith(
+        r"AND NOT user.id:(svc\-backup OR system\:serviceaccount\:*\:kube\-state\-metrics)")
+    assert kibana["new_user_agent"]["query"].endswith(
+        r"AND NOT user.id:(ops\-* OR system\:serviceaccount\:*\:kube\-state\-metrics)")
+    st = _stanzas(tuned("splunk"))
+    assert ('NOT user.id="svc-backup" NOT user.id="system:serviceaccount:*:kube-state-metrics"'
+            in st["first_seen_principal"]["search"])
+    assert "by user.id user_agent.original" in st["new_user_agent"]["search"]
 
 
 def test_splunk_allowlist_and_silence_from_config() -> None:
@@ -274,7 +301,7 @@ def test_splunk_baselines_are_lookups_not_raw_scans() -> None:
     upserts = {n: conf[n] for n in conf.sections() if n.startswith("SecretSight - Baseline - ")}
     prunes = {n: conf[n] for n in conf.sections()
               if n.startswith("SecretSight - Baseline prune - ")}
-    assert len(upserts) == len(prunes) == 2
+    assert len(upserts) == len(prunes) == 4  # identities, paths, readers, agents
     for section in upserts.values():
         assert (section["dispatch.earliest_time"], section["dispatch.latest_time"]) == \
             ("-15m@m", "-10m@m")
@@ -283,9 +310,14 @@ def test_splunk_baselines_are_lookups_not_raw_scans() -> None:
     # 2 x dormant_after (90d) for identities, the learning period (7d) for paths
     assert '"-15552000s"' in retention["secretsight_identity_seen"]
     assert '"-604800s"' in retention["secretsight_path_seen"]
+    # the history window (21d) for readers, the learning period (10d) for user agents
+    assert '"-1814400s"' in retention["secretsight_reader_seen"]
+    assert '"-864000s"' in retention["secretsight_agent_seen"]
     assert all(conf[n]["cron_schedule"] == "17 3 * * *" for n in prunes)
-    for name in ("first_path_access", "dormant_identity"):
+    for name in ("first_path_access", "dormant_identity", "new_user_agent"):
         assert "| lookup secretsight_identity_seen " in _stanzas(tuned("splunk"))[name]["search"]
+    assert "| lookup secretsight_reader_seen " in \
+        _stanzas(tuned("splunk"))["first_seen_principal"]["search"]
 
 
 def test_splunk_one_stanza_per_compiled_class() -> None:

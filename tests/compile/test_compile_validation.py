@@ -189,7 +189,5 @@ def test_savedsearch_stanza(stanza: str) -> None:
 def test_savedsearches_cover_every_compiled_rule() -> None:
     assert len(ALERTS) == len(compiled("splunk").queries)
     assert sorted(set(STANZAS) - set(ALERTS)) == [
-        "SecretSight - Baseline - secretsight_identity_seen",
-        "SecretSight - Baseline - secretsight_path_seen",
-        "SecretSight - Baseline prune - secretsight_identity_seen",
-        "SecretSight - Baseline prune - secretsight_path_seen"]
+        f"SecretSight - Baseline{kind} - secretsight_{seen}_seen"
+        for kind in ("", " prune") for seen in ("agent", "identity", "path", "reader")]

@@ -69,6 +69,10 @@ def rule_fields(doc: dict) -> set[str]:
     if doc["language"] == "lucene":
         tree = lucene_parser.parse(doc["query"])
         found = {n.name.replace("\\", "") for n in _walk(tree) if isinstance(n, SearchField)}
+        # `_exists_:field` (Sigma `|exists`) reads `field`, not a field named _exists_
+        if "_exists_" in found:
+            found.discard("_exists_")
+            found |= {m.replace("\\", "") for m in re.findall(r"_exists_:([\w.\\]+)", doc["query"])}
     else:
         found = set(_FIELD.findall(_QUOTED.sub('""', doc["query"])))
     found |= set(doc.get("new_terms_fields", []))

@@ -125,8 +125,13 @@ def test_every_search_selects_through_the_macros(app: Path) -> None:
     macros = _conf(app, "macros.conf")
     for name in conf.sections():
         search = conf[name]["search"]
-        # events through the macros; tstats over the index macro; or a lookup's own upkeep
-        assert search.startswith(("`secretsight_events", "| tstats ", "| inputlookup ")), name
+        # events through the macros (each sub-search of a multisearch too); tstats over the
+        # index macro; or a lookup's own upkeep
+        assert search.startswith(("`secretsight_events", "| tstats ", "| inputlookup ",
+                                  "| multisearch [ search `secretsight_events")), name
+        if search.startswith("| multisearch "):
+            subs = search.split("[ search ")[1:]
+            assert subs and all(sub.startswith("`secretsight_events") for sub in subs), name
         assert 'index="' not in search, name  # the index is the macro's
         assert "\\*" not in search, name  # SPL's search has no escape for `*`
         for macro in {m.split("(")[0] for m in search.split("`")[1::2]}:

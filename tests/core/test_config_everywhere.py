@@ -35,6 +35,10 @@ NON_DEFAULT: dict[str, Any] = {
         "denied_burst": {"count": 19, "window": "23m"},
         "cross_store_harvest": {"count": 3, "window": "13m"},
         "long_ttl_token_max": "48h",
+        "namespace_enumeration": {"distinct": 7, "window": "19m"},
+        "list_then_read": {"distinct": 4, "window": "29m"},
+        "kubernetes_namespace_sweep": {"distinct": 6, "window": "31m"},
+        "multi_region_read": {"distinct": 4, "window": "2h"},
     },
 }
 _KEY = re.compile(r"\{([a-z_]+(?:\.[a-z_]+)+)\}")

@@ -113,6 +113,7 @@ def test_rotation_read_seen_by_another_replica_cancels_the_finding(redis_server)
                          instance=name)
 
     a, b = replica("a"), replica("b")
+    a.process(ev(at(-60), user="app", path="secret/stripe"))  # the secret has a consumer
     a.process(vault_write(at(0), "secret/stripe"))
     b.process(ev(at(minutes=5), user="app", path="secret/stripe"))  # the consumer's read
     assert a.commit() == [] and b.commit() == []
@@ -126,6 +127,7 @@ def test_rotation_unread_everywhere_is_reported_once(redis_server) -> None:
 
     url = f"{redis_server.url}?prefix=t{uuid.uuid4().hex[:12]}"
     a = Detectors(Config(), open_store(url), only=["rotation_without_read"], instance="a")
+    a.process(ev(at(-60), user="app", path="secret/stripe"))  # the secret has a consumer
     a.process(vault_write(at(0), "secret/stripe"))
     found = a.process(ev(at(minutes=45), user="x", path="secret/other"))
     assert [f.rule_name for f in found] == ["rotation_without_read"]

@@ -51,8 +51,10 @@ def test_findings_exit_1_table_names_rule_identity_window(harvest: Path) -> None
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["SEVERITY", "ANOMALY", "RULE", "IDENTITY", "WINDOW"]
     rows = [line.split() for line in lines if line.startswith(("high ", "critical ", "medium "))]
-    assert sorted((r[1], r[2], r[3]) for r in rows) == [
-        ("bulk_read", "bulk_read", HARVESTER), ("path_diversity", "path_diversity", HARVESTER)]
+    # IDENTITY: the readable principal first, then its id (Finding.who())
+    who = ("kubernetes-inventory", f"({HARVESTER})")
+    assert sorted((r[1], r[2], *r[3:5]) for r in rows) == [
+        ("bulk_read", "bulk_read", *who), ("path_diversity", "path_diversity", *who)]
     assert "500 events; 47 paths" in result.stdout
     assert lines[-1].endswith("2 findings (high 2), 0 dead letters")
 

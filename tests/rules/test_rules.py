@@ -308,3 +308,20 @@ def test_catalogue_lists_every_alerting_rule() -> None:
     text = (REPO / "docs" / "rules.md").read_text("utf-8")
     missing = sorted(m.name for m in ruleset().rules if m.emits and f"`{m.name}`" not in text)
     assert missing == []
+
+
+def test_token_theft_finding_names_principal_and_credential() -> None:
+    """dual_source_ip groups by credential.id, yet the finding's identity is the principal
+    (user.id, user.name) and it carries the credential beside it."""
+    engine_mod = pytest.importorskip("secretsight.engine", reason="secretsight.engine missing")
+    (case,) = [c for c in ALL_CASES
+               if c.rule == "dual_source_ip" and c.id == "pod_then_attacker_within_an_hour"]
+    engine = engine_mod.Engine(Config())
+    engine.load(case.events)
+    (finding,) = [f for f in engine.run(load_rules([ruleset().by_name("dual_source_ip").path]))
+                  if f.rule_name == "dual_source_ip"]
+    assert (finding.user_id, finding.user_name, finding.credential_id) == (
+        "6f0c1e2a-entity-payments", "kubernetes-payments", "hmac-sha256:tok_B9x2")
+    assert finding.to_json()["credential"] == {"id": "hmac-sha256:tok_B9x2"}
+    assert finding.who() == (
+        "kubernetes-payments (6f0c1e2a-entity-payments) via hmac-sha256:tok_B9x2")

@@ -89,6 +89,17 @@ class Thresholds(_Strict):
     denied_burst: CountWindow = CountWindow(count=10, window=timedelta(minutes=15))
     # one source IP reading from at least 2 stores in 10 minutes
     cross_store_harvest: CountWindow = CountWindow(count=2, window=timedelta(minutes=10))
+    # Enumeration needs breadth (docs/rules.md, namespace_enumeration): Vault, at least 5
+    # distinct prefixes listed by one principal in 10 minutes; Kubernetes, lists in at least 3
+    # namespaces in 10 minutes.
+    namespace_enumeration: DistinctWindow = DistinctWindow(
+        distinct=5, window=timedelta(minutes=10))
+    kubernetes_namespace_sweep: DistinctWindow = DistinctWindow(
+        distinct=3, window=timedelta(minutes=10))
+    # Secrets Manager: ListSecrets and reads of at least 3 distinct secrets within 10 minutes.
+    list_then_read: DistinctWindow = DistinctWindow(distinct=3, window=timedelta(minutes=10))
+    # Secrets Manager: one principal reads secrets in at least 3 regions within an hour.
+    multi_region_read: DistinctWindow = DistinctWindow(distinct=3, window=timedelta(hours=1))
     long_ttl_token_max: Duration = timedelta(hours=24)
 
 
@@ -111,6 +122,13 @@ class Stateful(_Strict):
     # A source counts as continuous (so its silence is news) once it has emitted for this long
     # with no gap over audit_gap_max_silence; any longer gap starts the count again.
     audit_gap_baseline: Duration = timedelta(minutes=10)
+    # first_seen_principal: a principal's first secret read ever, judged once the detector has
+    # watched this long (before that every principal is new); targets: the history window.
+    first_seen_principal_history: Duration = timedelta(days=14)
+    # new_user_agent: a principal seen for this long reads with a user-agent family it never
+    # used; at most max_user_agents_per_principal families kept (least recently seen dropped).
+    user_agent_learning_period: Duration = timedelta(days=14)
+    max_user_agents_per_principal: int = Field(default=50, ge=1)
 
 
 class TimeRange(_Strict):
@@ -147,6 +165,36 @@ class AdminIdentities(_Strict):
     kubernetes_groups: list[str] = ["system:masters"]
 
 
+# Kubernetes control-plane controllers (kube-controller-manager's per-controller service
+# accounts, --use-service-account-credentials) and add-ons whose secret traffic is routine: the
+# namespace controller lists and deletes every secret of a namespace being deleted, the garbage
+# collector and resource-quota controller list/watch all secrets, kube-state-metrics lists them
+# for metrics, the token controllers create and clean up token secrets.
+_KUBERNETES_CONTROLLERS = [
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+    "system:apiserver",
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+    "system:serviceaccount:kube-system:resourcequota-controller",
+    "system:serviceaccount:kube-system:service-account-controller",
+    "system:serviceaccount:kube-system:token-cleaner",
+    "system:serviceaccount:kube-system:bootstrap-signer",
+    "system:serviceaccount:kube-system:legacy-service-account-token-cleaner",
+    "system:serviceaccount:kube-system:persistent-volume-binder",
+    "system:serviceaccount:kube-system:expand-controller",
+    "system:serviceaccount:*:kube-state-metrics",
+]
+
+
+class SystemIdentities(_Strict):
+    """Platform identities whose secret traffic is routine, exempt from every read, list,
+    enumeration, deletion and first-seen class (a user replaces the list; `[]` exempts none).
+    Kept apart from `allowlists` so one list covers every class."""
+
+    kubernetes: list[str] = _KUBERNETES_CONTROLLERS
+
+
 class Allowlists(_Strict):
     """Identities (`user.id` or `user.name`; `*` globs allowed) exempt from one anomaly class."""
 
@@ -161,6 +209,11 @@ class Allowlists(_Strict):
     suspicious_user_agent: list[str] = []
     denied_burst: list[str] = []
     first_path_access: list[str] = []
+    serviceaccount_token_creation: list[str] = []
+    human_secret_write: list[str] = []
+    multi_region_read: list[str] = []
+    first_seen_principal: list[str] = []
+    new_user_agent: list[str] = []
 
 
 _DEFAULT_INTERNAL = [
@@ -221,8 +274,10 @@ class Config(_Strict):
     ]
     allowlists: Allowlists = Allowlists()
     stream: StreamSettings = StreamSettings()
+    system_identities: SystemIdentities = SystemIdentities()
     decoy_paths: list[str] = []  # secret.path globs that no one should ever touch
     suspicious_user_agents: list[str] = _DEFAULT_AGENTS  # case-insensitive globs
+    # Listing secrets there is enumeration; a human writing them is human_secret_write.
     sensitive_namespaces: list[str] = ["kube-system", "kube-public", "default"]
     # secret.path -> workloads ("namespace/deployment") that consume it, for
     # rotation_without_deploy where Deployments do not carry the secretsight.io annotation.

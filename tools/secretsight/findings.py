@@ -30,6 +30,9 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)  # sample paths, IPs, counts
     incident: str | None = None  # stable incident id (secretsight.incidents); None: a member
     revision: int = 0  # the incident's revision: 1 first report, > 1 an update
+    # credential.id that acted (token accessor, access key or session, Kubernetes token): the
+    # principal is user_id/user_name; None when the events name no credential
+    credential_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.anomaly not in ANOMALY_CLASSES:
@@ -58,7 +61,18 @@ class Finding:
             out["dataset"] = self.dataset
         if self.incident:
             out["incident"] = {"id": self.incident, "revision": self.revision}
+        if self.credential_id:
+            out["credential"] = {"id": self.credential_id}
         return out
+
+    def who(self) -> str:
+        """The principal and credential, readable name first: `name (id) via credential`."""
+        text = self.user_name or self.user_id or "-"
+        if self.user_name and self.user_id and self.user_id != self.user_name:
+            text += f" ({self.user_id})"
+        if self.credential_id:
+            text += f" via {self.credential_id}"
+        return text
 
     def key(self) -> tuple[str, str, str | None]:
         """What a scenario expectation compares: (anomaly, rule, identity)."""

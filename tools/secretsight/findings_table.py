@@ -43,7 +43,7 @@ def _evidence_line(f: Finding) -> str:
 def format_table(findings: list[Finding]) -> str:
     rows = [("SEVERITY", "ANOMALY", "RULE", "IDENTITY", "WINDOW (UTC)")]
     for f in findings:
-        rows.append((f.severity, f.anomaly, f.rule_name or f.rule, f.user_id or "-", _window(f)))
+        rows.append((f.severity, f.anomaly, f.rule_name or f.rule, f.who(), _window(f)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out = []
     for i, row in enumerate(rows):

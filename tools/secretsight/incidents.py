@@ -53,7 +53,8 @@ class Episode:
         self.id: str | None = None
         self.start = self.end = 0.0
         self.start_s = self.end_s = ""
-        self.head: list[Any] | None = None  # [start, rule_name, rule, title, user_name, dataset]
+        # the first member: [start, rule_name, rule, title, user_name, dataset, credential_id]
+        self.head: list[Any] | None = None
         self.severity = SEVERITIES[0]
         self.rules: Counter[str] = Counter()
         self.events = 0
@@ -74,7 +75,8 @@ class Episode:
             self.start, self.start_s = start, f.start
         if not self.rules or end > self.end:
             self.end, self.end_s = end, f.end
-        head = [f.start, f.rule_name or f.rule, f.rule, f.title, f.user_name, f.dataset]
+        head = [f.start, f.rule_name or f.rule, f.rule, f.title, f.user_name, f.dataset,
+                f.credential_id]
         if self.head is None or (start, head[1]) < (_ts(self.head[0]) or 0.0, self.head[1]):
             self.head = head
         if _RANK[f.severity] > _RANK[self.severity]:
@@ -115,7 +117,7 @@ class Episode:
 
     def finding(self) -> Finding:
         assert self.head is not None
-        _, rule_name, rule, title, user_name, _ = self.head
+        _, rule_name, rule, title, user_name, _, credential = self.head
         datasets = self.datasets
         return Finding(
             anomaly=self.anomaly, rule=rule, rule_name=rule_name, title=title,
@@ -133,6 +135,7 @@ class Episode:
             },
             incident=self.id or self.incident_id(),
             revision=self.revision,
+            credential_id=credential,
         )
 
     def content_digest(self) -> str:

@@ -185,9 +185,10 @@ def dump_json(data: Any) -> str:
 
 
 def merge_parts(rule: AnyRule) -> list[SigmaCorrelationRule] | None:
-    """A temporal correlation over count correlations of ONE base rule and one group-by (e.g.
-    path_diversity: >= 10 distinct paths and >= 30 reads) is one aggregation with every
-    condition; the backends cannot convert correlations of correlations. None otherwise."""
+    """A temporal correlation over count correlations with one group-by (e.g. path_diversity:
+    >= 10 distinct paths and >= 30 reads of ONE base rule; cloudtrail_list_secrets: a list AND
+    >= 3 distinct reads, two base rules) is one aggregation with every condition; the backends
+    cannot convert correlations of correlations. None otherwise."""
     if not isinstance(rule, SigmaCorrelationRule) or rule.type.name.lower() != "temporal":
         return None
     parts = [ref.rule for ref in refs(rule)]
@@ -195,8 +196,27 @@ def merge_parts(rule: AnyRule) -> list[SigmaCorrelationRule] | None:
               and p.type.name.lower() in ("event_count", "value_count")]
     if len(counts) != len(parts) or not counts:
         return None
-    bases = {tuple(r.reference for r in refs(p)) for p in counts}
     groups = {tuple(p.group_by or ()) for p in counts} | {tuple(rule.group_by or ())}
-    if len(bases) != 1 or len(groups) != 1:
+    if len(groups) != 1:
         return None
     return counts
+
+
+def one_base(parts: list[SigmaCorrelationRule]) -> bool:
+    """Do the merged parts all count the same base rule(s)?"""
+    return len({tuple(r.reference for r in refs(p)) for p in parts}) == 1
+
+
+def part_bases(parts: list[SigmaCorrelationRule], queries: dict[str, Any], what: str
+               ) -> list[str]:
+    """Each part's base condition (its referenced rules OR-ed), from the converted queries."""
+    out = []
+    for part in parts:
+        conds = []
+        for ref in refs(part):
+            q = queries.get(ref.reference)
+            if not isinstance(q, list) or len(q) != 1:
+                raise Unsupported(f"base rule {ref.reference} has no {what}")
+            conds.append(q[0])
+        out.append(conds[0] if len(conds) == 1 else " or ".join(f"({c})" for c in conds))
+    return out

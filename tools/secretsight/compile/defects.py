@@ -64,10 +64,10 @@ WORKAROUNDS: dict[str, str] = {
     "eql_numeric_in": "numeric value lists as EQL `in (...)` (the backend emits `like~ (401, 403)`, invalid EQL)",
     "esql_sliding_lookback": "ES|QL without date_trunc buckets, look-back = window + interval",
     "esql_distinct_count": "value_count as ES|QL count_distinct (the EQL backend emits `with runs`)",
-    "esql_merged_aggregates": "temporal over count correlations of one base rule as one ES|QL stats with both conditions",
+    "esql_merged_aggregates": "temporal over count correlations as one ES|QL stats with every condition (parts over different base rules: each aggregate over its own base via case)",
     "threshold_rule": "Kibana threshold rule (EQL `runs` limited to 100)",
     "splunk_streamstats": "streamstats time_window sliding window instead of `bin _time` buckets",
-    "splunk_merged_aggregates": "temporal over count correlations of one base rule as one streamstats with both conditions",
+    "splunk_merged_aggregates": "temporal over count correlations as one streamstats with every condition (parts over different base rules: multisearch tags each base, eval-filtered aggregates)",
     "splunk_literal_star": "a literal `*` value matched through a props.conf calculated field (SPL's search cannot escape `*`)",
     "attack_offline": "ATT&CK threat mapping from the bundled table (no download)",
 }

@@ -28,6 +28,8 @@ from secretsight.compile.common import (
     convert,
     dump_json,
     merge_parts,
+    one_base,
+    part_bases,
     record_failure,
     refs,
     simple_condition,
@@ -248,6 +250,8 @@ def _single_queries(converted: dict[str, list[str] | Exception], names: list[str
 def esql_merged(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
                 conversions: dict[str, dict[str, list[str] | Exception]],
                 index: list[str]) -> str:
+    if not one_base(parts):
+        return esql_merged_bases(rule, parts, conversions, index)
     wheres = []
     for ref in refs(parts[0]):
         q = conversions["esql"].get(ref.reference)
@@ -264,6 +268,31 @@ def esql_merged(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
         conds.append(f"{name} {_OPS[cond.op.name.lower()]} {int(cond.count)}")
     by = f" by {', '.join(rule.group_by)}" if rule.group_by else ""
     return (f"from {','.join(index)} metadata _id, _index, _version | where {where}\n"
+            f"| stats {', '.join(aggs)}{by}\n| where {' and '.join(conds)}")
+
+
+def esql_merged_bases(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
+                      conversions: dict[str, dict[str, list[str] | Exception]],
+                      index: list[str]) -> str:
+    """Parts over different base rules: every event matching any base, each part's aggregate
+    over its own base's events only (a `case` that is null elsewhere), all conditions."""
+    bases = part_bases(parts, conversions["esql"], "ES|QL query")
+    where = " or ".join(f"({b})" for b in bases)
+    evals, aggs, conds = [], [], []
+    for i, (part, base) in enumerate(zip(parts, bases, strict=True)):
+        kind = part.type.name.lower()
+        name = f"{kind}_{i}"
+        cond = simple_condition(part)
+        if kind == "value_count":
+            evals.append(f"_part_{i}=case({base}, {cond.fieldref})")
+            aggs.append(f"{name}=count_distinct(_part_{i})")
+        else:
+            evals.append(f"_part_{i}=case({base}, 1, 0)")
+            aggs.append(f"{name}=sum(_part_{i})")
+        conds.append(f"{name} {_OPS[cond.op.name.lower()]} {int(cond.count)}")
+    by = f" by {', '.join(rule.group_by)}" if rule.group_by else ""
+    return (f"from {','.join(index)} metadata _id, _index, _version | where {where}\n"
+            f"| eval {', '.join(evals)}\n"
             f"| stats {', '.join(aggs)}{by}\n| where {' and '.join(conds)}")
 
 

@@ -22,6 +22,7 @@ from secretsight.compile.common import (
     base_queries,
     convert,
     merge_parts,
+    part_bases,
     positive_placeholders,
     record_failure,
     refs,
@@ -187,13 +188,23 @@ def with_events(query: str, source: str) -> str:
     OR binds tighter than AND: grouping keeps that from mattering to a reader)."""
     first, _, rest = query.partition("\n")
     dataset = SERVICE_DATASETS.get(source)
+    if first.startswith("| multisearch "):  # merged parts over several bases: filter each
+        first = _SUBSEARCH.sub(
+            lambda m: f"[ search {event_filter(dataset)} ({m['cond']}) | eval _part={m['part']} ]",
+            first)
+        return first + (f"\n{rest}" if rest else "")
     return f"{event_filter(dataset)} ({first})" + (f"\n{rest}" if rest else "")
+
+
+_SUBSEARCH = re.compile(r"\[ search (?P<cond>.*?) \| eval _part=(?P<part>\d+) \]")
 
 
 def merged_search(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
                   base: dict[str, list[str]]) -> str:
     """A temporal correlation over count correlations of one base rule: one streamstats with
     every aggregate, all conditions required."""
+    if len({tuple(r.reference for r in refs(p)) for p in parts}) != 1:
+        return merged_search_bases(rule, parts, base)
     searches = []
     for ref in refs(parts[0]):
         q = base.get(ref.reference)
@@ -212,6 +223,28 @@ def merged_search(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
         conds.append(f"{name} {_OPS[cond.op.name.lower()]} {int(cond.count)}")
     by = f" by {' '.join(rule.group_by)}" if rule.group_by else ""
     return (f"{search}\n{_SORT}\n| streamstats time_window={window} {' '.join(aggs)}{by}\n"
+            f"| where {' AND '.join(conds)}")
+
+
+def merged_search_bases(rule: SigmaCorrelationRule, parts: list[SigmaCorrelationRule],
+                        base: dict[str, list[str]]) -> str:
+    """Parts over different base rules: each base's events tagged with its part (`multisearch`
+    runs the searches side by side), one streamstats whose aggregates count only their own
+    part's events, all conditions required."""
+    searches = part_bases(parts, base, "single search")
+    window = format_duration(timespan(rule))
+    subs, aggs, conds = [], [], []
+    for i, (part, search) in enumerate(zip(parts, searches, strict=True)):
+        kind = part.type.name.lower()
+        name = f"{kind}_{i}"
+        cond = simple_condition(part)
+        subs.append(f"[ search {search} | eval _part={i} ]")
+        aggs.append(f"dc(eval(if(_part={i}, '{cond.fieldref}', null()))) as {name}"
+                    if kind == "value_count" else f"count(eval(_part={i})) as {name}")
+        conds.append(f"{name} {_OPS[cond.op.name.lower()]} {int(cond.count)}")
+    by = f" by {' '.join(rule.group_by)}" if rule.group_by else ""
+    return (f"| multisearch {' '.join(subs)}\n{_SORT}\n"
+            f"| streamstats time_window={window} {' '.join(aggs)}{by}\n"
             f"| where {' AND '.join(conds)}")
 
 

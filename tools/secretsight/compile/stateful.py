@@ -1,5 +1,6 @@
 """Target-native forms of the stateful anomaly classes (first_path_access, dormant_identity,
-rotation_without_read, rotation_without_deploy, audit_gap), where a target can express them.
+rotation_without_read, rotation_without_deploy, audit_gap, first_seen_principal,
+new_user_agent), where a target can express them.
 
 Sigma has no absence or "first seen" construct, so these are not Sigma rules: this module
 writes them straight in each target's language from the user config (`stateful.*`), and lists
@@ -73,6 +74,13 @@ RULES: tuple[StatefulRule, ...] = (
     _rule("first_path_access",
           "An identity reads a secret.path it has not read in the last "
           "stateful.first_path_access.learning_period."),
+    _rule("first_seen_principal",
+          "A principal (user.id) reads a secret and did not read any in the last "
+          "stateful.first_seen_principal_history."),
+    _rule("new_user_agent",
+          "A principal (user.id) reads, lists or describes secrets with a user agent it did "
+          "not use in the last stateful.user_agent_learning_period (targets compare the whole "
+          "string, so client upgrades match too)."),
     _rule("rotation_without_deploy",
           "A secret with known consumers was rotated and none of them rolled out within "
           "stateful.rotation_deploy_window."),
@@ -90,6 +98,10 @@ UNSUPPORTED: dict[tuple[str, str], str] = {
         what="learning period (stateful.first_path_access.learning_period)"),
     ("loki", "dormant_identity"): _NO_HISTORY_LOKI.format(
         what="dormancy period (stateful.dormant_after)"),
+    ("loki", "first_seen_principal"): _NO_HISTORY_LOKI.format(
+        what="history window (stateful.first_seen_principal_history)"),
+    ("loki", "new_user_agent"): _NO_HISTORY_LOKI.format(
+        what="learning period (stateful.user_agent_learning_period)"),
     ("loki", "rotation_without_read"): (
         "a LogQL metric query cannot compare the time of one secret.path's rotation with the "
         "times of its later reads (no per-series 'A not followed by B within W'); use the "
@@ -229,6 +241,27 @@ def lucene_first_path_access(config: Config) -> str:
     return query
 
 
+def _lucene_exempt(allow: list[str], system: list[str]) -> str:
+    """` AND NOT user.id:(...)` for an allowlist and the platform controllers."""
+    patterns = [*allow, *system]
+    if not patterns:
+        return ""
+    return " AND NOT user.id:(" + " OR ".join(lucene_glob(a) for a in patterns) + ")"
+
+
+def lucene_first_seen_principal(config: Config) -> str:
+    return (f"secret.operation:read AND user.id:* AND {_EFFECTIVE_LUCENE}"
+            + _lucene_exempt(config.allowlists.first_seen_principal,
+                             config.system_identities.kubernetes))
+
+
+def lucene_new_user_agent(config: Config) -> str:
+    return ("secretsight.category:secret AND secret.operation:(read OR list OR describe) AND "
+            f"user.id:* AND user_agent.original:* AND {_EFFECTIVE_LUCENE}"
+            + _lucene_exempt(config.allowlists.new_user_agent,
+                             config.system_identities.kubernetes))
+
+
 def lucene_dormant_identity() -> str:
     return f"user.id:* AND {_EFFECTIVE_LUCENE}"
 
@@ -328,6 +361,19 @@ def elastic_document(rule: StatefulRule, config: Config, index: list[str],
         doc.update({"type": "new_terms", "language": "lucene", "index": index,
                     "query": lucene_dormant_identity(), "new_terms_fields": ["user.id"],
                     "history_window_start": f"now-{format_duration(s.dormant_after)}"})
+    elif rule.name == "first_seen_principal":
+        doc = _kibana_common(rule, config, interval, query_back)
+        doc.update({"type": "new_terms", "language": "lucene", "index": index,
+                    "query": lucene_first_seen_principal(config), "new_terms_fields": ["user.id"],
+                    "history_window_start":
+                        f"now-{format_duration(s.first_seen_principal_history)}"})
+    elif rule.name == "new_user_agent":
+        doc = _kibana_common(rule, config, interval, query_back)
+        doc.update({"type": "new_terms", "language": "lucene", "index": index,
+                    "query": lucene_new_user_agent(config),
+                    "new_terms_fields": ["user.id", "user_agent.original"],
+                    "history_window_start":
+                        f"now-{format_duration(s.user_agent_learning_period)}"})
     elif rule.name == "rotation_without_read":
         doc = _kibana_common(rule, config, interval, s.rotation_read_window + interval)
         doc.update({"type": "esql", "language": "esql",
@@ -430,6 +476,11 @@ def splunk_baselines(config: Config) -> list[SplunkBaseline]:
         SplunkBaseline("secretsight_path_seen", _splunk_reads(config),
                        (("user.id", "user_id"), ("secret.path", "secret_path")),
                        s.first_path_access.learning_period),
+        SplunkBaseline("secretsight_reader_seen", _splunk_principal_reads(config),
+                       (("user.id", "user_id"),), s.first_seen_principal_history),
+        SplunkBaseline("secretsight_agent_seen", _splunk_agents(config),
+                       (("user.id", "user_id"), ("user_agent.original", "user_agent")),
+                       s.user_agent_learning_period),
     ]
 
 
@@ -441,6 +492,22 @@ def _splunk_reads(config: Config) -> str:
     allow = "".join(f" NOT user.id={_spl_str(a)}" for a in config.allowlists.first_path_access)
     return (f'{event_filter(None)} secret.operation="read" secret.path=* user.id=* '
             f"{_EFFECTIVE_SPL}{allow}")
+
+
+def _splunk_exempt(allow: list[str], config: Config) -> str:
+    return "".join(f" NOT user.id={_spl_str(a)}"
+                   for a in [*allow, *config.system_identities.kubernetes])
+
+
+def _splunk_principal_reads(config: Config) -> str:
+    return (f'{event_filter(None)} secret.operation="read" user.id=* {_EFFECTIVE_SPL}'
+            + _splunk_exempt(config.allowlists.first_seen_principal, config))
+
+
+def _splunk_agents(config: Config) -> str:
+    return (f'{event_filter(None)} secretsight.category="secret" secret.operation IN ("read", '
+            f'"list", "describe") user.id=* user_agent.original=* {_EFFECTIVE_SPL}'
+            + _splunk_exempt(config.allowlists.new_user_agent, config))
 
 
 def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -482,6 +549,22 @@ def splunk_searches(config: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
             f' | where known_since <= relative_time(now(), '
             f'"-{_seconds(s.first_path_access.learning_period)}s")',
             ("user.id", "secret.path")),
+        "first_seen_principal": (
+            f"{_splunk_principal_reads(config)} | stats min(_time) as first_seen count as events"
+            " by user.id | eval user_id='user.id'"
+            " | lookup secretsight_reader_seen user_id OUTPUT last_seen as previous_read"
+            " | where isnull(previous_read)",
+            ("user.id",)),
+        "new_user_agent": (
+            f"{_splunk_agents(config)} | stats min(_time) as first_seen count as events"
+            " by user.id user_agent.original"
+            " | eval user_id='user.id', user_agent='user_agent.original'"
+            " | lookup secretsight_agent_seen user_id user_agent OUTPUT last_seen as previous_use"
+            " | where isnull(previous_use)"
+            " | lookup secretsight_identity_seen user_id OUTPUT first_seen as known_since"
+            f' | where known_since <= relative_time(now(), '
+            f'"-{_seconds(s.user_agent_learning_period)}s")',
+            ("user.id", "user_agent.original")),
         "rotation_without_read": (
             f'{events} {_EFFECTIVE_SPL} (secret.operation="read" OR ({_ROTATION_SPL}))'
             " | eval read_at=if('secret.operation'=\"read\", _time, null()), "
@@ -531,7 +614,8 @@ def compile_splunk(config: Config, out: TargetOutput) -> list[AppSearch]:
             stanza=f"SecretSight - Baseline - {base.lookup}", rule=f"baseline_{base.lookup}",
             anomaly="", level="informational",
             description=f"Adds each window's first/last seen to the {base.lookup} lookup that "
-                        "the first_path_access and dormant_identity alerts read (no alert).",
+                        "the first-seen alerts (first_path_access, dormant_identity, "
+                        "first_seen_principal, new_user_agent) read (no alert).",
             search=base.upsert(), earliest=earliest, latest=latest, entity=(), alert=False))
         searches.append(AppSearch(
             stanza=f"SecretSight - Baseline prune - {base.lookup}",

@@ -85,7 +85,8 @@ class AdminOffHours(Detector):
         if last is not None and ev.ts - last <= BURST_GAP:
             return
         self.emit(out, self.finding(
-            user_id=uid, user_name=ev.user_name, start=ev.ts, end=ev.ts, dataset=ev.dataset,
+            user_id=uid, user_name=ev.user_name, credential_id=ev.credential_id, start=ev.ts,
+            end=ev.ts, dataset=ev.dataset,
             evidence={"admin": reason, "action": ev.action, "path": ev.path,
                       "event_id": ev.event_id, "outcome": ev.outcome},
         ))

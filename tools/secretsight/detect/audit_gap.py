@@ -145,18 +145,18 @@ class AuditGap(Detector):
             s.disabled_by_event = ev.event_id
             self._fire(ds, s, ev.ts, ev.ts, out, reason="audit_device_disabled",
                        extra={"disabled_by": ev.user_id}, user_id=ev.user_id,
-                       user_name=ev.user_name)
+                       user_name=ev.user_name, credential_id=ev.credential_id)
 
     def _fire(self, ds: str, s: SourceState, start: float, end: float, out: list[Finding], *,
               reason: str, extra: dict[str, Any], user_id: str | None = None,
-              user_name: str | None = None) -> None:
+              user_name: str | None = None, credential_id: str | None = None) -> None:
         evidence = {"source": ds, "reason": reason, "last_event": dict(s.last),
                     "silence_seconds": round(end - start, 3), **extra}
         if s.run_start is not None:
             evidence["continuous_for_seconds"] = round(start - s.run_start, 3)
         self.emit(out, self.finding(
             user_id=user_id, user_name=user_name, start=start, end=end, dataset=ds,
-            evidence=evidence,
+            evidence=evidence, credential_id=credential_id,
             title="Audit device disabled" if reason == "audit_device_disabled" else None,
         ))
 

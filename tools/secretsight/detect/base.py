@@ -3,11 +3,12 @@ anomaly catalogue) and the hooks the `Detectors` driver calls."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from secretsight import anomalies
 from secretsight.config import Config
-from secretsight.detect.events import Ev, iso
+from secretsight.detect.events import Ev, glob_matcher, iso
 from secretsight.detect.state import StateCache
 from secretsight.findings import Finding
 
@@ -37,6 +38,21 @@ class Detector:
     def start(self) -> None:
         """Load whatever must be in memory from the start (pending windows)."""
 
+    def exemptions(self, allowlist: list[str]) -> Callable[[str, str | None], bool] | None:
+        """(user.id, user.name) -> exempt? for one anomaly class: its allowlist (on the id or the
+        name) or a platform controller (`system_identities`, on the id), as the Sigma rules
+        match them. None when both lists are empty (no check per event)."""
+        system = self.config.system_identities.kubernetes
+        if not allowlist and not system:
+            return None
+        allowed = glob_matcher(allowlist)
+        controller = glob_matcher(system)
+
+        def exempt(uid: str, name: str | None) -> bool:
+            return controller(uid) or allowed(uid, name)
+
+        return exempt
+
     def wants(self, category: str, operation: str | None, effective: bool, final: bool) -> bool:
         """Can `process` do anything for an event of this kind? The driver routes each kind of
         event only to the detectors that want it (most events concern a few detectors), so
@@ -62,7 +78,7 @@ class Detector:
     def finding(self, *, user_id: str | None, start: float, end: float,
                 evidence: dict[str, Any], user_name: str | None = None,
                 dataset: str | None = None, title: str | None = None,
-                severity: str | None = None) -> Finding:
+                severity: str | None = None, credential_id: str | None = None) -> Finding:
         return Finding(
             anomaly=self.anomaly,
             rule=f"detector/{self.name}",
@@ -75,6 +91,7 @@ class Detector:
             end=iso(end),
             dataset=dataset,
             evidence=evidence,
+            credential_id=credential_id,
         )
 
     def emit(self, out: list[Finding], finding: Finding, claim: tuple[Any, ...] | None = None

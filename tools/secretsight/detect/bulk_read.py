@@ -5,7 +5,7 @@ operations by one identity within `thresholds.bulk_read.window`. One finding per
 from __future__ import annotations
 
 from secretsight.detect.base import Detector
-from secretsight.detect.events import Ev, glob_matcher
+from secretsight.detect.events import Ev
 from secretsight.detect.state import KeyedState
 from secretsight.detect.windows import CountWindow
 from secretsight.findings import Finding
@@ -19,7 +19,7 @@ class BulkRead(Detector):
         t = self.config.thresholds.bulk_read
         self.count = t.count
         self.width = t.window.total_seconds()
-        self.allowed = glob_matcher(self.config.allowlists.bulk_read)
+        self.allowed = self.exemptions(self.config.allowlists.bulk_read)
         self._allow_cache: dict[str, bool] = {}
         self.windows = KeyedState(self.cache, "bulk_read", CountWindow)
 
@@ -27,9 +27,11 @@ class BulkRead(Detector):
         return effective and operation in ("read", "list")
 
     def process(self, ev: Ev, out: list[Finding]) -> None:
-        # Only effective reads/lists get here (wants()).
+        # Routing sends only effective reads/lists (wants()); the check is repeated because a
+        # denied read must never count, whoever calls (unrouted drivers, tests).
         uid = ev.user_id
-        if uid is None:
+        if uid is None or not ev.effective or (ev.operation != "read"
+                                               and ev.operation != "list"):
             return
         windows = self.windows
         rec = ev.ident
@@ -41,7 +43,8 @@ class BulkRead(Detector):
                 # has a window is not allowlisted: the check is only needed without one.
                 allowed = self._allow_cache.get(uid)
                 if allowed is None:
-                    allowed = self._allow_cache[uid] = self.allowed(uid, ev.user_name)
+                    allowed = self._allow_cache[uid] = (
+                        self.allowed is not None and self.allowed(uid, ev.user_name))
                 if allowed:
                     return
                 w = windows.get(uid)
@@ -56,6 +59,7 @@ class BulkRead(Detector):
             w.fired = True
             self.emit(out, self.finding(
                 user_id=uid, user_name=ev.user_name, start=w.first(), end=ev.ts,
+                credential_id=ev.credential_id,
                 dataset=ev.dataset,
                 evidence={"reads": n, "threshold": self.count, "window_seconds": int(self.width),
                           "last_path": ev.path},

@@ -25,6 +25,8 @@ from secretsight.detect.bulk_read import BulkRead
 from secretsight.detect.dormant_identity import DormantIdentity
 from secretsight.detect.events import Ev, extract, parse_ts
 from secretsight.detect.first_path_access import FirstPathAccess
+from secretsight.detect.first_seen_principal import FirstSeenPrincipal
+from secretsight.detect.new_user_agent import NewUserAgent
 from secretsight.detect.path_diversity import PathDiversity
 from secretsight.detect.rotation import PendingWindows
 from secretsight.detect.rotation_without_deploy import RotationWithoutDeploy
@@ -43,7 +45,7 @@ PRUNE_EVERY = 60  # commits between sweeps of expired sliding windows (memory bo
 DETECTORS: dict[str, type[Detector]] = {
     d.name: d for d in (
         FirstPathAccess, DormantIdentity, RotationWithoutRead, RotationWithoutDeploy,
-        AuditGap, AdminOffHours, BulkRead, PathDiversity,
+        AuditGap, AdminOffHours, BulkRead, PathDiversity, FirstSeenPrincipal, NewUserAgent,
     )
 }
 # What `scan` runs: Sigma correlations cover bulk_read/path_diversity in batch.

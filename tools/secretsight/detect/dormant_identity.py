@@ -23,7 +23,8 @@ class DormantIdentity(Detector):
         if last is None or ev.ts - last < self.after:
             return
         self.emit(out, self.finding(
-            user_id=ev.user_id, user_name=ev.user_name, start=last, end=ev.ts, dataset=ev.dataset,
+            user_id=ev.user_id, user_name=ev.user_name, credential_id=ev.credential_id,
+            start=last, end=ev.ts, dataset=ev.dataset,
             evidence={"last_seen": iso(last), "silent_days": round((ev.ts - last) / 86400, 1),
                       "event_id": ev.event_id, "action": ev.action, "path": ev.path},
         ), ("dormant", ev.user_id, ev.ts - self.after))

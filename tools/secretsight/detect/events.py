@@ -165,6 +165,12 @@ class Ev:
         user = self.raw.get("user")
         return user.get("name") if user.__class__ is dict else None
 
+    @property
+    def credential_id(self) -> str | None:
+        cred = self.raw.get("credential")
+        value = cred.get("id") if cred.__class__ is dict else None
+        return value if value.__class__ is str else None
+
 
 def lookup(event: dict[str, Any], dotted: str) -> Any:
     """A dotted field from a nested event (also accepts a flat `{"a.b": v}` key)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from secretsight.detect.base import Detector
-from secretsight.detect.events import Ev, glob_matcher, iso, read_paths
+from secretsight.detect.events import Ev, iso, read_paths
 from secretsight.detect.state import LAST_SEEN_STEP, IdentityState
 from secretsight.findings import Finding
 
@@ -27,9 +27,8 @@ class FirstPathAccess(Detector):
         cfg = self.config.stateful.first_path_access
         self.learning = cfg.learning_period.total_seconds()
         self.min_history = cfg.min_history
-        patterns = self.config.allowlists.first_path_access
-        # None: nothing is allowlisted (the default), no check per event
-        self.allowed = glob_matcher(patterns) if patterns else None
+        # None: nothing is exempt (empty allowlist and system_identities), no check per event
+        self.allowed = self.exemptions(self.config.allowlists.first_path_access)
         # uid -> (user_name, allowed): the name rarely changes, no tuple key per event
         self._allow_cache: dict[str, tuple[str | None, bool]] = {}
 
@@ -56,9 +55,6 @@ class FirstPathAccess(Detector):
         if not paths:
             return
         rec = ev.ident
-        allowed = self.allowed
-        if allowed is not None and self._allowlisted(allowed, uid, ev.user_name, rec):
-            return
         ts = ev.ts
         cache = self.cache
         od = rec.paths if rec is not None else None
@@ -72,6 +68,11 @@ class FirstPathAccess(Detector):
             old = od.get(paths[0])
             if old is not None and ts - old < LAST_SEEN_STEP:
                 return
+        # After the fast path: an exempt identity never has known paths (it returns here before
+        # any is recorded), so its reads never take the fast path and are all checked.
+        allowed = self.allowed
+        if allowed is not None and self._allowlisted(allowed, uid, ev.user_name, rec):
+            return
         first = ev.prev_first if ev.prev_first is not None else ts
         established = ts - first >= self.learning
         for path in paths:
@@ -79,7 +80,8 @@ class FirstPathAccess(Detector):
             known = len(od if od is not None else cache.known_paths(uid))
             if cache.see_path(uid, path, ts) and established and known >= self.min_history:
                 self.emit(out, self.finding(
-                    user_id=uid, user_name=ev.user_name, start=ev.ts, end=ev.ts,
+                    user_id=uid, user_name=ev.user_name, credential_id=ev.credential_id,
+                    start=ev.ts, end=ev.ts,
                     dataset=ev.dataset,
                     evidence={"path": path, "known_paths": known, "first_seen": iso(first),
                               "event_id": ev.event_id, "action": ev.action},

@@ -7,7 +7,7 @@ finding per burst (`windows.py`)."""
 from __future__ import annotations
 
 from secretsight.detect.base import Detector
-from secretsight.detect.events import Ev, glob_matcher, read_paths
+from secretsight.detect.events import Ev, read_paths
 from secretsight.detect.state import IdentityState, KeyedState
 from secretsight.detect.windows import DistinctWindow
 from secretsight.findings import Finding
@@ -22,7 +22,7 @@ class PathDiversity(Detector):
     def start(self) -> None:
         t = self.config.thresholds
         pd, sm = t.path_diversity, t.path_diversity_secretsmanager
-        self.allowed = glob_matcher(self.config.allowlists.path_diversity)
+        self.allowed = self.exemptions(self.config.allowlists.path_diversity)
         self._allow_cache: dict[str, bool] = {}
         self.windows = KeyedState(self.cache, "path_diversity", DistinctWindow)
         self.pd_width = pd.window.total_seconds()
@@ -67,6 +67,7 @@ class PathDiversity(Detector):
                     w.fired = True
                     self.emit(out, self.finding(
                         user_id=uid, user_name=ev.user_name, start=w.first(), end=ts,
+                        credential_id=ev.credential_id,
                         dataset=ev.dataset,
                         evidence={"reads": reads, "distinct_paths": len(w.last),
                                   "window_seconds": int(width),
@@ -86,7 +87,8 @@ class PathDiversity(Detector):
             # window is not allowlisted: the check is only needed without one.
             allowed = self._allow_cache.get(uid)
             if allowed is None:
-                allowed = self._allow_cache[uid] = self.allowed(uid, name)
+                allowed = self._allow_cache[uid] = (
+                    self.allowed is not None and self.allowed(uid, name))
             if allowed:
                 return None
             w = windows.get(key)

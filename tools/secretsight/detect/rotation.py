@@ -82,7 +82,8 @@ class PendingWindows(Detector):
         prev = self.pending.get(path)
         rec = {
             "start": ev.ts, "deadline": ev.ts + width, "writer": ev.user_id,
-            "writer_name": ev.user_name, "event_id": ev.event_id, "action": ev.action,
+            "writer_name": ev.user_name, "writer_credential": ev.credential_id,
+            "event_id": ev.event_id, "action": ev.action,
             "dataset": ev.dataset, "writes": (prev["writes"] + 1) if prev else 1, **extra,
         }
         self.pending[path] = rec

@@ -78,6 +78,7 @@ class RotationWithoutDeploy(PendingWindows):
         evidence = self.base_evidence(path, rec)
         evidence["consumers"] = rec["consumers"]
         self.emit(out, self.finding(
-            user_id=rec["writer"], user_name=rec["writer_name"], start=rec["start"],
+            user_id=rec["writer"], user_name=rec["writer_name"],
+            credential_id=rec.get("writer_credential"), start=rec["start"],
             end=rec["deadline"], dataset=rec["dataset"], evidence=evidence,
         ), ("rotation_deploy", path, rec["consumers"], rec["start"], rec["deadline"]))

@@ -30,6 +30,7 @@ _EVIDENCE_COLUMNS = (
     "@timestamp",
     "user.id",
     "user.name",
+    "credential.id",
     "event.dataset",
     "event.id",
     "event.action",
@@ -566,6 +567,12 @@ class RuleEvaluator:
             "group_by": self._original_case(group_keys, rows),
         }
         identity = extra["group_by"].get("user.id")
+        if identity is None and "credential.id" in extra["group_by"]:
+            # Grouped by the credential (token-theft signals): the finding still names the
+            # principal behind it, as its events do.
+            col = 2 + _EVIDENCE_COLUMNS.index("user.id")
+            principals = Counter(r[col] for r in rows if r[col] is not None)
+            identity = principals.most_common(1)[0][0] if principals else None
         if identity is None and extra["group_by"]:
             identity = next(iter(extra["group_by"].values()))
         return self._finding(rule.meta, rows, identity, extra)
@@ -620,6 +627,7 @@ class RuleEvaluator:
         ips = Counter(values("source.ip"))
         datasets = sorted(set(values("event.dataset")))
         names = Counter(values("user.name"))
+        credentials = Counter(values("credential.id"))
         evidence: dict[str, Any] = {
             "events": len(rows),
             "distinct_paths": len(paths),
@@ -641,4 +649,7 @@ class RuleEvaluator:
             end=stamps[-1] if stamps else "",
             dataset=datasets[0] if len(datasets) == 1 else None,
             evidence=evidence,
+            # the group's credential when grouped by it, else the one most events name
+            credential_id=extra.get("group_by", {}).get("credential.id")
+            or (credentials.most_common(1)[0][0] if credentials else None),
         )

@@ -35,6 +35,10 @@ PLACEHOLDERS: dict[str, str] = {
     "allow_secret_destruction": "allowlists.secret_destruction",
     "allow_suspicious_user_agent": "allowlists.suspicious_user_agent",
     "allow_denied_burst": "allowlists.denied_burst",
+    "allow_serviceaccount_token_creation": "allowlists.serviceaccount_token_creation",
+    "allow_human_secret_write": "allowlists.human_secret_write",
+    "allow_multi_region_read": "allowlists.multi_region_read",
+    "system_identities": "system_identities.kubernetes",
 }
 # Placeholders whose values are networks: replaced by CIDR expressions, not strings.
 CIDR_PLACEHOLDERS: frozenset[str] = frozenset({"internal_networks"})

@@ -374,15 +374,21 @@ def vault_policy_exposure(tl: Timeline) -> None:
 
 @scenario(
     "vault_enumeration",
-    "An application token lists the secret mount's metadata tree. Near miss: an admin token "
-    "listing it.",
+    "An application token walks the secret mount's metadata tree (five prefixes in two "
+    "minutes). Near misses: an admin token listing it, and the Vault Agent listing its one "
+    "prefix every few minutes.",
     start=TUESDAY_10, sources=("vault",), anomalies=("namespace_enumeration",),
 )
 def vault_enumeration(tl: Timeline) -> None:
     tl.vault(tl.at(minutes=2), ADMIN, "list", "secret/production", "10.0.9.5",
              response_data={"keys": ["database/", "stripe/"]})
-    tl.vault(tl.at(minutes=8), HARVESTER, "list", "secret/production", "10.0.1.33",
-             response_data={"keys": ["database/", "stripe/"]})
+    for i in range(6):  # one prefix, again and again: not enumeration
+        tl.vault(tl.at(minutes=3 + 5 * i), act.AGENT, "list", "secret/production/app-backend",
+                 "10.0.1.47", response_data={"keys": ["db", "cache"]})
+    for i, prefix in enumerate(("secret/production", "secret/production/database",
+                                "secret/production/stripe", "secret/staging", "secret/legacy")):
+        tl.vault(tl.at(minutes=8, seconds=20 * i), HARVESTER, "list", prefix, "10.0.1.33",
+                 response_data={"keys": ["database/", "stripe/"]})
 
 
 DENIED = "1 error occurred:\n\t* permission denied\n\n"
@@ -423,6 +429,7 @@ def vault_decoy_access(tl: Timeline) -> None:
 STOLEN_KEY = AwsPrincipal("svc-backup", kind="user", access_key="AKIA5STOLENKEY000001")
 APP_ROLE = AwsPrincipal("orders-api", session="i-0a1b2c3d4e5f60001")
 PLATFORM_ADMIN = AwsPrincipal("platform-admin", session="alice@example.com")
+BILLING_WORKER = AwsPrincipal("billing-worker", session="i-0a1b2c3d4e5f60002")
 AWS_ADMIN_CONFIG = {"admin_identities": {"aws_arns": ["arn:aws:iam::123456789012:role/platform-admin"]}}
 
 
@@ -445,8 +452,9 @@ def aws_secret_sweep(tl: Timeline) -> None:
 
 @scenario(
     "aws_list_secrets",
-    "The orders-api application role calls ListSecrets. Near miss: the platform-admin role "
-    "(a configured admin) lists them in business hours.",
+    "The orders-api application role calls ListSecrets, then reads three secrets it never "
+    "used. Near misses: the platform-admin role (a configured admin) lists them in business "
+    "hours, and the billing-worker role lists once and reads its own secret.",
     start=TUESDAY_10, sources=("cloudtrail",), anomalies=("namespace_enumeration",),
     config=AWS_ADMIN_CONFIG,
 )
@@ -455,6 +463,13 @@ def aws_list_secrets(tl: Timeline) -> None:
                   request={"maxResults": 100})
     tl.cloudtrail(tl.at(minutes=12), APP_ROLE, "ListSecrets", "10.0.2.31",
                   request={"maxResults": 100})
+    for i, secret in enumerate(("prod/billing/stripe", "prod/hr/payroll-db", "prod/ci/deploy-key")):
+        tl.cloudtrail(tl.at(minutes=13, seconds=30 * i), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                      secret=secret)
+    tl.cloudtrail(tl.at(minutes=20), BILLING_WORKER, "ListSecrets", "10.0.2.40",
+                  request={"maxResults": 100})
+    tl.cloudtrail(tl.at(minutes=20, seconds=5), BILLING_WORKER, "GetSecretValue", "10.0.2.40",
+                  secret="prod/billing/stripe")
 
 
 @scenario(
@@ -479,11 +494,20 @@ def aws_audit_disabled(tl: Timeline) -> None:
 
 @scenario(
     "aws_rotation_without_read",
-    "PutSecretValue replaces prod/billing/stripe and no application reads it for 30 minutes. "
-    "Near miss: prod/orders/db is rotated and orders-api reads it two minutes later.",
+    "PutSecretValue replaces prod/billing/stripe, which orders-api read earlier, and no "
+    "application reads it for 30 minutes. Near misses: prod/orders/db is rotated and orders-api "
+    "reads it two minutes later; the admin rewrites prod/admin/notes that only it reads.",
     start=TUESDAY_10, sources=("cloudtrail",), anomalies=("rotation_without_read",),
 )
 def aws_rotation_without_read(tl: Timeline) -> None:
+    # Both secrets have a consumer before they are rotated.
+    tl.cloudtrail(tl.at(seconds=10), APP_ROLE, "GetSecretValue", "10.0.2.31", secret="prod/orders/db")
+    tl.cloudtrail(tl.at(seconds=20), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                  secret="prod/billing/stripe")
+    tl.cloudtrail(tl.at(seconds=30), PLATFORM_ADMIN, "GetSecretValue", "10.0.9.8",
+                  secret="prod/admin/notes")
+    tl.cloudtrail(tl.at(minutes=2), PLATFORM_ADMIN, "PutSecretValue", "10.0.9.8",
+                  secret="prod/admin/notes", read_only=False)
     tl.cloudtrail(tl.at(minutes=1), PLATFORM_ADMIN, "PutSecretValue", "10.0.9.8",
                   secret="prod/orders/db", read_only=False)
     tl.cloudtrail(tl.at(minutes=3), APP_ROLE, "GetSecretValue", "10.0.2.31", secret="prod/orders/db")
@@ -556,8 +580,10 @@ NAMESPACES = ["payments", "orders", "search", "mail", "auth", "billing", "cdn", 
 @scenario(
     "k8s_secret_sweep",
     "The ci/builder service account lists secrets cluster-wide with curl, then reads 60 secrets "
-    "across 12 namespaces in 3 minutes. Near miss: External Secrets Operator (allowlisted) "
-    "reading 12 secrets.",
+    "across 12 namespaces in 3 minutes; a contractor's kubeconfig lists the secrets of three "
+    "namespaces one by one. Near misses: External Secrets Operator (allowlisted) reading 12 "
+    "secrets; kube-state-metrics and the namespace controller listing secrets (platform "
+    "controllers); a developer's lists of two namespaces, the second refused (403).",
     start=TUESDAY_10, sources=("kubernetes",),
     anomalies=("namespace_enumeration", "suspicious_user_agent", "workload_identity_read",
                "bulk_read", "path_diversity"),
@@ -573,6 +599,22 @@ def k8s_secret_sweep(tl: Timeline) -> None:
         ns = NAMESPACES[i % len(NAMESPACES)]
         tl.k8s(tl.at(minutes=10, seconds=3 + 3 * i), SWEEPER, "get", "secrets", "10.0.3.14",
                namespace=ns, name=f"secret-{i // len(NAMESPACES)}", user_agent=curl)
+    contractor = K8sUser("dana.contractor@example.com", ("contractors", "system:authenticated"))
+    for i, ns in enumerate(("payments", "orders", "auth")):
+        tl.k8s(tl.at(minutes=20, seconds=40 * i), contractor, "list", "secrets", "10.0.7.90",
+               namespace=ns)
+    ksm = K8sUser.service_account("monitoring", "kube-state-metrics")
+    tl.k8s(tl.at(minutes=2), ksm, "list", "secrets", "10.0.0.50", query="limit=500",
+           user_agent="v2.10.0")
+    nsc = K8sUser.service_account("kube-system", "namespace-controller")
+    for i, ns in enumerate(("preview-41", "preview-42", "preview-43")):
+        tl.k8s(tl.at(minutes=3, seconds=5 * i), nsc, "list", "secrets", "10.0.0.10",
+               namespace=ns, user_agent="kube-controller-manager/v1.29.2 (linux/amd64) "
+               "kubernetes/4b8e819/system:serviceaccount:kube-system:namespace-controller")
+    dev = K8sUser("heidi@example.com", ("developers", "system:authenticated"))
+    tl.k8s(tl.at(minutes=25), dev, "list", "secrets", "10.0.7.70", namespace="search")
+    tl.k8s(tl.at(minutes=25, seconds=20), dev, "list", "secrets", "10.0.7.70",
+           namespace="kube-system", code=403)
 
 
 @scenario(
@@ -818,12 +860,18 @@ def k8s_dual_source_and_first_path(tl: Timeline) -> None:
 
 @scenario(
     "k8s_rotation_without_read",
-    "A Secret is replaced (update) and no one reads it within 30 minutes. Near miss: another "
-    "Secret updated, then read by a developer five minutes later.",
+    "A Secret that a developer reads is replaced (update) and no one reads it within 30 "
+    "minutes. Near misses: another Secret updated, then read by a developer five minutes "
+    "later; a Secret the ops bot writes and nobody else reads.",
     start=TUESDAY_10, sources=("kubernetes",), anomalies=("rotation_without_read",),
 )
 def k8s_rotation_without_read(tl: Timeline) -> None:
     ops = K8sUser("ops-bot@example.com", ("platform-deployers", "system:authenticated"))
+    for name, namespace in (("smtp", "staging"), ("psp-credentials", "payments")):
+        tl.k8s(tl.at(seconds=10), DEVELOPER, "get", "secrets", "10.0.7.70", namespace=namespace,
+               name=name)  # the secrets have a consumer before they are rotated
+    tl.k8s(tl.at(seconds=30), ops, "update", "secrets", "10.0.0.6", namespace="staging",
+           name="ops-bot-state")  # written for itself: no consumer
     tl.k8s(tl.at(minutes=1), ops, "update", "secrets", "10.0.0.6", namespace="staging", name="smtp")
     tl.k8s(tl.at(minutes=6), DEVELOPER, "get", "secrets", "10.0.7.70", namespace="staging",
            name="smtp")
@@ -990,6 +1038,93 @@ def k8s_rotation_without_deploy(tl: Timeline) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# Peer parity (issue 14): shapes the peers' rule sets detect
+
+@scenario(
+    "k8s_token_minting_and_hand_edits",
+    "A developer mints a token for the kube-system clusterrole-aggregation-controller service "
+    "account (TokenRequest) and patches a Secret in kube-system by hand. Near misses: kubelets "
+    "requesting their pods' projected tokens, the controller manager updating a kube-system "
+    "token Secret, the developer editing a Secret of their own namespace, a refused (403) "
+    "TokenRequest.",
+    start=TUESDAY_10, sources=("kubernetes",),
+    anomalies=("serviceaccount_token_creation", "human_secret_write"),
+)
+def k8s_token_minting_and_hand_edits(tl: Timeline) -> None:
+    act.k8s_heartbeat(tl, tl.start, tl.at(minutes=30))
+    kubelet = K8sUser("system:node:ip-10-0-1-5.ec2.internal",
+                      ("system:nodes", "system:authenticated"))
+    for i, (ns, sa) in enumerate((("web", "frontend"), ("payments", "psp-gateway"))):
+        tl.k8s(tl.at(minutes=1, seconds=10 * i), kubelet, "create", "serviceaccounts", "10.0.1.5",
+               namespace=ns, name=sa, subresource="token", code=201,
+               user_agent="kubelet/v1.29.2 (linux/amd64) kubernetes/4b8e819")
+    kcm = K8sUser("system:kube-controller-manager", ("system:authenticated",))
+    tl.k8s(tl.at(minutes=2), kcm, "update", "secrets", "10.0.0.10", namespace="kube-system",
+           name="bootstrap-token-abcdef",
+           user_agent="kube-controller-manager/v1.29.2 (linux/amd64) kubernetes/4b8e819")
+    tl.k8s(tl.at(minutes=5), DEVELOPER, "patch", "secrets", "10.0.7.70", namespace="team-heidi",
+           name="app-config")
+    tl.k8s(tl.at(minutes=8), DEVELOPER, "create", "serviceaccounts", "10.0.7.70",
+           namespace="kube-system", name="generic-garbage-collector", subresource="token",
+           code=403)
+    tl.k8s(tl.at(minutes=12), DEVELOPER, "create", "serviceaccounts", "10.0.7.70",
+           namespace="kube-system", name="clusterrole-aggregation-controller",
+           subresource="token", code=201)
+    tl.k8s(tl.at(minutes=14), DEVELOPER, "patch", "secrets", "10.0.7.70", namespace="kube-system",
+           name="registry-credentials")
+
+
+AWS_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+
+
+@scenario(
+    "aws_filters_and_regions",
+    "A stolen access key calls BatchGetSecretValue with a name filter (every prod/ secret in one "
+    "call), then reads a secret in three regions within 20 minutes. Near misses: the orders-api "
+    "role fetching its two secrets by id with BatchGetSecretValue, and reading its replicated "
+    "secret in two regions.",
+    start=TUESDAY_10, sources=("cloudtrail",), anomalies=("bulk_read", "multi_region_read"),
+)
+def aws_filters_and_regions(tl: Timeline) -> None:
+    for i in range(6):
+        tl.cloudtrail(tl.at(minutes=1 + 5 * i), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                      secret="prod/orders/db", region=AWS_REGIONS[i % 2])
+    tl.cloudtrail(tl.at(minutes=2), APP_ROLE, "BatchGetSecretValue", "10.0.2.31", read_only=True,
+                  request={"secretIdList": ["prod/orders/db", "prod/orders/cache"]})
+    tl.cloudtrail(tl.at(minutes=10), STOLEN_KEY, "BatchGetSecretValue", "10.0.4.17",
+                  read_only=True,
+                  request={"filters": [{"key": "name", "values": ["prod/"]}], "maxResults": 20})
+    for i, region in enumerate(AWS_REGIONS):
+        tl.cloudtrail(tl.at(minutes=12 + 7 * i), STOLEN_KEY, "GetSecretValue", "10.0.4.17",
+                      secret="prod/payments/psp", region=region)
+
+
+SDK_JAVA = "aws-sdk-java/2.25.10 Linux/5.10.219 OpenJDK_64-Bit_Server_VM/17.0.11+9-LTS"
+
+
+@scenario(
+    "aws_new_user_agent",
+    "The billing-worker role reads its secret with the Java SDK every six hours for 16 days, "
+    "then with Boto3 from the same subnet (a tool it never used). Near miss: the orders-api "
+    "role upgrades its Go SDK.",
+    start=MONDAY - timedelta(days=16), sources=("cloudtrail",), anomalies=("new_user_agent",),
+)
+def aws_new_user_agent(tl: Timeline) -> None:
+    for i in range(16 * 4):
+        t = tl.at(hours=6 * i, minutes=3)
+        tl.cloudtrail(t, BILLING_WORKER, "GetSecretValue", "10.0.2.40",
+                      secret="prod/billing/stripe", user_agent=SDK_JAVA)
+        tl.cloudtrail(t + timedelta(minutes=1), APP_ROLE, "GetSecretValue", "10.0.2.31",
+                      secret="prod/orders/db")
+    end = tl.at(days=16, hours=1)
+    tl.cloudtrail(end, APP_ROLE, "GetSecretValue", "10.0.2.31", secret="prod/orders/db",
+                  user_agent="aws-sdk-go-v2/1.30.1 os/linux lang/go#1.22.5 api/secretsmanager#1.32.1")
+    tl.cloudtrail(end + timedelta(minutes=4), BILLING_WORKER, "GetSecretValue", "10.0.2.41",
+                  secret="prod/billing/stripe",
+                  user_agent="Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#6.5.0 "
+                             "lang/python#3.11.8")
+
+
 # Credential churn (issue 14): the same principals renew their credentials as real workloads
 # do; the long-memory findings must be those of the run without churn, naming the principal.
 

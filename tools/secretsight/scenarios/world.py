@@ -308,6 +308,7 @@ class Timeline:
         request: dict[str, Any] | None = None,
         response: dict[str, Any] | None = None,
         read_only: bool | None = None,
+        region: str = REGION,
     ) -> None:
         params = dict(request or {})
         if secret is not None:
@@ -318,7 +319,7 @@ class Timeline:
             "eventTime": rfc3339(t, 0),
             "eventSource": source,
             "eventName": name,
-            "awsRegion": REGION,
+            "awsRegion": region,
             "sourceIPAddress": ip,
             "userAgent": user_agent,
             "requestParameters": params or None,
@@ -358,6 +359,7 @@ class Timeline:
         request_object: dict[str, Any] | None = None,
         impersonate: K8sUser | None = None,
         query: str = "",
+        subresource: str | None = None,
     ) -> None:
         prefix = f"/apis/{api_group}/v1" if api_group else "/api/v1"
         uri = prefix
@@ -366,6 +368,8 @@ class Timeline:
         uri += f"/{resource}"
         if name:
             uri += f"/{name}"
+        if subresource:
+            uri += f"/{subresource}"
         if query:
             uri += f"?{query}"
         elif verb == "watch":
@@ -376,6 +380,8 @@ class Timeline:
             ref["namespace"] = namespace
         if name:
             ref["name"] = name
+        if subresource:
+            ref["subresource"] = subresource
         if api_group:
             ref["apiGroup"] = api_group
         base: dict[str, Any] = {

@@ -233,11 +233,13 @@ class StreamEvaluator:
                              ) -> Finding:
         group = burst.evidence.original_case(dict(zip(corr.group_by, g.keys, strict=True)))
         identity = group.get("user.id")
+        if identity is None and "credential.id" in group:
+            identity = burst.evidence.principal()  # the principal behind the credential
         if identity is None and group:
             identity = next(iter(group.values()))
         return burst.evidence.finding(
             corr.meta, identity, {"metric": burst.metric, "windows": burst.windows,
-                                  "group_by": group})
+                                  "group_by": group}, credential=group.get("credential.id"))
 
     # ---- stream time
     def _schedule(self, skey: str, due: float) -> None:

@@ -21,13 +21,13 @@ SAMPLE = 10  # = engine.evaluate._SAMPLE (a test keeps them equal)
 MAX_DISTINCT = 50_000
 
 # One event's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, as text like the table).
-Row = tuple[Any, ...]  # (@timestamp, user.id, user.name, event.dataset, event.id, event.action,
-#                        secret.path, source.ip)
+Row = tuple[Any, ...]  # (@timestamp, user.id, user.name, credential.id, event.dataset,
+#                        event.id, event.action, secret.path, source.ip)
 
 
 class Evidence:
-    __slots__ = ("actions", "datasets", "end", "events", "ids", "ips", "names", "paths",
-                 "spelled", "start", "truncated")
+    __slots__ = ("actions", "credentials", "datasets", "end", "events", "ids", "ips", "names",
+                 "paths", "principals", "spelled", "start", "truncated")
 
     def __init__(self) -> None:
         self.events = 0
@@ -38,13 +38,15 @@ class Evidence:
         self.actions: Counter[str] = Counter()
         self.ids: list[str] = []
         self.names: Counter[str] = Counter()
+        self.credentials: Counter[str] = Counter()
+        self.principals: Counter[str] = Counter()  # user.id (a finding grouped by credential)
         self.datasets: set[str] = set()
         # spellings of each group-by value: field -> Counter (see engine `_original_case`)
         self.spelled: dict[str, Counter[str]] = {}
         self.truncated = False
 
     def add(self, row: Row, spell: tuple[tuple[str, int, str], ...] = ()) -> None:
-        stamp, _uid, name, dataset, eid, action, path, ip = row
+        stamp, uid, name, credential, dataset, eid, action, path, ip = row
         self.events += 1
         if stamp is not None:
             if self.start is None:
@@ -66,6 +68,10 @@ class Evidence:
             self.ids.append(eid)
         if name is not None:
             self.names[name] += 1
+        if credential is not None:
+            self.credentials[credential] += 1
+        if uid is not None:
+            self.principals[uid] += 1
         if dataset is not None:
             self.datasets.add(dataset)
         for field, col, value in spell:
@@ -73,7 +79,9 @@ class Evidence:
             if isinstance(spelled, str) and spelled.lower() == value:
                 self.spelled.setdefault(field, Counter())[spelled] += 1
 
-    def finding(self, meta: Any, user: Any, extra: dict[str, Any]) -> Finding:
+    def finding(self, meta: Any, user: Any, extra: dict[str, Any],
+                credential: str | None = None) -> Finding:
+        """`credential`: the group's (grouped by credential.id), else the most named one."""
         evidence: dict[str, Any] = {
             "events": self.events,
             "distinct_paths": len(self.paths),
@@ -92,7 +100,13 @@ class Evidence:
             user_name=self.names.most_common(1)[0][0] if self.names else None,
             start=self.start or "", end=self.end or "",
             dataset=datasets[0] if len(datasets) == 1 else None, evidence=evidence,
+            credential_id=credential or (
+                self.credentials.most_common(1)[0][0] if self.credentials else None),
         )
+
+    def principal(self) -> str | None:
+        """The user.id most of the events name (a finding grouped by credential names it)."""
+        return self.principals.most_common(1)[0][0] if self.principals else None
 
     def original_case(self, group: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -108,13 +122,16 @@ class Evidence:
         return [self.events, self.start, self.end, sorted(self.paths), sorted(self.ips),
                 list(self.actions.items()), self.ids, list(self.names.items()),
                 sorted(self.datasets),
-                {k: list(v.items()) for k, v in self.spelled.items()}, self.truncated]
+                {k: list(v.items()) for k, v in self.spelled.items()}, self.truncated,
+                list(self.credentials.items()), list(self.principals.items())]
 
     @classmethod
     def from_state(cls, data: list[Any]) -> Evidence:
         ev = cls()
         (ev.events, ev.start, ev.end, paths, ips, actions, ev.ids, names, datasets, spelled,
-         ev.truncated) = data
+         ev.truncated, credentials, principals) = data
+        ev.credentials = Counter(dict(credentials))
+        ev.principals = Counter(dict(principals))
         ev.paths, ev.ips, ev.datasets = set(paths), set(ips), set(datasets)
         ev.actions = Counter(dict(actions))
         ev.names = Counter(dict(names))

@@ -47,8 +47,8 @@ from secretsight.stream.predicate import Predicate, Unstreamable, _text, compile
 
 # The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, a test keeps them equal),
 # in Row order.
-EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "event.dataset", "event.id",
-                    "event.action", "secret.path", "source.ip")
+EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "credential.id", "event.dataset",
+                    "event.id", "event.action", "secret.path", "source.ip")
 NS = "stream"
 
 

@@ -10,17 +10,20 @@ Measures, on ONE core (one Python process; the Redis server is another process):
 3. memory per tracked identity and per known path (tracemalloc over the write-back cache);
 4. the reference detectors of shared/design/secret-access-anomalies.txt on the same events:
    a per-identity timestamp list rescanned for every event (bulk_read) and one Redis SADD (+
-   SCARD when new) per read (first-path). The rescan is quadratic in events per identity, so it
-   runs on a prefix (--reference-cap events) and is extrapolated (n^2 for the rescan, n for
-   SADD); the report says which figures are measured and which extrapolated.
+   SCARD when new) per read (first-path), over ALL the events: measured, never extrapolated.
+   The rescan is quadratic in events per identity; a part that exceeds --reference-budget CPU
+   seconds is stopped and reported as not run (the budget is then a lower bound).
 
-The event file is generated deterministically into build/bench/ and reused.
+Every CPU figure is also given as a multiple of the floor's (`cpu_x_floor`): a bare loop that
+parses each line with orjson and writes a small object, run in the same process on the same
+lines. The event file is generated deterministically into build/bench/ and reused.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import random
 import shutil
@@ -150,6 +153,22 @@ def run_detectors(lines: list[bytes], url: str, parsed: list[dict] | None = None
             "findings": findings}
 
 
+def run_floor(lines: list[bytes]) -> dict:
+    """The floor of any Python path over these lines: parse each with orjson and write a small
+    object (benchmarks/floor.py's loop, in this process, on the same lines)."""
+    import orjson
+
+    out = io.BytesIO()
+    loads, dumps, write = fast_loads, orjson.dumps, out.write
+    gc.collect()
+    t0 = time.process_time()
+    for line in lines:
+        rec = loads(line)
+        write(dumps({"time": rec.get("@timestamp"), "id": rec.get("event", {}).get("id")}) + b"\n")
+    cpu = time.process_time() - t0
+    return {"cpu_s": round(cpu, 2), "events_per_cpu_s": int(len(lines) / max(cpu, 1e-9))}
+
+
 def memory_per_state(identities: int = 2000, paths: int = 50) -> dict:
     """Bytes held by the write-back cache per identity (no paths) and per known path."""
     cfg = Config()
@@ -177,14 +196,20 @@ def memory_per_state(identities: int = 2000, paths: int = 50) -> dict:
             "note": "Python heap of the cache (tracemalloc), path strings ~40 chars"}
 
 
-def _rescan(lines: list[bytes], n: int) -> float:
-    """CPU seconds of the reference bulk-read detector, streaming, over the first n events."""
+class _OverBudget(Exception):
+    pass
+
+
+def _rescan(lines: list[bytes], budget: float) -> float:
+    """CPU seconds of the reference bulk-read detector, streaming, over every event."""
     window = 300.0
     min_reads = 30
     by_identity: dict[str, list[float]] = {}
     gc.collect()
     t0 = time.process_time()
-    for line in lines[:n]:
+    for i, line in enumerate(lines):
+        if i % 10_000 == 0 and time.process_time() - t0 > budget:
+            raise _OverBudget
         e = json.loads(line)
         if (e.get("secret") or {}).get("operation") not in ("read", "list"):
             continue
@@ -197,46 +222,38 @@ def _rescan(lines: list[bytes], n: int) -> float:
     return time.process_time() - t0
 
 
-def reference(lines: list[bytes], redis_url: str | None, cap: int) -> dict:
-    """The design's detectors, streaming: per-identity timestamp list rescanned per event
-    (detect_bulk_reads' `[r for r in reads if ts <= r <= ts + window]`) and SADD per read.
-
-    The rescan runs on prefixes of cap/2 and cap events and is fitted to a*n + b*n^2 (parsing
-    is linear, the rescan quadratic) to extrapolate to the whole file; SADD is linear."""
-    n = min(cap, len(lines))
-    half = n // 2
-    t_half, t_full = _rescan(lines, half), _rescan(lines, n)
-    # t = a*n + b*n^2 through both points
-    b = max((t_full / n - t_half / half) / (n - half), 0.0)
-    a = max(t_full / n - b * n, 0.0)
-    total_n = len(lines)
-    out: dict = {"measured_events": n, "rescan_cpu_s": round(t_full, 2),
-                 "rescan_cpu_s_half": round(t_half, 2),
-                 "rescan_model": f"{a:.3g}*n + {b:.3g}*n^2"}
+def reference(lines: list[bytes], redis_url: str | None, budget: float) -> dict:
+    """The design's detectors, streaming, over every event: per-identity timestamp list
+    rescanned per event (detect_bulk_reads' `[r for r in reads if ts <= r <= ts + window]`) and
+    SADD per read. Each part stops after `budget` CPU seconds and is then reported as not run."""
+    out: dict = {"events": len(lines), "budget_cpu_s": budget}
+    try:
+        out["rescan_cpu_s"] = round(_rescan(lines, budget), 2)
+    except _OverBudget:
+        out["rescan"] = f"not run: exceeded --reference-budget {budget:g} CPU s"
     if redis_url:
         import redis
 
         r = redis.Redis.from_url(redis_url)
         t0 = time.process_time()
         w0 = time.perf_counter()
-        for line in lines[:n]:
+        for i, line in enumerate(lines):
+            if i % 10_000 == 0 and time.process_time() - t0 > budget:
+                out["sadd"] = f"not run: exceeded --reference-budget {budget:g} CPU s"
+                break
             e = json.loads(line)
             if (e.get("secret") or {}).get("operation") != "read":
                 continue
             key = f"vault:known_paths:{e['user']['id']}"
             if r.sadd(key, e["secret"]["path"]):
                 r.scard(key)
-        out["sadd_cpu_s"] = round(time.process_time() - t0, 2)
-        out["sadd_wall_s"] = round(time.perf_counter() - w0, 2)
+        else:
+            out["sadd_cpu_s"] = round(time.process_time() - t0, 2)
+            out["sadd_wall_s"] = round(time.perf_counter() - w0, 2)
         r.flushdb()
-    scale = total_n / n
-    out["extrapolated_to"] = total_n
-    out["rescan_cpu_s_extrapolated"] = round(a * total_n + b * total_n * total_n, 1)
-    if "sadd_wall_s" in out:
-        out["sadd_wall_s_extrapolated"] = round(out["sadd_wall_s"] * scale, 1)
-    total = out["rescan_cpu_s_extrapolated"] + out.get("sadd_wall_s_extrapolated", 0.0)
-    out["events_per_s_extrapolated"] = int(total_n / total) if total else None
-    out["extrapolated"] = n < total_n
+    if "rescan_cpu_s" in out and (not redis_url or "sadd_wall_s" in out):
+        total = out["rescan_cpu_s"] + out.get("sadd_wall_s", 0.0)
+        out["events_per_s"] = int(len(lines) / total) if total else None
     return out
 
 
@@ -245,8 +262,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--identities", type=int, default=2000)
     ap.add_argument("--redis", help="redis:// URL (default: start a local redis-server)")
-    ap.add_argument("--reference-cap", type=int, default=100_000,
-                    help="events the quadratic reference actually runs on (then extrapolated)")
+    ap.add_argument("--reference-budget", type=float, default=600.0,
+                    help="CPU seconds each part of the reference may take over all events "
+                         "before it is stopped and reported as not run")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--repeat", type=int, default=1,
@@ -265,6 +283,7 @@ def main() -> None:
     results: dict = {"events": len(lines), "identities": args.identities,
                      "python": sys.version.split()[0]}
 
+    results["floor"] = run_floor(lines)
     with tempfile.TemporaryDirectory() as tmp:
         kept: list = []
         runs = [run_detectors(lines, f"sqlite:///{tmp}/state-{i}.db",
@@ -289,15 +308,20 @@ def main() -> None:
                 redis.Redis.from_url(url).flushdb()
             results["memory"] = memory_per_state()
             if not args.skip_reference:
-                results["reference"] = reference(lines, url, args.reference_cap)
+                results["reference"] = reference(lines, url, args.reference_budget)
         finally:
             if proc:
                 proc.terminate()
                 proc.wait()
     ours = results["sqlite_ndjson"]["events_per_cpu_s"]
-    ref = results.get("reference", {}).get("events_per_s_extrapolated")
+    ref = results.get("reference", {}).get("events_per_s")
     if ref:
         results["speedup_vs_reference"] = round(ours / ref, 1)
+    floor = results["floor"]["events_per_cpu_s"]
+    results["cpu_x_floor"] = {name: round(floor / run["events_per_cpu_s"], 2)
+                              for name, run in results.items()
+                              if isinstance(run, dict) and run.get("events_per_cpu_s")
+                              and name != "floor"}
     print(json.dumps(results, indent=2))
     (out_dir / "bench_detect.json").write_text(json.dumps(results, indent=2) + "\n")
 

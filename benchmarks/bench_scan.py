@@ -1,19 +1,28 @@
-"""Benchmark: `secretsight scan` on a generated 1M-event Vault audit log with a harvesting burst,
-against the reference design's quadratic bulk-read detector.
+"""Benchmark: `secretsight scan` and `secretsight normalize` on generated Vault audit logs,
+against the orjson floor and the reference design's bulk-read detector, all on the same file.
 
-    .venv/bin/python benchmarks/bench_scan.py                 # 1,000,000 audit entries
-    .venv/bin/python benchmarks/bench_scan.py --events 200000 --reference-caps 5000,10000,20000
+    .venv/bin/python benchmarks/bench_scan.py                        # 100k, 300k and 1M events
+    .venv/bin/python benchmarks/bench_scan.py --events 300000 --repeat 3 --reference-budget 300
 
-"1M events" = 1,000,000 Vault audit entries (lines): 500,000 operations, each logged as a
-request and a response entry, as a file audit device writes them. The workload: 400 application
-tokens (`--tokens`) re-reading their secrets from 10.0.0.0/16 over ~21 hours, plus
-tok_A1b2c3 reading 500 times across 47 paths in 5 minutes (which must be found).
+Events vs lines: an event is one audited Vault operation. The file audit device logs it twice
+(a request entry, then a response entry), so N events are 2N lines; `scan` keeps the response
+entry (the request entry is skipped) and reports N events. The workload: 400 application tokens
+(`--tokens`) re-reading their secrets from 10.0.0.0/16 over ~21 hours, plus tok_A1b2c3 reading
+500 times across 47 paths in 5 minutes (which must be found).
 
-Measured: wall time and peak RSS of the `scan` process (target: < 60 s, < 2 GB), `scan
---timings` phase breakdown; then the REFERENCE detector (`detect_bulk_reads`, copied below from
-/work/shared/design/secret-access-anomalies.txt section 3, clearly not ours) on the first N
-entries for a few N, extrapolated to the full log with its O(n^2) cost (it would take hours).
-Results: build/bench/bench_scan.json.
+Runs, each in its own process, interleaved round by round (the order rotates every round):
+- floor: `benchmarks/floor.py`, a bare loop that parses each line with orjson and writes a
+  small object (the floor of any Python path);
+- normalize: `secretsight normalize FILE > file` (its output lines count the events);
+- scan: `secretsight scan --format json --timings FILE`;
+- reference: `detect_bulk_reads`, copied below from /work/shared/design/secret-access-anomalies.txt
+  section 3 (clearly not ours), on the WHOLE file, stopped after --reference-budget CPU
+  seconds; a stopped run is reported as "not run" with the budget as a lower bound, never
+  estimated.
+Each run's CPU time (user + sys) and peak RSS come from `os.wait4` on that process alone. CPU
+ratios to the floor, measured side by side, are what to compare between runs: absolute seconds
+on a shared machine move with the other jobs' load (the load average is recorded before and
+after). Figures are printed and written to build/bench/bench_scan.json, never asserted.
 """
 
 from __future__ import annotations
@@ -21,8 +30,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import platform
 import random
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 OUT = REPO / "build" / "bench"
 START = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
 HARVEST_AT = START + timedelta(hours=14, minutes=7)
@@ -56,9 +69,10 @@ def _stamp(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
-def generate(path: Path, entries: int, n_tokens: int = 400, seed: int = 1) -> None:
+def generate(path: Path, events: int, n_tokens: int = 400, seed: int = 1) -> None:
+    """`events` operations (500 of them the harvest), each a request and a response line."""
     rng = random.Random(seed)
-    ops = entries // 2
+    ops = events
     tokens = []
     for i in range(n_tokens):
         name = f"svc{i:03d}"
@@ -158,89 +172,205 @@ def detect_bulk_reads(audit_log_path, window_minutes=5, min_reads=30, min_distin
 
 # ---------------------------------------------------------------------------------------------
 
-def run_scan(log: Path) -> dict:
-    cmd = [sys.executable, "-c", "from secretsight.cli import main; main()", "scan",
-           "--format", "json", "--timings", str(log)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    wall = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    findings = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    return {
-        "exit_code": proc.returncode,
-        "wall_seconds": round(wall, 2),
-        "peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
-        "findings": sorted({(f["anomaly"], f["rule_name"], f["user"]["id"]) for f in findings}),
-        "timings": [line for line in proc.stderr.splitlines() if line.startswith("timing")],
-        "stderr_tail": proc.stderr.splitlines()[-5:],
-    }
+def measure(cmd: list[str], stdout: Path, cpu_budget: float | None = None,
+            env: dict[str, str] | None = None) -> dict:
+    """Run `cmd` to completion, or until it has used `cpu_budget` CPU seconds (RLIMIT_CPU: a
+    budget in CPU time holds on a loaded machine, where wall time stretches). Wall and CPU
+    seconds and peak RSS of that process alone (os.wait4), its exit code, whether it was
+    stopped."""
 
+    def limit() -> None:
+        if cpu_budget is not None:
+            seconds = max(1, int(cpu_budget))
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
 
-def run_reference(log: Path, caps: list[int]) -> dict:
-    points = []
-    for cap in caps:
-        part = OUT / f"reference-{cap}.log"
-        with log.open() as src, part.open("w") as dst:
-            for i, line in enumerate(src):
-                if i >= cap:
-                    break
-                dst.write(line)
+    with stdout.open("wb") as out, (stdout.with_suffix(".err")).open("wb") as err:
         started = time.perf_counter()
-        found = detect_bulk_reads(str(part))
-        points.append({"entries": cap, "seconds": round(time.perf_counter() - started, 2),
-                       "findings": len(found)})
-        part.unlink()
-    return {"measured": points}
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO, env=env,
+                                preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stopped = proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit_code": proc.returncode,
+            "stopped": stopped}
+
+
+def _remove(out: Path) -> None:
+    out.unlink()
+    out.with_suffix(".err").unlink()
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def run_floor(log: Path) -> dict:
+    out = OUT / f"floor-{os.getpid()}.out"  # unique: benchmarks may run side by side
+    result = measure(_python(str(HERE / "floor.py"), str(log)), out)
+    _remove(out)
+    return result
+
+
+def run_normalize(log: Path) -> dict:
+    out = OUT / f"normalize-{os.getpid()}.out"  # unique: benchmarks may run side by side
+    result = measure(_python("-c", "from secretsight.cli import main; main()", "normalize",
+                             str(log)), out)
+    with out.open("rb") as fh:
+        result["events"] = sum(1 for _ in fh)
+    _remove(out)
+    return result
+
+
+def run_scan(log: Path, baseline: Path | None = None) -> dict:
+    """`baseline`: another checkout whose tools/ is put first on PYTHONPATH (before/after)."""
+    out = OUT / f"scan-{os.getpid()}.out"  # unique: benchmarks may run side by side
+    env = None if baseline is None else {**os.environ, "PYTHONPATH": str(baseline / "tools")}
+    result = measure(_python("-c", "from secretsight.cli import main; main()", "scan",
+                             "--format", "json", "--timings", str(log)), out, env=env)
+    findings = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    result["findings"] = sorted({(f["anomaly"], f["rule_name"], f["user"]["id"])
+                                 for f in findings})
+    result["timings"] = [line for line in out.with_suffix(".err").read_text().splitlines()
+                         if line.startswith("timing") and not line.startswith("timing rule:")]
+    _remove(out)
+    return result
+
+
+def run_reference(log: Path, budget: float) -> dict:
+    out = OUT / f"reference-{os.getpid()}.out"  # unique: benchmarks may run side by side
+    result = measure(_python(str(Path(__file__).resolve()), "--reference-run", str(log)), out,
+                     cpu_budget=budget)
+    if result["stopped"]:
+        result = {"status": "not run", "stopped_after_cpu_s": result["cpu_s"],
+                  "reason": f"exceeded --reference-budget {budget:g} CPU s (so it takes longer)"}
+    else:
+        result["findings"] = json.loads(out.read_text() or "[]")
+    _remove(out)
+    return result
+
+
+RUNS = {"floor": run_floor, "normalize": run_normalize, "scan": run_scan}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else round((ordered[mid - 1] + ordered[mid]) / 2, 2)
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict:
+    """Medians over the rounds, and each run's CPU as a multiple of the floor's."""
+    out: dict = {}
+    floor_cpu = _median([r["cpu_s"] for r in runs.get("floor", [])]) if runs.get("floor") else None
+    for name, results in runs.items():
+        done = [r for r in results if "cpu_s" in r]
+        if not done:
+            out[name] = results[-1]
+            continue
+        entry = {key: _median([r[key] for r in done]) for key in ("wall_s", "cpu_s", "peak_rss_mb")}
+        entry["rounds"] = [{"wall_s": r["wall_s"], "cpu_s": r["cpu_s"]} for r in done]
+        if floor_cpu:
+            entry["cpu_x_floor"] = round(entry["cpu_s"] / floor_cpu, 2)
+        for key in ("events", "findings", "timings"):
+            if key in done[-1]:
+                entry[key] = done[-1][key]
+        if len(done) < len(results):
+            entry["not_run_rounds"] = len(results) - len(done)
+        out[name] = entry
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=1_000_000, help="audit entries (lines)")
-    ap.add_argument("--reference-caps", default="10000,20000,40000",
-                    help="entries given to the quadratic reference detector")
+    ap.add_argument("--events", default="100000,300000,1000000",
+                    help="comma-separated sizes, in events (each is 2 lines: request, response)")
     ap.add_argument("--tokens", type=int, default=400,
                     help="steady application tokens (fewer = more reads per accessor, which is "
                          "what makes the reference quadratic)")
-    ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--skip-scan", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds (medians reported)")
+    ap.add_argument("--reference-budget", type=float, default=600.0,
+                    help="CPU seconds the reference may take on one file before it is stopped "
+                         "and reported as not run")
+    ap.add_argument("--only", default="floor,normalize,scan,reference",
+                    help="comma-separated runs to do")
+    ap.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                    help="also run `scan` from this checkout (e.g. a worktree of main): "
+                         "before/after in the same interleaved run")
+    ap.add_argument("--json", type=Path, help="where to write the results (default: "
+                    "build/bench/bench_scan.json; give another to run sizes side by side)")
+    ap.add_argument("--reference-run", metavar="LOG", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.reference_run:  # the reference's own process (see run_reference)
+        print(json.dumps(sorted(f["accessor"] for f in detect_bulk_reads(args.reference_run))))
+        return
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / (f"vault-{args.events}.log" if args.tokens == 400
-                 else f"vault-{args.events}-{args.tokens}tok.log")
-    if not log.exists():
-        started = time.perf_counter()
-        generate(log, args.events, args.tokens)
-        print(f"generated {log} ({log.stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - started:.1f}s", flush=True)
-    result = {"entries": args.events, "tokens": args.tokens,
-              "input_mb": round(log.stat().st_size / 1e6, 1)}
-    if not args.skip_scan:
-        result["scan"] = run_scan(log)
-        print(json.dumps(result["scan"], indent=2), flush=True)
-    if not args.skip_reference:
-        caps = [int(c) for c in args.reference_caps.split(",")]
-        ref = run_reference(log, caps)
-        # Quadratic fit through the largest measured point: t(n) = t(cap) * (n / cap)^2. The
-        # reads of one accessor grow linearly with the log, its rescans quadratically.
-        last = ref["measured"][-1]
-        estimate = last["seconds"] * (args.events / last["entries"]) ** 2
-        ref["extrapolated_seconds_full_log"] = round(estimate)
-        if estimate < 900:
-            # Cheap enough: measure the whole log instead of trusting the extrapolation.
+    wanted = args.only.split(",")
+    sizes = [int(n) for n in args.events.split(",")]
+    logs = {}
+    for events in sizes:
+        log = OUT / (f"vault-{events}ev.log" if args.tokens == 400
+                     else f"vault-{events}ev-{args.tokens}tok.log")
+        if not log.exists():
             started = time.perf_counter()
-            found = detect_bulk_reads(str(log))
-            ref["full_log"] = {"seconds": round(time.perf_counter() - started, 1),
-                               "findings": [f["accessor"] for f in found]}
-            ref["note"] = "reference detect_bulk_reads from the design document, whole log"
-        else:
-            ref["note"] = ("reference detect_bulk_reads from the design document, run on the "
-                           "first N entries only (the whole log would take "
-                           f"~{estimate / 3600:.1f} h) and extrapolated quadratically")
-        result["reference"] = ref
-        print(json.dumps(ref, indent=2), flush=True)
+            generate(log, events, args.tokens)
+            print(f"generated {log} ({log.stat().st_size / 1e6:.0f} MB) in "
+                  f"{time.perf_counter() - started:.1f}s", flush=True)
+        logs[events] = log
+    result: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "load_before": os.getloadavg()},
+        "reference_budget_s": args.reference_budget, "repeat": args.repeat, "sizes": [],
+    }
+    runs: dict[int, dict[str, list[dict]]] = {n: {} for n in sizes}
+    order = [name for name in ("floor", "normalize", "scan", "reference") if name in wanted]
+    if args.baseline:
+        order.insert(order.index("scan") + 1 if "scan" in order else 0, "scan_baseline")
+    for round_no in range(args.repeat):
+        rotated = order[round_no % len(order):] + order[:round_no % len(order)]
+        for events in sizes:
+            for name in rotated:
+                if name == "reference":
+                    outcome = run_reference(logs[events], args.reference_budget)
+                elif name == "scan_baseline":
+                    outcome = run_scan(logs[events], args.baseline)
+                else:
+                    outcome = RUNS[name](logs[events])
+                runs[events].setdefault(name, []).append(outcome)
+                print(f"round {round_no + 1} {events} events {name}: "
+                      + json.dumps({k: v for k, v in outcome.items() if k != "findings"}),
+                      flush=True)
+    for events in sizes:
+        result["sizes"].append({"events": events, "lines": 2 * events,
+                                "input_mb": round(logs[events].stat().st_size / 1e6, 1),
+                                **summarize(runs[events])})
+    result["machine"]["load_after"] = os.getloadavg()
     name = "bench_scan.json" if args.tokens == 400 else f"bench_scan-{args.tokens}tok.json"
-    (OUT / name).write_text(json.dumps(result, indent=2) + "\n")
+    (args.json or OUT / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(table(result))
+
+
+def table(result: dict) -> str:
+    """The figures as a Markdown table (what the docs quote)."""
+    rows = ["| events (lines) | run | wall s | CPU s | CPU x floor | peak RSS MB |",
+            "|---|---|---|---|---|---|"]
+    for size in result["sizes"]:
+        label = f"{size['events']:,} ({size['lines']:,})"
+        for name in ("floor", "normalize", "scan", "scan_baseline", "reference"):
+            entry = size.get(name)
+            if entry is None:
+                continue
+            if "cpu_s" not in entry:
+                rows.append(f"| {label} | {name} | not run | > {entry['stopped_after_cpu_s']} | | |")
+                continue
+            rows.append(f"| {label} | {name} | {entry['wall_s']} | {entry['cpu_s']} | "
+                        f"{entry.get('cpu_x_floor', '')} | {entry['peak_rss_mb']} |")
+    load = result["machine"]
+    rows.append(f"\n{load['cpus']} CPUs, Python {load['python']}, load average before "
+                f"{load['load_before'][0]:.1f}, after {load['load_after'][0]:.1f}")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

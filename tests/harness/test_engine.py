@@ -164,3 +164,26 @@ def test_dedupe_keeps_the_response_entry() -> None:
     kept, folded = dedupe([request, response, ev(1)])
     assert folded == 1
     assert [e.get("vault", {}).get("entry_type") for e in kept] == ["response", None]
+
+
+def test_row_cells_from_nested_and_flat_keys() -> None:
+    """One walk of the event gives each schema column its cell: nested and dotted-flat keys
+    alike, lists as JSON (cached per distinct value, never shared between different ones),
+    longs only when integers, unknown fields and None left out."""
+    from secretsight.engine.table import RowBuilder
+
+    build = RowBuilder().cells
+    nested = build({"@timestamp": "2026-03-03T00:00:00Z",
+                    "user": {"id": "tok_a", "roles": ["default", "ops"], "unknown": "x"},
+                    "source": {"port": "8200", "ip": None},
+                    "vault": {"token_ttl": 3600, "token_policies": ["ops", "default"]},
+                    "aws": {"logging_disabled": 0}})
+    assert nested == {"@timestamp": "2026-03-03T00:00:00Z", "user.id": "tok_a",
+                      "user.roles": '["default", "ops"]', "vault.token_ttl": 3600,
+                      "vault.token_policies": '["ops", "default"]',
+                      "aws.logging_disabled": "false"}
+    flat = build({"@timestamp": "2026-03-03T00:00:00Z", "user.id": "tok_a",
+                  "user.roles": ["default", "ops"], "user": {"name": 7}})
+    assert flat == {"@timestamp": "2026-03-03T00:00:00Z", "user.id": "tok_a",
+                    "user.roles": '["default", "ops"]', "user.name": "7"}
+    assert build({"user": {"roles": "solo"}}) == {"user.roles": '["solo"]'}

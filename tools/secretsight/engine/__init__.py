@@ -57,23 +57,19 @@ class Engine:
         events: Iterable[dict[str, Any]],
         *,
         batch: int = 20_000,
-        observe: Callable[[dict[str, Any], float | None], None] | None = None,
+        observe: Callable[[dict[str, Any], float | None, int | None], None] | None = None,
     ) -> int:
         """Insert normalized events; returns how many were loaded by this call.
-        `observe(event, ts)` is called for each event, in input order, as it is read."""
+        `observe(event, ts, key)` is called for each event, in input order, as it is read (`key`:
+        the hash of (event.dataset, event.id), None without an id)."""
         loaded = 0
         pending: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         waiting = 0
         seen = self._keys
-        for present, values in table.rows(events, self.count + 1, observe):
+        for present, values, key in table.rows(events, self.count + 1, observe):
             if values[1] is None:
                 self.bad_timestamps += 1
             # (dataset, id) hashes: when none repeats, dedupe() has nothing to do.
-            try:
-                key = hash((values[3 + present.index("event.dataset")],
-                            values[3 + present.index("event.id")]))
-            except ValueError:
-                key = None
             if key is not None:
                 if key in seen:
                     self._maybe_duplicates = True

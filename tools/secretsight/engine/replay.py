@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,11 +121,15 @@ class _Tap:
     """Runs the detectors on the input stream while it loads, through a reorder buffer.
 
     Logs are time-ordered only roughly (Vault writes a response when the request completes,
-    so neighbouring entries can be a few milliseconds out of order): events are held in a heap
-    for REORDER_LAG seconds of stream time and released in (`@timestamp`, arrival) order, the
+    so neighbouring entries can be a few milliseconds out of order): events are held for
+    REORDER_LAG seconds of stream time and released in (`@timestamp`, arrival) order, the
     order the sorted replay uses. An event older than one already released, or a duplicate
     (`event.dataset`, `event.id`) that the SQL dedupe would fold, makes this pass unusable: its
-    findings are dropped and the detectors run again over the sorted, deduplicated events."""
+    findings are dropped and the detectors run again over the sorted, deduplicated events.
+
+    The buffer is a deque kept in (time, arrival) order: an event in time order (the usual
+    case) is appended and later popped from the front, both O(1), with no heap comparisons; a
+    slightly late one is inserted where it belongs, searching from the back (it is near it)."""
 
     REORDER_LAG = 60.0
 
@@ -134,8 +139,7 @@ class _Tap:
         self.findings: list[Finding] = []
         self._released: float | None = None
         self._newest: float | None = None
-        self._heap: list[tuple[float, int, dict[str, Any]]] = []
-        self._seq = 0
+        self._held: deque[tuple[float, dict[str, Any]]] = deque()
         self._seen: set[int] = set()
         self._untimed: list[dict[str, Any]] = []
 
@@ -153,17 +157,14 @@ class _Tap:
         self.usable = False
         self.findings.clear()
         self._seen.clear()
-        self._heap.clear()
+        self._held.clear()
         self._untimed.clear()
 
-    def feed(self, event: dict[str, Any], ts: float | None) -> None:
-        import heapq
-
+    def feed(self, event: dict[str, Any], ts: float | None, key: int | None) -> None:
+        """`key`: the hash of (`event.dataset`, `event.id`), None without an id."""
         if not self.usable:
             return
-        meta = event.get("event")
-        if isinstance(meta, dict) and meta.get("id") is not None:
-            key = hash((meta.get("dataset"), meta.get("id")))
+        if key is not None:
             if key in self._seen:
                 self._abandon()
                 return
@@ -171,21 +172,27 @@ class _Tap:
         if ts is None:
             self._untimed.append(event)
             return
+        newest = self._newest
+        if newest is None or ts >= newest:
+            self._held.append((ts, event))
+            if newest is None or ts > newest:
+                self._newest = ts
+                if self._held[0][0] <= ts - self.REORDER_LAG:
+                    self._release(ts - self.REORDER_LAG)
+            return
         if self._released is not None and ts < self._released:
             self._abandon()
             return
-        self._seq += 1
-        heapq.heappush(self._heap, (ts, self._seq, event))
-        if self._newest is None or ts > self._newest:
-            self._newest = ts
-            self._release(ts - self.REORDER_LAG)
+        held = self._held
+        at = len(held)
+        while at and held[at - 1][0] > ts:  # after every held event of the same or an earlier time
+            at -= 1
+        held.insert(at, (ts, event))
 
     def _release(self, upto: float | None) -> None:
-        import heapq
-
         assert self.detectors is not None
-        heap = self._heap
-        while heap and (upto is None or heap[0][0] <= upto):
-            ts, _, event = heapq.heappop(heap)
+        held, process, extend = self._held, self.detectors.process, self.findings.extend
+        while held and (upto is None or held[0][0] <= upto):
+            ts, event = held.popleft()
             self._released = ts
-            self.findings.extend(self.detectors.process(event))
+            extend(process(event))

@@ -95,63 +95,149 @@ def _parse_slow(value: str) -> datetime | None:
         return None
 
 
-def _cell(ftype: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if ftype == "keyword[]":
-        return json.dumps(value if isinstance(value, list) else [value])
-    if ftype == "boolean":
-        return "true" if value else "false"
-    if ftype == "object":
-        return json.dumps(value, sort_keys=True)
-    if ftype == "long":
-        return value if isinstance(value, int) else None
-    return value if isinstance(value, str) else str(value)
+# How a leaf becomes a cell, by schema type (codes, so the per-leaf dispatch is one compare).
+_TEXT, _LIST, _BOOL, _OBJECT, _LONG = range(5)
+_CODE = {"keyword[]": _LIST, "boolean": _BOOL, "object": _OBJECT, "long": _LONG}
+_LIST_CACHE_MAX = 50_000  # distinct list cells kept encoded (a few MB)
+
+# A schema tree: key -> (leaf, child). leaf = (column name, code) when the dotted path ending
+# here is a column; child = the subtree when longer paths continue through it.
+_Node = dict[str, tuple[tuple[str, int] | None, "dict[str, Any] | None"]]
 
 
-def _flatten(event: dict[str, Any], out: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    for key, value in event.items():
-        if type(value) is dict:
-            _flatten(value, out, f"{prefix}{key}.")
-        else:
-            out[prefix + key] = value
-    return out
+def _tree(columns: dict[str, str]) -> _Node:
+    root: _Node = {}
+    for name, ftype in columns.items():
+        node = root
+        parts = name.split(".")
+        for part in parts[:-1]:
+            leaf, child = node.get(part, (None, None))
+            if child is None:
+                child = {}
+                node[part] = (leaf, child)
+            node = child
+        _, child = node.get(parts[-1], (None, None))
+        node[parts[-1]] = ((name, _CODE.get(ftype, _TEXT)), child)
+    return root
+
+
+class RowBuilder:
+    """Normalized (nested) events -> table rows in ONE walk of each event along the schema tree:
+    no flattened copy of the event, no name built per leaf, each leaf converted where it is met.
+    A list cell is encoded once per distinct value (events of one token repeat its policies)."""
+
+    def __init__(self) -> None:
+        columns = schema_columns()
+        self._root = _tree(columns)
+        self._codes = {name: _CODE.get(ftype, _TEXT) for name, ftype in columns.items()}
+        self._lists: dict[tuple[Any, ...], str] = {}
+
+    def cells(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Column name -> cell value for the columns `event` sets, in the event's key order
+        (events of one normalizer share it, so INSERT shapes repeat). None values are left out."""
+        out: dict[str, Any] = {}
+        if self._walk(event, self._root, "", out):
+            return {k: v for k, v in out.items() if v is not None}
+        return out
+
+    def _walk(self, event: dict[str, Any], node: _Node, prefix: str, out: dict[str, Any]) -> bool:
+        """Fill `out`; True when a None was stored (the caller then filters)."""
+        nones = False
+        for key, value in event.items():
+            entry = node.get(key)
+            if entry is None:
+                if "." in key:  # a dotted key given flat (`{"secret.path": ...}`)
+                    nones |= self._dotted(prefix + key, value, out)
+                continue
+            leaf, child = entry
+            if type(value) is dict:
+                if child is not None:
+                    nones |= self._walk(value, child, f"{prefix}{key}.", out)
+                    continue
+                if leaf is None or leaf[1] != _OBJECT:
+                    continue  # an object where the schema has none: nothing to store
+            if leaf is None:
+                continue
+            name, code = leaf
+            if value is None:
+                out[name] = None
+                nones = True
+            elif code == _TEXT:
+                out[name] = value if type(value) is str else (
+                    value if isinstance(value, str) else str(value))
+            else:
+                cell = self._convert(code, value)
+                out[name] = cell
+                nones |= cell is None
+        return nones
+
+    def _dotted(self, name: str, value: Any, out: dict[str, Any]) -> bool:
+        if type(value) is dict and self._codes.get(name) != _OBJECT:
+            nones = False
+            for key, inner in value.items():
+                nones |= self._dotted(f"{name}.{key}", inner, out)
+            return nones
+        code = self._codes.get(name)
+        if code is None:
+            return False
+        if value is None:
+            out[name] = None
+            return True
+        cell = (value if isinstance(value, str) else str(value)) if code == _TEXT \
+            else self._convert(code, value)
+        out[name] = cell
+        return cell is None
+
+    def _convert(self, code: int, value: Any) -> Any:
+        if code == _LIST:
+            items = value if isinstance(value, list) else [value]
+            try:
+                key = tuple(items)
+                cached = self._lists.get(key)
+            except TypeError:  # unhashable elements: encode every time
+                return json.dumps(items)
+            if cached is None:
+                if len(self._lists) >= _LIST_CACHE_MAX:  # per-event lists (secret ids): bounded
+                    self._lists.clear()
+                cached = self._lists[key] = json.dumps(items)
+            return cached
+        if code == _LONG:
+            return value if isinstance(value, int) else None
+        if code == _BOOL:
+            return "true" if value else "false"
+        return json.dumps(value, sort_keys=True)  # _OBJECT
 
 
 def rows(
     events: Iterable[dict[str, Any]],
     start_id: int,
-    observe: Callable[[dict[str, Any], float | None], None] | None = None,
-) -> Iterator[tuple[tuple[str, ...], tuple[Any, ...]]]:
-    """Normalized (nested) events -> (columns present, values) pairs; `observe(event, ts)` sees
-    each event with its parsed time (the streaming detectors use it).
+    observe: Callable[[dict[str, Any], float | None, int | None], None] | None = None,
+) -> Iterator[tuple[tuple[str, ...], tuple[Any, ...], int | None]]:
+    """Normalized (nested) events -> (columns present, values, dedupe key) triples;
+    `observe(event, ts, key)` sees each event with its parsed time and dedupe key (the
+    streaming detectors use them).
+    The dedupe key hashes (`event.dataset`, `event.id`), None without an id.
 
     Only the columns an event carries are bound: an event sets ~20 of the schema's ~75 fields,
     and binding NULLs was most of the load time. Dotted keys given flat (`{"secret.path": ...}`)
     are accepted too (a few producers emit them that way). Fields outside the schema are ignored.
     """
-    columns = schema_columns()
-    # Only non-string types need converting; strings go through as they are (the hot path).
-    special = {name: ftype for name, ftype in columns.items() if ftype in _SQL_TYPE}
-    known = set(columns)
+    cells = RowBuilder().cells
+    stage_rank = _STAGE_RANK.get
     next_id = start_id
     for event in events:
-        flat = _flatten(event, {})
-        for name, ftype in special.items():
-            value = flat.get(name)
-            if value is not None:
-                flat[name] = _cell(ftype, value)
-        # The event's own key order: events of one normalizer share it, so INSERT shapes repeat.
-        present = tuple(k for k, v in flat.items() if v is not None and k in known)
+        flat = cells(event)
         entry = flat.get("vault.entry_type")
         if entry is not None:
             rank = 2 if entry == "response" else 1
         else:
-            rank = _STAGE_RANK.get(flat.get("kubernetes.stage"), 0)  # type: ignore[arg-type]
+            rank = stage_rank(flat.get("kubernetes.stage"), 0)  # type: ignore[arg-type]
         ts = parse_zoned_ts(flat.get("@timestamp"))
+        event_id = flat.get("event.id")
+        key = None if event_id is None else hash((flat.get("event.dataset"), event_id))
         if observe is not None:
-            observe(event, ts)
-        yield present, (next_id, ts, rank, *[flat[n] for n in present])
+            observe(event, ts, key)
+        yield tuple(flat), (next_id, ts, rank, *flat.values()), key
         next_id += 1
 
 

@@ -97,7 +97,7 @@ def test_watch_restarts_on_a_state_file_of_the_older_format(tmp_path: Path) -> N
     out = tmp_path / "findings.ndjson"
     watch = str(Path(sys.executable).with_name("secretsight"))
     run = subprocess.run([watch, "watch", "-i", str(src), "-o", str(out), "--state", state,
-                          "--exit-at-eof"], capture_output=True, text=True, timeout=120)
+                          "--detectors", "path_diversity", "--exit-at-eof"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     anomalies = [json.loads(line)["anomaly"] for line in out.read_text().splitlines()]
     assert "path_diversity" in anomalies, "the older window was loaded and completed"

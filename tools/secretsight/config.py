@@ -246,6 +246,15 @@ _DEFAULT_AGENTS = [
 ]
 
 
+class StreamSettings(_Strict):
+    """`watch` streaming (tools/secretsight/stream): how late an event may arrive (out of
+    order) and still be evaluated exactly as `scan` would; and, for `scan` and `watch`, how
+    close findings of one (anomaly, user.id) must be to form one incident (incidents.py)."""
+
+    lateness: Duration = timedelta(seconds=30)
+    incident_window: Duration = timedelta(hours=1)
+
+
 class Config(_Strict):
     internal_networks: list[str] = _DEFAULT_INTERNAL
     thresholds: Thresholds = Thresholds()
@@ -264,6 +273,7 @@ class Config(_Strict):
         )
     ]
     allowlists: Allowlists = Allowlists()
+    stream: StreamSettings = StreamSettings()
     system_identities: SystemIdentities = SystemIdentities()
     decoy_paths: list[str] = []  # secret.path globs that no one should ever touch
     suspicious_user_agents: list[str] = _DEFAULT_AGENTS  # case-insensitive globs

@@ -28,6 +28,8 @@ class Finding:
     dataset: str | None = None  # event.dataset when the finding is about one source
     user_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # sample paths, IPs, counts
+    incident: str | None = None  # stable incident id (secretsight.incidents); None: a member
+    revision: int = 0  # the incident's revision: 1 first report, > 1 an update
     # credential.id that acted (token accessor, access key or session, Kubernetes token): the
     # principal is user_id/user_name; None when the events name no credential
     credential_id: str | None = None
@@ -57,6 +59,8 @@ class Finding:
         }
         if self.dataset:
             out["dataset"] = self.dataset
+        if self.incident:
+            out["incident"] = {"id": self.incident, "revision": self.revision}
         if self.credential_id:
             out["credential"] = {"id": self.credential_id}
         return out

@@ -109,4 +109,4 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
     for name, dead in stats.files_without_events:  # issue 14: never a silent "0 findings"
         read_errors.append(SecretSightError(
             f"no event could be normalized ({dead} dead-lettered)", file=name))
-    return result.findings, stats, result
+    return result.incidents, stats, result  # one report per incident (secretsight.incidents)

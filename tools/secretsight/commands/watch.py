@@ -38,7 +38,8 @@ from secretsight.config import load_config
                    "(replicas sharing Redis need distinct names).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="SecretSight config YAML.")
-@click.option("--detectors", "only", help="Comma-separated detectors to run (default: all).")
+@click.option("--detectors", "only", help="Comma-separated detectors to run (default: those scan runs; "
+              "the Sigma correlations cover bulk_read and path_diversity).")
 @click.option("--commit-every", default=100_000, show_default=True, type=int,
               help="Commit state and offsets after this many events... (a commit costs about "
                    "the number of identities active since the last one, not the events)")

@@ -27,6 +27,7 @@ from secretsight.config import Config
 from secretsight.engine import Engine
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
+from secretsight.incidents import report
 
 
 @dataclass
@@ -37,6 +38,9 @@ class ReplayResult:
     errors: list[SecretSightError] = field(default_factory=list)
     detectors: list[str] = field(default_factory=list)  # detectors that ran ([] if unavailable)
     rejected: dict[str, int] = field(default_factory=dict)  # events detectors refused, by reason
+    # what is reported: `findings` grouped into incidents (secretsight.incidents); with a
+    # store, only those new or changed since a previous scan on it
+    incidents: list[Finding] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
 
@@ -61,6 +65,8 @@ def replay(
     """`on_disk`: keep the events table in a temporary file instead of memory (large scans:
     the OS page cache holds it, not the process)."""
     timings: dict[str, float] = {}
+    window = config.stream.incident_window.total_seconds()
+    reported = False
     tmpdir = tempfile.TemporaryDirectory(prefix="secretsight-") if on_disk else None
     database = os.path.join(tmpdir.name, "events.db") if tmpdir else ":memory:"
     try:
@@ -95,6 +101,9 @@ def replay(
                 findings.extend(det.finish())
                 commit = getattr(det, "commit", None)
                 if store_url is not None and commit is not None:
+                    # what this store has seen reported is recorded in the same commit
+                    result.incidents = report(findings, window, det.cache)
+                    reported = True
                     commit()
                 result.rejected = dict(det.rejected)
             timings["detectors"] = time.perf_counter() - t
@@ -103,6 +112,8 @@ def replay(
         if tmpdir:
             tmpdir.cleanup()
     findings.sort(key=lambda f: (f.start, f.rule_name or f.rule, f.user_id or ""))
+    if not reported:
+        result.incidents = report(findings, window)
     return result
 
 

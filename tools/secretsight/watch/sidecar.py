@@ -12,9 +12,10 @@ import sys
 from dataclasses import dataclass
 
 from secretsight.config import Config
-from secretsight.detect import Detectors, open_store
+from secretsight.detect import open_store
 from secretsight.detect.stores import sqlite_path
 from secretsight.errors import SecretSightError
+from secretsight.stream import open_detectors
 from secretsight.watch.http import IngestServer
 from secretsight.watch.metrics import Metrics
 from secretsight.watch.outputs import HttpOutput, open_output
@@ -99,7 +100,7 @@ def run(config: Config, opts: SidecarOptions) -> int:
     if address is not None:
         check_exposure(address[0], opts.token, opts.insecure_no_token)
     store = open_store(opts.state)
-    detectors = Detectors(config, store, only=opts.only, instance=opts.instance)
+    detectors = open_detectors(config, store, only=opts.only, instance=opts.instance)
     metrics = Metrics(config=config)  # windows and top N for the alerting gauges
     spool = None
     if any(o.startswith(("http://", "https://")) for o in opts.outputs):

@@ -1,0 +1,131 @@
+"""Benchmark: raw Vault audit lines per second per core through `watch` with every rule on.
+
+    .venv/bin/python benchmarks/bench_watch.py [--lines 400000] [--state sqlite|memory]
+
+The input is bench_scan.py's generated Vault log (400 application tokens re-reading their
+secrets, each operation a request and a response line, plus one 500-read harvest that must be
+found). Each run is ONE Python process on one core; "per core" is lines / CPU seconds of that
+process (time.process_time), printed next to the wall-clock rate (the machine may be shared).
+
+Runs, each over the same file:
+1. decode: raw line -> normalized events (the watch decoder) only;
+2. detectors: + the stateful detectors `scan` runs, through the reorder buffer (no rules);
+3. all rules: + every embedded Sigma rule (plain and correlation) and the incidents: what
+   `secretsight watch` runs, through its real loop (`Watcher`, a file output, commits every
+   100,000 events into a SQLite state file).
+Results: build/bench/bench_watch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_scan import generate  # noqa: E402 - after the sys.path lines above
+
+from secretsight.config import Config  # noqa: E402
+from secretsight.detect import open_store  # noqa: E402
+from secretsight.stream import open_detectors  # noqa: E402
+from secretsight.watch.decode import decode_line  # noqa: E402
+from secretsight.watch.outputs import FileOutput  # noqa: E402
+from secretsight.watch.runner import Watcher  # noqa: E402
+
+OUT = ROOT / "build" / "bench"
+
+
+def _timed(fn):  # type: ignore[no-untyped-def]
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
+    raw = lines_path.read_bytes().splitlines()
+    n = len(raw)
+    config = Config()
+    out: dict[str, object] = {"lines": n}
+
+    def decode_only() -> int:
+        events = 0
+        for line in raw:
+            try:
+                events += len(decode_line(line))
+            except Exception:  # noqa: BLE001 - skipped request lines count as lines read
+                pass
+        return events
+
+    events, wall, cpu = _timed(decode_only)
+    out["decode"] = {"events": events, "wall_s": wall, "cpu_s": cpu}
+
+    def detectors_only() -> int:
+        det = open_detectors(config, open_store(None), rules=False, incidents=False,
+                             log=lambda m: None)
+        found = 0
+        for line in raw:
+            try:
+                for e in decode_line(line):
+                    found += len(det.process(e))
+            except Exception:  # noqa: BLE001
+                pass
+        return found + len(det.finish())
+
+    found, wall, cpu = _timed(detectors_only)
+    out["detectors"] = {"findings": found, "wall_s": wall, "cpu_s": cpu}
+
+    def everything() -> list[dict[str, object]]:
+        store = open_store(f"sqlite:///{tmp}/state.db" if state == "sqlite" else None)
+        det = open_detectors(config, store, log=lambda m: None)
+        sink = tmp / "findings.ndjson"
+        watcher = Watcher(det, files=[str(lines_path)], outputs=[FileOutput(str(sink))],
+                          exit_at_eof=True, log=lambda m: None)
+        watcher.run()
+        watcher.close()
+        store.close()
+        return [json.loads(x) for x in sink.read_text().splitlines()]
+
+    reports, wall, cpu = _timed(everything)
+    final: dict[str, dict[str, object]] = {}
+    for r in reports:
+        inc = r["incident"]
+        final[inc["id"]] = r  # type: ignore[index]
+    out["all_rules"] = {
+        "reports": len(reports), "incidents": sorted(
+            f"{r['anomaly']} {r['rule_name']} {r['user']['id']}"  # type: ignore[index]
+            for r in final.values()),
+        "wall_s": wall, "cpu_s": cpu}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=400_000)
+    ap.add_argument("--state", choices=["sqlite", "memory"], default="sqlite")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    src = OUT / f"vault-{args.lines}.log"
+    if not src.exists():
+        generate(src, args.lines)
+    with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
+        result = run(src, args.state, Path(tmp))
+    n = result["lines"]
+    for phase in ("decode", "detectors", "all_rules"):
+        r = result[phase]
+        assert isinstance(r, dict) and isinstance(n, int)
+        r["lines_per_cpu_s"] = round(n / r["cpu_s"])
+        r["lines_per_wall_s"] = round(n / r["wall_s"])
+        print(f"{phase:10s} {r['lines_per_cpu_s']:>8,} lines/s per core (CPU)   "
+              f"{r['lines_per_wall_s']:>8,} lines/s wall   ({r['cpu_s']:.1f} s CPU)")
+    print("incidents:", result["all_rules"]["incidents"])  # type: ignore[index]
+    (OUT / "bench_watch.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The stream's predicates answer what the engine's SQL answers, on awkward events: case
+(ASCII folding only, as SQLite), list fields, absent fields under `not`, CIDR, numbers,
+booleans, a literal `*`. Every bundled rule (building blocks included) is checked against
+`Engine.matches` on the same events; and a rule the stream cannot evaluate is named."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from sigma.collection import SigmaCollection
+
+from secretsight.config import Config
+from secretsight.engine import Engine
+from secretsight.rules import load_rules
+from secretsight.stream.predicate import Folded
+from secretsight.stream.rules import StreamRules, flatten
+
+
+def _e(i: int, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"@timestamp": f"2026-03-01T10:00:{i:02d}Z",
+                             "event": {"id": f"e{i}", "dataset": "vault.audit"}}
+    for dotted, value in fields.items():
+        node = event
+        parts = dotted.split("__")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return event
+
+
+EVENTS = [
+    _e(1, secretsight__category="SECRET", secret__operation="LIST", user__id="u",
+       user__roles=["default"]),
+    _e(2, secretsight__category="secret", secret__operation="list", user__id="u",
+       user__roles=["Admin"]),
+    _e(3, secretsight__category="secret", secret__operation="list"),  # no user: `not` keeps it
+    _e(4, secretsight__category="secret", secret__operation="read", source__ip="172.31.9.9",
+       user__id="u"),
+    _e(5, secretsight__category="secret", secret__operation="read", source__ip="172.32.0.1",
+       user__id="u", user_agent__original="CURL/8.1"),
+    _e(6, vault__path="auth/token/create/ops", vault__created_token__ttl=86401),
+    _e(7, vault__path="AUTH/TOKEN/CREATE", vault__created_token__ttl="90000"),  # not a long
+    _e(8, event__dataset="kubernetes.audit", secretsight__category="secret",
+       secret__operation="list", secret__path="*", kubernetes__verb="list",
+       user__id="system:serviceaccount:ci:x"),
+    _e(9, event__dataset="kubernetes.audit", secretsight__category="secret",
+       secret__operation="list", secret__path="other", kubernetes__object_ref__namespace="KUBE-SYSTEM",
+       user__id="system:node:n1"),
+    _e(10, aws__logging_disabled=True),
+    _e(11, aws__resource_policy_public=False),
+    _e(12, user__roles=["ROOT"], user__id="ÄDMIN"),
+    _e(13, secretsight__category="secret", secret__operation="read", user__id="Ünïcode",
+       vault__error="1 error: PERMISSION DENIED", event__outcome="failure"),
+    _e(14, event__dataset="kubernetes.audit", secretsight__category="policy",
+       kubernetes__rbac_secret_verbs=["*"]),
+    _e(15, event__dataset="kubernetes.audit", secretsight__category="policy",
+       kubernetes__rbac_secret_verbs="get"),
+    _e(16, event__dataset="kubernetes.audit", secretsight__category="secret",
+       secret__operation="read", event__outcome="failure", kubernetes__response_code=403,
+       user__id="u"),
+]
+
+
+@pytest.fixture(scope="module")
+def both() -> tuple[dict[str, set[str]], StreamRules]:
+    config = Config()
+    rules = load_rules(config=config)
+    with Engine(config) as engine:
+        engine.load(copy.deepcopy(EVENTS))
+        sql = engine.matches(rules)
+    return sql, StreamRules(config, rules)
+
+
+def test_every_rule_compiles_for_the_stream(both: tuple[dict[str, set[str]], StreamRules]) -> None:
+    _, stream = both
+    assert stream.skipped == []
+    assert {name for name, _ in stream.bases} <= set(both[0])
+
+
+
+
+def test_predicates_match_the_engine(both: tuple[dict[str, set[str]], StreamRules]) -> None:
+    sql, stream = both
+    problems = []
+    for name, pred in stream.bases:
+        got = set()
+        for e in EVENTS:
+            flat = flatten(e, {})
+            if pred(flat, Folded(flat)):
+                got.add(e["event"]["id"])
+        if got != sql[name]:
+            problems.append(f"{name}: stream {sorted(got)} engine {sorted(sql[name])}")
+    assert not problems, "\n".join(problems)
+    assert any(sql.values()), "the events exercise the rules"
+
+
+def test_a_rule_that_cannot_stream_is_named() -> None:
+    rules = SigmaCollection.from_yaml("""
+title: regex rule
+name: regex_rule
+anomaly: suspicious_user_agent
+logsource: {product: secretsight}
+detection:
+  sel:
+    user_agent.original|re: '^curl'
+  condition: sel
+level: medium
+""")
+    stream = StreamRules(Config(), rules)
+    assert stream.streamed == []
+    assert [name for name, _ in stream.skipped] == ["regex_rule"]
+
+
+def test_evidence_columns_and_sample_are_the_engines() -> None:
+    from secretsight.engine import evaluate
+    from secretsight.stream import evidence, rules
+
+    assert rules.EVIDENCE_COLUMNS == evaluate._EVIDENCE_COLUMNS
+    assert evidence.SAMPLE == evaluate._SAMPLE

@@ -1,0 +1,89 @@
+"""The watermark: release order, late events, duplicates folded as the engine's dedupe, and
+held events surviving a commit and a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from secretsight.detect import open_store
+from secretsight.detect.state import StateCache
+from secretsight.stream.reorder import Reorder
+
+
+def _e(ts: float, eid: str, entry: str = "response") -> dict[str, Any]:
+    return {"@timestamp": str(ts), "event": {"id": eid, "dataset": "vault.audit"},
+            "vault": {"entry_type": entry}}
+
+
+def _ids(batches: list[tuple[float, list[dict[str, Any]]]]) -> list[tuple[float, list[str]]]:
+    return [(ts, [e["event"]["id"] for e in events]) for ts, events in batches]
+
+
+def test_released_in_time_order_once_the_watermark_passes() -> None:
+    r = Reorder(lateness=10)
+    assert r.add(_e(100, "a"), 100) == []
+    assert r.add(_e(95, "b"), 95) == []
+    assert r.add(_e(100, "c"), 100) == []
+    assert _ids(r.add(_e(111, "d"), 111)) == [(95, ["b"]), (100, ["a", "c"])]
+    assert _ids(r.release(None)) == [(111, ["d"])]
+
+
+def test_an_event_older_than_the_watermark_is_late_and_dropped() -> None:
+    r = Reorder(lateness=10)
+    r.add(_e(100, "a"), 100)
+    r.add(_e(120, "b"), 120)  # bound 110: "a" released
+    assert r.add(_e(105, "late"), 105) == []
+    assert r.late == 1
+    assert _ids(r.release(None)) == [(120, ["b"])]
+
+
+def test_duplicates_keep_the_most_informative_entry() -> None:
+    r = Reorder(lateness=10)
+    r.add(_e(100, "x", "request"), 100)
+    r.add(_e(100.5, "x", "response"), 100.5)  # replaces the request
+    r.add(_e(101, "x", "request"), 101)  # worse than what is held: dropped
+    [(ts, [kept])] = r.release(None)
+    assert (ts, kept["vault"]["entry_type"]) == (100.5, "response")
+    assert r.duplicates == 2
+    r.add(_e(200, "x", "response"), 200)  # its original was released: dropped
+    assert r.release(None) == []
+
+
+def test_held_events_survive_a_commit_and_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    store = open_store(url)
+    cache = StateCache(store, namespace="default", max_paths=10)
+    r = Reorder(lateness=10, cache=cache)
+    for ts, eid in [(100, "a"), (104, "b"), (103, "c")]:
+        r.add(_e(ts, eid), ts)
+    r.flush()
+    cache.flush()
+    assert _ids(r.add(_e(111, "d"), 111)) == [(100, ["a"])]  # after the commit: not kept
+    store.close()
+
+    store = open_store(url)
+    again = Reorder(lateness=10, cache=StateCache(store, namespace="default", max_paths=10))
+    assert again.bound is None or again.bound < 100  # the committed state: nothing released
+    assert _ids(again.add(_e(111, "d"), 111)) == [(100, ["a"])]
+    assert _ids(again.release(None)) == [(103, ["c"]), (104, ["b"]), (111, ["d"])]
+    store.close()
+
+
+def test_a_forged_time_neither_moves_the_watermark_nor_reaches_the_rules() -> None:
+    from secretsight.config import Config
+    from secretsight.stream import open_detectors
+
+    det = open_detectors(Config(), open_store(None), log=lambda m: None)
+    base = {"event": {"dataset": "vault.audit", "action": "read"},
+            "secretsight": {"category": "secret"}, "secret": {"operation": "read"},
+            "user": {"id": "u1", "name": "u1"}}
+    det.process({**base, "@timestamp": "2026-03-01T10:00:00Z",
+                 "event": {**base["event"], "id": "a"}})
+    det.process({**base, "@timestamp": "9999-12-31T00:00:00Z",
+                 "event": {**base["event"], "id": "forged"}})
+    assert det.rejected["out_of_range"] == 1 and det.last_rejected == "out_of_range"
+    assert det.buffer.newest is not None and det.buffer.newest < 1e10
+    det.process({**base, "@timestamp": "2026-03-01T10:00:05Z",
+                 "event": {**base["event"], "id": "b"}})
+    assert det.buffer.late == 0

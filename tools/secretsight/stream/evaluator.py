@@ -1,0 +1,352 @@
+"""Runs `StreamRules` over released, time-ordered batches: per-group windows, bursts, findings,
+and the state's round trip through the detectors' `StateCache` (see rules.py for semantics)."""
+
+from __future__ import annotations
+
+import heapq
+import json
+from bisect import bisect_left, bisect_right
+from operator import itemgetter
+from typing import Any
+
+from secretsight.detect.state import StateCache
+from secretsight.engine import table
+from secretsight.engine.evaluate import PLAIN_BURST_GAP
+from secretsight.findings import Finding
+from secretsight.stream.evidence import Evidence
+from secretsight.stream.predicate import Folded, _long
+from secretsight.stream.rules import (
+    EVIDENCE_COLUMNS,
+    NS,
+    Burst,
+    Correlation,
+    Group,
+    StreamRules,
+    flatten,
+    row_of,
+)
+
+INF = float("inf")
+_LONG = {name: ftype == "long" for name, ftype in table.schema_columns().items()}
+_META = "_meta"
+
+
+def _value_of(field: str, flat: dict[str, Any], folded: Folded) -> Any:
+    """A group-by or counted value as the backend reads it from the table: text columns
+    (every non-`long` field; the table stores str(value)) folded like lower(), integers as
+    they are."""
+    if _LONG.get(field):
+        return _long(flat.get(field))
+    return folded[field]
+
+
+class StreamEvaluator:
+    def __init__(self, rules: StreamRules, cache: StateCache | None = None) -> None:
+        self.rules = rules
+        self.cache = cache
+        self.plain_state: dict[tuple[int, Any], Burst] = {}
+        self.groups: dict[tuple[int, tuple[Any, ...]], Group] = {}
+        self.dirty: set[str] = set()
+        # Timers: (due, state key) min-heap with stale entries skipped (`scheduled` holds each
+        # key's live due), so stream time only visits the groups it changes.
+        self.timers: list[tuple[float, str]] = []
+        self.scheduled: dict[str, float] = {}
+        self.starts: list[tuple[float, str]] = []  # (burst start, key), lazily validated
+        self._spell = [
+            tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
+            for c in rules.correlations
+        ]
+        self._values = [
+            any(ch.value_field for ch in c.children) for c in rules.correlations]
+        if cache is not None:
+            self._load()
+
+    # ---- keys in the store
+    @staticmethod
+    def _pkey(i: int, user: Any) -> str:
+        return f"p{i}:{json.dumps(user)}"
+
+    @staticmethod
+    def _ckey(i: int, keys: tuple[Any, ...]) -> str:
+        return f"c{i}:{json.dumps(list(keys))}"
+
+    def _load(self) -> None:
+        assert self.cache is not None
+        plains = {p.meta.name: i for i, p in enumerate(self.rules.plains)}
+        corrs = {c.meta.name: i for i, c in enumerate(self.rules.correlations)}
+        for key, value in self.cache.scan(NS):
+            if value is None:
+                continue
+            if key == _META:  # (older state: a sweep time, now timers rebuilt from the state)
+                continue
+            kind, name, data = value["t"], value["r"], value["s"]
+            if kind == "p" and name in plains:
+                i = plains[name]
+                burst = self.plain_state[(i, value["u"])] = Burst.from_state(data)
+                skey = self._pkey(i, value["u"])
+                self._schedule(skey, burst.end + PLAIN_BURST_GAP)
+                self._opened(skey, burst.start)
+            elif kind == "c" and name in corrs:
+                i = corrs[name]
+                corr = self.rules.correlations[i]
+                g = Group.from_state(corr, data)
+                self.groups[(i, g.keys)] = g
+                skey = g.skey = self._ckey(i, g.keys)
+                self._schedule(skey, self._group_due(corr, g))
+                if g.burst is not None:
+                    self._opened(skey, g.burst.start)
+            else:  # a rule removed or renamed since: its state is dropped
+                self.cache.delete(NS, key)
+
+    def flush(self) -> None:
+        """Write the changed state into the cache (committed with the offsets by the caller)."""
+        cache = self.cache
+        if cache is None:
+            return
+        for key in self.dirty:
+            kind, _, rest = key.partition(":")
+            i = int(kind[1:])
+            if kind[0] == "p":
+                user = json.loads(rest)
+                burst = self.plain_state.get((i, user))
+                cache.put(NS, key, None if burst is None else {
+                    "t": "p", "r": self.rules.plains[i].meta.name, "u": user,
+                    "s": burst.to_state()})
+            else:
+                keys = tuple(json.loads(rest))
+                g = self.groups.get((i, keys))
+                cache.put(NS, key, None if g is None else {
+                    "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()})
+        self.dirty.clear()
+
+    # ---- events
+    def process(self, ts: float, events: list[dict[str, Any]]) -> list[Finding]:
+        """All the events of timestamp `ts` (arrival order)."""
+        out: list[Finding] = []
+        rules = self.rules
+        bases = rules.bases
+        touched: dict[tuple[int, tuple[Any, ...]], Group] = {}
+        for event in events:
+            flat = flatten(event, {})
+            folded = Folded(flat)
+            matched = [pred(flat, folded) for _, pred in bases]
+            if not any(matched):
+                continue
+            row = row_of(flat)
+            for i, plain in enumerate(rules.plains):
+                if matched[plain.slot]:
+                    self._plain(i, plain, ts, row, out)
+            for i, corr in enumerate(rules.correlations):
+                mask = 0
+                for j, s in enumerate(corr.slots):
+                    if matched[s]:
+                        mask |= 1 << j
+                if not mask:
+                    continue
+                keys = tuple(_value_of(f, flat, folded) for f in corr.group_by)
+                if None in keys:
+                    continue  # the backend drops events without a group key
+                values = None
+                if self._values[i]:
+                    values = tuple(
+                        None if ch.value_field is None else _value_of(ch.value_field, flat, folded)
+                        for ch in corr.children)
+                gk = (i, keys)
+                g = self.groups.get(gk)
+                if g is None:
+                    g = self.groups[gk] = Group(corr, keys, self._ckey(i, keys))
+                g.add(corr, (ts, row, mask, values))
+                touched[gk] = g
+        for (i, _), g in touched.items():
+            corr = self.rules.correlations[i]
+            self._anchor(i, corr, g, ts, out)
+            g.trim(corr, ts)
+            skey = g.skey
+            self.dirty.add(skey)
+            self._schedule(skey, self._group_due(corr, g))
+        return out
+
+    def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
+        user = row[1]
+        key = (i, user)
+        burst = self.plain_state.get(key)
+        if burst is not None and ts - burst.end > PLAIN_BURST_GAP:
+            out.append(burst.evidence.finding(plain.meta, user, {}))
+            burst = None
+        skey = self._pkey(i, user)
+        if burst is None:
+            burst = self.plain_state[key] = Burst(start=ts, end=ts, folded=ts)
+            self._opened(skey, ts)
+        burst.evidence.add(row)
+        burst.end = burst.folded = ts
+        self.dirty.add(skey)
+        self._schedule(skey, ts + PLAIN_BURST_GAP)
+
+    def _anchor(self, i: int, corr: Correlation, g: Group, ts: float,
+                out: list[Finding]) -> None:
+        children = corr.children
+        if not corr.required:
+            metric = g.metric(corr, 0, ts - children[0].span)
+            if children[0].need(metric):
+                self._window(i, corr, g, ts, ts - corr.span, metric, out)
+            return
+        qualified = [k for k in range(len(children))
+                     if children[k].need(g.metric(corr, k, ts - children[k].span))]
+        for k in qualified:
+            # engine.evaluate._temporal_alerts: child windows in (end, child) order, a sliding
+            # window of the parent's timespan over them.
+            g.items.append((ts, k, ts - children[k].span))
+            g.items = [it for it in g.items if it[0] >= ts - corr.span]
+            distinct = len({it[1] for it in g.items})
+            if distinct >= corr.required:
+                start = min(it[2] for it in g.items)
+                self._window(i, corr, g, ts, start, distinct, out)
+
+    def _window(self, i: int, corr: Correlation, g: Group, ts: float, start: float,
+                metric: int, out: list[Finding]) -> None:
+        """A qualifying window ending at `ts`: extend the group's burst or open one."""
+        burst = g.burst
+        if burst is not None and ts - corr.span <= burst.end:
+            self._fold(i, g, burst, burst.folded, ts, inclusive_from=False)
+            burst.end = burst.folded = ts
+            burst.windows += 1
+            burst.metric = max(burst.metric, metric)
+            return
+        if burst is not None:
+            out.append(self._correlation_finding(i, corr, g, burst))
+        burst = g.burst = Burst(start=start, end=ts, folded=ts, windows=1, metric=metric)
+        self._opened(g.skey, start)
+        self._fold(i, g, burst, start, ts, inclusive_from=True)
+
+    def _fold(self, i: int, g: Group, burst: Burst, lo: float, hi: float, *,
+              inclusive_from: bool) -> None:
+        entries = g.entries
+        key = itemgetter(0)
+        a = (bisect_left if inclusive_from else bisect_right)(entries, lo, key=key)
+        b = bisect_right(entries, hi, key=key)
+        spell = tuple((f, col, g.keys[self.rules.correlations[i].group_by.index(f)])
+                      for f, col in self._spell[i])
+        for entry in entries[a:b]:
+            burst.evidence.add(entry[1], spell)
+
+    def _correlation_finding(self, i: int, corr: Correlation, g: Group, burst: Burst
+                             ) -> Finding:
+        group = burst.evidence.original_case(dict(zip(corr.group_by, g.keys, strict=True)))
+        identity = group.get("user.id")
+        if identity is None and "credential.id" in group:
+            identity = burst.evidence.principal()  # the principal behind the credential
+        if identity is None and group:
+            identity = next(iter(group.values()))
+        return burst.evidence.finding(
+            corr.meta, identity, {"metric": burst.metric, "windows": burst.windows,
+                                  "group_by": group}, credential=group.get("credential.id"))
+
+    # ---- stream time
+    def _schedule(self, skey: str, due: float) -> None:
+        """Make sure the key is visited by `due`. Dues only move later as events arrive, so
+        an earlier timer already set is kept: it fires, finds nothing due yet and sets the
+        true one (one heap push per visit, not one per event)."""
+        current = self.scheduled.get(skey)
+        if current is not None and current <= due:
+            return
+        if due == INF:
+            return
+        self.scheduled[skey] = due
+        heapq.heappush(self.timers, (due, skey))
+
+    def _group_due(self, corr: Correlation, g: Group) -> float:
+        """When something of the group can change without an event: its burst closes, or it
+        has been idle long enough that no window holds any of its events."""
+        due = INF
+        if g.burst is not None:
+            due = g.burst.end + corr.span
+        if g.entries:  # the group goes idle (anchors trim older entries themselves)
+            due = min(due, g.entries[-1][0] + corr.keep)
+        if g.items:
+            due = min(due, g.items[-1][0] + corr.span)
+        return due
+
+    def _opened(self, skey: str, start: float) -> None:
+        heapq.heappush(self.starts, (start, skey))
+
+    def _burst_of(self, skey: str) -> Burst | None:
+        kind, _, rest = skey.partition(":")
+        if kind[0] == "p":
+            return self.plain_state.get((int(kind[1:]), json.loads(rest)))
+        g = self.groups.get((int(kind[1:]), tuple(json.loads(rest))))
+        return g.burst if g is not None else None
+
+    @property
+    def open_since(self) -> float:
+        """Earliest start of an open burst: a finding may still come that starts that early
+        (incidents stay open until stream time passes it)."""
+        starts = self.starts
+        while starts:
+            start, skey = starts[0]
+            burst = self._burst_of(skey)
+            if burst is not None and burst.start == start:
+                return start
+            heapq.heappop(starts)
+        return INF
+
+    def advance(self, bound: float, *, force: bool = False) -> list[Finding]:
+        """No event older than `bound` will come: close the bursts that cannot grow any more
+        and forget what no window needs (only the keys whose timer is due; `force`: all)."""
+        if force:
+            due_keys = sorted(self.scheduled)
+            self.scheduled.clear()
+            self.timers.clear()
+        else:
+            due_keys = []
+            timers = self.timers
+            while timers and timers[0][0] < bound:
+                due, skey = heapq.heappop(timers)
+                if self.scheduled.get(skey) == due:  # else stale: rescheduled since
+                    del self.scheduled[skey]
+                    due_keys.append(skey)
+            due_keys.sort()
+        out: list[Finding] = []
+        for skey in due_keys:
+            self._expire(skey, INF if force else bound, out)
+        out.sort(key=lambda f: (f.start, f.rule_name or f.rule, f.user_id or ""))
+        return out
+
+    def _expire(self, skey: str, bound: float, out: list[Finding]) -> None:
+        kind, _, rest = skey.partition(":")
+        i = int(kind[1:])
+        if kind[0] == "p":
+            user = json.loads(rest)
+            burst = self.plain_state.get((i, user))
+            if burst is None:
+                return
+            if bound - burst.end > PLAIN_BURST_GAP:
+                out.append(burst.evidence.finding(self.rules.plains[i].meta, user, {}))
+                del self.plain_state[(i, user)]
+                self.dirty.add(skey)
+            else:
+                self._schedule(skey, burst.end + PLAIN_BURST_GAP)
+            return
+        gk = (i, tuple(json.loads(rest)))
+        g = self.groups.get(gk)
+        if g is None:
+            return
+        corr = self.rules.correlations[i]
+        if g.burst is not None and bound - corr.span > g.burst.end:
+            out.append(self._correlation_finding(i, corr, g, g.burst))
+            g.burst = None
+        g.prune(corr, bound)
+        self.dirty.add(skey)
+        if g.empty():
+            del self.groups[gk]
+        else:
+            self._schedule(skey, self._group_due(corr, g))
+
+    def finish(self) -> list[Finding]:
+        return self.advance(float("inf"), force=True)
+
+    def stats(self) -> dict[str, int]:
+        return {"groups": len(self.groups), "plain_bursts": len(self.plain_state),
+                "entries": sum(len(g.entries) for g in self.groups.values())}
+
+
+__all__ = ["Evidence", "StreamEvaluator"]

@@ -1,0 +1,337 @@
+"""Every embedded Sigma rule over a time-ordered stream, with the engine's semantics.
+
+`StreamRules.process(ts, events)` takes ALL the events of one timestamp (the reorder buffer
+releases them together, in arrival order) and `advance(bound)` says that no event older than
+`bound` will come. Findings come out when their burst can no longer grow, and are then exactly
+what `scan` reports for the same events (tests/stream/test_parity.py):
+
+- plain rule: one finding per (rule, `user.id`, burst); a burst ends after `PLAIN_BURST_GAP`
+  without a match, so it is final once `bound - last match > PLAIN_BURST_GAP`;
+- event_count / value_count / temporal over base rules: an anchor at every timestamp of a
+  group's matching events, window [T - timespan, T] inclusive, the backend's metric (events,
+  distinct values folded like COLLATE NOCASE, distinct referenced rules), its `gt`/`gte`
+  condition; qualifying windows of a group that overlap form one burst (final once
+  `bound - timespan > burst end`), whose evidence is every matching event of the group in
+  [first window start, last anchor];
+- a temporal correlation over correlations (path_diversity): the engine's own evaluation
+  (`engine.evaluate.RuleEvaluator._temporal_alerts`) over the children's qualifying windows,
+  processed in (window end, child) order.
+
+State per (rule, group) lives in the detectors' `StateCache` (committed with the input offsets
+in one store transaction) and is bounded: a group keeps the matching events of the last
+`keep` seconds (the timespan, or the parent's plus the longest child's) and its open burst's
+`Evidence`; a group with neither is dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from sigma.collection import SigmaCollection
+from sigma.correlations import (
+    SigmaCorrelationConditionOperator,
+    SigmaCorrelationRule,
+    SigmaCorrelationType,
+)
+from sigma.rule import SigmaRule
+
+from secretsight.config import Config
+from secretsight.engine.evaluate import CompiledRule, RuleFacts, compiled_for
+from secretsight.stream.evidence import Evidence, Row
+from secretsight.stream.predicate import Predicate, Unstreamable, _text, compile_rule
+
+# The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, a test keeps them equal),
+# in Row order.
+EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "credential.id", "event.dataset",
+                    "event.id", "event.action", "secret.path", "source.ip")
+NS = "stream"
+
+
+def flatten(event: dict[str, Any], out: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested event -> dotted keys (dotted keys given flat are kept, as the engine's table)."""
+    for key, value in event.items():
+        if type(value) is dict:
+            flatten(value, out, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def row_of(flat: dict[str, Any]) -> Row:
+    return tuple(_text(flat.get(c)) for c in EVIDENCE_COLUMNS)
+
+
+@dataclass
+class Child:
+    """One windowed count (a flat correlation, or a child of a nested temporal one)."""
+
+    name: str
+    kind: SigmaCorrelationType
+    span: float
+    need: Callable[[int], bool]
+    slots: tuple[int, ...]  # indices into StreamRules.bases
+    value_field: str | None = None  # value_count
+    mask: int = 0  # bit per slot of the owning correlation
+
+
+@dataclass
+class Correlation:
+    meta: RuleFacts
+    group_by: tuple[str, ...]
+    slots: tuple[int, ...]  # every base rule feeding it (evidence = any of them)
+    children: list[Child]
+    span: float  # the burst merge span: the rule's own timespan
+    required: int = 0  # nested temporal: distinct children needed; 0 for a flat correlation
+    keep: float = 0.0
+
+
+@dataclass
+class Plain:
+    meta: RuleFacts
+    slot: int
+
+
+def _need(rule: SigmaCorrelationRule) -> Callable[[int], bool]:
+    cond = rule.condition
+    op = getattr(cond, "op", None)
+    count = int(getattr(cond, "count", 0))
+    if op == SigmaCorrelationConditionOperator.GT:
+        return lambda m: m > count
+    if op == SigmaCorrelationConditionOperator.GTE:
+        return lambda m: m >= count
+    raise Unstreamable(f"correlation condition {op} is not streamed (gt and gte are)")
+
+
+class StreamRules:
+    def __init__(self, config: Config, ruleset: Any) -> None:
+        from secretsight.rules import placeholder_pipeline  # pySigma's transformations: on use
+
+        self.compiled = compiled_for(ruleset, config)
+        self.skipped: list[tuple[str, str]] = []  # (rule, why it does not stream)
+        # The pipeline rewrites rules in place: a copy, as the engine compiles one.
+        collection = copy.deepcopy(
+            ruleset if isinstance(ruleset, SigmaCollection) else ruleset.collection)
+        pipeline = placeholder_pipeline(config)
+        by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
+        self.bases: list[tuple[str, Predicate]] = []
+        self._slot: dict[str, int] = {}
+        self._base_errors: dict[str, str] = {}
+        self.fields: set[str] = set()
+
+        def slot(name: str) -> int:
+            if name in self._base_errors:
+                raise Unstreamable(f"{name}: {self._base_errors[name]}")
+            if name not in self._slot:
+                rule = by_name[name]
+                if not isinstance(rule, SigmaRule):
+                    raise Unstreamable(f"{name} is not a detection rule")
+                try:
+                    pipeline.apply(rule)
+                    pred, fields = compile_rule(rule)
+                except Unstreamable as exc:
+                    self._base_errors[name] = str(exc)
+                    raise Unstreamable(f"{name}: {exc}") from None
+                self.fields |= fields
+                self._slot[name] = len(self.bases)
+                self.bases.append((name, pred))
+            return self._slot[name]
+
+        self.plains: list[Plain] = []
+        self.correlations: list[Correlation] = []
+        for compiled in self.compiled.rules:
+            name = compiled.meta.name or compiled.meta.id
+            try:
+                if compiled.plan is None and not compiled.children:
+                    self.plains.append(Plain(compiled.meta, slot(name)))
+                else:
+                    self.correlations.append(self._correlation(compiled, by_name, slot))
+            except Unstreamable as exc:
+                self.skipped.append((name, str(exc)))
+
+    def _correlation(self, compiled: CompiledRule, by_name: dict[str, Any],
+                     slot: Callable[[str], int]) -> Correlation:
+        rule = by_name[compiled.meta.name or ""]
+        assert isinstance(rule, SigmaCorrelationRule)
+        if rule.aliases:
+            raise Unstreamable("correlation aliases are not streamed")
+        group_by = tuple(rule.group_by or ())
+        if not group_by:
+            raise Unstreamable("a correlation without group-by is not streamed")
+
+        def child_of(corr: SigmaCorrelationRule) -> Child:
+            refs = [ref.rule for ref in corr.referenced_rules]
+            if not all(isinstance(r, SigmaRule) for r in refs):
+                raise Unstreamable(f"{corr.name}: nested correlations deeper than one level")
+            if corr.type not in (SigmaCorrelationType.EVENT_COUNT,
+                                 SigmaCorrelationType.VALUE_COUNT,
+                                 SigmaCorrelationType.TEMPORAL):
+                raise Unstreamable(f"correlation type {corr.type} is not streamed")
+            fieldref = getattr(corr.condition, "fieldref", None)
+            return Child(
+                name=corr.name or "", kind=corr.type, span=float(corr.timespan.seconds),
+                need=_need(corr), slots=tuple(slot(r.name or "") for r in refs),
+                value_field=fieldref if corr.type == SigmaCorrelationType.VALUE_COUNT else None,
+            )
+
+        if compiled.children:
+            children = []
+            for ref in rule.referenced_rules:
+                sub = ref.rule
+                assert isinstance(sub, SigmaCorrelationRule)
+                if tuple(sub.group_by or ()) != group_by:
+                    raise Unstreamable("children grouped differently")
+                children.append(child_of(sub))
+            if len({c.span for c in children}) != 1:
+                raise Unstreamable("children with different timespans")
+            required = compiled.required
+        else:
+            children = [child_of(rule)]
+            required = 0
+        slots = tuple(sorted({s for c in children for s in c.slots}))
+        for c in children:
+            c.mask = sum(1 << slots.index(s) for s in c.slots)
+        span = float(rule.timespan.seconds)
+        keep = span + max(c.span for c in children) if required else span
+        return Correlation(compiled.meta, group_by, slots, children, span, required, keep)
+
+    @property
+    def streamed(self) -> list[str]:
+        return [p.meta.name or p.meta.id for p in self.plains] + [
+            c.meta.name or c.meta.id for c in self.correlations]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-group state
+
+
+@dataclass
+class Burst:
+    start: float
+    end: float  # last qualifying anchor (plain rule: last match)
+    folded: float  # evidence folded up to this time (inclusive)
+    windows: int = 0
+    metric: int = 0
+    evidence: Evidence = field(default_factory=Evidence)
+
+    def to_state(self) -> list[Any]:
+        return [self.start, self.end, self.folded, self.windows, self.metric,
+                self.evidence.to_state()]
+
+    @classmethod
+    def from_state(cls, d: list[Any]) -> Burst:
+        return cls(d[0], d[1], d[2], d[3], d[4], Evidence.from_state(d[5]))
+
+
+class Group:
+    """A correlation's state for one group-by value: matching events of the last `keep`
+    seconds (entries), each child's window over them (a start index and counters), the
+    children's qualifying windows (nested temporal), the open burst."""
+
+    def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
+        self.keys = keys
+        self.skey = skey  # its key in the store (evaluator._ckey), computed once
+        # entry: (ts, row, mask, values per child (value_count) or None)
+        self.entries: list[tuple[float, Row, int, tuple[Any, ...] | None]] = []
+        self.base = 0  # global index of entries[0]
+        self.lo = [0] * len(corr.children)  # global index where each child's window starts
+        self.counts: list[dict[Any, int]] = [{} for _ in corr.children]
+        self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
+        self.burst: Burst | None = None
+
+    def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
+            ) -> None:
+        self.entries.append(entry)
+        for i, child in enumerate(corr.children):
+            _count(self.counts[i], child, entry, i, +1)
+
+    def metric(self, corr: Correlation, i: int, since: float) -> int:
+        """Child i's metric over the window starting at `since` (entries up to now)."""
+        child = corr.children[i]
+        lo, counts, entries, base = self.lo[i], self.counts[i], self.entries, self.base
+        end = base + len(entries)
+        while lo < end and entries[lo - base][0] < since:
+            _count(counts, child, entries[lo - base], i, -1)
+            lo += 1
+        self.lo[i] = lo
+        if child.kind == SigmaCorrelationType.EVENT_COUNT:
+            return counts.get(None, 0)
+        return len(counts)
+
+    def trim(self, corr: Correlation, ts: float) -> None:
+        """After the anchor at `ts` (every child's window already starts at or after
+        ts - its span): drop the events no later window or burst can need."""
+        entries = self.entries
+        limit = ts - corr.keep
+        if entries and entries[0][0] < limit:
+            cut = bisect_left(entries, limit, key=itemgetter(0))
+            del entries[:cut]
+            self.base += cut
+
+    def prune(self, corr: Correlation, bound: float) -> None:
+        for i, child in enumerate(corr.children):
+            self.metric(corr, i, bound - child.span)
+        cut = 0
+        entries = self.entries
+        limit = bound - corr.keep
+        while cut < len(entries) and entries[cut][0] < limit:
+            cut += 1
+        if cut:
+            del entries[:cut]
+            self.base += cut
+        if self.items:
+            keep_from = bound - corr.span
+            self.items = [it for it in self.items if it[0] >= keep_from]
+
+    def empty(self) -> bool:
+        return not self.entries and not self.items and self.burst is None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"k": list(self.keys), "e": [list(e) for e in self.entries], "b": self.base,
+                "lo": self.lo, "i": [list(i) for i in self.items],
+                "burst": self.burst.to_state() if self.burst else None}
+
+    @classmethod
+    def from_state(cls, corr: Correlation, d: dict[str, Any]) -> Group:
+        g = cls(corr, tuple(d["k"]))
+        g.base = d["b"]
+        g.lo = list(d["lo"])
+        g.entries = [(e[0], tuple(e[1]), e[2], tuple(e[3]) if e[3] is not None else None)
+                     for e in d["e"]]
+        for i, child in enumerate(corr.children):
+            for entry in g.entries[g.lo[i] - g.base:]:
+                _count(g.counts[i], child, entry, i, +1)
+        g.items = [tuple(i) for i in d["i"]]  # type: ignore[misc]
+        g.burst = Burst.from_state(d["burst"]) if d["burst"] else None
+        return g
+
+
+def _count(counts: dict[Any, int], child: Child, entry: tuple[Any, ...], i: int,
+           delta: int) -> None:
+    mask = entry[2]
+    if not mask & child.mask:
+        return
+    if child.kind == SigmaCorrelationType.EVENT_COUNT:
+        key: Any = None
+    elif child.kind == SigmaCorrelationType.VALUE_COUNT:
+        key = entry[3][i] if entry[3] is not None else None
+        if key is None:
+            return
+    else:  # temporal: which referenced rules matched
+        for bit in range(mask.bit_length()):
+            if mask & child.mask & (1 << bit):
+                _bump(counts, bit, delta)
+        return
+    _bump(counts, key, delta)
+
+
+def _bump(counts: dict[Any, int], key: Any, delta: int) -> None:
+    n = counts.get(key, 0) + delta
+    if n:
+        counts[key] = n
+    else:
+        counts.pop(key, None)

@@ -139,3 +139,27 @@ def test_watch_command_equals_scan_command(name: str, tmp_path: Path) -> None:
     watch_reports = [{k: v for k, v in json.loads(x).items() if k != "id"}
                      for x in out.read_text().splitlines()]
     assert _lines(last_revisions(watch_reports)) == _lines(last_revisions(scan_reports))
+
+
+def test_watch_no_rules_runs_every_detector_and_no_rule(tmp_path: Path) -> None:
+    """`--no-rules`: the detectors alone, all of them (the bulk_read detector stands in for the
+    Sigma correlation), and no Sigma-only class (vault_root_token is a plain rule)."""
+    def anomalies(scenario: str, *flags: str) -> set[str]:
+        generated = _scenario(scenario).generated
+        cfg = tmp_path / f"{scenario}.yml"
+        overrides = (dict(yaml.safe_load(generated.config.read_text()) or {})
+                     if generated.config else {})
+        overrides["stream"] = {"lateness": _REPLAY_LATENESS}
+        overrides["limits"] = {"time": {"max_skew_seconds": _REPLAY_SKEW}}
+        cfg.write_text(yaml.safe_dump(overrides))
+        out = tmp_path / f"{scenario}{'-'.join(flags)}.ndjson"
+        inputs = [a for f in generated.files for a in ("-i", str(f))]
+        watched = CliRunner().invoke(cli, ["watch", *inputs, "-o", str(out), "--config", str(cfg),
+                                           "--state", f"sqlite:///{out}.db", "--exit-at-eof",
+                                           *flags])
+        assert watched.exit_code == 0, watched.output
+        return {json.loads(x)["anomaly"] for x in out.read_text().splitlines()}
+
+    assert "root_token" in anomalies("vault_root_token")
+    assert "root_token" not in anomalies("vault_root_token", "--no-rules")
+    assert "bulk_read" in anomalies("vault_harvest", "--no-rules")

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "normalize": ("secretsight.commands.normalize", "Normalize audit logs to the SecretSight schema."),
     "compile": ("secretsight.commands.compile", "Compile Sigma rules to Loki, Elastic or Splunk."),
     "scan": ("secretsight.commands.scan", "Run every rule and detector over audit logs."),
-    "watch": ("secretsight.commands.watch", "Stream audit events through the stateful detectors."),
+    "watch": ("secretsight.commands.watch", "Stream audit events through every rule and the stateful detectors."),
     "release": ("secretsight.commands.release", "Build a versioned content pack."),
     "generate": ("secretsight.commands.generate", "Generate labelled scenario logs."),
 }

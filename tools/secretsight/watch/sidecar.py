@@ -34,6 +34,7 @@ class SidecarOptions:
     state: str = "sqlite:///secretsight-state.db"
     instance: str = "default"
     only: tuple[str, ...] | None = None  # detector names; None: all
+    rules: bool = True  # every embedded Sigma rule in the stream (stream/), as scan runs them
     commit_every: int = 100_000
     commit_interval: float = 1.0
     exit_at_eof: bool = False
@@ -100,7 +101,8 @@ def run(config: Config, opts: SidecarOptions) -> int:
     if address is not None:
         check_exposure(address[0], opts.token, opts.insecure_no_token)
     store = open_store(opts.state)
-    detectors = open_detectors(config, store, only=opts.only, instance=opts.instance)
+    detectors = open_detectors(config, store, only=opts.only, instance=opts.instance,
+                               rules=opts.rules)
     metrics = Metrics(config=config)  # windows and top N for the alerting gauges
     spool = None
     if any(o.startswith(("http://", "https://")) for o in opts.outputs):

@@ -56,14 +56,18 @@ class BulkRead(Detector):
             if w.fired:
                 w.fired = False
         elif not w.fired:
-            w.fired = True
-            self.emit(out, self.finding(
-                user_id=uid, user_name=ev.user_name, start=w.first(), end=ev.ts,
-                credential_id=ev.credential_id,
-                dataset=ev.dataset,
-                evidence={"reads": n, "threshold": self.count, "window_seconds": int(self.width),
-                          "last_path": ev.path},
-            ))
+            self.fire(ev, w, n, out)
+
+    def fire(self, ev: Ev, w: CountWindow, n: int, out: list[Finding]) -> None:
+        """A burst starts: `n` reads in the window (also called by `fused.read_route`)."""
+        w.fired = True
+        self.emit(out, self.finding(
+            user_id=ev.user_id, user_name=ev.user_name, start=w.first(), end=ev.ts,
+            credential_id=ev.credential_id,
+            dataset=ev.dataset,
+            evidence={"reads": n, "threshold": self.count, "window_seconds": int(self.width),
+                      "last_path": ev.path},
+        ))
 
     def prune(self, now: float) -> None:
         windows = self.windows

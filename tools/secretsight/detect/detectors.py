@@ -26,6 +26,7 @@ from secretsight.detect.dormant_identity import DormantIdentity
 from secretsight.detect.events import Ev, extract, parse_ts
 from secretsight.detect.first_path_access import FirstPathAccess
 from secretsight.detect.first_seen_principal import FirstSeenPrincipal
+from secretsight.detect.fused import read_route
 from secretsight.detect.new_user_agent import NewUserAgent
 from secretsight.detect.path_diversity import PathDiversity
 from secretsight.detect.rotation import PendingWindows
@@ -119,9 +120,16 @@ class Detectors:
         return [d.name for d in self.detectors]
 
     def _route(self, key: RouteKey) -> Route:
+        """The process methods of the detectors that want this kind of event, in order."""
+        return tuple(d.process for d in self._routed if d.wants(*key))
+
+    def _compile(self, key: RouteKey) -> Route:
+        """The route stored for a kind of event: a read's is one fused call (fused.py)."""
         if len(self._routes) > 1000:  # operation/category come from input: bound the table
             self._routes.clear()
-        route = self._routes[key] = tuple(d.process for d in self._routed if d.wants(*key))
+        route = self._route(key)
+        fused = read_route(route)
+        route = self._routes[key] = (fused,) if fused is not None else route
         return route
 
     def process(self, event: dict[str, Any]) -> list[Finding]:
@@ -180,7 +188,7 @@ class Detectors:
             except TypeError:  # an unhashable operation/category (bad input): every detector
                 route = self._all
             if route is None:
-                route = self._route(key)
+                route = self._compile(key)
             for fn in route:
                 fn(ev, out)
             return out

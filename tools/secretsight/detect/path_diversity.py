@@ -64,17 +64,21 @@ class PathDiversity(Detector):
             # are counted only once there are enough reads for a burst.
             if reads >= need_reads and w.distinct(ts - width) >= need_distinct:
                 if not w.fired:
-                    w.fired = True
-                    self.emit(out, self.finding(
-                        user_id=uid, user_name=ev.user_name, start=w.first(), end=ts,
-                        credential_id=ev.credential_id,
-                        dataset=ev.dataset,
-                        evidence={"reads": reads, "distinct_paths": len(w.last),
-                                  "window_seconds": int(width),
-                                  "sample_paths": sorted(w.last)[:5]},
-                    ))
+                    self.fire(ev, w, reads, width, out)
             elif w.fired:
                 w.fired = False
+
+    def fire(self, ev: Ev, w: DistinctWindow, reads: int, width: float,
+             out: list[Finding]) -> None:
+        """A burst starts (also called by `fused.read_route`)."""
+        w.fired = True
+        self.emit(out, self.finding(
+            user_id=ev.user_id, user_name=ev.user_name, start=w.first(), end=ev.ts,
+            credential_id=ev.credential_id,
+            dataset=ev.dataset,
+            evidence={"reads": reads, "distinct_paths": len(w.last),
+                      "window_seconds": int(width), "sample_paths": sorted(w.last)[:5]},
+        ))
 
     def _window(self, key: str, uid: str, name: str | None,
                 rec: IdentityState | None) -> DistinctWindow | None:

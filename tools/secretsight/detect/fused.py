@@ -1,0 +1,125 @@
+"""One call per read: the route of an effective secret read when all the read detectors run.
+
+Most events are reads (85% in the benchmark), and a read went to eight `process` calls, five of
+them per-identity detectors that each unpacked the same event again (user id, paths, the
+identity's record, the time) to reach a fast path that changes nothing or little: a known path
+read again (first_path_access), a window append (bulk_read, path_diversity), a known reader
+(first_seen_principal), the agent used last (new_user_agent), a path whose readers are settled
+and has no pending rotation (rotation_without_read). `read_route` does those common cases
+inline, in ONE call, and calls a detector's own `process` for anything else (a first read, a
+new path, a multi-path read, a burst firing...), so every finding, its evidence and its order
+are what the separate calls give (tests/detect/test_routing.py compares every case with the
+unrouted driver). The fast paths here mirror the detectors' own; a change to a detector's
+state handling must be made in both (docs/detectors.md, Performance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from secretsight.detect.base import Detector
+from secretsight.detect.bulk_read import BulkRead
+from secretsight.detect.events import Ev
+from secretsight.detect.first_path_access import FirstPathAccess
+from secretsight.detect.first_seen_principal import _UNKNOWN, FirstSeenPrincipal
+from secretsight.detect.new_user_agent import NewUserAgent
+from secretsight.detect.path_diversity import PathDiversity
+from secretsight.detect.rotation_without_read import RotationWithoutRead
+from secretsight.detect.state import LAST_SEEN_STEP
+from secretsight.findings import Finding
+
+# The detectors a read goes to, in the driver's (deterministic) order: the fused route
+# replaces exactly this route and nothing else.
+READ_ROUTE = ("first_path_access", "rotation_without_read", "audit_gap", "admin_off_hours",
+              "bulk_read", "path_diversity", "first_seen_principal", "new_user_agent")
+
+
+def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
+               ) -> Callable[[Ev, list[Finding]], None] | None:
+    """The fused equivalent of `route` (bound `process` methods), or None when `route` is not
+    READ_ROUTE (a subset of detectors, another kind of event, a subclassed detector)."""
+    dets: list[Detector] = [getattr(fn, "__self__", None) for fn in route]  # type: ignore[misc]
+    if tuple(getattr(d, "name", None) for d in dets) != READ_ROUTE:
+        return None
+    fpa, rwr, ag, aoh, bulk, pd, fsp, nua = dets
+    if not (type(fpa) is FirstPathAccess and type(rwr) is RotationWithoutRead
+            and type(bulk) is BulkRead and type(pd) is PathDiversity
+            and type(fsp) is FirstSeenPrincipal and type(nua) is NewUserAgent):
+        return None
+    fpa_process, rwr_process, bulk_process, pd_process = (
+        fpa.process, rwr.process, bulk.process, pd.process)
+    fsp_process, nua_process = fsp.process, nua.process
+    ag_process, aoh_process = ag.process, aoh.process
+    bulk_fire, pd_fire = bulk.fire, pd.fire
+    step = LAST_SEEN_STEP
+    unknown = _UNKNOWN
+
+    def reads(ev: Ev, out: list[Finding]) -> None:
+        uid = ev.user_id
+        rec = ev.ident
+        paths = ev.paths
+        if uid is None or rec is None or paths is None or len(paths) != 1:
+            for fn in route:  # the uncommon shapes: each detector as routed
+                fn(ev, out)
+            return
+        path = paths[0]
+        ts = ev.ts
+
+        # first_path_access: a known path read again within LAST_SEEN_STEP changes nothing
+        od = rec.paths
+        old = od.get(path) if od is not None else None
+        if old is None or ts - old >= step:
+            fpa_process(ev, out)
+
+        # rotation_without_read: the path's readers settled (two known, or this one) and no
+        # rotation pending on it
+        known = rwr.readers.get(path)
+        if ((known.__class__ is not list and known != uid) or rwr.shared
+                or path in rwr.pending):
+            rwr_process(ev, out)
+
+        ag_process(ev, out)
+        aoh_process(ev, out)
+
+        # bulk_read: a window append (BulkRead.process past its lookups)
+        w = rec.bulk
+        if w is None:
+            bulk_process(ev, out)
+        else:
+            n = w.add(ts, bulk.width)
+            bulk.windows.dirty.add(uid)
+            if n <= bulk.count:
+                if w.fired:
+                    w.fired = False
+            elif not w.fired:
+                bulk_fire(ev, w, n, out)
+
+        # path_diversity: Vault/Kubernetes window append (PathDiversity.process, one path)
+        pw = rec.pd
+        if pw is None or ev.dataset == "aws.cloudtrail":
+            pd_process(ev, out)
+        else:
+            width, need_reads, need_distinct = pd.vault_rule
+            pd.windows.dirty.add(uid)
+            reads = pw.add_path(ts, path, width)
+            if reads >= need_reads and pw.distinct(ts - width) >= need_distinct:
+                if not pw.fired:
+                    pd_fire(ev, pw, reads, width, out)
+            elif pw.fired:
+                pw.fired = False
+
+        # first_seen_principal: a known reader, refreshed less than LAST_SEEN_STEP ago
+        last = fsp.last.get(uid, unknown)
+        if last is None or last is unknown or ts - last >= step:
+            fsp_process(ev, out)
+
+        # new_user_agent: no agent, or the agent used last, seen less than LAST_SEEN_STEP ago
+        ua = ev.raw.get("user_agent")
+        if ua is not None:
+            agent = ua.get("original") if ua.__class__ is dict else None
+            if agent.__class__ is str and agent:
+                seen = nua._last.get(uid)
+                if seen is None or seen[0] != agent or ts - seen[1] >= step:
+                    nua_process(ev, out)
+
+    return reads

@@ -5,7 +5,8 @@ them per-identity detectors that each unpacked the same event again (user id, pa
 identity's record, the time) to reach a fast path that changes nothing or little: a known path
 read again (first_path_access), a window append (bulk_read, path_diversity), a known reader
 (first_seen_principal), the agent used last (new_user_agent), a path whose readers are settled
-and has no pending rotation (rotation_without_read). `read_route` does those common cases
+and has no pending rotation (rotation_without_read), the source's next event (audit_gap), a
+reader who is no admin (admin_off_hours). `read_route` does those common cases
 inline, in ONE call, and calls a detector's own `process` for anything else (a first read, a
 new path, a multi-path read, a burst firing...), so every finding, its evidence and its order
 are what the separate calls give (tests/detect/test_routing.py compares every case with the
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from secretsight.detect.admin_off_hours import AdminOffHours
+from secretsight.detect.audit_gap import AuditGap
 from secretsight.detect.base import Detector
 from secretsight.detect.bulk_read import BulkRead
 from secretsight.detect.events import Ev
@@ -43,13 +46,14 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
         return None
     fpa, rwr, ag, aoh, bulk, pd, fsp, nua = dets
     if not (type(fpa) is FirstPathAccess and type(rwr) is RotationWithoutRead
+            and type(ag) is AuditGap and type(aoh) is AdminOffHours
             and type(bulk) is BulkRead and type(pd) is PathDiversity
             and type(fsp) is FirstSeenPrincipal and type(nua) is NewUserAgent):
         return None
     fpa_process, rwr_process, bulk_process, pd_process = (
         fpa.process, rwr.process, bulk.process, pd.process)
     fsp_process, nua_process = fsp.process, nua.process
-    ag_process, aoh_process = ag.process, aoh.process
+    ag_process, aoh_process, admin_reason = ag.process, aoh.process, aoh.admin_reason
     bulk_fire, pd_fire = bulk.fire, pd.fire
     step = LAST_SEEN_STEP
     unknown = _UNKNOWN
@@ -78,8 +82,20 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
                 or path in rwr.pending):
             rwr_process(ev, out)
 
-        ag_process(ev, out)
-        aoh_process(ev, out)
+        # audit_gap: the source's next event within max_silence, nothing to reset (a read is
+        # never an audit-device disable: its category is secret)
+        src = ag.sources.get(ev.dataset)
+        if (src is not None and (last_ts := src.last_ts) is not None and last_ts <= ts
+                and ts - last_ts <= ag.max_silence and not src.reported and not src.disabled):
+            src.arrived = src.changed = True
+            src.last_ts = ts
+            src.last_ev = ev
+        else:
+            ag_process(ev, out)
+
+        # admin_off_hours: most readers are no admins
+        if admin_reason(ev) is not None:
+            aoh_process(ev, out)
 
         # bulk_read: a window append (BulkRead.process past its lookups)
         w = rec.bulk

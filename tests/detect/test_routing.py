@@ -13,7 +13,7 @@ from detect.test_detectors import CASES, Case
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.detect.detectors import Route, RouteKey
-from secretsight.detect.events import extract, parse_ts
+from secretsight.detect.events import Ev, extract, parse_ts
 
 
 class Unrouted(Detectors):
@@ -85,6 +85,14 @@ def test_timestamp_fast_paths(value: Any, epoch: float | None, call: str) -> Non
         assert isinstance(ev, str) and ev.startswith("bad or missing @timestamp")
     else:
         assert not isinstance(ev, str) and ev.ts == got
+
+
+def test_extract_sets_every_field_of_ev() -> None:
+    """extract() builds Ev without its __init__: a field added to Ev must be set there too."""
+    ev = extract({"@timestamp": "2026-01-05T00:00:00.005Z", "event": {"dataset": "vault.audit"}})
+    assert not isinstance(ev, str)
+    missing = [f.name for f in dataclasses.fields(Ev) if not hasattr(ev, f.name)]
+    assert missing == []
 
 
 @pytest.mark.parametrize("field,value", [

@@ -165,20 +165,21 @@ class Detectors:
                 # The ONE lookup of the identity's record per event; detectors reach their
                 # per-identity state through ev.ident.
                 cache = self.cache
+                prev: float | None  # the identity's last event before this one
                 rec = cache.identities.get(uid)
                 if rec is not None and rec.first <= ts:  # the common case, inline
                     ev.prev_first = rec.first
-                    ev.prev_last = last = rec.last
-                    if ts > last:
+                    ev.prev_last = prev = rec.last
+                    if ts > prev:
                         rec.last = ts
                         cache._dirty_ids.add(uid)
                 else:
                     old = cache.identity(uid)
                     if old is not None:
                         ev.prev_first, ev.prev_last = old.first, old.last
+                    prev = ev.prev_last
                     rec = cache.touch_identity(uid, ts)
                 ev.ident = rec
-                prev = ev.prev_last
                 if prev is not None and ts - prev >= self._silence:
                     for fn in self._after_silence:
                         fn(ev, out)

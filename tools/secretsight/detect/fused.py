@@ -118,7 +118,8 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
             width, need_reads, need_distinct = pd.vault_rule
             pd.windows.dirty.add(uid)
             reads = pw.add_path(ts, path, width)
-            if reads >= need_reads and pw.distinct(ts - width) >= need_distinct:
+            if (reads >= need_reads and len(pw.last) >= need_distinct
+                    and pw.distinct(ts - width) >= need_distinct):
                 if not pw.fired:
                     pd_fire(ev, pw, reads, width, out)
             elif pw.fired:

@@ -60,9 +60,11 @@ class PathDiversity(Detector):
         ts = ev.ts
         for path in paths:
             reads = w.add_path(ts, path, width)
-            # The read count bounds the distinct count: distinct paths (the costlier figure)
-            # are counted only once there are enough reads for a burst.
-            if reads >= need_reads and w.distinct(ts - width) >= need_distinct:
+            # The read count and the paths remembered (stale ones included) bound the distinct
+            # count: distinct paths (the costlier figure) are counted only once both are enough
+            # for a burst.
+            if (reads >= need_reads and len(w.last) >= need_distinct
+                    and w.distinct(ts - width) >= need_distinct):
                 if not w.fired:
                     self.fire(ev, w, reads, width, out)
             elif w.fired:

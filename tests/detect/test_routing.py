@@ -11,7 +11,7 @@ import pytest
 from detect.helpers import at, ev
 from detect.test_detectors import CASES, Case
 from secretsight.config import Config
-from secretsight.detect import Detectors, open_store
+from secretsight.detect import BATCH_DETECTORS, Detectors, open_store
 from secretsight.detect.detectors import Route, RouteKey
 from secretsight.detect.events import Ev, extract, parse_ts
 
@@ -23,15 +23,19 @@ class Unrouted(Detectors):
         return self._all
 
 
-def _findings(cls: type[Detectors], case: Case) -> list[dict[str, Any]]:
-    det = cls(Config.model_validate(case.config), open_store(None), only=case.only)
+def _findings(cls: type[Detectors], case: Case, only: Any) -> list[dict[str, Any]]:
+    det = cls(Config.model_validate(case.config), open_store(None), only=only)
     out = [f for e in case.events for f in det.process(e)] + det.finish(case.now)
     return [dataclasses.asdict(f) for f in out]
 
 
+@pytest.mark.parametrize("detectors", ["case", "all"])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_routing_only_skips_detectors_with_nothing_to_do(case: Case) -> None:
-    assert _findings(Detectors, case) == _findings(Unrouted, case)
+def test_routing_only_skips_detectors_with_nothing_to_do(case: Case, detectors: str) -> None:
+    """The case's own detectors, and all of them (reads then take fused.read_route): the
+    same findings, in the same order, as every detector called for every event."""
+    only = case.only if detectors == "case" else None
+    assert _findings(Detectors, case, only) == _findings(Unrouted, case, only)
 
 
 def test_routes_are_narrower_than_all_detectors() -> None:
@@ -43,6 +47,17 @@ def test_routes_are_narrower_than_all_detectors() -> None:
     assert "rotation_without_deploy" not in read and "first_path_access" in read
     assert not {"first_path_access", "path_diversity", "rotation_without_read"} & listing
     assert "bulk_read" in listing
+
+
+@pytest.mark.parametrize("only", [None, BATCH_DETECTORS], ids=["watch", "scan"])
+def test_a_read_is_one_fused_call(only: tuple[str, ...] | None) -> None:
+    """The detector sets of watch and scan take fused.read_route for a read (so the parity
+    test above compares it with the separate calls); a smaller set keeps the separate calls."""
+    key = ("secret", "read", True, True)
+    assert [fn.__name__ for fn in Detectors(Config(), open_store(None), only=only)._compile(key)
+            ] == ["reads"]
+    small = Detectors(Config(), open_store(None), only=["first_path_access", "bulk_read"])
+    assert [fn.__self__.name for fn in small._compile(key)] == ["first_path_access", "bulk_read"]
 
 
 def test_unhashable_operation_reaches_every_detector() -> None:

@@ -32,29 +32,44 @@ from secretsight.detect.state import LAST_SEEN_STEP
 from secretsight.findings import Finding
 
 # The detectors a read goes to, in the driver's (deterministic) order: the fused route
-# replaces exactly this route and nothing else.
+# replaces this route, or this route without bulk_read and/or path_diversity (`scan` runs
+# BATCH_DETECTORS: Sigma correlations cover those two there), and nothing else.
 READ_ROUTE = ("first_path_access", "rotation_without_read", "audit_gap", "admin_off_hours",
               "bulk_read", "path_diversity", "first_seen_principal", "new_user_agent")
+_OPTIONAL = ("bulk_read", "path_diversity")
+_TYPES = {"first_path_access": FirstPathAccess, "rotation_without_read": RotationWithoutRead,
+          "audit_gap": AuditGap, "admin_off_hours": AdminOffHours, "bulk_read": BulkRead,
+          "path_diversity": PathDiversity, "first_seen_principal": FirstSeenPrincipal,
+          "new_user_agent": NewUserAgent}
 
 
 def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
                ) -> Callable[[Ev, list[Finding]], None] | None:
     """The fused equivalent of `route` (bound `process` methods), or None when `route` is not
-    READ_ROUTE (a subset of detectors, another kind of event, a subclassed detector)."""
-    dets: list[Detector] = [getattr(fn, "__self__", None) for fn in route]  # type: ignore[misc]
-    if tuple(getattr(d, "name", None) for d in dets) != READ_ROUTE:
+    READ_ROUTE, with or without the optional detectors (another subset of detectors, another
+    kind of event, a subclassed detector)."""
+    by_name: dict[str, Detector] = {}
+    for fn in route:
+        det = getattr(fn, "__self__", None)
+        name = getattr(det, "name", None)
+        if name not in _TYPES or type(det) is not _TYPES[name] or fn != det.process:
+            return None
+        by_name[name] = det
+    if len(by_name) != len(route) or tuple(by_name) != tuple(
+            n for n in READ_ROUTE if n in by_name) or any(
+            n not in by_name for n in READ_ROUTE if n not in _OPTIONAL):
         return None
-    fpa, rwr, ag, aoh, bulk, pd, fsp, nua = dets
-    if not (type(fpa) is FirstPathAccess and type(rwr) is RotationWithoutRead
-            and type(ag) is AuditGap and type(aoh) is AdminOffHours
-            and type(bulk) is BulkRead and type(pd) is PathDiversity
-            and type(fsp) is FirstSeenPrincipal and type(nua) is NewUserAgent):
-        return None
-    fpa_process, rwr_process, bulk_process, pd_process = (
-        fpa.process, rwr.process, bulk.process, pd.process)
+    fpa, rwr, ag, aoh, fsp, nua = (by_name[n] for n in READ_ROUTE if n not in _OPTIONAL)
+    assert isinstance(fpa, FirstPathAccess) and isinstance(rwr, RotationWithoutRead)
+    assert isinstance(ag, AuditGap) and isinstance(aoh, AdminOffHours)
+    assert isinstance(fsp, FirstSeenPrincipal) and isinstance(nua, NewUserAgent)
+    bulk = by_name.get("bulk_read")
+    pd = by_name.get("path_diversity")
+    assert bulk is None or isinstance(bulk, BulkRead)
+    assert pd is None or isinstance(pd, PathDiversity)
+    fpa_process, rwr_process = fpa.process, rwr.process
     fsp_process, nua_process = fsp.process, nua.process
     ag_process, aoh_process, admin_reason = ag.process, aoh.process, aoh.admin_reason
-    bulk_fire, pd_fire = bulk.fire, pd.fire
     step = LAST_SEEN_STEP
     unknown = _UNKNOWN
 
@@ -98,9 +113,10 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
             aoh_process(ev, out)
 
         # bulk_read: a window append (BulkRead.process past its lookups)
-        w = rec.bulk
-        if w is None:
-            bulk_process(ev, out)
+        if bulk is None:
+            pass
+        elif (w := rec.bulk) is None:
+            bulk.process(ev, out)
         else:
             n = w.add(ts, bulk.width)
             bulk.windows.dirty.add(uid)
@@ -108,12 +124,13 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
                 if w.fired:
                     w.fired = False
             elif not w.fired:
-                bulk_fire(ev, w, n, out)
+                bulk.fire(ev, w, n, out)
 
         # path_diversity: Vault/Kubernetes window append (PathDiversity.process, one path)
-        pw = rec.pd
-        if pw is None or ev.dataset == "aws.cloudtrail":
-            pd_process(ev, out)
+        if pd is None:
+            pass
+        elif (pw := rec.pd) is None or ev.dataset == "aws.cloudtrail":
+            pd.process(ev, out)
         else:
             width, need_reads, need_distinct = pd.vault_rule
             pd.windows.dirty.add(uid)
@@ -121,7 +138,7 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
             if (reads >= need_reads and len(pw.last) >= need_distinct
                     and pw.distinct(ts - width) >= need_distinct):
                 if not pw.fired:
-                    pd_fire(ev, pw, reads, width, out)
+                    pd.fire(ev, pw, reads, width, out)
             elif pw.fired:
                 pw.fired = False
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-from alerting_tools import REPO, alerting_files
-from live_stack import alertmanager, binary, delivered, free_port, process, webhook
+from support.alerting_stack import alertmanager, binary, delivered, free_port, process, webhook
+from support.prometheus_tools import REPO, alerting_files
 
 from secretsight.alerting.prometheus import RULES_FILE
 from secretsight.config import Config

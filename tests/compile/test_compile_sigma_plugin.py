@@ -11,8 +11,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from compiled_outputs import parse_logql
 from luqum.parser import parser as lucene_parser
+from support.logql import parse_logql
 
 from secretsight.rules import RULES_DIR, load_rules, rule_files
 
@@ -170,7 +170,7 @@ PARITY = (
 @pytest.mark.parametrize(("target", "compiled_target", "name"), PARITY,
                          ids=[f"{t}/{n}" for t, _, n in PARITY])
 def test_sigma_cli_query_equals_compiled(target: str, compiled_target: str, name: str) -> None:
-    from compiled_outputs import compiled
+    from support.compiled_rules import compiled
 
     result = full_tree(target) if target != "lucene" else plain_rules_lucene()
     assert result.returncode == 0, result.stderr[-3000:]

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from compiled_outputs import compiled, parse_logql
 from luqum.parser import parser as lucene_parser
+from support.compiled_rules import compiled
+from support.logql import parse_logql
 
 from secretsight.compile import compile_target, compile_targets
 from secretsight.compile.stateful import RULES, SOURCE, UNSUPPORTED, lucene_glob

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.event_builders import at, ev, reads, vault_write
 
-from detect.helpers import at, ev, reads, vault_write
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.findings import ANOMALY_CLASSES

@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from support.event_builders import at, ev
 
-from detect.helpers import at, ev
 from detect.test_detectors import CASES, Case
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store

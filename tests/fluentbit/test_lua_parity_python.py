@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lua_filter import LuaFilter, normalize
+from support.lua_filters import LuaFilter, normalize
 from support.samples import SAMPLES, params_or_missing
 
 from secretsight.schema import validate

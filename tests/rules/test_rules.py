@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from rule_cases import CASES_DIR, Case, case_files, deep_merge, load_cases, rule_path_for
 from sigma.correlations import SigmaCorrelationRule
 from sigma.plugins import InstalledSigmaPlugins
 from sigma.validation import SigmaValidator
+from support.rule_cases import CASES_DIR, Case, case_files, deep_merge, load_cases, rule_path_for
 
 from secretsight import anomalies, schema
 from secretsight.config import Config, load_config

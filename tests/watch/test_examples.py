@@ -117,7 +117,7 @@ def test_vector_pipeline_end_to_end(samples_dir: Path, ingest) -> None:
 
 def test_fluentbit_json_lines_body_is_accepted(ingest) -> None:
     """json_lines with Json_Date_Key false: one record per line, as normalized."""
-    from detect.helpers import at, ev
+    from support.event_builders import at, ev
 
     records = [ev(at(i), path=f"secret/p{i}") for i in range(3)]
     body = gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())

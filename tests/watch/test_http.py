@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from detect.helpers import at, baseline_events, ev, reads
+from support.event_builders import at, baseline_events, ev, reads
 
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store

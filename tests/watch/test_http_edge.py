@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from detect.helpers import reads
+from support.event_builders import reads
 
 from secretsight.limits import HttpLimits
 from watch.test_http import TOKEN, Running, ndjson

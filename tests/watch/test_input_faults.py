@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from detect.helpers import at, baseline_events, ev, reads
+from support.event_builders import at, baseline_events, ev, reads
 
 from watch.test_http import TOKEN, Running
 

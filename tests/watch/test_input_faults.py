@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.event_builders import at, baseline_events, ev, reads
-
-from watch.test_http import TOKEN, Running
+from support.watch_ingest import TOKEN, Running
 
 CLI = [str(Path(sys.executable).with_name("secretsight"))]
 BOM = b"\xef\xbb\xbf"

@@ -16,12 +16,12 @@ from collections import Counter
 from pathlib import Path
 
 from support.event_streams import detector_stream, write_ndjson
+from support.finding_receiver import Receiver
 from support.redis_server import free_port
 
 from secretsight.limits import SpoolLimits
 from secretsight.watch.outputs import HttpOutput
 from secretsight.watch.spool import Spool
-from watch.test_outputs import Receiver
 
 FAST = SpoolLimits(retry_initial_seconds=0.05, retry_max_seconds=0.2,
                    request_timeout_seconds=0.5)

@@ -1,8 +1,8 @@
-"""Rules against the normalizer's golden events: real-format audit lines, normalized.
+"""Rules against the normalizer's golden pairs (tests/golden): real-format audit lines, normalized.
 
-`golden_hits.yml` lists, per golden case, exactly which alerting rules fire when that case's
-events alone are replayed on the embedded engine. The golden files belong to the normalizer;
-a case that disappears from them is skipped (with its name), not failed.
+`golden_pair_hits.yml` lists, per golden pair, exactly which alerting rules fire when that
+pair's events alone are replayed on the embedded engine. The golden files belong to the
+normalizer; a pair that disappears from them is skipped (with its name), not failed.
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ from typing import Any
 
 import pytest
 import yaml
+from support.golden_pairs import CASES
 
+from secretsight.engine import Engine
 from secretsight.rules import load_rules
 
 HERE = Path(__file__).resolve().parent
-GOLDEN = HERE.parent / "golden"
-EXPECTED: dict[str, list[str]] = yaml.safe_load((HERE / "golden_hits.yml").read_text("utf-8"))
+EXPECTED: dict[str, list[str]] = yaml.safe_load(
+    (HERE / "golden_pair_hits.yml").read_text("utf-8"))
 
 
 @cache
-def _golden(source: str) -> dict[str, list[dict[str, Any]]]:
-    path = GOLDEN / f"{source}.yml"
-    if not path.is_file():
-        return {}
-    cases = yaml.safe_load(path.read_text("utf-8")) or []
-    return {c["id"]: [i["event"] for i in c.get("expect", []) if "event" in i] for c in cases}
+def _golden_events(source: str) -> dict[str, list[dict[str, Any]]]:
+    """The normalized events each golden pair of `tests/golden/<source>.yml` expects, by id."""
+    return {c.id: [i["event"] for i in c.expect if "event" in i]
+            for c in CASES if c.file == source}
 
 
 @cache
@@ -36,13 +36,12 @@ def _ruleset():
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED), ids=sorted(EXPECTED))
-def test_golden_case_fires_exactly(key: str) -> None:
-    engine_mod = pytest.importorskip("secretsight.engine", reason="secretsight.engine missing")
+def test_golden_pair_fires_exactly(key: str) -> None:
     source, _, case_id = key.partition("/")
-    events = _golden(source).get(case_id)
+    events = _golden_events(source).get(case_id)
     if not events:
-        pytest.skip(f"golden case {key} not found in tests/golden/{source}.yml")
-    engine = engine_mod.Engine()
+        pytest.skip(f"golden pair {key} not found in tests/golden/{source}.yml")
+    engine = Engine()
     engine.load(events)
     findings = engine.run(_ruleset())
     assert [str(e) for e in engine.errors] == []

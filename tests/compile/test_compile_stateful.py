@@ -31,7 +31,9 @@ from secretsight.findings import ANOMALY_CLASSES
 
 HERE = Path(__file__).parent
 SNAPSHOT_DIR = HERE / "stateful_snapshots"
-SNAPSHOT_RULES = HERE / "snapshot_rules"  # small rule set: the stateful forms do not depend on it
+# A small rule set: the stateful forms do not depend on it, but the Splunk schedule offsets do
+# (staggered over the stanzas sorted by title), so renaming its titles changes splunk/rules.json.
+EXAMPLE_RULES = HERE / "example_rules"
 TARGETS = ("elastic", "loki", "splunk")
 NAMES = [r.name for r in RULES]
 
@@ -80,7 +82,7 @@ TUNED = Config(
 
 @cache
 def tuned(target: str):
-    return compile_target(target, config=TUNED, paths=[SNAPSHOT_RULES])
+    return compile_target(target, config=TUNED, paths=[EXAMPLE_RULES])
 
 
 def _cell(target: str, name: str):
@@ -105,7 +107,7 @@ def test_matrix_cell(target: str, name: str) -> None:
 
 
 def test_matrix_files_list_stateful_rows() -> None:
-    out = compile_targets(TARGETS, paths=[SNAPSHOT_RULES])
+    out = compile_targets(TARGETS, paths=[EXAMPLE_RULES])
     cells = json.loads(out.files["support-matrix.json"])["cells"]
     got = {(c["target"], c["rule"]): c["status"] for c in cells if c["rule"] in NAMES}
     assert got == EXPECTED
@@ -149,7 +151,7 @@ def test_loki_audit_gap_rule(dataset: str) -> None:
 
 def test_loki_audit_gap_too_many_slices_is_unsupported() -> None:
     config = Config(stateful=Stateful(audit_gap_max_silence=timedelta(seconds=10)))
-    out = compile_target("loki", config=config, paths=[SNAPSHOT_RULES])
+    out = compile_target("loki", config=config, paths=[EXAMPLE_RULES])
     cell = next(c for c in out.support if c.rule == "audit_gap")
     assert cell.status == "unsupported" and "slices" in cell.details[0]
 
@@ -365,7 +367,7 @@ def test_snapshot_files_all_used() -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_byte_identical_compiles(target: str) -> None:
-    again = compile_target(target, config=TUNED, paths=[SNAPSHOT_RULES])
+    again = compile_target(target, config=TUNED, paths=[EXAMPLE_RULES])
     assert again.files == tuned(target).files
     assert [c.to_json() for c in again.support] == [c.to_json() for c in tuned(target).support]
 
@@ -373,8 +375,8 @@ def test_byte_identical_compiles(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_sigma_rule_named_like_a_stateful_class_is_an_error(tmp_path: Path, target: str) -> None:
     """Two matrix rows with one name would hide one of them: the clash is reported."""
-    text = (SNAPSHOT_RULES / "vault" / "snapshot_root_policy.yml").read_text()
-    text = text.replace("name: snapshot_root_policy", "name: audit_gap").replace(
+    text = (EXAMPLE_RULES / "vault" / "example_root_policy.yml").read_text()
+    text = text.replace("name: example_root_policy", "name: audit_gap").replace(
         "0b7c6f0e-0000-4000-8000-000000000001", "0b7c6f0e-0000-4000-8000-0000000000aa")
     (tmp_path / "vault").mkdir()
     (tmp_path / "vault" / "audit_gap.yml").write_text(text)

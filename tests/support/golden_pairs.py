@@ -45,7 +45,8 @@ CASES = load_cases()
 
 
 def event_params(sources: tuple[str, ...] = ("vault", "cloudtrail", "kubernetes")) -> list[Any]:
-    """`pytest.param(source, raw)` for each pair of the sources' files that yields at least one
-    normalized event, id `<source>/<case id>`."""
-    return [pytest.param(c.source, c.raw, id=c.test_id) for c in CASES
+    """`pytest.param(file, raw)` for each pair of the sources' files (`vault.yml`, ...) that
+    yields at least one normalized event, id `<file>/<case id>`. The file names the source the
+    line is shipped as (a pair's own `source` may be `auto`)."""
+    return [pytest.param(c.file, c.raw, id=c.test_id) for c in CASES
             if c.file in sources and any("event" in item for item in c.expect)]

@@ -93,7 +93,7 @@ def test_an_idle_live_input_releases_what_the_buffer_holds() -> None:
     """A harvest that stops: its last `lateness` of events would wait for traffic to resume;
     once the input has been idle that long on the wall clock, tick() releases them and the
     crossing is reported. An event older than the newest arriving afterwards is late."""
-    from detect.helpers import at, ev
+    from support.event_builders import at, ev
 
     from secretsight.config import Config
     from secretsight.stream import open_detectors

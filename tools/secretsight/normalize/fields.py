@@ -71,8 +71,10 @@ def opt_list(obj: dict[str, Any], key: str) -> list[Any] | None:
 def opt_str_list(obj: dict[str, Any], key: str) -> list[str] | None:
     """A list of strings, as logged (order kept); empty strings dropped; None when empty."""
     v = obj.get(key)
-    if v is None:
-        return None
+    return None if v is None else _str_list(v)
+
+
+def _str_list(v: Any) -> list[str] | None:
     if type(v) is not list:
         raise DeadLetter("wrong_type")
     for item in v:
@@ -96,8 +98,12 @@ _sorted_lists: dict[tuple[str, ...], list[str] | None] = {}
 def opt_sorted_strs(obj: dict[str, Any], key: str) -> list[str] | None:
     """opt_str_list then sorted_set, memoized: policy and group lists repeat across events."""
     v = obj.get(key)
-    if v is None:
-        return None
+    return None if v is None else sorted_strs(v)
+
+
+def sorted_strs(v: Any) -> list[str] | None:
+    """A present list-of-strings field, sorted and de-duplicated (`sorted_set`), None when
+    empty; `wrong_type` for anything else. Memoized: policy and group lists repeat."""
     if type(v) is list:
         k = tuple(v)
         try:
@@ -106,7 +112,9 @@ def opt_sorted_strs(obj: dict[str, Any], key: str) -> list[str] | None:
             raise DeadLetter("wrong_type") from None
         if hit is not _MISS:
             return list(hit) if hit is not None else None
-    result = sorted_set(opt_str_list(obj, key))
+    elif v is None:
+        return None
+    result = sorted_set(_str_list(v))
     if len(_sorted_lists) > 4096:
         _sorted_lists.clear()
     _sorted_lists[tuple(v)] = result

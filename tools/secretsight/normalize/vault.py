@@ -130,7 +130,7 @@ def normalize_vault(rec: dict[str, Any]) -> list[dict[str, Any]]:
         out = vault_record(rec)
     except DeadLetter as dl:
         return [{"dead_letter": dl.code}]
-    return [{"skip": out}] if type(out) is str else [{"event": out}]
+    return [{"skip": out}] if isinstance(out, str) else [{"event": out}]
 
 
 def _missing_or_wrong(value: Any) -> NoReturn:

@@ -289,9 +289,9 @@ def iter_files(
                     stats.events_in += 1
                     dead_letter(name, number, "line_too_long", batch.excerpt)
                     continue
-                for content in batch:
-                    number += 1
-                    stats.lines += 1
+                stats.lines += len(batch)  # lines read (the batch is handled before the next read)
+                first_number, number = number + 1, number + len(batch)
+                for line_number, content in enumerate(batch, first_number):
                     try:
                         obj = loads(content)
                     except ValueError:  # empty, not JSON, not UTF-8, or for the stdlib parser
@@ -306,7 +306,7 @@ def iter_files(
                                 try:
                                     event = vault_record(obj)
                                 except DeadLetter as dl:
-                                    dead_letter(name, number, dl.code, content)
+                                    dead_letter(name, line_number, dl.code, content)
                                     continue
                                 if isinstance(event, str):
                                     skipped[event] += 1
@@ -340,7 +340,7 @@ def iter_files(
                         elif "skip" in item:
                             skipped[item["skip"]] += 1
                         else:
-                            dead_letter(name, number, item["dead_letter"], content)
+                            dead_letter(name, line_number, item["dead_letter"], content)
         finally:
             if stream is not underlying:
                 stream.close()

@@ -282,7 +282,11 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
             policies = sorted_strs(policies)
         token_policies = a("token_policies")
         if token_policies is not None:
-            token_policies = sorted_strs(token_policies)
+            # Usually the same list as `policies` (no identity policies): sorted once then.
+            if token_policies == a("policies"):
+                token_policies = list(policies) if policies is not None else None
+            else:
+                token_policies = sorted_strs(token_policies)
         identity_policies = a("identity_policies")
         if identity_policies is not None:
             identity_policies = sorted_strs(identity_policies)

@@ -158,7 +158,9 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
         raise DeadLetter("missing_field" if req is None else "wrong_type")
     g = req.get
     path = g("path")
-    if etype == "request" and not (type(path) is str and is_audit_path(path)):
+    if etype == "request" and not (
+        type(path) is str and path.startswith("sys/audit") and is_audit_path(path)
+    ):
         return "vault_request_entry"
 
     ts = timestamp(rec.get("time"))
@@ -305,7 +307,12 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
         if accessor:
             event["credential"] = {"id": accessor, "type": "vault_token"}
         if metadata:
-            kept = _auth_metadata(metadata)
+            kept = {}
+            for mkey, value in metadata.items():  # a few keys: fewer lookups this way
+                if mkey in _METADATA_KEY_SET and value is not None and value != "":
+                    if type(value) is not str:
+                        raise DeadLetter("wrong_type")
+                    kept[mkey] = value
             if kept:
                 role = kept.get("role") or kept.get("role_name")
                 vault["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
@@ -340,14 +347,3 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
         vault["created_token"] = created
     event["vault"] = vault
     return event
-
-
-def _auth_metadata(metadata: dict[str, Any]) -> dict[str, str]:
-    """The allow-listed keys of `auth.metadata` (each a string when present)."""
-    out = {}
-    for key, value in metadata.items():  # metadata holds a few keys: fewer lookups this way
-        if key in _METADATA_KEY_SET and value is not None and value != "":
-            if type(value) is not str:
-                raise DeadLetter("wrong_type")
-            out[key] = value
-    return out

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -122,14 +123,22 @@ class TooLong(NamedTuple):
     excerpt: bytes
 
 
+def line_content(line: bytes) -> bytes:
+    """A line without its terminator (`\n` or `\r\n`; the last line of a file may have none)."""
+    if line[-1:] == b"\n":
+        return line[:-2] if line[-2:-1] == b"\r" else line[:-1]
+    return line
+
+
 def iter_line_batches(
     stream: IO[bytes], name: str = "-", stats: Stats | None = None
 ) -> Iterator[list[bytes] | TooLong]:
-    """The lines of `stream` in order, as lists of line contents (without the `\n` or `\r\n`
-    terminator, the first line without a UTF-8 BOM), or a `TooLong` for a line longer than
-    MAX_LINE_BYTES. Lines are split from 1 MiB reads in C rather than read one call each; a
-    line that spans reads is joined, and one over the limit is skipped over to its end while
-    only its excerpt is kept, so no more than the limit plus one read is held.
+    """The lines of `stream` in order, as lists of lines as read (terminator included: JSON
+    allows the trailing whitespace, and `line_content` strips it where the content matters;
+    the first line without a UTF-8 BOM), or a `TooLong` for a line whose content is longer
+    than MAX_LINE_BYTES. Lines are cut from 1 MiB reads in C (a memchr scan, not a Python call
+    per line); a line that spans reads is joined, and one over the limit is skipped over to its
+    end while only its excerpt is kept, so no more than the limit plus one read is held.
 
     A read error (corrupt or truncated gzip, I/O error) raises SecretSightError with the line
     after the last one yielded and the byte offset (decompressed, for gzip) where the readable
@@ -162,27 +171,26 @@ def iter_line_batches(
                 yield TooLong(skipping)
                 skipping = None
             else:
-                parts.append(data[:end])
+                parts.append(data[: end + 1])
                 line = b"".join(parts)
                 parts, held = [], 0
-                if line[-1:] == b"\r":
-                    line = line[:-1]
                 if first and line[:3] == BOM:
                     line = line[3:]
-                yield [line] if len(line) <= limit else TooLong(line[:cap])
+                content = line_content(line)
+                yield [line] if len(content) <= limit else TooLong(content[:cap])
             first = False
             data = data[end + 1 :]
-        lines = data.split(b"\n")
-        last = lines.pop()
-        if last:
+            if not data:
+                continue
+        lines = BytesIO(data).readlines()
+        if lines[-1][-1:] != b"\n":  # the last line ends in a later read
+            last = lines.pop()
             if len(last) > limit + 1:
                 skipping = last[:cap]
             else:
                 parts, held = [last], len(last)
-        if not lines:
-            continue
-        if b"\r" in data:  # CRLF files: each terminator's \r is not content
-            lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+            if not lines:
+                continue
         if first:
             if lines[0][:3] == BOM:  # editors and PowerShell write one: not data
                 lines[0] = lines[0][3:]
@@ -192,13 +200,14 @@ def iter_line_batches(
             continue
         batch: list[bytes] = []
         for line in lines:
-            if len(line) <= limit:
+            content = line_content(line)
+            if len(content) <= limit:
                 batch.append(line)
                 continue
             if batch:
                 yield batch
                 batch = []
-            yield TooLong(line[:cap])
+            yield TooLong(content[:cap])
         if batch:
             yield batch
     if skipping is not None:
@@ -260,12 +269,12 @@ def iter_files(
     loads = fast_loads or strict_loads
     auto = source == "auto"
 
-    def dead_letter(name: str, number: int, reason: str, excerpt_src: bytes) -> None:
+    def dead_letter(name: str, number: int, reason: str, line: bytes) -> None:
         dead[reason] += 1
         limit = stats.dead_letter_limit
         keep = limit is None or len(stats.dead_letters) < limit
         if keep or dead_letter_sink is not None:
-            record = DeadLetterRecord(name, number, reason, _excerpt(excerpt_src))
+            record = DeadLetterRecord(name, number, reason, _excerpt(line_content(line)))
             if keep:
                 stats.dead_letters.append(record)
             if dead_letter_sink is not None:
@@ -291,11 +300,11 @@ def iter_files(
                     continue
                 stats.lines += len(batch)  # lines read (the batch is handled before the next read)
                 first_number, number = number + 1, number + len(batch)
-                for line_number, content in enumerate(batch, first_number):
+                for line_number, line in enumerate(batch, first_number):
                     try:
-                        obj = loads(content)
+                        obj = loads(line)
                     except ValueError:  # empty, not JSON, not UTF-8, or for the stdlib parser
-                        items = line_items(content, source)
+                        items = line_items(line_content(line), source)
                     else:
                         if type(obj) is not dict:
                             items = [{"dead_letter": "not_an_object"}]
@@ -306,7 +315,7 @@ def iter_files(
                                 try:
                                     event = vault_record(obj)
                                 except DeadLetter as dl:
-                                    dead_letter(name, line_number, dl.code, content)
+                                    dead_letter(name, line_number, dl.code, line)
                                     continue
                                 if isinstance(event, str):
                                     skipped[event] += 1
@@ -340,7 +349,7 @@ def iter_files(
                         elif "skip" in item:
                             skipped[item["skip"]] += 1
                         else:
-                            dead_letter(name, line_number, item["dead_letter"], content)
+                            dead_letter(name, line_number, item["dead_letter"], line)
         finally:
             if stream is not underlying:
                 stream.close()

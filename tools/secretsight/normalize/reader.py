@@ -179,10 +179,13 @@ def iter_line_batches(
                 content = line_content(line)
                 yield [line] if len(content) <= limit else TooLong(content[:cap])
             first = False
-            data = data[end + 1 :]
-            if not data:
+            if end + 1 == len(data):
                 continue
-        lines = BytesIO(data).readlines()
+            buffer = BytesIO(data)
+            buffer.seek(end + 1)  # the rest of the read, not copied
+        else:
+            buffer = BytesIO(data)
+        lines = buffer.readlines()
         if lines[-1][-1:] != b"\n":  # the last line ends in a later read
             last = lines.pop()
             if len(last) > limit + 1:

@@ -130,9 +130,7 @@ def line_content(line: bytes) -> bytes:
     return line
 
 
-def iter_line_batches(
-    stream: IO[bytes], name: str = "-", stats: Stats | None = None
-) -> Iterator[list[bytes] | TooLong]:
+def iter_line_batches(stream: IO[bytes], name: str = "-") -> Iterator[list[bytes] | TooLong]:
     """The lines of `stream` in order, as lists of lines as read (terminator included: JSON
     allows the trailing whitespace, and `line_content` strips it where the content matters;
     the first line without a UTF-8 BOM), or a `TooLong` for a line whose content is longer
@@ -140,9 +138,9 @@ def iter_line_batches(
     per line); a line that spans reads is joined, and one over the limit is skipped over to its
     end while only its excerpt is kept, so no more than the limit plus one read is held.
 
-    A read error (corrupt or truncated gzip, I/O error) raises SecretSightError with the line
-    after the last one yielded and the byte offset (decompressed, for gzip) where the readable
-    prefix ends; the caller has counted every line yielded before it in `stats`."""
+    A read error (corrupt or truncated gzip, I/O error) raises SecretSightError with the
+    file's line after the last one yielded and the byte offset (decompressed, for gzip) where
+    the readable prefix ends; the caller has handled every line yielded before it."""
     limit = MAX_LINE_BYTES
     cap = min(RAW_EXCERPT_BYTES, limit + 2)
     read = getattr(stream, "read1", None) or stream.read
@@ -150,11 +148,12 @@ def iter_line_batches(
     held = 0
     skipping: bytes | None = None  # the excerpt of an over-long line whose end is not read yet
     first = True
+    yielded = 0  # lines of this file yielded: where a read error stops
     while True:
         try:
             data = read(READ_BYTES)
         except (OSError, EOFError) as exc:
-            raise _read_error(exc, name, stats, stream) from exc
+            raise _read_error(exc, name, yielded, stream) from exc
         if not data:
             break
         if skipping is not None or parts:
@@ -168,6 +167,7 @@ def iter_line_batches(
                         parts, held = [], 0
                 continue
             if skipping is not None:
+                yielded += 1
                 yield TooLong(skipping)
                 skipping = None
             else:
@@ -177,6 +177,7 @@ def iter_line_batches(
                 if first and line[:3] == BOM:
                     line = line[3:]
                 content = line_content(line)
+                yielded += 1
                 yield [line] if len(content) <= limit else TooLong(content[:cap])
             first = False
             if end + 1 == len(data):
@@ -198,6 +199,7 @@ def iter_line_batches(
             if lines[0][:3] == BOM:  # editors and PowerShell write one: not data
                 lines[0] = lines[0][3:]
             first = False
+        yielded += len(lines)
         if len(data) <= limit:  # no line of this read can be over the limit
             yield lines
             continue
@@ -223,9 +225,8 @@ def iter_line_batches(
 
 
 def _read_error(
-    exc: OSError | EOFError, name: str, stats: Stats | None, stream: IO[bytes]
+    exc: OSError | EOFError, name: str, lines: int, stream: IO[bytes]
 ) -> SecretSightError:
-    lines = stats.lines if stats is not None else 0
     try:
         offset = f" (offset {stream.tell()})"
     except (OSError, ValueError, EOFError):
@@ -294,7 +295,7 @@ def iter_files(
         dead_before = stats.dead_lettered_total
         number = 0
         try:
-            for batch in iter_line_batches(stream, name, stats):
+            for batch in iter_line_batches(stream, name):
                 if type(batch) is TooLong:
                     number += 1
                     stats.lines += 1

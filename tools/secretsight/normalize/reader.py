@@ -154,6 +154,22 @@ def iter_line_batches(stream: IO[bytes], name: str = "-") -> Iterator[list[bytes
             data = read(READ_BYTES)
         except (OSError, EOFError) as exc:
             raise _read_error(exc, name, yielded, stream) from exc
+        if first:
+            # A UTF-8 BOM (editors and PowerShell write one) is not data: taken off the
+            # stream's first bytes, even when the reads that carry it are tiny (pipes).
+            while 0 < len(data) < 3 and BOM.startswith(data):
+                try:
+                    more = read(READ_BYTES)
+                except (OSError, EOFError) as exc:
+                    raise _read_error(exc, name, yielded, stream) from exc
+                if not more:
+                    break
+                data += more
+            if data[:3] == BOM:
+                data = data[3:]
+                if not data:
+                    continue
+            first = False
         if not data:
             break
         if skipping is not None or parts:
@@ -174,12 +190,9 @@ def iter_line_batches(stream: IO[bytes], name: str = "-") -> Iterator[list[bytes
                 parts.append(data[: end + 1])
                 line = b"".join(parts)
                 parts, held = [], 0
-                if first and line[:3] == BOM:
-                    line = line[3:]
                 content = line_content(line)
                 yielded += 1
                 yield [line] if len(content) <= limit else TooLong(content[:cap])
-            first = False
             if end + 1 == len(data):
                 continue
             buffer = BytesIO(data)
@@ -195,10 +208,6 @@ def iter_line_batches(stream: IO[bytes], name: str = "-") -> Iterator[list[bytes
                 parts, held = [last], len(last)
             if not lines:
                 continue
-        if first:
-            if lines[0][:3] == BOM:  # editors and PowerShell write one: not data
-                lines[0] = lines[0][3:]
-            first = False
         yielded += len(lines)
         if len(data) <= limit:  # no line of this read can be over the limit
             yield lines
@@ -219,8 +228,6 @@ def iter_line_batches(stream: IO[bytes], name: str = "-") -> Iterator[list[bytes
         yield TooLong(skipping)
     elif parts:  # the last line has no terminator: kept as written (a \r included)
         line = b"".join(parts)
-        if first and line[:3] == BOM:
-            line = line[3:]
         yield [line] if len(line) <= limit else TooLong(line[:cap])
 
 

@@ -43,7 +43,13 @@ from sigma.rule import SigmaRule
 from secretsight.config import Config
 from secretsight.engine.evaluate import CompiledRule, RuleFacts, compiled_for
 from secretsight.stream.evidence import Evidence, Row
-from secretsight.stream.predicate import Predicate, Unstreamable, _text, compile_rule
+from secretsight.stream.predicate import (
+    Predicate,
+    Unstreamable,
+    _text,
+    compile_rule,
+    guard_of,
+)
 
 # The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, a test keeps them equal),
 # in Row order.
@@ -119,6 +125,7 @@ class StreamRules:
         pipeline = placeholder_pipeline(config)
         by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
         self.bases: list[tuple[str, Predicate]] = []
+        self.guards: list[tuple[str, frozenset[str] | None] | None] = []  # per base: guard_of
         self._slot: dict[str, int] = {}
         self._base_errors: dict[str, str] = {}
         self.fields: set[str] = set()
@@ -139,6 +146,7 @@ class StreamRules:
                 self.fields |= fields
                 self._slot[name] = len(self.bases)
                 self.bases.append((name, pred))
+                self.guards.append(guard_of(rule))
             return self._slot[name]
 
         self.plains: list[Plain] = []
@@ -272,9 +280,12 @@ class Group:
             del entries[:cut]
             self.base += cut
 
-    def prune(self, corr: Correlation, bound: float) -> None:
+    def prune(self, corr: Correlation, bound: float) -> bool:
+        """Forget what no window from `bound` on needs; whether the state changed."""
+        before = list(self.lo)
         for i, child in enumerate(corr.children):
             self.metric(corr, i, bound - child.span)
+        changed = self.lo != before
         cut = 0
         entries = self.entries
         limit = bound - corr.keep
@@ -283,16 +294,22 @@ class Group:
         if cut:
             del entries[:cut]
             self.base += cut
+            changed = True
         if self.items:
             keep_from = bound - corr.span
-            self.items = [it for it in self.items if it[0] >= keep_from]
+            items = [it for it in self.items if it[0] >= keep_from]
+            changed = changed or len(items) != len(self.items)
+            self.items = items
+        return changed
 
     def empty(self) -> bool:
         return not self.entries and not self.items and self.burst is None
 
     def to_state(self) -> dict[str, Any]:
-        return {"k": list(self.keys), "e": [list(e) for e in self.entries], "b": self.base,
-                "lo": self.lo, "i": [list(i) for i in self.items],
+        # (tuples as they are: the encoders write them as arrays; a copy per entry at every
+        # commit was a tenth of watch's time)
+        return {"k": list(self.keys), "e": self.entries, "b": self.base,
+                "lo": self.lo, "i": self.items,
                 "burst": self.burst.to_state() if self.burst else None}
 
     @classmethod

@@ -60,8 +60,14 @@ class StreamEvaluator:
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
         ]
-        self._values = [
-            any(ch.value_field for ch in c.children) for c in rules.correlations]
+        # per correlation: (field, is a `long` column) of its group-by and of each child's
+        # counted value (None: no child counts values), as _value_of reads them
+        self._keys_of = [[(f, _LONG.get(f, False)) for f in c.group_by]
+                         for c in rules.correlations]
+        self._values_of = [
+            [(ch.value_field, _LONG.get(ch.value_field or "", False)) for ch in c.children]
+            if any(ch.value_field for ch in c.children) else None
+            for c in rules.correlations]
         # Which base rules to test on an event: those whose guard (a necessary condition,
         # predicate.guard_of) it passes, grouped by guard so one test skips them all; then,
         # per matching base rule, the plain rules and the correlations (bit) it feeds.
@@ -177,14 +183,15 @@ class StreamEvaluator:
                 self._plain(i, rules.plains[i], ts, row, out)
             for i in sorted(masks):
                 corr = rules.correlations[i]
-                keys = tuple(_value_of(f, flat, folded) for f in corr.group_by)
+                keys = tuple([_long(flat.get(f)) if lg else folded[f]
+                              for f, lg in self._keys_of[i]])
                 if None in keys:
                     continue  # the backend drops events without a group key
                 values = None
-                if self._values[i]:
-                    values = tuple(
-                        None if ch.value_field is None else _value_of(ch.value_field, flat, folded)
-                        for ch in corr.children)
+                spec = self._values_of[i]
+                if spec is not None:
+                    values = tuple([None if f is None else _long(flat.get(f)) if lg
+                                    else folded[f] for f, lg in spec])
                 gk = (i, keys)
                 g = self.groups.get(gk)
                 if g is None:

@@ -56,6 +56,8 @@ from secretsight.stream.predicate import (
 EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "credential.id", "event.dataset",
                     "event.id", "event.action", "secret.path", "source.ip")
 NS = "stream"
+_EVENT_COUNT = SigmaCorrelationType.EVENT_COUNT
+_VALUE_COUNT = SigmaCorrelationType.VALUE_COUNT
 
 
 def flatten(event: dict[str, Any], out: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -253,9 +255,25 @@ class Group:
 
     def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
             ) -> None:
+        # _count(..., +1) unrolled: this runs for every event of every group it feeds
         self.entries.append(entry)
+        mask = entry[2]
         for i, child in enumerate(corr.children):
-            _count(self.counts[i], child, entry, i, +1)
+            hit = mask & child.mask
+            if not hit:
+                continue
+            counts = self.counts[i]
+            kind = child.kind
+            if kind is _EVENT_COUNT:
+                counts[None] = counts.get(None, 0) + 1
+            elif kind is _VALUE_COUNT:
+                key = entry[3][i] if entry[3] is not None else None
+                if key is not None:
+                    counts[key] = counts.get(key, 0) + 1
+            else:  # temporal: which referenced rules matched
+                for bit in range(hit.bit_length()):
+                    if hit & (1 << bit):
+                        counts[bit] = counts.get(bit, 0) + 1
 
     def metric(self, corr: Correlation, i: int, since: float) -> int:
         """Child i's metric over the window starting at `since` (entries up to now)."""

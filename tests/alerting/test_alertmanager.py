@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alerting_tools import alerting_files, loki_alerts, run, tool, write
+from support.compiled_rules import ruler_rules
+from support.prometheus_tools import alerting_files, run, tool, write
 
 from secretsight.alerting.alertmanager import CONFIG_FILE, time_intervals
 from secretsight.alerting.settings import AlertingSettings, Receivers
@@ -50,7 +51,7 @@ def _real_alerts() -> list[tuple[str, dict[str, str]]]:
     from secretsight.alerting.prometheus import RULES_FILE
 
     out = [(f"loki/{r['alert']}/{r['labels'].get('dataset', r['labels']['source'])}",
-            _static(r["labels"])) for r in loki_alerts()]
+            _static(r["labels"])) for r in ruler_rules()]
     prom = yaml.safe_load(alerting_files()[RULES_FILE])
     out += [(f"prometheus/{r['alert']}", _static(r["labels"]))
             for g in prom["groups"] for r in g["rules"] if "alert" in r]

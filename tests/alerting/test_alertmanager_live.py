@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from live_stack import alertmanager, delivered, post_alert, webhook
+from support.alerting_stack import alertmanager, delivered, post_alert, webhook
 
 from secretsight.config import Config, MaintenanceWindow, TimeInterval, TimeRange
 from secretsight.detect.maintenance import MaintenanceCalendar

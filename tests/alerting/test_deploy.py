@@ -10,8 +10,8 @@ from typing import Literal
 
 import pytest
 import yaml
-from alerting_tools import REPO
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from support.prometheus_tools import REPO
 
 POLICY = REPO / "deploy" / "kubernetes" / "audit-policy.yaml"
 Level = Literal["None", "Metadata", "Request", "RequestResponse"]

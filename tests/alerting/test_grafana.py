@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alerting_tools import alerting_files, run, tool
 from support.logql import parse_logql
+from support.prometheus_tools import alerting_files, run, tool
 
 from secretsight.alerting import prometheus as rules
 from secretsight.alerting.grafana import DASHBOARD_FILE

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alerting_tools import alerting_files, run, tool
+from support.prometheus_tools import alerting_files, run, tool
 
 from secretsight.alerting.prometheus import RULES_FILE, identity_filter
 from secretsight.alerting.settings import AlertingSettings

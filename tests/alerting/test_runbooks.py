@@ -10,7 +10,8 @@ import re
 
 import pytest
 import yaml
-from alerting_tools import REPO, alerting_files, compiled, loki_alerts
+from support.compiled_rules import compiled, ruler_rules
+from support.prometheus_tools import REPO, alerting_files
 
 from secretsight.alerting.prometheus import RULES_FILE
 from secretsight.alerting.runbooks import SIDECAR_RUNBOOK, runbook_url
@@ -50,7 +51,7 @@ def test_no_stray_runbooks() -> None:
     assert {p.stem for p in RUNBOOKS.glob("*.md")} <= allowed
 
 
-LOKI = loki_alerts()
+LOKI = ruler_rules()
 
 
 @pytest.mark.parametrize("rule", LOKI, ids=lambda r: f"{r['alert']}/{r['labels'].get('dataset', '')}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alerting_tools import run, tool
+from support.prometheus_tools import run, tool
 
 from secretsight.alerting.settings import AlertingSettings
 from secretsight.config import Config, CountWindow, PathDiversity, Thresholds

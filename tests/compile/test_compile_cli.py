@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from secretsight.cli import cli
 from secretsight.rules import RULES_DIR
 
-GOLDEN_RULES = Path(__file__).with_name("golden_rules")
+EXAMPLE_RULES = Path(__file__).with_name("example_rules")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -57,17 +57,17 @@ def test_stale_files_removed(tmp_path: Path) -> None:
     stale = tmp_path / "loki" / "queries" / "vault" / "removed_rule.logql"
     stale.parent.mkdir(parents=True)
     stale.write_text("old\n")
-    assert run("-t", "loki", "--out", str(tmp_path), str(GOLDEN_RULES))[0] == 0
+    assert run("-t", "loki", "--out", str(tmp_path), str(EXAMPLE_RULES))[0] == 0
     assert not stale.exists()
 
 
 def bad_rules(tmp_path: Path) -> Path:
     root = tmp_path / "rules"
-    shutil.copytree(GOLDEN_RULES, root)
+    shutil.copytree(EXAMPLE_RULES, root)
     (root / "vault" / "broken_yaml.yml").write_text("title: x\ndetection: [unclosed\n")
-    text = (root / "vault" / "golden_root_policy.yml").read_text()
+    text = (root / "vault" / "example_root_policy.yml").read_text()
     (root / "vault" / "bad_field.yml").write_text(
-        text.replace("name: golden_root_policy", "name: bad_field")
+        text.replace("name: example_root_policy", "name: bad_field")
         .replace("0b7c6f0e-0000-4000-8000-000000000001", "0b7c6f0e-0000-4000-8000-0000000000ff")
         .replace("user.roles: root", "user.rolez: root"))
     return root
@@ -80,7 +80,7 @@ def test_errors_collected_with_file_and_line(tmp_path: Path) -> None:
     assert "broken_yaml.yml:3" in stderr  # the YAML error, with its line
     assert "bad_field.yml:" in stderr and "user.rolez" in stderr
     # the good rules still compiled
-    assert (tmp_path / "out" / "loki" / "queries" / "vault" / "golden_root_policy.logql").is_file()
+    assert (tmp_path / "out" / "loki" / "queries" / "vault" / "example_root_policy.logql").is_file()
 
 
 def test_pass_on_error(tmp_path: Path) -> None:

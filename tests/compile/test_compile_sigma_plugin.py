@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
-from compiled_outputs import parse_logql
 from luqum.parser import parser as lucene_parser
+from support.logql import parse_logql
+from support.sigma_cli import sigma_cli
 
 from secretsight.rules import RULES_DIR, load_rules, rule_files
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
-SIGMA = Path(sys.executable).with_name("sigma")
 
 # target -> the `-p` pipelines docs/sigma-cli.md gives for it.
 PIPELINES: dict[str, list[str]] = {
@@ -74,9 +73,7 @@ def _env() -> dict[str, str]:
 
 @cache
 def sigma_convert(target: str, *inputs: str) -> subprocess.CompletedProcess[str]:
-    if not SIGMA.exists():
-        pytest.skip("sigma-cli not installed in this environment")
-    args = [str(SIGMA), "convert", "-t", target]
+    args = [str(sigma_cli()), "convert", "-t", target]
     for name in PIPELINES[target]:
         args += ["-p", name]
     return subprocess.run([*args, *inputs], capture_output=True, text=True, timeout=300,
@@ -170,7 +167,7 @@ PARITY = (
 @pytest.mark.parametrize(("target", "compiled_target", "name"), PARITY,
                          ids=[f"{t}/{n}" for t, _, n in PARITY])
 def test_sigma_cli_query_equals_compiled(target: str, compiled_target: str, name: str) -> None:
-    from compiled_outputs import compiled
+    from support.compiled_rules import compiled
 
     result = full_tree(target) if target != "lucene" else plain_rules_lucene()
     assert result.returncode == 0, result.stderr[-3000:]

@@ -2,10 +2,10 @@
 support matrix says compiled or unsupported-with-reason per target; what compiles parses with
 the target's parser where one runs here (LogQL via lezer-logql, Lucene via luqum), has the
 fields its consumer needs (Loki ruler, Kibana new_terms / ES|QL rules, Splunk stanzas), follows
-the user config, matches the golden outputs and is byte-identical across compiles.
+the user config, matches its snapshots and is byte-identical across compiles.
 
-Golden files: tests/compile/golden_stateful/<target>/... ; regenerate after a deliberate
-change with `SECRETSIGHT_REGEN_GOLDEN=1 pytest tests/compile/test_compile_stateful.py` and
+Snapshots: tests/compile/stateful_snapshots/<target>/... ; regenerate after a deliberate
+change with `SECRETSIGHT_REGEN_SNAPSHOTS=1 pytest tests/compile/test_compile_stateful.py` and
 review the diff."""
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from compiled_outputs import compiled, parse_logql
 from luqum.parser import parser as lucene_parser
+from support.compiled_rules import compiled
+from support.logql import parse_logql
 
 from secretsight.compile import compile_target, compile_targets
 from secretsight.compile.stateful import RULES, SOURCE, UNSUPPORTED, lucene_glob
@@ -29,8 +30,10 @@ from secretsight.config import Allowlists, Config, FirstPathAccess, Stateful, Sy
 from secretsight.findings import ANOMALY_CLASSES
 
 HERE = Path(__file__).parent
-GOLDEN_DIR = HERE / "golden_stateful"
-GOLDEN_RULES = HERE / "golden_rules"  # small rule set: the stateful forms do not depend on it
+SNAPSHOT_DIR = HERE / "stateful_snapshots"
+# A small rule set: the stateful forms do not depend on it, but the Splunk schedule offsets do
+# (staggered over the stanzas sorted by title), so renaming its titles changes splunk/rules.json.
+EXAMPLE_RULES = HERE / "example_rules"
 TARGETS = ("elastic", "loki", "splunk")
 NAMES = [r.name for r in RULES]
 
@@ -79,7 +82,7 @@ TUNED = Config(
 
 @cache
 def tuned(target: str):
-    return compile_target(target, config=TUNED, paths=[GOLDEN_RULES])
+    return compile_target(target, config=TUNED, paths=[EXAMPLE_RULES])
 
 
 def _cell(target: str, name: str):
@@ -104,7 +107,7 @@ def test_matrix_cell(target: str, name: str) -> None:
 
 
 def test_matrix_files_list_stateful_rows() -> None:
-    out = compile_targets(TARGETS, paths=[GOLDEN_RULES])
+    out = compile_targets(TARGETS, paths=[EXAMPLE_RULES])
     cells = json.loads(out.files["support-matrix.json"])["cells"]
     got = {(c["target"], c["rule"]): c["status"] for c in cells if c["rule"] in NAMES}
     assert got == EXPECTED
@@ -148,7 +151,7 @@ def test_loki_audit_gap_rule(dataset: str) -> None:
 
 def test_loki_audit_gap_too_many_slices_is_unsupported() -> None:
     config = Config(stateful=Stateful(audit_gap_max_silence=timedelta(seconds=10)))
-    out = compile_target("loki", config=config, paths=[GOLDEN_RULES])
+    out = compile_target("loki", config=config, paths=[EXAMPLE_RULES])
     cell = next(c for c in out.support if c.rule == "audit_gap")
     assert cell.status == "unsupported" and "slices" in cell.details[0]
 
@@ -325,10 +328,10 @@ def test_splunk_one_stanza_per_compiled_class() -> None:
     assert set(_stanzas(compiled("splunk"))) & set(NAMES) == compiled_names
 
 
-# --- golden outputs and determinism -----------------------------------------------------------
+# --- snapshots and determinism --------------------------------------------------------------------
 
-def _golden_items(target: str) -> dict[str, str]:
-    """What the golden files pin for a target: each stateful query file, and the stateful
+def _snapshot_items(target: str) -> dict[str, str]:
+    """What the snapshots pin for a target: each stateful query file, and the stateful
     entries of the target's rules file (ruler rules, Kibana documents, Splunk stanzas)."""
     out = tuned(target)
     items = {rel: text for rel, text in out.files.items() if f"/{SOURCE}/" in rel}
@@ -342,28 +345,29 @@ def _golden_items(target: str) -> dict[str, str]:
     return items
 
 
-GOLDEN = sorted((t, rel) for t in TARGETS for rel in _golden_items(t))
+SNAPSHOTS = sorted((t, rel) for t in TARGETS for rel in _snapshot_items(t))
 
 
-@pytest.mark.parametrize(("target", "rel"), GOLDEN, ids=[rel for _, rel in GOLDEN])
-def test_golden(target: str, rel: str) -> None:
-    text = _golden_items(target)[rel]
-    path = GOLDEN_DIR / rel
-    if os.environ.get("SECRETSIGHT_REGEN_GOLDEN"):
+@pytest.mark.parametrize(("target", "rel"), SNAPSHOTS, ids=[rel for _, rel in SNAPSHOTS])
+def test_stateful_snapshot(target: str, rel: str) -> None:
+    text = _snapshot_items(target)[rel]
+    path = SNAPSHOT_DIR / rel
+    if os.environ.get("SECRETSIGHT_REGEN_SNAPSHOTS"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, "utf-8", newline="\n")
     assert path.read_text("utf-8") == text
 
 
-def test_golden_files_all_used() -> None:
-    """A golden file no compile produces any more is stale."""
-    on_disk = {p.relative_to(GOLDEN_DIR).as_posix() for p in GOLDEN_DIR.rglob("*") if p.is_file()}
-    assert on_disk == {rel for _, rel in GOLDEN}
+def test_snapshot_files_all_used() -> None:
+    """A snapshot no compile produces any more is stale."""
+    on_disk = {p.relative_to(SNAPSHOT_DIR).as_posix()
+               for p in SNAPSHOT_DIR.rglob("*") if p.is_file()}
+    assert on_disk == {rel for _, rel in SNAPSHOTS}
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_byte_identical_compiles(target: str) -> None:
-    again = compile_target(target, config=TUNED, paths=[GOLDEN_RULES])
+    again = compile_target(target, config=TUNED, paths=[EXAMPLE_RULES])
     assert again.files == tuned(target).files
     assert [c.to_json() for c in again.support] == [c.to_json() for c in tuned(target).support]
 
@@ -371,8 +375,8 @@ def test_byte_identical_compiles(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_sigma_rule_named_like_a_stateful_class_is_an_error(tmp_path: Path, target: str) -> None:
     """Two matrix rows with one name would hide one of them: the clash is reported."""
-    text = (GOLDEN_RULES / "vault" / "golden_root_policy.yml").read_text()
-    text = text.replace("name: golden_root_policy", "name: audit_gap").replace(
+    text = (EXAMPLE_RULES / "vault" / "example_root_policy.yml").read_text()
+    text = text.replace("name: example_root_policy", "name: audit_gap").replace(
         "0b7c6f0e-0000-4000-8000-000000000001", "0b7c6f0e-0000-4000-8000-0000000000aa")
     (tmp_path / "vault").mkdir()
     (tmp_path / "vault" / "audit_gap.yml").write_text(text)

@@ -9,8 +9,9 @@ import re
 
 import eql
 import pytest
-from compiled_outputs import compiled, ndjson_rules, parse_logql, ruler_rules
 from luqum.parser import parser as lucene_parser
+from support.compiled_rules import compiled, ndjson_rules, ruler_rules
+from support.logql import parse_logql
 
 LUCENE = sorted(
     (d["meta"]["secretsight"]["rule_name"], d["query"]) for d in ndjson_rules()

@@ -9,9 +9,9 @@ import json
 import re
 
 import pytest
-from compiled_outputs import compiled, ndjson_rules
 from luqum.parser import parser as lucene_parser
 from luqum.tree import SearchField
+from support.compiled_rules import compiled, ndjson_rules
 
 from secretsight import schema
 from secretsight.compile.elastic_template import TEMPLATE_DIR, field_mappings

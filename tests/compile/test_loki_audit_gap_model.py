@@ -14,7 +14,7 @@ import random
 import re
 from datetime import timedelta
 
-from detect.helpers import at, ev
+from support.event_builders import at, ev
 
 from secretsight.compile.stateful import loki_audit_gap
 from secretsight.config import Config, parse_duration

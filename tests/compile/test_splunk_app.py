@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from compiled_outputs import compiled
+from support.compiled_rules import compiled
 
 from secretsight.compile import write_output
 from secretsight.compile.splunk_app import app_dir, splunk_package

@@ -7,9 +7,9 @@ import dataclasses
 from typing import Any
 
 import pytest
+from support.detector_cases import CASES, Case
+from support.event_builders import at, ev
 
-from detect.helpers import at, ev
-from detect.test_detectors import CASES, Case
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.detect.detectors import Route, RouteKey

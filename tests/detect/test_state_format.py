@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.event_builders import at, ev, reads
 
-from detect.helpers import at, ev, reads
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 from secretsight.detect.stores import Batch, Store

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from detect.helpers import at, baseline_events, ev, reads
+from support.event_builders import at, baseline_events, ev, reads
+
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store
 
@@ -104,7 +105,7 @@ def test_expired_windows_are_pruned_from_memory_and_store(tmp_path) -> None:
 
 
 def test_rotation_read_seen_by_another_replica_cancels_the_finding(redis_server) -> None:
-    from detect.helpers import vault_write
+    from support.event_builders import vault_write
 
     url = f"{redis_server.url}?prefix=t{uuid.uuid4().hex[:12]}"
 
@@ -123,7 +124,7 @@ def test_rotation_read_seen_by_another_replica_cancels_the_finding(redis_server)
 
 
 def test_rotation_unread_everywhere_is_reported_once(redis_server) -> None:
-    from detect.helpers import vault_write
+    from support.event_builders import vault_write
 
     url = f"{redis_server.url}?prefix=t{uuid.uuid4().hex[:12]}"
     a = Detectors(Config(), open_store(url), only=["rotation_without_read"], instance="a")

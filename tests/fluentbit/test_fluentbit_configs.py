@@ -1,93 +1,23 @@
 """fluent-bit.yaml and fluent-bit.conf describe the same pipeline, and that pipeline is sound.
 
-No fluent-bit binary exists here, so the classic format is read by a tiny parser below (sections,
-`key value` lines, `@SET` variables) and the YAML one with PyYAML; both become the same shape
-({section: [ {key: value} ]}) with Fluent Bit's case-insensitive keys and booleans folded.
+No fluent-bit binary exists here: both formats are read into one shape by
+support.fluentbit_configs.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from lua_filter import FLUENTBIT_DIR, LuaFilter
-
-YAML_CONFIG = FLUENTBIT_DIR / "fluent-bit.yaml"
-CLASSIC_CONFIG = FLUENTBIT_DIR / "fluent-bit.conf"
-SECTIONS = ("service", "inputs", "filters", "outputs")
-_TRUE = {"on", "true", "yes"}
-_FALSE = {"off", "false", "no"}
-_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-
-
-def _value(v: Any, env: dict[str, str]) -> Any:
-    if isinstance(v, list):
-        return [_value(x, env) for x in v]
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:  # YAML `null` (e.g. the null output's name) is the string to Fluent Bit
-        return "null"
-    s = _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), str(v)).strip()
-    low = s.lower()
-    if low in _TRUE:
-        return "true"
-    if low in _FALSE:
-        return "false"
-    return s
-
-
-def _section(props: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    return {str(k).lower(): _value(v, env) for k, v in props.items()}
-
-
-def load_yaml(path: Path) -> dict[str, list[dict[str, Any]]]:
-    doc = yaml.safe_load(path.read_text("utf-8"))
-    env = {str(k): str(v) for k, v in (doc.get("env") or {}).items()}
-    pipeline = doc["pipeline"]
-    out = {"service": [_section(doc.get("service") or {}, env)]}
-    for name in ("inputs", "filters", "outputs"):
-        out[name] = [_section(p, env) for p in pipeline.get(name) or []]
-    return out
-
-
-def load_classic(path: Path) -> dict[str, list[dict[str, Any]]]:
-    env: dict[str, str] = {}
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
-    names = {"SERVICE": "service", "INPUT": "inputs", "FILTER": "filters", "OUTPUT": "outputs"}
-    raw: list[tuple[str, list[tuple[str, str]]]] = []
-    for lineno, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("@SET "):
-            key, _, val = text[5:].partition("=")
-            env[key.strip()] = val.strip()
-        elif text.startswith("@"):
-            raise AssertionError(f"{path.name}:{lineno}: unsupported directive {text!r}")
-        elif text.startswith("[") and text.endswith("]"):
-            section = text[1:-1].strip().upper()
-            if section not in names:
-                raise AssertionError(f"{path.name}:{lineno}: unknown section [{section}]")
-            raw.append((names[section], []))
-        else:
-            if not raw:
-                raise AssertionError(f"{path.name}:{lineno}: property outside a section")
-            key, _, val = text.partition(" ")
-            raw[-1][1].append((key, val.strip()))
-    for section, pairs in raw:
-        props: dict[str, Any] = {}
-        for key, val in pairs:
-            k = key.lower()
-            if k in props:  # a repeated key (e.g. several Rule lines) is a list, as in YAML
-                props[k] = (props[k] if isinstance(props[k], list) else [props[k]]) + [val]
-            else:
-                props[k] = val
-        out[section].append(_section(props, env))
-    return out
+from support.fluentbit_configs import (
+    CLASSIC_CONFIG,
+    SECTIONS,
+    YAML_CONFIG,
+    load_classic,
+    load_yaml,
+    tag_matches,
+)
+from support.lua_filters import FLUENTBIT_DIR, LuaFilter
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +60,6 @@ def test_every_lua_filter_script_exists_and_defines_its_call(fmt, yaml_cfg, clas
             assert flt.lua.globals()[f["call"].encode()] is not None
 
 
-def _tag_matches(pattern: str, tag: str) -> bool:
-    return fnmatch.fnmatchcase(tag, pattern)
-
-
 def test_each_source_input_reaches_exactly_its_normalizer(yaml_cfg):
     scripts = {
         "secretsight.vault": "vault.lua",
@@ -147,7 +73,7 @@ def test_each_source_input_reaches_exactly_its_normalizer(yaml_cfg):
         lua = [
             f["script"]
             for f in yaml_cfg["filters"]
-            if f["name"] == "lua" and _tag_matches(f["match"], inp["tag"])
+            if f["name"] == "lua" and tag_matches(f["match"], inp["tag"])
         ]
         assert lua == [scripts[inp["tag"]]], inp["tag"]
 
@@ -173,7 +99,7 @@ def test_dispositions_are_routed_and_nothing_else_is(yaml_cfg):
     ]
     outputs = yaml_cfg["outputs"]
     for tag in ("secretsight_dead_letter.vault", "secretsight_skip.kubernetes"):
-        matched = [o["alias"] for o in outputs if _tag_matches(o["match"], tag)]
+        matched = [o["alias"] for o in outputs if tag_matches(o["match"], tag)]
         assert matched, f"{tag} reaches no output"
         assert not {
             "loki_vault_events",
@@ -188,7 +114,7 @@ def test_dispositions_are_routed_and_nothing_else_is(yaml_cfg):
     # No Lua normalizer matches a re-emitted tag (it would be normalized twice).
     for f in yaml_cfg["filters"]:
         if f["name"] == "lua":
-            assert not _tag_matches(f["match"], "secretsight_dead_letter.vault")
+            assert not tag_matches(f["match"], "secretsight_dead_letter.vault")
 
 
 def _output(cfg: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:

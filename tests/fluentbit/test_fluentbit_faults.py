@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lua_filter import FLUENTBIT_DIR, LuaFilter, normalize
-from test_fluentbit_configs import _tag_matches, load_classic, load_yaml
+from support.fluentbit_configs import load_classic, load_yaml, tag_matches
+from support.lua_filters import FLUENTBIT_DIR, LuaFilter, normalize
 
 CONFIGS = sorted([*FLUENTBIT_DIR.glob("*.yaml"), *FLUENTBIT_DIR.glob("*.conf")])
 EVENT_OUTPUT_MATCH = "secretsight.*"
@@ -45,7 +45,7 @@ def test_every_config_routes_dead_letters_and_skips(path: Path, kind: str) -> No
     assert f"${kind} ^.+$ secretsight_{kind}.$TAG[1] false" in rules, path.name
     for source in _sources(cfg):
         tag = f"secretsight_{kind}.{source}"
-        outs = [o for o in cfg["outputs"] if _tag_matches(o["match"], tag)]
+        outs = [o for o in cfg["outputs"] if tag_matches(o["match"], tag)]
         assert outs, f"{path.name}: {tag} reaches no output"
         assert all(o["match"] != EVENT_OUTPUT_MATCH for o in outs)
 

@@ -11,17 +11,15 @@ writes the rest as compact JSON.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from lua_filter import FLUENTBIT_DIR, LuaFilter
-from test_fluentbit_configs import _tag_matches, load_classic, load_yaml
+from support.fluentbit_configs import both_formats, tag_matches
+from support.golden_pairs import event_params
+from support.lua_filters import filter_for
 
 from secretsight.compile import compile_target
 from secretsight.compile.pipelines import full_pipeline
@@ -33,8 +31,6 @@ from secretsight.compile.transformations import (
 from secretsight.config import Config
 from secretsight.rules import load_rules
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
-SOURCES = ("vault", "cloudtrail", "kubernetes")
 LABEL = Config().targets.loki.dataset_label
 _RA = re.compile(r"\$([A-Za-z_]\w*)((?:\['[^']+'\])*)")
 
@@ -106,34 +102,17 @@ def json_labels(line: str) -> dict[str, str]:
     return out
 
 
-def _golden_events() -> list[Any]:
-    params = []
-    for source in SOURCES:
-        for case in yaml.safe_load((GOLDEN_DIR / f"{source}.yml").read_text("utf-8")):
-            raw = (base64.b64decode(case["raw_b64"]) if "raw_b64" in case
-                   else case["raw"].encode("utf-8"))
-            if any("event" in item for item in case["expect"]):
-                params.append(pytest.param(source, raw, id=f"{source}/{case['id']}"))
-    return params
-
-
-@cache
-def lua(source: str) -> LuaFilter:
-    return LuaFilter(source)
-
-
 def loki_outputs(cfg: dict[str, list[dict[str, Any]]], tag: str) -> list[dict[str, Any]]:
-    return [o for o in cfg["outputs"] if o["name"] == "loki" and _tag_matches(o["match"], tag)]
+    return [o for o in cfg["outputs"] if o["name"] == "loki" and tag_matches(o["match"], tag)]
 
 
-CONFIGS = {"yaml": load_yaml(FLUENTBIT_DIR / "fluent-bit.yaml"),
-           "classic": load_classic(FLUENTBIT_DIR / "fluent-bit.conf")}
+CONFIGS = both_formats()
 
 
 @pytest.mark.parametrize("fmt", sorted(CONFIGS))
-@pytest.mark.parametrize(("source", "raw"), _golden_events())
+@pytest.mark.parametrize(("source", "raw"), event_params())
 def test_loki_line_is_the_whole_normalized_event(fmt: str, source: str, raw: bytes) -> None:
-    events = [r for r in lua(source).call(raw).records if "dead_letter" not in r
+    events = [r for r in filter_for(source).call(raw).records if "dead_letter" not in r
               and "skip" not in r]
     assert events
     (output,) = loki_outputs(CONFIGS[fmt], f"secretsight.{source}")
@@ -211,10 +190,10 @@ def test_shipped_events_pass_the_selection_of_every_rule_they_can_match() -> Non
     requires is in the rule's stream and passes its line filters (otherwise the query would
     miss it before `| json`); an event from another dataset is not selected."""
     checked = rejected = 0
-    for param in _golden_events():
+    for param in event_params():
         source, raw = param.values
         (output,) = loki_outputs(CONFIGS["yaml"], f"secretsight.{source}")
-        for event in (r for r in lua(source).call(raw).records if "event" in r):
+        for event in (r for r in filter_for(source).call(raw).records if "event" in r):
             labels, line = ship(output, event)
             for name, (selection, required) in selections().items():
                 if _satisfies(event, required):

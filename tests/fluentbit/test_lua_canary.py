@@ -8,7 +8,7 @@ import base64
 import json
 
 import pytest
-from lua_filter import LuaFilter, normalize
+from support.lua_filters import LuaFilter, normalize
 
 from secretsight.schema import load
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from lua_filter import READ_TIME, LuaFilter, normalize
+from support.lua_filters import READ_TIME, LuaFilter, normalize
 
 VAULT_READ = {
     "time": "2026-05-09T10:00:01.234567891Z",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lua_filter import LuaFilter, normalize
+from support.lua_filters import LuaFilter, normalize
 
 from secretsight.schema import validate
 

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from lua_filter import LuaFilter, normalize
+from support.lua_filters import LuaFilter, normalize
 from support.samples import SAMPLES, params_or_missing
 
+from secretsight.normalize import normalize_line
 from secretsight.schema import validate
-
-normalize_line = pytest.importorskip("secretsight.normalize").normalize_line
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 SAMPLE_FOLDERS = {"vault": "vault", "cloudtrail": "cloudtrail", "k8s": "kubernetes"}

@@ -9,8 +9,8 @@ import math
 import re
 
 import pytest
-from lua_filter import FLUENTBIT_DIR
 from lupa import luajit21
+from support.lua_filters import FLUENTBIT_DIR
 
 from secretsight.schema import load
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lua_filter import LuaFilter, normalize
+from support.lua_filters import LuaFilter, normalize
 from support.samples import SAMPLES, params_or_missing
 
 from secretsight.schema import validate

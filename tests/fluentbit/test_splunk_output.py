@@ -13,24 +13,26 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_fluentbit_configs import _tag_matches
-from test_loki_output import CONFIGS, _golden_events, lua
+from support.fluentbit_configs import both_formats, tag_matches
+from support.golden_pairs import event_params
+from support.lua_filters import filter_for
 
 from secretsight import schema
 from secretsight.compile.splunk_app import dataset_macro, macros
 from secretsight.config import Config
 
 TARGET = Config().targets.splunk
+CONFIGS = both_formats()
 
 
 def splunk_outputs(cfg: dict[str, list[dict[str, Any]]], tag: str) -> list[dict[str, Any]]:
-    return [o for o in cfg["outputs"] if o["name"] == "splunk" and _tag_matches(o["match"], tag)]
+    return [o for o in cfg["outputs"] if o["name"] == "splunk" and tag_matches(o["match"], tag)]
 
 
 @pytest.mark.parametrize("fmt", sorted(CONFIGS))
-@pytest.mark.parametrize(("source", "raw"), _golden_events())
+@pytest.mark.parametrize(("source", "raw"), event_params())
 def test_each_event_gets_its_datasets_sourcetype(fmt: str, source: str, raw: bytes) -> None:
-    events = [r for r in lua(source).call(raw).records if "dead_letter" not in r
+    events = [r for r in filter_for(source).call(raw).records if "dead_letter" not in r
               and "skip" not in r]
     assert events
     (output,) = splunk_outputs(CONFIGS[fmt], f"secretsight.{source}")

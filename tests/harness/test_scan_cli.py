@@ -111,7 +111,6 @@ def test_config_changes_thresholds(harvest: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.skipif(not (REPO / "examples").is_dir(), reason="examples/ not generated")
 def test_examples_directory_shows_findings_from_every_source() -> None:
     result = scan("--format", "json", str(REPO / "examples"))
     assert result.exit_code == 1, result.output

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.golden_pairs import CASES
 
 from secretsight.cli import cli
 from secretsight.schema import validate
-
-from .golden import CASES
 
 VAULT_GOOD = next(c for c in CASES if c.test_id == "vault/kv2_read")
 CT_RECORDS = next(c for c in CASES if c.test_id == "cloudtrail/s3_records_file_three_events")

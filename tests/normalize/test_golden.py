@@ -6,11 +6,10 @@ from collections import Counter
 
 import pytest
 import yaml
+from support.golden_pairs import CASES, GOLDEN_DIR, GOLDEN_FILES, GoldenCase
 
 from secretsight.normalize import load_dispositions, normalize_line
 from secretsight.schema import validate
-
-from .golden import CASES, GOLDEN_DIR, GOLDEN_FILES, GoldenCase
 
 EVENT_CASES = [
     pytest.param(case, i, id=f"{case.test_id}#{i}")

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.golden_pairs import CASES, GoldenCase
 
 from secretsight.normalize import load_dispositions, normalize_line
 from secretsight.schema import validate
-
-from .golden import CASES, GoldenCase
 
 REPLACEMENTS: list[Any] = [None, "", "x", 0, -1, 1.5, True, [], ["x"], [1], {}, {"a": 1}]
 CODES = load_dispositions()

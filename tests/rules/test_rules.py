@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
-from rule_cases import CASES_DIR, Case, case_files, deep_merge, load_cases, rule_path_for
 from sigma.correlations import SigmaCorrelationRule
 from sigma.plugins import InstalledSigmaPlugins
 from sigma.validation import SigmaValidator
+from support.rule_cases import CASES_DIR, Case, case_files, deep_merge, load_cases, rule_path_for
+from support.sigma_cli import sigma_cli
 
 from secretsight import anomalies, schema
 from secretsight.config import Config, load_config
+from secretsight.engine import Engine
 from secretsight.findings import ANOMALY_CLASSES
 from secretsight.rules import (
     PLACEHOLDERS,
@@ -164,11 +166,8 @@ def test_yaml_defaults_equal_config_defaults(name: str) -> None:
 def test_sigma_cli_check_passes(tmp_path: Path) -> None:
     """`sigma check` (sigma-cli) on the rule directory as users run it: nothing but rules there."""
     import subprocess
-    import sys
 
-    sigma = Path(sys.executable).with_name("sigma")
-    if not sigma.exists():
-        pytest.skip("sigma-cli not installed in this environment")
+    sigma = sigma_cli()
     exclusions: dict[str, list[str]] = {}
     for rule, validator_id, _ in ACCEPTED:
         exclusions.setdefault(ruleset().by_name(rule).id, []).append(validator_id)
@@ -284,7 +283,6 @@ def test_case_events_follow_the_schema(case: Case) -> None:
     "case", ALL_CASES, ids=[f"{c.source}/{c.rule}::{c.id}" for c in ALL_CASES]
 )
 def test_case(case: Case, tmp_path: Path) -> None:
-    engine_mod = pytest.importorskip("secretsight.engine", reason="secretsight.engine missing")
     config = Config.model_validate(deep_merge(Config().model_dump(), case.config))
     path = ruleset().by_name(case.rule).path  # the file holds every rule it references
     if ruleset().by_name(case.rule).embedded is False:
@@ -295,7 +293,7 @@ def test_case(case: Case, tmp_path: Path) -> None:
         path.write_text(re.sub(r"(?m)^embedded: false\n", "", text), "utf-8")
     rules = load_rules([path], config)
     assert [str(e) for e in rules.errors] == []
-    engine = engine_mod.Engine(config)
+    engine = Engine(config)
     engine.load(case.events)
     findings = engine.run(rules)
     assert [str(e) for e in engine.errors] == []
@@ -313,10 +311,9 @@ def test_catalogue_lists_every_alerting_rule() -> None:
 def test_token_theft_finding_names_principal_and_credential() -> None:
     """dual_source_ip groups by credential.id, yet the finding's identity is the principal
     (user.id, user.name) and it carries the credential beside it."""
-    engine_mod = pytest.importorskip("secretsight.engine", reason="secretsight.engine missing")
     (case,) = [c for c in ALL_CASES
                if c.rule == "dual_source_ip" and c.id == "pod_then_attacker_within_an_hour"]
-    engine = engine_mod.Engine(Config())
+    engine = Engine(Config())
     engine.load(case.events)
     (finding,) = [f for f in engine.run(load_rules([ruleset().by_name("dual_source_ip").path]))
                   if f.rule_name == "dual_source_ip"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from support.delivery_orders import in_time_order, jittered, reversed_chunks
 
 from secretsight.cli import cli
 from secretsight.config import Config
@@ -25,7 +26,6 @@ from secretsight.rules import load_rules
 from secretsight.scenarios import SCENARIOS, generate, scenario_config
 from secretsight.stream import open_detectors
 from secretsight.watch.outputs import finding_json
-from stream.delivery import in_time_order, jittered, reversed_chunks
 
 
 @dataclass

@@ -87,3 +87,28 @@ def test_a_forged_time_neither_moves_the_watermark_nor_reaches_the_rules() -> No
     det.process({**base, "@timestamp": "2026-03-01T10:00:05Z",
                  "event": {**base["event"], "id": "b"}})
     assert det.buffer.late == 0
+
+
+def test_an_idle_live_input_releases_what_the_buffer_holds() -> None:
+    """A harvest that stops: its last `lateness` of events would wait for traffic to resume;
+    once the input has been idle that long on the wall clock, tick() releases them and the
+    crossing is reported. An event older than the newest arriving afterwards is late."""
+    from support.event_builders import at, ev
+
+    from secretsight.config import Config
+    from secretsight.stream import open_detectors
+
+    det = open_detectors(Config(), open_store(None), rules=False, log=lambda m: None)
+    wall = [1000.0]
+    det.inner.clock = lambda: wall[0]
+    found = []
+    for k in range(60):  # 60 reads of 40 paths within 59 s: more than 50 in 5 minutes
+        found += det.process(ev(at(k), user="harvester", path=f"secret/p{k % 40}"))
+    assert not [f for f in found if f.anomaly == "bulk_read"]  # the crossing is still held
+    wall[0] += 29
+    assert not [f for f in det.tick(wall[0]) if f.anomaly == "bulk_read"]
+    wall[0] += 2  # idle for longer than stream.lateness (30 s)
+    assert [f.user_id for f in det.tick(wall[0]) if f.anomaly == "bulk_read"] == ["harvester"]
+    assert not det.buffer.heap
+    det.process(ev(at(58), user="harvester", path="secret/late"))
+    assert det.buffer.late == 1

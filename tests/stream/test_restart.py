@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from support.event_streams import rule_stream, write_ndjson
+
 from secretsight.detect import open_store
 from secretsight.stream.reorder import NS as BUFFER_NS
 from secretsight.stream.rules import NS as RULES_NS
-from stream.stream_events import rule_stream, write_ndjson
 
 WATCH = [str(Path(sys.executable).with_name("secretsight"))]
 SIGMA_KINDS = {"bulk_read", "path_diversity", "denied_burst", "suspicious_user_agent",

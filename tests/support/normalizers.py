@@ -2,9 +2,9 @@
 
 - python: `secretsight.normalize.iter_files` (dedupe off: the replay dedupes, as for the others);
 - vrl: `vector/<source>.vrl` on vrl-python, one `{"message": line}` per raw line, as Vector's
-  file source hands lines to a remap transform (tests/vector/vrl_items.py);
+  file source hands lines to a remap transform (support.vrl_programs);
 - lua: `fluentbit/<source>.lua` on LuaJIT via lupa, `cb_filter(tag, ts, {log = line})` as
-  Fluent Bit's tail input + Lua filter call it (tests/fluentbit/lua_filter.py).
+  Fluent Bit's tail input + Lua filter call it (support.lua_filters).
 Each returns (normalized events, dead-letter count); a missing program raises Unavailable.
 """
 
@@ -34,8 +34,8 @@ def source_of(path: Path) -> str:
 
 
 def _load(name: str) -> Any:
-    """A helper module of another test directory (pyproject's pytest `pythonpath` lists it), or
-    Unavailable saying why it cannot be imported."""
+    """A support module whose runtime package (vrl-python, lupa) may be missing, or Unavailable
+    saying why it cannot be imported."""
     try:
         return importlib.import_module(name)
     except ImportError as exc:
@@ -59,7 +59,7 @@ def run_vrl(files: list[Path]) -> tuple[list[dict[str, Any]], int]:
         from vrl_python import VRLRuntime
     except ImportError as exc:
         raise Unavailable(f"vrl-python not installed: {exc}") from exc
-    items_mod = _load("vrl_items")
+    items_mod = _load("support.vrl_programs")
     events: list[dict[str, Any]] = []
     dead = 0
     runtimes: dict[str, Any] = {}
@@ -85,7 +85,7 @@ def run_lua(files: list[Path]) -> tuple[list[dict[str, Any]], int]:
         import lupa  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"lupa not installed: {exc}") from exc
-    lua_mod = _load("lua_filter")
+    lua_mod = _load("support.lua_filters")
     events: list[dict[str, Any]] = []
     dead = 0
     filters: dict[str, Any] = {}

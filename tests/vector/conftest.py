@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vrl_items import PROGRAMS, exact_bytes_program, message, program, to_items
+from support.vrl_programs import PROGRAMS, exact_bytes_program, message, program, to_items
 from vrl_python import VRLRuntime
 
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from vrl_items import REPO
+from support.vrl_programs import REPO
 
 VECTOR = shutil.which("vector")
 pytestmark = [

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from vrl_items import REPO, exact_bytes_program, load_golden, to_items
+from support.vrl_programs import REPO, exact_bytes_program, load_golden, to_items
 
 from secretsight.normalize.line import normalize_line
 from secretsight.schema import validate

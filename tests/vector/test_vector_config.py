@@ -9,7 +9,7 @@ import re
 
 import pytest
 import yaml
-from vrl_items import VECTOR_DIR
+from support.vrl_programs import VECTOR_DIR
 from vrl_python import VRLRuntime
 
 from secretsight import schema

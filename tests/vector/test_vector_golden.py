@@ -7,7 +7,7 @@ A case's source picks the program: vault.vrl, cloudtrail.vrl, kubernetes.vrl, or
 from __future__ import annotations
 
 import pytest
-from vrl_items import load_golden
+from support.vrl_programs import load_golden
 
 from secretsight.schema import validate
 

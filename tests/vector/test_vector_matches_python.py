@@ -9,7 +9,7 @@ import random
 from typing import Any
 
 import pytest
-from vrl_items import load_golden
+from support.vrl_programs import load_golden
 
 from secretsight.normalize.line import normalize_line
 

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from vrl_items import PROGRAMS, SOURCES, program
+from support.vrl_programs import PROGRAMS, SOURCES, program
 from vrl_python import VRLRuntime
 
 from secretsight.schema import load

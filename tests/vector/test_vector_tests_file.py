@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from vrl_items import gen_tests, load_golden, program
+from support.vrl_programs import gen_tests, load_golden, program
 
 TESTS = yaml.safe_load(gen_tests.TESTS_FILE.read_text("utf-8"))["tests"]
 TRANSFORM_SOURCE = {transform: source for source, transform in gen_tests.TRANSFORM.items()}

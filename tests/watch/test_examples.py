@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from vrl_python import VRLRuntime
 
 REPO = Path(__file__).resolve().parents[2]
 VECTOR = REPO / "vector" / "watch-http-sink.yaml"
@@ -82,7 +83,7 @@ def test_fluentbit_conf_and_yaml_agree() -> None:
 
 @pytest.fixture
 def ingest():
-    from watch.test_http import Running
+    from support.watch_ingest import Running
 
     r = Running("tok")
     yield r
@@ -95,11 +96,10 @@ def _vault_lines(samples_dir: Path) -> list[str]:
 
 
 def test_vector_pipeline_end_to_end(samples_dir: Path, ingest) -> None:
-    vrl = pytest.importorskip("vrl_python")
     cfg = yaml.safe_load(VECTOR.read_text())
     program = (REPO / "vector" / "vault.vrl").read_text()
     condition = cfg["transforms"]["normalized_only"]["condition"]
-    runtime = vrl.VRLRuntime()
+    runtime = VRLRuntime()
     kept = []
     for line in _vault_lines(samples_dir):
         event = runtime.execute(program, {"message": line}).processed_event
@@ -117,7 +117,7 @@ def test_vector_pipeline_end_to_end(samples_dir: Path, ingest) -> None:
 
 def test_fluentbit_json_lines_body_is_accepted(ingest) -> None:
     """json_lines with Json_Date_Key false: one record per line, as normalized."""
-    from detect.helpers import at, ev
+    from support.event_builders import at, ev
 
     records = [ev(at(i), path=f"secret/p{i}") for i in range(3)]
     body = gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.event_streams import detector_stream, write_ndjson
 
 from secretsight.detect.stores import sqlite_path
-from watch.stream_data import stream, write_ndjson
 
 WATCH = [str(Path(sys.executable).with_name("secretsight")), "watch"]
 ONE_COMMIT = ["--commit-every", "10000000", "--commit-interval", "100000"]
@@ -30,7 +30,7 @@ def _watch(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def halves(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("events")
-    ev = stream(identities=20, days=20, reads_per_day=10)
+    ev = detector_stream(identities=20, days=20, reads_per_day=10)
     half = len(ev) // 2
     return write_ndjson(d / "a.ndjson", ev[:half]), write_ndjson(d / "b.ndjson", ev[half:])
 

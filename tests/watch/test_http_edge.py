@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from detect.helpers import reads
+from support.event_builders import reads
+from support.watch_ingest import TOKEN, Running, ndjson
 
 from secretsight.limits import HttpLimits
-from watch.test_http import TOKEN, Running, ndjson
 
 WATCH = [str(Path(sys.executable).with_name("secretsight")), "watch"]
 

@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from detect.helpers import at, baseline_events, ev, reads
-
-from watch.test_http import TOKEN, Running
+from support.event_builders import at, baseline_events, ev, reads
+from support.watch_ingest import TOKEN, Running
 
 CLI = [str(Path(sys.executable).with_name("secretsight"))]
 BOM = b"\xef\xbb\xbf"

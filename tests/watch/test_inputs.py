@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from detect.helpers import at, baseline_events, ev
+from support.event_builders import at, baseline_events, ev
 
 from secretsight.watch.decode import DecodeError, decode_line
 from secretsight.watch.inputs import FileInput

@@ -6,34 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support.finding_receiver import Receiver
 
 from secretsight.limits import SpoolLimits
 from secretsight.watch.outputs import FileOutput, HttpOutput
-
-
-class Receiver(ThreadingHTTPServer):
-    def __init__(self, status: int, port: int = 0) -> None:
-        self.bodies: list[tuple[str, bytes]] = []
-        self.status = status
-        super().__init__(("127.0.0.1", port), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.bodies.append((self.headers.get("Authorization", ""), body))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from watch.stream_data import stream, write_ndjson
+from support.event_streams import detector_stream, write_ndjson
 
 # The installed console script next to this interpreter (the venv's `secretsight`).
 WATCH = [str(Path(sys.executable).with_name("secretsight"))]
@@ -28,7 +28,7 @@ def _env() -> dict[str, str]:
 
 
 def test_sigkill_mid_stream_then_restart(tmp_path: Path, state_url: str) -> None:
-    src = write_ndjson(tmp_path / "events.ndjson", stream())
+    src = write_ndjson(tmp_path / "events.ndjson", detector_stream())
     # The reference: one uninterrupted run on its own state.
     ref_out = tmp_path / "reference.ndjson"
     ref_state = f"sqlite:///{tmp_path}/reference.db"

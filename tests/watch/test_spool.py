@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from support.event_streams import detector_stream, write_ndjson
+from support.finding_receiver import Receiver
 from support.redis_server import free_port
 
 from secretsight.limits import SpoolLimits
 from secretsight.watch.outputs import HttpOutput
 from secretsight.watch.spool import Spool
-from watch.stream_data import stream, write_ndjson
-from watch.test_outputs import Receiver
 
 FAST = SpoolLimits(retry_initial_seconds=0.05, retry_max_seconds=0.2,
                    request_timeout_seconds=0.5)
@@ -147,7 +147,7 @@ def _config(tmp_path: Path) -> Path:
 
 def test_one_shot_run_with_undelivered_findings_exits_3_then_next_run_delivers(
         tmp_path: Path) -> None:
-    src = write_ndjson(tmp_path / "events.ndjson", stream(identities=10, days=20,
+    src = write_ndjson(tmp_path / "events.ndjson", detector_stream(identities=10, days=20,
                                                           reads_per_day=10))
     port = free_port()
     cmd = [*WATCH, "-i", str(src), "-o", f"http://127.0.0.1:{port}/f", "--exit-at-eof",

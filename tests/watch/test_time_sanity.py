@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from detect.helpers import at, ev, reads
+from support.event_builders import at, ev, reads
 
 from secretsight.config import Config
 from secretsight.detect import Detectors, open_store

@@ -48,6 +48,7 @@ class StreamingDetectors(Detectors):
         self.incidents = incidents  # None: emit the rules' and detectors' findings themselves
         self.events = 0
         self.last_ts: float | None = None
+        self.arrived: float | None = None  # wall clock of the last event taken (idle flush)
 
     def __getattr__(self, name: str) -> Any:  # cache, store, now, detectors, ...
         return getattr(self.inner, name)
@@ -104,6 +105,7 @@ class StreamingDetectors(Detectors):
             return []
         self.events += 1
         self.last_ts = ts
+        self.arrived = inner.clock()
         late, dups = buffer.late, buffer.duplicates
         out = self._grouped(self._run(buffer.add(event, ts)))
         if buffer.late != late:
@@ -137,7 +139,22 @@ class StreamingDetectors(Detectors):
         return self._grouped(out, closing=now is None)
 
     def tick(self, wall: float | None = None) -> list[Finding]:
-        return self._grouped(self.inner.tick(wall))
+        wall = self.inner.clock() if wall is None else wall
+        return self._grouped(self._idle_flush(wall) + self.inner.tick(wall))
+
+    def _idle_flush(self, wall: float) -> list[Finding]:
+        """A live input that sent nothing for `lateness` seconds of wall time releases what
+        the buffer holds: no later event is waited for to move the watermark, so the last
+        events before a pause (a harvest that stops) reach the detectors and rules now, not
+        when traffic resumes. The watermark moves to the newest timestamp seen: an event older
+        than that arriving afterwards is late, as it would be after the newer ones' release."""
+        buffer = self.buffer
+        if (not buffer.heap or self.arrived is None or buffer.newest is None
+                or wall - self.arrived < buffer.lateness):
+            return []
+        batches = buffer.release(None)
+        buffer.bound = buffer.newest
+        return self._run(batches)
 
     def commit(self, offsets: dict[str, Any] | None = None) -> list[Finding]:
         if self.evaluator is not None:

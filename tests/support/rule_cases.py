@@ -1,4 +1,4 @@
-"""Per-rule positive and negative cases (helpers for test_rules.py).
+"""Per-rule positive and negative cases (loaded by tests/rules/test_rules.py).
 
 The cases of rule `sigma/rules/<source>/<name>.yml` live in `tests/rules/cases/<source>/<name>.yml`,
 a tree mirroring the rules (as SigmaHQ keeps its regression data apart): sigma-cli reads every
@@ -35,7 +35,7 @@ import yaml
 
 from secretsight.config import parse_duration
 
-CASES_DIR = Path(__file__).resolve().parent / "cases"
+CASES_DIR = Path(__file__).resolve().parents[1] / "rules" / "cases"
 START = datetime(2026, 5, 9, 10, 0, 0, tzinfo=UTC)
 _INDEX = re.compile(r"\{i(?:%(\d+))?\}")
 

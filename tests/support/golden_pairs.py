@@ -1,4 +1,5 @@
-"""Loads tests/golden/*.yml: the raw-line -> items pairs shared by the three normalizers."""
+"""Loads tests/golden/*.yml: the golden raw-line -> items pairs every normalizer implementation
+(Python, VRL, Lua) must reproduce."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
@@ -40,3 +42,11 @@ def load_cases() -> list[GoldenCase]:
 
 
 CASES = load_cases()
+
+
+def event_params(sources: tuple[str, ...] = ("vault", "cloudtrail", "kubernetes")) -> list[Any]:
+    """`pytest.param(file, raw)` for each pair of the sources' files (`vault.yml`, ...) that
+    yields at least one normalized event, id `<file>/<case id>`. The file names the source the
+    line is shipped as (a pair's own `source` may be `auto`)."""
+    return [pytest.param(c.file, c.raw, id=c.test_id) for c in CASES
+            if c.file in sources and any("event" in item for item in c.expect)]

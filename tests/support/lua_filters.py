@@ -10,6 +10,7 @@ so the Python values here are what Fluent Bit would ship.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,9 @@ def to_item(record: dict[str, Any]) -> dict[str, Any]:
 
 def normalize(flt: LuaFilter, raw: bytes) -> list[dict[str, Any]]:
     return [to_item(r) for r in flt.call(raw).records]
+
+
+@cache
+def filter_for(source: str) -> LuaFilter:
+    """One filter (one Lua state) per source for the session, as Fluent Bit keeps one per filter."""
+    return LuaFilter(source)

@@ -1,4 +1,4 @@
-"""Compact builders of normalized events for the detector tests."""
+"""Compact builders of normalized events (detector, stream and watch tests)."""
 
 from __future__ import annotations
 

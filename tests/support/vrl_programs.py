@@ -20,7 +20,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-import gen_tests  # vector/gen_tests.py, importable through pytest's pythonpath
+import gen_tests  # vector/gen_tests.py: pyproject's pytest `pythonpath` lists vector/
 
 REPO = Path(__file__).resolve().parents[2]
 VECTOR_DIR = REPO / "vector"

@@ -21,10 +21,10 @@ from urllib.request import Request, urlopen
 
 import pytest
 import yaml
-from alerting_tools import alerting_files
 
 from secretsight.alerting.alertmanager import CONFIG_FILE
 from secretsight.config import Config
+from support.prometheus_tools import alerting_files
 
 
 def free_port() -> int:

@@ -1,5 +1,10 @@
-"""A deterministic event stream on which the Sigma rules fire all along (plain rules and every
-kind of correlation), delivered slightly out of order (within the default lateness)."""
+"""Deterministic event streams for the long-running paths (watch, streaming rules), and their
+NDJSON files.
+
+- `detector_stream`: first_path_access findings spread all along (tests/watch);
+- `rule_stream`: the Sigma rules fire all along (plain rules and every kind of correlation),
+  delivered slightly out of order, within the default lateness (tests/stream).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,24 @@ import random
 from pathlib import Path
 from typing import Any
 
-from detect.helpers import at, ev
+from support.delivery_orders import jittered
+from support.event_builders import at, ev
 
-from stream.delivery import jittered
+
+def detector_stream(identities: int = 40, days: int = 30,
+                    reads_per_day: int = 40) -> list[dict[str, Any]]:
+    """Each identity reads a few known paths every day and a brand-new one every few days
+    (first_path_access once the baseline is established), so findings appear all along."""
+    events = []
+    for day in range(days):
+        for i in range(identities):
+            for k in range(reads_per_day):
+                path = f"secret/{i}/p{k % 4}"
+                if k == 0 and day % 3 == i % 3:
+                    path = f"secret/{i}/new-{day}"
+                events.append(ev(at(i * 60 + k, days=day), user=f"id-{i}", path=path))
+    events.sort(key=lambda e: e["@timestamp"])
+    return events
 
 
 def rule_stream(days: int = 12, identities: int = 12) -> list[dict[str, Any]]:
@@ -49,6 +69,7 @@ def rule_stream(days: int = 12, identities: int = 12) -> list[dict[str, Any]]:
             ip = "10.0.3.3" if m % 60 else "198.51.100.4"
             events.append(ev(at(m * 60 + 11), user="roaming", path="secret/r", source__ip=ip))
     return jittered(events, lateness=20.0, seed=3)
+
 
 
 def write_ndjson(path: Path, events: list[dict[str, Any]]) -> Path:

@@ -157,6 +157,23 @@ def test_bad_anomaly_is_an_error_not_a_crash() -> None:
     assert len(engine.errors) == 1 and "nonsense" in str(engine.errors[0])
 
 
+def test_a_rule_sqlite_rejects_fails_alone() -> None:
+    """Plain rules share one scan and correlations one table of base-rule matches: a predicate
+    SQLite rejects (no REGEXP function here) must fail only the rules that use it."""
+    bad_plain = rule("bad_re", "  sel:\n    secret.path|re: '^secret/p'\n  condition: sel")
+    bad_base = rule("bad_base", "  sel:\n    secret.path|re: '^secret/'\n  condition: sel",
+                    "bulk_read")
+    bad_corr = BULK.split("---\n", 1)[1].replace("name: bulk", "name: bad_bulk").replace(
+        "[reads_base]", "[bad_base]").replace("555555555555", "555555555556")
+    burst = [ev(i, user="tok_A1b2c3", user__roles=["root"]) for i in range(60)]
+    findings, engine = run("---\n".join([BULK, ROOT, bad_plain, bad_base, bad_corr]), burst)
+    assert sorted({f.rule_name for f in findings}) == ["bulk", "root_policy"]
+    assert sorted(str(e) for e in engine.errors) == [
+        "rule 'bad_bulk': SQLite: no such function: REGEXP",
+        "rule 'bad_re': SQLite: no such function: REGEXP",
+    ]
+
+
 def test_dedupe_keeps_the_response_entry() -> None:
     request = ev(0, vault__entry_type="request")
     response = ev(0, vault__entry_type="response")

@@ -4,6 +4,7 @@ matches into findings (see the package docstring for the grouping)."""
 from __future__ import annotations
 
 import copy
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -55,18 +56,39 @@ class RuleFacts:
     timespan: float = 0.0
 
 
+@dataclass(frozen=True)
+class GroupPrune:
+    """A necessary condition on the group of a correlation's events (see `_group_prune`),
+    checked before its plan runs: groups that fail it cannot alert and are left out."""
+
+    field: str  # the group-by field
+    # event_count / value_count: the group's sliding count of events matching any of `window`
+    # over `span` seconds reaches `need` somewhere ...
+    window: tuple[str, ...] = ()
+    span: int = 0
+    need: int = 0
+    # ... and (value_count) its events carry at least `need` distinct `distinct` values
+    distinct: str | None = None
+    # temporal: the group matches each of these (any predicate of the tuple) at least once
+    every: tuple[tuple[str, ...], ...] = ()
+
+
 @dataclass
 class CompiledRule:
     meta: RuleFacts
     queries: list[str] = field(default_factory=list)  # plain: WHERE clauses
     plan: dict[str, Any] | None = None  # correlation: the backend's v2 plan
-    # correlation: OR of the referenced base rules' predicates, to pre-select its input
-    prefilter: str | None = None
-    # correlation: a necessary condition on a row's group (see _group_prune), or None
-    prune: str | None = None
+    # correlation: the referenced base rules' predicates (its input: events matching one)
+    bases: tuple[str, ...] = ()
+    prune: GroupPrune | None = None
     # temporal correlation over correlations: evaluated here over the children's alerts
     children: list[CompiledRule] = field(default_factory=list)
     required: int = 0  # how many distinct children must alert within the timespan
+
+    @property
+    def prefilter(self) -> str | None:
+        """The OR of `bases`: a WHERE clause selecting the correlation's input (None: unknown)."""
+        return " OR ".join(f"({p})" for p in self.bases) or None
 
 
 @dataclass
@@ -173,11 +195,10 @@ def _nested_temporal(rule: SigmaCorrelationRule) -> bool:
 def _child_plan(rule: SigmaCorrelationRule, backend: SecretSightSQLiteBackend) -> CompiledRule:
     # Referenced correlations produce no output query, but the backend keeps their plans.
     plan = backend.correlation_plan(rule)
-    predicates = _base_predicates(rule)
     child = CompiledRule(
         meta=_meta(rule),  # a building block: its findings are its parent's evidence only
         plan=_strip_evidence(plan),
-        prefilter=" OR ".join(f"({p})" for p in predicates) if predicates else None,
+        bases=tuple(dict.fromkeys(_base_predicates(rule) or ())),
         prune=_group_prune(rule),
     )
     return child
@@ -230,7 +251,7 @@ def _strip_evidence(plan: dict[str, Any]) -> dict[str, Any]:
     return dict(plan, prepare=stages)
 
 
-def _group_prune(rule: SigmaCorrelationRule) -> str | None:
+def _group_prune(rule: SigmaCorrelationRule) -> GroupPrune | None:
     """A cheap condition that every event of a qualifying window satisfies, on its group only.
 
     The backend's plan materializes every matching event with a JSON payload in several stages:
@@ -239,11 +260,12 @@ def _group_prune(rule: SigmaCorrelationRule) -> str | None:
     the result identical (only whole groups are dropped, and only when provably silent):
     - event_count / value_count with `gt N` / `gte N`: a window needs at least N+1 / N events
       (a distinct count never exceeds the event count), so the group's own sliding count over
-      the same timespan must reach it somewhere;
+      the same timespan must reach it somewhere; for value_count, the group must also carry
+      that many distinct values over the whole input;
     - temporal (all referenced rules required): the group must match every referenced rule
       at least once.
     Rules with aliases, several group-by fields, other operators or nested correlations get
-    no pruning (None).
+    no pruning (None). `_SharedInputs` evaluates these conditions.
     """
     from sigma.correlations import SigmaCorrelationConditionOperator as Op
     from sigma.correlations import SigmaCorrelationType as Kind
@@ -257,10 +279,7 @@ def _group_prune(rule: SigmaCorrelationRule) -> str | None:
     preds = [_base_predicates(r) for r in refs]
     if any(p is None for p in preds):
         return None
-    wheres = [" OR ".join(f"({q})" for q in p) for p in preds if p]
-    key = f"lower({table.quote(group[0])})"
-    ts = table.quote(table.TS_COLUMN)
-    src = f"main.{table.TABLE}"
+    per_ref = [tuple(dict.fromkeys(p)) for p in preds if p]
     cond = rule.condition
     if not isinstance(cond, SigmaCorrelationCondition):
         return None  # an extended (boolean) temporal condition: no pruning
@@ -274,26 +293,17 @@ def _group_prune(rule: SigmaCorrelationRule) -> str | None:
             return None
         if need <= 1:
             return None
-        span = rule.timespan.seconds
-        where = " OR ".join(f"({w})" for w in wheres)
-        conditions = [
-            f"{key} IN (SELECT g FROM (SELECT {key} AS g, COUNT(*) OVER (PARTITION BY {key} "
-            f"ORDER BY {ts} RANGE BETWEEN {span} PRECEDING AND CURRENT ROW) AS c FROM {src} "
-            f"WHERE ({where}) AND {table.quote(group[0])} IS NOT NULL AND {ts} IS NOT NULL) "
-            f"WHERE c >= {need})"
-        ]
-        field = getattr(rule.condition, "fieldref", None)
-        if rule.type == Kind.VALUE_COUNT and isinstance(field, str):
-            # ... and as many distinct values over the whole input.
-            conditions.append(
-                f"{key} IN (SELECT {key} FROM {src} WHERE ({where}) GROUP BY {key} "
-                f"HAVING COUNT(DISTINCT lower({table.quote(field)})) >= {need})"
-            )
-        return " AND ".join(conditions)
-    if rule.type == Kind.TEMPORAL and cond.op == Op.GTE and int(cond.count) >= len(refs):
-        return " AND ".join(
-            f"{key} IN (SELECT {key} FROM {src} WHERE {w})" for w in wheres
+        fieldref = getattr(rule.condition, "fieldref", None)
+        return GroupPrune(
+            field=group[0],
+            window=tuple(dict.fromkeys(p for ref in per_ref for p in ref)),
+            span=rule.timespan.seconds,
+            need=need,
+            distinct=fieldref if rule.type == Kind.VALUE_COUNT and isinstance(fieldref, str)
+            else None,
         )
+    if rule.type == Kind.TEMPORAL and cond.op == Op.GTE and int(cond.count) >= len(refs):
+        return GroupPrune(field=group[0], every=tuple(per_ref))
     return None
 
 
@@ -358,8 +368,8 @@ def compile_ruleset(ruleset: Any, config: Config) -> CompiledRuleSet:
                 )
                 continue
             compiled.required = int(cast(SigmaCorrelationCondition, rule.condition).count)
-            if all(c.prefilter for c in compiled.children):
-                compiled.prefilter = " OR ".join(f"({c.prefilter})" for c in compiled.children)
+            if all(c.bases for c in compiled.children):
+                compiled.bases = tuple(dict.fromkeys(p for c in compiled.children for p in c.bases))
             out.rules.append(compiled)
             continue
         if isinstance(rule, SigmaRule):
@@ -375,7 +385,7 @@ def compile_ruleset(ruleset: Any, config: Config) -> CompiledRuleSet:
                 compiled.plan["query"] = merged
             predicates = _base_predicates(rule)
             if predicates:
-                compiled.prefilter = " OR ".join(f"({p})" for p in predicates)
+                compiled.bases = tuple(dict.fromkeys(predicates))
                 compiled.prune = _group_prune(rule)
         out.rules.append(compiled)
     return out
@@ -399,6 +409,198 @@ def compiled_for(ruleset: Any, config: Config) -> CompiledRuleSet:
     return compiled
 
 
+class _SharedInputs:
+    """What the correlations of one run share, computed once instead of once per rule.
+
+    Before, each correlation scanned the whole table with its base rules' predicates two to
+    four times (its input, its prune subqueries, each finding's events), and computed its own
+    sliding count per group: three of them over the same 300 s `user.id` window. Here:
+    - one scan evaluates every base predicate once per event into a narrow TEMP table
+      (`_id`, `_ts`, the lower-cased group values, one 0/1 column per predicate);
+    - the sliding counts that share a (group field, timespan) are one window query over that
+      table, one SUM per counted predicate set, keeping each group's peak;
+    - a correlation's input, prune and burst events are then read by row id.
+    Same rows as the per-rule SQL (same predicates, same `lower()` keys); a predicate SQLite
+    rejects fails only the rules that use it, with SQLite's message.
+    """
+
+    TABLE = "secretsight_inputs"
+
+    def __init__(self, conn: sqlite3.Connection, rules: list[CompiledRule]):
+        self.conn = conn
+        self.preds: dict[str, str] = {}  # predicate -> its column
+        self.groups: dict[str, str] = {}  # group-by field -> its column (lower-cased values)
+        self.windows: dict[tuple[str, int], list[tuple[str, ...]]] = {}  # -> counted sets
+        self.broken: dict[str, str] = {}  # predicate -> SQLite's error
+        self.timings: dict[str, float] = {}
+        self._peaks: dict[tuple[str, int, tuple[str, ...]], dict[str, int]] = {}
+        self.totals: dict[str, int] = {}  # predicate -> events it matches
+        self._built = False
+        for rule in rules:
+            for r in (rule, *rule.children):
+                if not r.bases:
+                    continue
+                for pred in r.bases:
+                    self.preds.setdefault(pred, f"p{len(self.preds)}")
+                for name in r.meta.group_by:
+                    self.groups.setdefault(name, f"g{len(self.groups)}")
+                prune = r.prune
+                if prune is not None and prune.window:
+                    sets = self.windows.setdefault((prune.field, prune.span), [])
+                    if prune.window not in sets:
+                        sets.append(prune.window)
+
+    def _build(self) -> None:
+        if self._built:
+            return
+        started = time.process_time()
+        self._built = True
+        try:
+            self._create(list(self.preds))
+        except sqlite3.Error:
+            # Find the predicates SQLite rejects (each alone), build without them.
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{self.TABLE}")
+            for pred in self.preds:
+                try:
+                    self.conn.execute(
+                        f"SELECT COUNT(*) FROM main.{table.TABLE} WHERE {pred}").fetchone()
+                except sqlite3.Error as exc:
+                    self.broken[pred] = str(exc)
+            self._create([p for p in self.preds if p not in self.broken])
+        good = [p for p in self.preds if p not in self.broken]
+        if good:
+            # How many events each predicate matches: sets nothing matches are skipped below.
+            row = self.conn.execute(
+                f"SELECT {', '.join(f'SUM({self.preds[p]})' for p in good)} "
+                f"FROM temp.{self.TABLE}").fetchone()
+            self.totals = {p: n or 0 for p, n in zip(good, row, strict=True)}
+        self.timings["shared:inputs"] = time.process_time() - started
+
+    def _create(self, preds: list[str]) -> None:
+        cols = [table.quote(table.ID_COLUMN) + " INTEGER PRIMARY KEY", table.quote(table.TS_COLUMN)]
+        cols += list(self.groups.values()) + [self.preds[p] for p in preds]
+        exprs = [table.quote(table.ID_COLUMN), table.quote(table.TS_COLUMN)]
+        exprs += [f"lower({table.quote(name)})" for name in self.groups]
+        # CASE WHEN: a WHERE clause's truth (NULL is false), stored as 0/1
+        exprs += [f"CASE WHEN ({p}) THEN 1 ELSE 0 END" for p in preds]
+        self.conn.execute(f"CREATE TEMP TABLE {self.TABLE} ({', '.join(cols)})")
+        self.conn.execute(
+            f"INSERT INTO temp.{self.TABLE} SELECT {', '.join(exprs)} FROM main.{table.TABLE}")
+
+    def _any(self, preds: tuple[str, ...]) -> str:
+        """SQL over the inputs table: 1 when the event matches one of `preds`, else 0."""
+        for pred in preds:
+            if pred in self.broken:
+                raise sqlite3.OperationalError(self.broken[pred])
+        return "(" + " OR ".join(self.preds[p] for p in preds) + ")"
+
+    def _matched(self, preds: tuple[str, ...]) -> bool:
+        """Whether any event matches one of `preds` (raises if SQLite rejects one)."""
+        self._any(preds)
+        return any(self.totals.get(p) for p in preds)
+
+    def _peak(self, group: str, span: int, preds: tuple[str, ...]) -> dict[str, int]:
+        """Each group's highest sliding count of events matching `preds` (the window of
+        `COUNT(*) OVER (PARTITION BY lower(group) ORDER BY _ts RANGE span PRECEDING)` over those
+        events). Every set counted over the same (group, span) comes from one window query:
+        summing a set's 0/1 over a frame anchored at any event of the union peaks where it
+        would anchored at that set's events only (an anchor between two matches of the set
+        counts no more than the last match before it)."""
+        key = (group, span, preds)
+        self._any(preds)  # raises if SQLite rejects one of them
+        if key not in self._peaks:
+            started = time.process_time()
+            counted = self.windows[(group, span)]
+            for s in counted:
+                self._peaks[(group, span, s)] = {}  # nothing matched: no group peaks
+            sets = [s for s in counted
+                    if not any(p in self.broken for p in s) and self._matched(s)]
+            if sets:
+                col = self.groups[group]
+                sums = ", ".join(f"SUM({self._any(s)}) OVER w AS c{i}"
+                                 for i, s in enumerate(sets))
+                peaks = ", ".join(f"MAX(c{i})" for i in range(len(sets)))
+                union = " OR ".join(self._any(s) for s in sets)
+                ts = table.quote(table.TS_COLUMN)
+                rows = self.conn.execute(
+                    f"SELECT g, {peaks} FROM (SELECT {col} AS g, {sums} FROM temp.{self.TABLE} "
+                    f"WHERE {col} IS NOT NULL AND {ts} IS NOT NULL AND ({union}) "
+                    f"WINDOW w AS (PARTITION BY {col} ORDER BY {ts} "
+                    f"RANGE BETWEEN {span} PRECEDING AND CURRENT ROW)) GROUP BY g"
+                ).fetchall()
+                for i, s in enumerate(sets):
+                    self._peaks[(group, span, s)] = {row[0]: row[1 + i] for row in rows}
+            self.timings["shared:windows"] = (
+                self.timings.get("shared:windows", 0.0) + time.process_time() - started)
+        return self._peaks[key]
+
+    def _survivors(self, prune: GroupPrune) -> list[str]:
+        """The (lower-cased) groups that pass `prune`."""
+        col = self.groups[prune.field]
+        if prune.window:
+            peak = self._peak(prune.field, prune.span, prune.window)
+            keep = [g for g, count in peak.items() if count >= prune.need]
+            if keep and prune.distinct is not None:
+                rows = self.conn.execute(
+                    f"SELECT m.{col}, COUNT(DISTINCT lower(e.{table.quote(prune.distinct)})) "
+                    f"FROM temp.{self.TABLE} AS m CROSS JOIN main.{table.TABLE} AS e "
+                    f"ON e.{table.quote(table.ID_COLUMN)} = m.{table.quote(table.ID_COLUMN)} "
+                    f"WHERE {self._any(prune.window)} AND m.{col} IN "
+                    f"(SELECT value FROM json_each(?)) GROUP BY m.{col}",
+                    (json.dumps(keep),),
+                ).fetchall()
+                keep = [g for g, distinct in rows if distinct >= prune.need]
+            return keep
+        if prune.every:
+            if not all(self._matched(s) for s in prune.every):
+                return []
+            seen = ", ".join(f"MAX({self._any(s)})" for s in prune.every)
+            rows = self.conn.execute(
+                f"SELECT {col}, {seen} FROM temp.{self.TABLE} WHERE {col} IS NOT NULL "
+                f"GROUP BY {col}"
+            ).fetchall()
+            return [row[0] for row in rows if all(row[1:])]
+        raise AssertionError(f"empty prune: {prune!r}")
+
+    def input_ids(self, rule: CompiledRule) -> tuple[str, list[Any]]:
+        """SQL selecting the row ids of the correlation's input: events a base rule matches,
+        of the groups that pass its prune."""
+        self._build()
+        cond = self._any(rule.bases)
+        params: list[Any] = []
+        if not self._matched(rule.bases):
+            return "SELECT NULL WHERE 0", []
+        if rule.prune is not None:
+            keep = self._survivors(rule.prune)
+            if not keep:
+                return "SELECT NULL WHERE 0", []
+            cond += f" AND {self.groups[rule.prune.field]} IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(keep))
+        return (f"SELECT {table.quote(table.ID_COLUMN)} FROM temp.{self.TABLE} WHERE {cond}",
+                params)
+
+    def burst_ids(self, rule: CompiledRule, group_keys: dict[str, Any], start: float,
+                  end: float) -> tuple[str, list[Any]] | None:
+        """SQL selecting the row ids of a burst's events (see `_burst_rows`), or None when a
+        group value is not text (compared as stored, not lower-cased)."""
+        if not all(isinstance(v, str) and n in self.groups for n, v in group_keys.items()):
+            return None
+        self._build()
+        where = [self._any(rule.bases)]
+        params: list[Any] = []
+        for name, value in group_keys.items():
+            where.append(f"{self.groups[name]} = ?")
+            params.append(value)
+        where.append(f"{table.quote(table.TS_COLUMN)} BETWEEN ? AND ?")
+        params += [start, end]
+        return (f"SELECT {table.quote(table.ID_COLUMN)} FROM temp.{self.TABLE} "
+                f"WHERE {' AND '.join(where)}", params)
+
+    def close(self) -> None:
+        if self._built:
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{self.TABLE}")
+
+
 class RuleEvaluator:
     def __init__(self, conn: sqlite3.Connection, columns: list[str], config: Config):
         self.conn = conn
@@ -407,6 +609,10 @@ class RuleEvaluator:
         self.errors: list[SecretSightError] = []
         self._latest: int | None = None
         self.timings: dict[str, float] = {}  # rule name -> seconds (for profiling)
+        self._shared = _SharedInputs(conn, [])  # replaced by each run()
+        self._rules: list[CompiledRule] = []
+        self._plain_scanned = False
+        self._plain_matches: dict[int, list[tuple[Any, ...]]] = {}  # id(rule) -> rows
         self._select = ", ".join(
             [table.quote(table.ID_COLUMN), table.quote(table.TS_COLUMN)]
             + [table.quote(c) for c in _EVIDENCE_COLUMNS]
@@ -416,27 +622,63 @@ class RuleEvaluator:
         compiled = compiled_for(ruleset, self.config)
         self.errors.extend(compiled.errors)
         findings: list[Finding] = []
-        for rule in compiled.rules:
-            started = time.perf_counter()
-            try:
-                if rule.plan is not None or rule.children:
-                    findings.extend(self._correlation(rule))
-                else:
-                    findings.extend(self._plain(rule))
-            except sqlite3.Error as exc:
-                self.errors.append(
-                    SecretSightError(f"rule {rule.meta.name!r}: SQLite: {exc}")
-                )
-            self.timings[rule.meta.name or rule.meta.id] = time.perf_counter() - started
+        self._shared = _SharedInputs(self.conn, compiled.rules)
+        self._rules = compiled.rules
+        self._plain_scanned = False
+        self._plain_matches = {}
+        try:
+            for rule in compiled.rules:
+                started = time.perf_counter()
+                try:
+                    if rule.plan is not None or rule.children:
+                        findings.extend(self._correlation(rule))
+                    else:
+                        findings.extend(self._plain(rule))
+                except sqlite3.Error as exc:
+                    self.errors.append(
+                        SecretSightError(f"rule {rule.meta.name!r}: SQLite: {exc}")
+                    )
+                self.timings[rule.meta.name or rule.meta.id] = time.perf_counter() - started
+        finally:
+            self._shared.close()
+        self.timings.update(self._shared.timings)
         findings.sort(key=lambda f: (f.start, f.rule_name or "", f.user_id or ""))
         return findings
 
     # ---- plain rules
-    def _plain(self, rule: CompiledRule) -> list[Finding]:
+    def _plain_rows(self, rule: CompiledRule) -> list[tuple[Any, ...]]:
+        """The events the plain rule matches, in row order. Every plain rule of the run is
+        evaluated in one scan (20 scans of 100,000 rows took 0.45 s, one with their OR 0.19 s:
+        most events fail every rule, and a scan costs more than failing one more predicate);
+        a rule SQLite rejects makes that scan fail, and then each rule runs its own query."""
+        if not self._plain_scanned:
+            self._plain_scanned = True
+            plains = [r for r in self._rules if r.plan is None and not r.children and r.queries]
+            wheres = [" OR ".join(f"({q})" for q in r.queries) for r in plains]
+            flags = ", ".join(f"CASE WHEN ({w}) THEN 1 ELSE 0 END" for w in wheres)
+            started = time.process_time()
+            try:
+                rows = self.conn.execute(
+                    f"SELECT {self._select}, {flags} FROM main.{table.TABLE} "
+                    f"WHERE {' OR '.join(f'({w})' for w in wheres)}"
+                ).fetchall()
+            except sqlite3.Error:
+                pass  # each rule's own query below reports its error
+            else:
+                width = 2 + len(_EVIDENCE_COLUMNS)
+                for i, r in enumerate(plains):
+                    self._plain_matches[id(r)] = [row[:width] for row in rows if row[width + i]]
+            self.timings["shared:plain"] = time.process_time() - started
+        matched = self._plain_matches.get(id(rule))
+        if matched is not None:
+            return matched
         where = " OR ".join(f"({q})" for q in rule.queries)
-        rows = self.conn.execute(
+        return self.conn.execute(
             f"SELECT {self._select} FROM {table.TABLE} WHERE {where}"
         ).fetchall()
+
+    def _plain(self, rule: CompiledRule) -> list[Finding]:
+        rows = self._plain_rows(rule)
         by_user: dict[Any, list[tuple[Any, ...]]] = {}
         for row in rows:
             by_user.setdefault(row[3], []).append(row)
@@ -465,13 +707,13 @@ class RuleEvaluator:
         # that name first: shadow it with just the events some base rule matches (plus the
         # latest event, which keeps the plan's observation horizon unchanged). Correlation
         # stages then work on the matching rows instead of every event loaded.
+        ids, params = self._shared.input_ids(rule)
         table.create(self.conn, temp=True)
         try:
             self.conn.execute(
                 f"INSERT INTO temp.{table.TABLE} SELECT * FROM main.{table.TABLE} "
-                f"WHERE (({rule.prefilter}) AND ({rule.prune or 1})) "
-                f"OR {table.quote(table.ID_COLUMN)} = ?",
-                (self._latest_id(),),
+                f"WHERE {table.quote(table.ID_COLUMN)} IN ({ids} UNION ALL SELECT ?)",
+                (*params, self._latest_id()),
             )
             alerts, _ = execute_plan(self.conn, rule.plan, include_events=False)
         finally:
@@ -581,6 +823,14 @@ class RuleEvaluator:
                     end: float) -> list[tuple[Any, ...]]:
         """The events of one burst: matched by a base rule, of the group, inside the hull of
         its windows (what the backend's per-window evidence lists add up to)."""
+        order = f"ORDER BY {table.quote(table.TS_COLUMN)}, {table.quote(table.ID_COLUMN)}"
+        shared = self._shared.burst_ids(rule, group_keys, start, end) if rule.bases else None
+        if shared is not None:
+            ids, ids_params = shared
+            return self.conn.execute(
+                f"SELECT {self._select} FROM main.{table.TABLE} "
+                f"WHERE {table.quote(table.ID_COLUMN)} IN ({ids}) {order}", ids_params,
+            ).fetchall()
         where = [f"({rule.prefilter})" if rule.prefilter else "1"]
         params: list[Any] = []
         for name, value in group_keys.items():
@@ -593,8 +843,7 @@ class RuleEvaluator:
         where.append(f"{table.quote(table.TS_COLUMN)} BETWEEN ? AND ?")
         params += [start, end]
         return self.conn.execute(
-            f"SELECT {self._select} FROM main.{table.TABLE} WHERE {' AND '.join(where)} "
-            f"ORDER BY {table.quote(table.TS_COLUMN)}, {table.quote(table.ID_COLUMN)}",
+            f"SELECT {self._select} FROM main.{table.TABLE} WHERE {' AND '.join(where)} {order}",
             params,
         ).fetchall()
 

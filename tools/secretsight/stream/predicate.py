@@ -10,8 +10,9 @@ table (`engine/table.py`, `engine/backend.py`):
 - numbers and `|gt`...: on `long` columns, which hold only integers (anything else is NULL);
 - booleans: the column holds 'true'/'false' from the value's truthiness;
 - list fields (keyword[]): any element matches;
-- an absent field is NULL: every comparison on it is false, and the backend wraps every `not`
-  in COALESCE(..., 0), so two-valued logic with "absent = false" gives the same answer.
+- an absent field is NULL: every comparison on it is false, and the engine's backend writes
+  every `not` as `NOT CASE WHEN ... THEN 1 ELSE 0 END` (engine/backend.py), so two-valued
+  logic with "absent = false" gives the same answer.
 Anything else (keywords without a field, regular expressions, field references) raises
 `Unstreamable`: `watch` names the rule at start and `scan` still evaluates it.
 """

@@ -1,6 +1,6 @@
 """Benchmark: raw Vault audit lines per second per core through `watch` with every rule on.
 
-    .venv/bin/python benchmarks/bench_watch.py [--lines 400000] [--state sqlite|memory]
+    .venv/bin/python benchmarks/bench_watch.py [--events 400000] [--state sqlite|memory]
 
 The input is bench_scan.py's generated Vault log (400 application tokens re-reading their
 secrets, each operation a request and a response line, plus one 500-read harvest that must be
@@ -106,13 +106,14 @@ def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lines", type=int, default=400_000)
+    ap.add_argument("--events", type=int, default=400_000,
+                    help="Vault operations to generate; each is two raw lines")
     ap.add_argument("--state", choices=["sqlite", "memory"], default="sqlite")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    src = OUT / f"vault-{args.lines}.log"
+    src = OUT / f"vault-{args.events}.log"
     if not src.exists():
-        generate(src, args.lines)
+        generate(src, args.events)
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         result = run(src, args.state, Path(tmp))
     n = result["lines"]

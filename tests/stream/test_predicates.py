@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from sigma.collection import SigmaCollection
+from sigma.rule import SigmaRule
 
 from secretsight.config import Config
 from secretsight.engine import Engine
 from secretsight.rules import load_rules
-from secretsight.stream.predicate import Folded
+from secretsight.stream.predicate import Folded, guard_of
 from secretsight.stream.rules import StreamRules, flatten
 
 
@@ -94,6 +95,45 @@ def test_predicates_match_the_engine(both: tuple[dict[str, set[str]], StreamRule
             problems.append(f"{name}: stream {sorted(got)} engine {sorted(sql[name])}")
     assert not problems, "\n".join(problems)
     assert any(sql.values()), "the events exercise the rules"
+
+
+def test_guards_pass_every_event_the_engine_matches(
+        both: tuple[dict[str, set[str]], StreamRules]) -> None:
+    """A guard is a necessary condition: the stream skips a rule whose guard fails, so it must
+    pass on every event the engine's SQL matches."""
+    sql, stream = both
+    by_id = {e["event"]["id"]: e for e in EVENTS}
+    problems = []
+    for (name, _), guard in zip(stream.bases, stream.guards, strict=True):
+        for eid in sorted(sql[name]):
+            flat = flatten(by_id[eid], {})
+            if guard is not None and not (flat.get(guard[0]) is not None if guard[1] is None
+                                          else Folded(flat)[guard[0]] in guard[1]):
+                problems.append(f"{name}: guard {guard} refuses {eid}")
+    assert not problems, "\n".join(problems)
+    assert sum(g is not None for g in stream.guards) > len(stream.guards) // 2
+
+
+@pytest.mark.parametrize(("detection", "guard"), [
+    ("sel: {event.dataset: Vault.Audit, secret.operation: read}\n    condition: sel",
+     ("event.dataset", frozenset({"vault.audit"}))),
+    ("a: {event.dataset: vault.audit}\n    b: {event.dataset: aws.cloudtrail}\n"
+     "    condition: a or b", ("event.dataset", frozenset({"vault.audit", "aws.cloudtrail"}))),
+    ("a: {event.dataset: vault.audit}\n    b: {secret.path: x}\n    condition: a or b", None),
+    ("a: {event.dataset: vault.audit}\n    condition: not a", None),
+    ("a: {secret.path|startswith: secret/}\n    b: {event.action: read}\n"
+     "    condition: a and not b", ("secret.path", None)),
+    ("a: {secret.path: null}\n    condition: a", None),
+])
+def test_guard_is_read_off_the_condition(detection: str,
+                                         guard: tuple[str, frozenset[str] | None] | None) -> None:
+    rule = SigmaRule.from_yaml(f"""
+title: t
+logsource: {{product: vault}}
+detection:
+    {detection}
+""")
+    assert guard_of(rule) == guard
 
 
 def test_a_rule_that_cannot_stream_is_named() -> None:

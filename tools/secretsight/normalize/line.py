@@ -15,9 +15,9 @@ from secretsight.normalize.vault import normalize_vault
 try:  # orjson is a pinned dependency; the stdlib path stays for environments without it
     import orjson
 
-    _fast_loads: Callable[[bytes | str], Any] | None = orjson.loads
+    fast_loads: Callable[[bytes | str], Any] | None = orjson.loads
 except ImportError:  # pragma: no cover
-    _fast_loads = None
+    fast_loads = None
 
 SOURCES = ("vault", "cloudtrail", "kubernetes")
 VAULT_TYPES = frozenset({"request", "response", "kmip-request", "kmip-response"})
@@ -32,9 +32,9 @@ _std_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
 def strict_loads(data: bytes | str) -> Any:
     """RFC 8259 JSON only (no NaN/Infinity, one value, nothing after it)."""
-    if _fast_loads is not None:
+    if fast_loads is not None:
         try:
-            return _fast_loads(data)
+            return fast_loads(data)
         except ValueError:
             pass  # orjson also refuses integers beyond 64 bits, which are JSON: ask the stdlib
     text = data.decode("utf-8") if isinstance(data, bytes) else data
@@ -97,6 +97,11 @@ def normalize_line(raw: bytes | str, source: str = "auto") -> list[dict[str, Any
             return [{"dead_letter": "invalid_utf8"}]
     else:
         data = raw
+    return line_items(data, source)
+
+
+def line_items(data: bytes, source: str) -> list[dict[str, Any]]:
+    """`normalize_line` of bytes and a checked source."""
     if len(data) > MAX_LINE_BYTES:
         return [{"dead_letter": "line_too_long"}]
     if (not data or data[0] in _WHITESPACE) and not data.strip(_WHITESPACE):
@@ -111,6 +116,11 @@ def normalize_line(raw: bytes | str, source: str = "auto") -> list[dict[str, Any
         except UnicodeDecodeError:
             return [{"dead_letter": "invalid_utf8"}]
         return [{"dead_letter": "malformed_json"}]
+    return object_items(obj, source)
+
+
+def object_items(obj: Any, source: str) -> list[dict[str, Any]]:
+    """The items of one parsed line."""
     if type(obj) is not dict:
         return [{"dead_letter": "not_an_object"}]
     if source == "auto":

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from secretsight import schema
 from secretsight.normalize.codes import DeadLetter
-from secretsight.normalize.fields import (
-    check_strs,
-    opt_int,
-    opt_obj,
-    opt_sorted_strs,
-    opt_str,
-    req_str,
-    split_address,
-    timestamp,
-)
+from secretsight.normalize.fields import sorted_strs, split_address, timestamp
 
 # KV v2 API segments right after the mount, taken out of `secret.path`.
 KV2_SEGMENTS = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
@@ -42,7 +33,7 @@ _GENERIC_OP = {
 
 def is_audit_path(path: str) -> bool:
     """sys/audit and sys/audit-hash: audit device configuration."""
-    return (
+    return path.startswith("sys/audit") and (
         path.startswith(("sys/audit/", "sys/audit-hash/"))
         or path == "sys/audit"
         or path == "sys/audit-hash"
@@ -133,66 +124,79 @@ def _user_agent(headers: dict[str, Any]) -> str | None:
     return ua
 
 
-def _auth_metadata(auth: dict[str, Any]) -> dict[str, str]:
-    """The allow-listed keys of `auth.metadata` (each a string when present)."""
-    metadata = opt_obj(auth, "metadata")
-    if not metadata:
-        return {}
-    out = {}
-    for key, value in metadata.items():  # metadata holds a few keys: fewer lookups this way
-        if key in _METADATA_KEY_SET and value is not None and value != "":
-            if type(value) is not str:
-                raise DeadLetter("wrong_type")
-            out[key] = value
-    return out
-
-
 def normalize_vault(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """One Vault audit entry -> its item (`{"event"}`, `{"skip"}` or `{"dead_letter"}`)."""
     try:
-        item = _normalize(rec)
+        out = vault_record(rec)
     except DeadLetter as dl:
         return [{"dead_letter": dl.code}]
-    return [item]
+    return [{"skip": out}] if isinstance(out, str) else [{"event": out}]
 
 
-def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
+def _missing_or_wrong(value: Any) -> NoReturn:
+    raise DeadLetter("missing_field" if value is None or value == "" else "wrong_type")
+
+
+def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
+    """One Vault audit entry -> its normalized event, or the skip code; raises DeadLetter.
+
+    One pass over the entry: each field is read once, type-checked where it is read (a present
+    field of the wrong type dead-letters the record even when a fallback wins), and written to
+    the event. The checks before the timestamp decide between codes; every later check can only
+    say `wrong_type`, so their order is free and they are grouped into one test."""
     etype = rec.get("type")
-    if etype is None or etype == "":
-        raise DeadLetter("missing_field")
-    if type(etype) is not str:
-        raise DeadLetter("wrong_type")
     if etype != "response" and etype != "request":
+        if etype is None or etype == "":
+            raise DeadLetter("missing_field")
+        if type(etype) is not str:
+            raise DeadLetter("wrong_type")
         if etype == "kmip-request" or etype == "kmip-response":
-            return {"skip": "vault_kmip_entry"}
+            return "vault_kmip_entry"
         raise DeadLetter("unsupported_shape")
     req = rec.get("request")
-    if req is None:
-        raise DeadLetter("missing_field")
     if type(req) is not dict:
-        raise DeadLetter("wrong_type")
-    if etype == "request":
-        p = req.get("path")
-        if not (type(p) is str and is_audit_path(p)):
-            return {"skip": "vault_request_entry"}
+        raise DeadLetter("missing_field" if req is None else "wrong_type")
+    g = req.get
+    path = g("path")
+    if etype == "request" and not (
+        type(path) is str and path.startswith("sys/audit") and is_audit_path(path)
+    ):
+        return "vault_request_entry"
 
     ts = timestamp(rec.get("time"))
-    rid = req_str(req, "id")
-    op = req_str(req, "operation")
-    path = req_str(req, "path")
+    rid = g("id")
+    if type(rid) is not str or rid == "":
+        _missing_or_wrong(rid)
+    op = g("operation")
+    if type(op) is not str or op == "":
+        _missing_or_wrong(op)
+    if type(path) is not str or path == "":
+        _missing_or_wrong(path)
 
-    # Every field below is type-checked whenever present, even when a fallback wins.
-    g = req.get
     req_mount_type = g("mount_type")
     mount_point = g("mount_point")
     remote_address = g("remote_address")
-    error = rec.get("error")
-    check_strs(req_mount_type, mount_point, remote_address, error)
-    remote_port = opt_int(req, "remote_port")
-    namespace = opt_obj(req, "namespace")
-    headers = opt_obj(req, "headers")
-    auth = opt_obj(rec, "auth")
-    response = opt_obj(rec, "response")
-    typo_response = opt_obj(rec, " response")  # a documented Vault typo key
+    remote_port = g("remote_port")
+    namespace = g("namespace")
+    headers = g("headers")
+    r = rec.get
+    error = r("error")
+    auth = r("auth")
+    response = r("response")
+    typo_response = r(" response")  # a documented Vault typo key
+    if (
+        (req_mount_type is not None and type(req_mount_type) is not str)
+        or (mount_point is not None and type(mount_point) is not str)
+        or (remote_address is not None and type(remote_address) is not str)
+        or (error is not None and type(error) is not str)
+        or (remote_port is not None and type(remote_port) is not int)  # bool is not int here
+        or (namespace is not None and type(namespace) is not dict)
+        or (headers is not None and type(headers) is not dict)
+        or (auth is not None and type(auth) is not dict)
+        or (response is not None and type(response) is not dict)
+        or (typo_response is not None and type(typo_response) is not dict)
+    ):
+        raise DeadLetter("wrong_type")
     if response is None:
         response = typo_response
 
@@ -200,16 +204,24 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
     resp_mount_type = None
     created: dict[str, Any] = {}
     if response is not None:
-        resp_mount_type = opt_str(response, "mount_type")
-        rauth = opt_obj(response, "auth")
+        resp_mount_type = response.get("mount_type")
+        rauth = response.get("auth")
+        if (resp_mount_type is not None and type(resp_mount_type) is not str) or (
+            rauth is not None and type(rauth) is not dict
+        ):
+            raise DeadLetter("wrong_type")
         if rauth is not None:
-            ttl = opt_int(rauth, "token_ttl")
-            pols = opt_sorted_strs(rauth, "policies")
+            ttl = rauth.get("token_ttl")
             if ttl is not None:
+                if type(ttl) is not int:
+                    raise DeadLetter("wrong_type")
                 created["ttl"] = ttl
-            if pols:
-                created["policies"] = pols
-    mount_type = req_mount_type or resp_mount_type
+            pols = rauth.get("policies")
+            if pols is not None:
+                pols = sorted_strs(pols)
+                if pols:
+                    created["policies"] = pols
+    mount_type = req_mount_type or resp_mount_type or None
     if mount_type:
         vault["mount_type"] = mount_type
     if mount_point:
@@ -217,10 +229,10 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
     else:
         mount_point = None
 
-    key = (path, op, mount_type or None, mount_point)
+    key = (path, op, mount_type, mount_point)
     routed = _routes.get(key)
     if routed is None:
-        routed = _route(path, op, mount_type or None, mount_point)
+        routed = _route(path, op, mount_type, mount_point)
         if len(_routes) > 8192:
             _routes.clear()
         _routes[key] = routed
@@ -243,7 +255,10 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
     if namespace is not None:
         ns_path = namespace.get("path")
         ns_id = namespace.get("id")
-        check_strs(ns_path, ns_id)
+        if (ns_path is not None and type(ns_path) is not str) or (
+            ns_id is not None and type(ns_id) is not str
+        ):
+            raise DeadLetter("wrong_type")
         if ns_path or ns_id:
             vault["namespace"] = ns_path or ns_id
 
@@ -253,12 +268,30 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
         display_name = a("display_name")
         token_type = a("token_type")
         entity_id = a("entity_id")
-        check_strs(accessor, display_name, token_type, entity_id)
-        policies = opt_sorted_strs(auth, "policies")
-        token_policies = opt_sorted_strs(auth, "token_policies")
-        identity_policies = opt_sorted_strs(auth, "identity_policies")
-        token_ttl = opt_int(auth, "token_ttl")
-        metadata = _auth_metadata(auth)
+        token_ttl = a("token_ttl")
+        metadata = a("metadata")
+        if (
+            (accessor is not None and type(accessor) is not str)
+            or (display_name is not None and type(display_name) is not str)
+            or (token_type is not None and type(token_type) is not str)
+            or (entity_id is not None and type(entity_id) is not str)
+            or (token_ttl is not None and type(token_ttl) is not int)
+            or (metadata is not None and type(metadata) is not dict)
+        ):
+            raise DeadLetter("wrong_type")
+        policies = a("policies")
+        if policies is not None:
+            policies = sorted_strs(policies)
+        token_policies = a("token_policies")
+        if token_policies is not None:
+            # Usually the same list as `policies` (no identity policies): sorted once then.
+            if token_policies == a("policies"):
+                token_policies = list(policies) if policies is not None else None
+            else:
+                token_policies = sorted_strs(token_policies)
+        identity_policies = a("identity_policies")
+        if identity_policies is not None:
+            identity_policies = sorted_strs(identity_policies)
         user: dict[str, Any] = {}
         # The entity is the principal; tokens without one (root, entity-less, pre-identity
         # Vault) fall back to the accessor (event.yml `user.id`).
@@ -274,8 +307,15 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
         if accessor:
             event["credential"] = {"id": accessor, "type": "vault_token"}
         if metadata:
-            role = metadata.get("role") or metadata.get("role_name")
-            vault["auth"] = {"role": role, "metadata": metadata} if role else {"metadata": metadata}
+            kept = {}
+            for mkey, value in metadata.items():  # a few keys: fewer lookups this way
+                if mkey in _METADATA_KEY_SET and value is not None and value != "":
+                    if type(value) is not str:
+                        raise DeadLetter("wrong_type")
+                    kept[mkey] = value
+            if kept:
+                role = kept.get("role") or kept.get("role_name")
+                vault["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
         if identity_policies:
             vault["identity_policies"] = identity_policies
         if token_type:
@@ -306,4 +346,4 @@ def _normalize(rec: dict[str, Any]) -> dict[str, Any]:
     if created:
         vault["created_token"] = created
     event["vault"] = vault
-    return {"event": event}
+    return event

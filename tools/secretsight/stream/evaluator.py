@@ -13,6 +13,7 @@ from secretsight.detect.state import StateCache
 from secretsight.engine import table
 from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
+from secretsight.stream.codec import pack, unpack
 from secretsight.stream.evidence import Evidence
 from secretsight.stream.predicate import Folded, _long
 from secretsight.stream.rules import (
@@ -52,23 +53,50 @@ class StreamEvaluator:
         self.timers: list[tuple[float, str]] = []
         self.scheduled: dict[str, float] = {}
         self.starts: list[tuple[float, str]] = []  # (burst start, key), lazily validated
+        # state key -> (rule index, user or group keys): timers and flushes name their state
+        # by key, and parsing it back (JSON) on every visit cost more than the visit.
+        self.keyof: dict[str, tuple[int, Any]] = {}
         self._spell = [
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
         ]
-        self._values = [
-            any(ch.value_field for ch in c.children) for c in rules.correlations]
+        # per correlation: (field, is a `long` column) of its group-by and of each child's
+        # counted value (None: no child counts values), as _value_of reads them
+        self._keys_of = [[(f, _LONG.get(f, False)) for f in c.group_by]
+                         for c in rules.correlations]
+        self._values_of = [
+            [(ch.value_field, _LONG.get(ch.value_field or "", False)) for ch in c.children]
+            if any(ch.value_field for ch in c.children) else None
+            for c in rules.correlations]
+        # Which base rules to test on an event: those whose guard (a necessary condition,
+        # predicate.guard_of) it passes, grouped by guard so one test skips them all; then,
+        # per matching base rule, the plain rules and the correlations (bit) it feeds.
+        by_guard: dict[tuple[str, frozenset[str] | None], list[tuple[int, Any]]] = {}
+        self._always: list[tuple[int, Any]] = []
+        for slot, ((_, pred), guard) in enumerate(zip(rules.bases, rules.guards, strict=True)):
+            (self._always if guard is None else by_guard.setdefault(guard, [])).append(
+                (slot, pred))
+        self._guarded = [(f, values, preds) for (f, values), preds in by_guard.items()]
+        self._plain_of: list[list[int]] = [[] for _ in rules.bases]
+        for i, plain in enumerate(rules.plains):
+            self._plain_of[plain.slot].append(i)
+        self._corr_of: list[list[tuple[int, int]]] = [[] for _ in rules.bases]
+        for i, corr in enumerate(rules.correlations):
+            for j, s in enumerate(corr.slots):
+                self._corr_of[s].append((i, 1 << j))
         if cache is not None:
             self._load()
 
     # ---- keys in the store
-    @staticmethod
-    def _pkey(i: int, user: Any) -> str:
-        return f"p{i}:{json.dumps(user)}"
+    def _pkey(self, i: int, user: Any) -> str:
+        skey = f"p{i}:{json.dumps(user)}"
+        self.keyof[skey] = (i, user)
+        return skey
 
-    @staticmethod
-    def _ckey(i: int, keys: tuple[Any, ...]) -> str:
-        return f"c{i}:{json.dumps(list(keys))}"
+    def _ckey(self, i: int, keys: tuple[Any, ...]) -> str:
+        skey = f"c{i}:{json.dumps(list(keys))}"
+        self.keyof[skey] = (i, keys)
+        return skey
 
     def _load(self) -> None:
         assert self.cache is not None
@@ -79,6 +107,7 @@ class StreamEvaluator:
                 continue
             if key == _META:  # (older state: a sweep time, now timers rebuilt from the state)
                 continue
+            value = unpack(value)
             kind, name, data = value["t"], value["r"], value["s"]
             if kind == "p" and name in plains:
                 i = plains[name]
@@ -103,20 +132,26 @@ class StreamEvaluator:
         cache = self.cache
         if cache is None:
             return
+        # (a group holds its window's events: packed, see codec.py)
+        keyof = self.keyof
         for key in self.dirty:
-            kind, _, rest = key.partition(":")
-            i = int(kind[1:])
-            if kind[0] == "p":
-                user = json.loads(rest)
-                burst = self.plain_state.get((i, user))
-                cache.put(NS, key, None if burst is None else {
-                    "t": "p", "r": self.rules.plains[i].meta.name, "u": user,
-                    "s": burst.to_state()})
+            i, ident = keyof[key]
+            state: Any
+            if key[0] == "p":
+                burst = self.plain_state.get((i, ident))
+                state = None if burst is None else {
+                    "t": "p", "r": self.rules.plains[i].meta.name, "u": ident,
+                    "s": burst.to_state()}
             else:
-                keys = tuple(json.loads(rest))
-                g = self.groups.get((i, keys))
-                cache.put(NS, key, None if g is None else {
-                    "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()})
+                g = self.groups.get((i, ident))
+                state = None if g is None else {
+                    "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()}
+            if state is None:
+                cache.put(NS, key, None)
+                if key not in self.scheduled:
+                    del keyof[key]  # gone, and no timer names it any more
+            else:
+                cache.put(NS, key, pack(state))
         self.dirty.clear()
 
     # ---- events
@@ -124,38 +159,44 @@ class StreamEvaluator:
         """All the events of timestamp `ts` (arrival order)."""
         out: list[Finding] = []
         rules = self.rules
-        bases = rules.bases
+        always, guarded = self._always, self._guarded
+        plain_of, corr_of = self._plain_of, self._corr_of
         touched: dict[tuple[int, tuple[Any, ...]], Group] = {}
         for event in events:
             flat = flatten(event, {})
             folded = Folded(flat)
-            matched = [pred(flat, folded) for _, pred in bases]
-            if not any(matched):
+            hits = [s for s, pred in always if pred(flat, folded)]
+            for field, allowed, preds in guarded:
+                if (flat.get(field) is not None if allowed is None
+                        else folded[field] in allowed):
+                    hits.extend(s for s, pred in preds if pred(flat, folded))
+            if not hits:
                 continue
             row = row_of(flat)
-            for i, plain in enumerate(rules.plains):
-                if matched[plain.slot]:
-                    self._plain(i, plain, ts, row, out)
-            for i, corr in enumerate(rules.correlations):
-                mask = 0
-                for j, s in enumerate(corr.slots):
-                    if matched[s]:
-                        mask |= 1 << j
-                if not mask:
-                    continue
-                keys = tuple(_value_of(f, flat, folded) for f in corr.group_by)
+            plains: list[int] = []
+            masks: dict[int, int] = {}
+            for s in hits:
+                plains.extend(plain_of[s])
+                for i, bit in corr_of[s]:
+                    masks[i] = masks.get(i, 0) | bit
+            for i in sorted(plains):
+                self._plain(i, rules.plains[i], ts, row, out)
+            for i in sorted(masks):
+                corr = rules.correlations[i]
+                keys = tuple([_long(flat.get(f)) if lg else folded[f]
+                              for f, lg in self._keys_of[i]])
                 if None in keys:
                     continue  # the backend drops events without a group key
                 values = None
-                if self._values[i]:
-                    values = tuple(
-                        None if ch.value_field is None else _value_of(ch.value_field, flat, folded)
-                        for ch in corr.children)
+                spec = self._values_of[i]
+                if spec is not None:
+                    values = tuple([None if f is None else _long(flat.get(f)) if lg
+                                    else folded[f] for f, lg in spec])
                 gk = (i, keys)
                 g = self.groups.get(gk)
                 if g is None:
                     g = self.groups[gk] = Group(corr, keys, self._ckey(i, keys))
-                g.add(corr, (ts, row, mask, values))
+                g.add(corr, (ts, row, masks[i], values))
                 touched[gk] = g
         for (i, _), g in touched.items():
             corr = self.rules.correlations[i]
@@ -270,10 +311,12 @@ class StreamEvaluator:
         heapq.heappush(self.starts, (start, skey))
 
     def _burst_of(self, skey: str) -> Burst | None:
-        kind, _, rest = skey.partition(":")
-        if kind[0] == "p":
-            return self.plain_state.get((int(kind[1:]), json.loads(rest)))
-        g = self.groups.get((int(kind[1:]), tuple(json.loads(rest))))
+        ref = self.keyof.get(skey)
+        if ref is None:
+            return None
+        if skey[0] == "p":
+            return self.plain_state.get(ref)
+        g = self.groups.get(ref)
         return g.burst if g is not None else None
 
     @property
@@ -312,10 +355,12 @@ class StreamEvaluator:
         return out
 
     def _expire(self, skey: str, bound: float, out: list[Finding]) -> None:
-        kind, _, rest = skey.partition(":")
-        i = int(kind[1:])
-        if kind[0] == "p":
-            user = json.loads(rest)
+        ref = self.keyof.get(skey)
+        if ref is None:
+            return
+        i = ref[0]
+        if skey[0] == "p":
+            user = ref[1]
             burst = self.plain_state.get((i, user))
             if burst is None:
                 return
@@ -326,18 +371,19 @@ class StreamEvaluator:
             else:
                 self._schedule(skey, burst.end + PLAIN_BURST_GAP)
             return
-        gk = (i, tuple(json.loads(rest)))
-        g = self.groups.get(gk)
+        g = self.groups.get(ref)
         if g is None:
             return
         corr = self.rules.correlations[i]
+        changed = False
         if g.burst is not None and bound - corr.span > g.burst.end:
             out.append(self._correlation_finding(i, corr, g, g.burst))
             g.burst = None
-        g.prune(corr, bound)
-        self.dirty.add(skey)
+            changed = True
+        if g.prune(corr, bound) or changed:
+            self.dirty.add(skey)
         if g.empty():
-            del self.groups[gk]
+            del self.groups[ref]
         else:
             self._schedule(skey, self._group_due(corr, g))
 

@@ -10,8 +10,9 @@ table (`engine/table.py`, `engine/backend.py`):
 - numbers and `|gt`...: on `long` columns, which hold only integers (anything else is NULL);
 - booleans: the column holds 'true'/'false' from the value's truthiness;
 - list fields (keyword[]): any element matches;
-- an absent field is NULL: every comparison on it is false, and the backend wraps every `not`
-  in COALESCE(..., 0), so two-valued logic with "absent = false" gives the same answer.
+- an absent field is NULL: every comparison on it is false, and the engine's backend writes
+  every `not` as `NOT CASE WHEN ... THEN 1 ELSE 0 END` (engine/backend.py), so two-valued
+  logic with "absent = false" gives the same answer.
 Anything else (keywords without a field, regular expressions, field references) raises
 `Unstreamable`: `watch` names the rule at start and `scan` still evaluates it.
 """
@@ -211,6 +212,67 @@ class Folded(dict[str, str | None]):
         v = self.flat.get(field)
         out = self[field] = None if v is None else fold(v if type(v) is str else str(v))
         return out
+
+
+# A necessary condition of a detection: field -> the folded values it must have (None: only
+# that it is present). An event failing it cannot match, so the stream skips the predicate.
+Needs = dict[str, frozenset[str] | None]
+
+
+def _needs(cond: Any, types: dict[str, str]) -> Needs:
+    """What every event the condition matches has, read off the tree as `_Compiler` writes
+    it: a leaf on a field is false on an absent field (unless it tests absence), a plain
+    string on a text field is a folded equality; AND joins, OR keeps what all branches
+    share, NOT gives nothing."""
+    if isinstance(cond, ConditionAND):
+        out: Needs = {}
+        for arg in cond.args:
+            for name, values in _needs(arg, types).items():
+                have = out.get(name)
+                if have is None:  # absent, or presence only: the branch says as much or more
+                    out[name] = values
+                elif values is not None:
+                    out[name] = have & values
+        return out
+    if isinstance(cond, ConditionOR):
+        return _shared([_needs(a, types) for a in cond.args])
+    if isinstance(cond, ConditionFieldEqualsValueExpression):
+        value, ftype = cond.value, types.get(cond.field)
+        if isinstance(value, SigmaExists | SigmaNull):
+            return {cond.field: None} if isinstance(value, SigmaExists) and value.exists else {}
+        if (type(value) is SigmaString and not value.contains_special()
+                and ftype not in (None, "keyword[]", "long", "boolean")):
+            return {cond.field: frozenset(
+                [fold("".join(p for p in value.s if isinstance(p, str)))])}
+        return {cond.field: None}
+    return {}  # NOT, or anything the compiler refuses
+
+
+def _shared(branches: list[Needs]) -> Needs:
+    """The needs of an OR: the fields every branch needs, with the union of their values."""
+    if not branches:
+        return {}
+    shared: Needs = {}
+    for name in set(branches[0]).intersection(*branches[1:]):
+        sets = [b[name] for b in branches]
+        shared[name] = None if any(v is None for v in sets) else frozenset().union(
+            *(v for v in sets if v is not None))
+    return shared
+
+
+def guard_of(rule: SigmaRule) -> tuple[str, frozenset[str] | None] | None:
+    """One necessary condition of the rule's detection (placeholders applied) to test before
+    its predicate: a value set on `event.dataset` if there is one, else the smallest value
+    set, else a field that must be present; None when the detection needs nothing."""
+    types = table.schema_columns()
+    needs = _shared([_needs(c.parsed, types) for c in rule.detection.parsed_condition])
+    valued = {k: v for k, v in needs.items() if v is not None}
+    if "event.dataset" in valued:
+        return "event.dataset", valued["event.dataset"]
+    if valued:
+        name = min(valued, key=lambda k: (len(valued[k] or ()), k))
+        return name, valued[name]
+    return (min(needs), None) if needs else None
 
 
 def compile_rule(rule: SigmaRule) -> tuple[Predicate, frozenset[str]]:

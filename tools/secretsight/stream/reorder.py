@@ -20,6 +20,7 @@ from typing import Any
 
 from secretsight.detect.state import StateCache
 from secretsight.engine.dedupe import rank
+from secretsight.stream.codec import pack, unpack
 
 NS = "stream-buffer"
 RELEASED_KEYS = 200_000
@@ -58,7 +59,7 @@ class Reorder:
                     value["bound"], value["newest"], value["seq"], value["chunk"])
                 continue
             chunk = int(key)
-            for ts, seq, event in value:
+            for ts, seq, event in unpack(value):
                 entries.append((seq, ts, event, chunk))
         for seq, ts, event, chunk in sorted(entries, key=lambda e: e[0]):
             self._hold(ts, seq, event, chunk)
@@ -146,7 +147,7 @@ class Reorder:
         if self.fresh:
             alive = [[ts, seq, ev] for ts, seq, ev in self.fresh if seq in self.chunk_of]
             if alive:
-                cache.put(NS, str(self.chunk), alive)
+                cache.put(NS, str(self.chunk), pack(alive))
             self.fresh = []
             if self.chunk not in self.live:
                 self.emptied.add(self.chunk)

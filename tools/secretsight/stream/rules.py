@@ -43,13 +43,21 @@ from sigma.rule import SigmaRule
 from secretsight.config import Config
 from secretsight.engine.evaluate import CompiledRule, RuleFacts, compiled_for
 from secretsight.stream.evidence import Evidence, Row
-from secretsight.stream.predicate import Predicate, Unstreamable, _text, compile_rule
+from secretsight.stream.predicate import (
+    Predicate,
+    Unstreamable,
+    _text,
+    compile_rule,
+    guard_of,
+)
 
 # The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, a test keeps them equal),
 # in Row order.
 EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "credential.id", "event.dataset",
                     "event.id", "event.action", "secret.path", "source.ip")
 NS = "stream"
+_EVENT_COUNT = SigmaCorrelationType.EVENT_COUNT
+_VALUE_COUNT = SigmaCorrelationType.VALUE_COUNT
 
 
 def flatten(event: dict[str, Any], out: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -119,6 +127,7 @@ class StreamRules:
         pipeline = placeholder_pipeline(config)
         by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
         self.bases: list[tuple[str, Predicate]] = []
+        self.guards: list[tuple[str, frozenset[str] | None] | None] = []  # per base: guard_of
         self._slot: dict[str, int] = {}
         self._base_errors: dict[str, str] = {}
         self.fields: set[str] = set()
@@ -139,6 +148,7 @@ class StreamRules:
                 self.fields |= fields
                 self._slot[name] = len(self.bases)
                 self.bases.append((name, pred))
+                self.guards.append(guard_of(rule))
             return self._slot[name]
 
         self.plains: list[Plain] = []
@@ -245,9 +255,25 @@ class Group:
 
     def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
             ) -> None:
+        # _count(..., +1) unrolled: this runs for every event of every group it feeds
         self.entries.append(entry)
+        mask = entry[2]
         for i, child in enumerate(corr.children):
-            _count(self.counts[i], child, entry, i, +1)
+            hit = mask & child.mask
+            if not hit:
+                continue
+            counts = self.counts[i]
+            kind = child.kind
+            if kind is _EVENT_COUNT:
+                counts[None] = counts.get(None, 0) + 1
+            elif kind is _VALUE_COUNT:
+                key = entry[3][i] if entry[3] is not None else None
+                if key is not None:
+                    counts[key] = counts.get(key, 0) + 1
+            else:  # temporal: which referenced rules matched
+                for bit in range(hit.bit_length()):
+                    if hit & (1 << bit):
+                        counts[bit] = counts.get(bit, 0) + 1
 
     def metric(self, corr: Correlation, i: int, since: float) -> int:
         """Child i's metric over the window starting at `since` (entries up to now)."""
@@ -272,9 +298,12 @@ class Group:
             del entries[:cut]
             self.base += cut
 
-    def prune(self, corr: Correlation, bound: float) -> None:
+    def prune(self, corr: Correlation, bound: float) -> bool:
+        """Forget what no window from `bound` on needs; whether the state changed."""
+        before = list(self.lo)
         for i, child in enumerate(corr.children):
             self.metric(corr, i, bound - child.span)
+        changed = self.lo != before
         cut = 0
         entries = self.entries
         limit = bound - corr.keep
@@ -283,16 +312,22 @@ class Group:
         if cut:
             del entries[:cut]
             self.base += cut
+            changed = True
         if self.items:
             keep_from = bound - corr.span
-            self.items = [it for it in self.items if it[0] >= keep_from]
+            items = [it for it in self.items if it[0] >= keep_from]
+            changed = changed or len(items) != len(self.items)
+            self.items = items
+        return changed
 
     def empty(self) -> bool:
         return not self.entries and not self.items and self.burst is None
 
     def to_state(self) -> dict[str, Any]:
-        return {"k": list(self.keys), "e": [list(e) for e in self.entries], "b": self.base,
-                "lo": self.lo, "i": [list(i) for i in self.items],
+        # (tuples as they are: the encoders write them as arrays; a copy per entry at every
+        # commit was a tenth of watch's time)
+        return {"k": list(self.keys), "e": self.entries, "b": self.base,
+                "lo": self.lo, "i": self.items,
                 "burst": self.burst.to_state() if self.burst else None}
 
     @classmethod

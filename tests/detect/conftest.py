@@ -4,17 +4,9 @@ redis-server (started here on a free loopback port, skipped when the binary is a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from support.redis_server import RedisServer
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer.start_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
+from support.state_fixtures import redis_server
 
 
 @pytest.fixture(params=["sqlite-memory", "sqlite-file", "redis"])
@@ -34,3 +26,5 @@ def durable_store_url(request: pytest.FixtureRequest, tmp_path) -> str:
         return f"sqlite:///{tmp_path}/state.db"
     server = request.getfixturevalue("redis_server")
     return f"{server.url}?prefix=t{uuid.uuid4().hex[:12]}"
+
+__all__ = ["redis_server"]  # a fixture, re-exported for the store URLs above

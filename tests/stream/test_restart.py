@@ -4,31 +4,20 @@ and restarted writes exactly the findings file of an uninterrupted run, on SQLit
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from support.event_streams import rule_stream, write_ndjson
+from support.watch_process import WATCH, killed_then_restarted, reference_run, unbuffered_env
 
 from secretsight.detect import open_store
 from secretsight.stream.reorder import NS as BUFFER_NS
 from secretsight.stream.rules import NS as RULES_NS
 
-WATCH = [str(Path(sys.executable).with_name("secretsight"))]
 SIGMA_KINDS = {"bulk_read", "path_diversity", "denied_burst", "suspicious_user_agent",
                "dual_source_ip", "root_token"}
-
-
-def _watch(src: Path, out: Path, state: str) -> list[str]:
-    return [*WATCH, "watch", "-i", str(src), "-o", str(out), "--state", state,
-            "--commit-every", "200", "--commit-interval", "0.05", "--exit-at-eof"]
-
-
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONUNBUFFERED="1")
 
 
 def test_rule_state_is_committed_with_the_offsets(tmp_path: Path) -> None:
@@ -36,7 +25,7 @@ def test_rule_state_is_committed_with_the_offsets(tmp_path: Path) -> None:
     src = write_ndjson(tmp_path / "events.ndjson", rule_stream(days=1))
     state = f"sqlite:///{tmp_path}/state.db"
     proc = subprocess.Popen([*WATCH, "watch", "-i", str(src), "-o", str(tmp_path / "o.ndjson"),
-                             "--state", state, "--commit-interval", "0.05"], env=_env(),
+                             "--state", state, "--commit-interval", "0.05"], env=unbuffered_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -64,26 +53,10 @@ def test_rule_state_is_committed_with_the_offsets(tmp_path: Path) -> None:
 
 def test_sigkill_mid_stream_then_restart(tmp_path: Path, state_url: str) -> None:
     src = write_ndjson(tmp_path / "events.ndjson", rule_stream())
-    ref_out = tmp_path / "reference.ndjson"
-    subprocess.run(_watch(src, ref_out, f"sqlite:///{tmp_path}/reference.db"), check=True,
-                   timeout=300, env=_env())
-    reference = ref_out.read_text().splitlines()
+    reference = reference_run(src, tmp_path / "reference.ndjson",
+                              f"sqlite:///{tmp_path}/reference.db", commit_every=200)
     kinds = {json.loads(line)["anomaly"] for line in reference}
     assert SIGMA_KINDS <= kinds, f"every kind of rule fires along the stream: {kinds}"
-
-    out = tmp_path / "findings.ndjson"
-    proc = subprocess.Popen(_watch(src, out, state_url), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if out.exists() and len(out.read_bytes().splitlines()) >= len(reference) // 3:
-            break
-        assert proc.poll() is None, f"watch ended before the kill: {proc.stderr.read()!r}"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    at_kill = len(out.read_bytes().splitlines())
-    assert 0 < at_kill < len(reference), "the kill must land mid-stream"
-
-    subprocess.run(_watch(src, out, state_url), check=True, timeout=300, env=_env())
-    assert out.read_text().splitlines() == reference
+    assert killed_then_restarted(src, tmp_path / "findings.ndjson", state_url, commit_every=200,
+                                 kill_after=len(reference) // 3,
+                                 total=len(reference)) == reference

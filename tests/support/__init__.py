@@ -16,6 +16,9 @@ test edits sys.path or loads a helper by file path).
   deterministic streams of them, and the orders a stream may deliver them in (tests/detect,
   tests/stream, tests/watch);
 - `redis_server`: a throw-away redis-server for the shared-store tests (tests/detect, tests/watch);
+  `state_fixtures`: the `redis_server` and `state_url` fixtures their conftests import;
+- `watch_process`: `secretsight watch` as a real process, killed with SIGKILL mid-stream and
+  restarted (tests/watch, tests/stream);
 - `prometheus_tools`, `alerting_stack`: Debian's amtool/promtool and the generated alerting
   files; real Alertmanager/Prometheus processes and a webhook receiver (tests/alerting).
 """

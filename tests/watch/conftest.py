@@ -1,24 +1,5 @@
-"""Fixtures for watch tests: a real redis-server (shared helper), event files."""
+"""Fixtures for the watch tests: a real redis-server and the state URLs (tests/support)."""
 
-from __future__ import annotations
+from support.state_fixtures import redis_server, state_url
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from support.redis_server import RedisServer
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer.start_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/state.db"
-    server = request.getfixturevalue("redis_server")
-    return f"{server.url}?prefix=t{uuid.uuid4().hex[:12]}"
+__all__ = ["redis_server", "state_url"]

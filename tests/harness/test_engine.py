@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sigma.collection import SigmaCollection
+from support.event_builders import put_field
 
 from secretsight.engine import PLAIN_BURST_GAP, Engine, dedupe
 
@@ -45,11 +46,7 @@ def ev(seconds: float, user: str = "tok_a", path: str = "secret/app/db", **extra
         "source": {"ip": "10.0.1.5"},
     }
     for dotted, value in extra.items():
-        node = event
-        parts = dotted.split("__")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        put_field(event, dotted, value)
     return event
 
 

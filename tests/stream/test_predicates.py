@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sigma.collection import SigmaCollection
 from sigma.rule import SigmaRule
+from support.event_builders import put_field
 
 from secretsight.config import Config
 from secretsight.engine import Engine
@@ -23,11 +24,7 @@ def _e(i: int, **fields: Any) -> dict[str, Any]:
     event: dict[str, Any] = {"@timestamp": f"2026-03-01T10:00:{i:02d}Z",
                              "event": {"id": f"e{i}", "dataset": "vault.audit"}}
     for dotted, value in fields.items():
-        node = event
-        parts = dotted.split("__")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
+        put_field(event, dotted, value)
     return event
 
 

@@ -36,12 +36,18 @@ def ev(ts: str, *, user: str | None = "u1", op: str | None = "read", path: str |
         if path is not None:
             e["secret"]["path"] = path
     for dotted, value in extra.items():
-        cur = e
-        parts = dotted.split("__") if "__" in dotted else dotted.split(".")
-        for p in parts[:-1]:
-            cur = cur.setdefault(p, {})
-        cur[parts[-1]] = value
+        put_field(e, dotted, value)
     return e
+
+
+def put_field(event: dict[str, Any], name: str, value: Any) -> None:
+    """Set a field of a nested event by its dotted name (`secret.path`), or with `__` for `.`
+    where the name is a Python keyword argument (`secret__path`)."""
+    parts = name.split("__") if "__" in name else name.split(".")
+    node = event
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
 
 
 def vault_write(ts: str, path: str, user: str = "writer") -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from secretsight.config import parse_duration
+from support.event_builders import put_field
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "rules" / "cases"
 START = datetime(2026, 5, 9, 10, 0, 0, tzinfo=UTC)
@@ -69,11 +70,7 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     """{"secret.path": x} -> {"secret": {"path": x}} (`@timestamp` stays as it is)."""
     out: dict[str, Any] = {}
     for key, value in flat.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        put_field(out, key, value)
     return out
 
 

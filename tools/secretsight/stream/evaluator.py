@@ -10,12 +10,10 @@ from operator import itemgetter
 from typing import Any
 
 from secretsight.detect.state import StateCache
-from secretsight.engine import table
 from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
 from secretsight.stream.codec import pack, unpack
 from secretsight.stream.evidence import Evidence
-from secretsight.stream.predicate import Folded, _long
 from secretsight.stream.rules import (
     EVIDENCE_COLUMNS,
     NS,
@@ -23,22 +21,10 @@ from secretsight.stream.rules import (
     Correlation,
     Group,
     StreamRules,
-    flatten,
-    row_of,
 )
 
 INF = float("inf")
-_LONG = {name: ftype == "long" for name, ftype in table.schema_columns().items()}
 _META = "_meta"
-
-
-def _value_of(field: str, flat: dict[str, Any], folded: Folded) -> Any:
-    """A group-by or counted value as the backend reads it from the table: text columns
-    (every non-`long` field; the table stores str(value)) folded like lower(), integers as
-    they are."""
-    if _LONG.get(field):
-        return _long(flat.get(field))
-    return folded[field]
 
 
 class StreamEvaluator:
@@ -60,30 +46,19 @@ class StreamEvaluator:
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
         ]
-        # per correlation: (field, is a `long` column) of its group-by and of each child's
-        # counted value (None: no child counts values), as _value_of reads them
-        self._keys_of = [[(f, _LONG.get(f, False)) for f in c.group_by]
-                         for c in rules.correlations]
-        self._values_of = [
-            [(ch.value_field, _LONG.get(ch.value_field or "", False)) for ch in c.children]
+        # Every base rule on an event in one call (classify.py): a mask of the matching
+        # rules, the evidence row, the group-by and counted values; then, per distinct mask,
+        # the plain rules and correlations it feeds (`_plan`).
+        classifier = rules.classifier()
+        self._classify = classifier
+        where = {f: n for n, f in enumerate(classifier.key_fields)}
+        self._key_at = [tuple(where[f] for f in c.group_by) for c in rules.correlations]
+        self._value_at = [
+            tuple(None if ch.value_field is None else where[ch.value_field]
+                  for ch in c.children)
             if any(ch.value_field for ch in c.children) else None
             for c in rules.correlations]
-        # Which base rules to test on an event: those whose guard (a necessary condition,
-        # predicate.guard_of) it passes, grouped by guard so one test skips them all; then,
-        # per matching base rule, the plain rules and the correlations (bit) it feeds.
-        by_guard: dict[tuple[str, frozenset[str] | None], list[tuple[int, Any]]] = {}
-        self._always: list[tuple[int, Any]] = []
-        for slot, ((_, pred), guard) in enumerate(zip(rules.bases, rules.guards, strict=True)):
-            (self._always if guard is None else by_guard.setdefault(guard, [])).append(
-                (slot, pred))
-        self._guarded = [(f, values, preds) for (f, values), preds in by_guard.items()]
-        self._plain_of: list[list[int]] = [[] for _ in rules.bases]
-        for i, plain in enumerate(rules.plains):
-            self._plain_of[plain.slot].append(i)
-        self._corr_of: list[list[tuple[int, int]]] = [[] for _ in rules.bases]
-        for i, corr in enumerate(rules.correlations):
-            for j, s in enumerate(corr.slots):
-                self._corr_of[s].append((i, 1 << j))
+        self._plans: dict[int, tuple[list[int], list[tuple[Any, ...]]]] = {}
         if cache is not None:
             self._load()
 
@@ -155,56 +130,60 @@ class StreamEvaluator:
         self.dirty.clear()
 
     # ---- events
+    def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:
+        """What a classifier mask feeds: the plain rules, and per correlation (in rule order)
+        its index, its own mask (bit per referenced slot), where its group keys and counted
+        values are in the classifier's `keys`. Computed once per distinct mask."""
+        rules = self.rules
+        plains = [i for i, p in enumerate(rules.plains) if mask >> p.slot & 1]
+        corrs = []
+        for i, corr in enumerate(rules.correlations):
+            local = sum(1 << j for j, s in enumerate(corr.slots) if mask >> s & 1)
+            if local:
+                corrs.append((i, corr, local, self._key_at[i], self._value_at[i]))
+        plan = self._plans[mask] = (plains, corrs)
+        return plan
+
     def process(self, ts: float, events: list[dict[str, Any]]) -> list[Finding]:
         """All the events of timestamp `ts` (arrival order)."""
         out: list[Finding] = []
         rules = self.rules
-        always, guarded = self._always, self._guarded
-        plain_of, corr_of = self._plain_of, self._corr_of
+        classify, plans, groups = self._classify, self._plans, self.groups
         touched: dict[tuple[int, tuple[Any, ...]], Group] = {}
         for event in events:
-            flat = flatten(event, {})
-            folded = Folded(flat)
-            hits = [s for s, pred in always if pred(flat, folded)]
-            for field, allowed, preds in guarded:
-                if (flat.get(field) is not None if allowed is None
-                        else folded[field] in allowed):
-                    hits.extend(s for s, pred in preds if pred(flat, folded))
-            if not hits:
+            mask, row, kv = classify(event)
+            if not mask:
                 continue
-            row = row_of(flat)
-            plains: list[int] = []
-            masks: dict[int, int] = {}
-            for s in hits:
-                plains.extend(plain_of[s])
-                for i, bit in corr_of[s]:
-                    masks[i] = masks.get(i, 0) | bit
-            for i in sorted(plains):
+            plan = plans.get(mask) or self._plan(mask)
+            for i in plan[0]:
                 self._plain(i, rules.plains[i], ts, row, out)
-            for i in sorted(masks):
-                corr = rules.correlations[i]
-                keys = tuple([_long(flat.get(f)) if lg else folded[f]
-                              for f, lg in self._keys_of[i]])
-                if None in keys:
-                    continue  # the backend drops events without a group key
-                values = None
-                spec = self._values_of[i]
-                if spec is not None:
-                    values = tuple([None if f is None else _long(flat.get(f)) if lg
-                                    else folded[f] for f, lg in spec])
+            for i, corr, local, key_at, value_at in plan[1]:
+                if len(key_at) == 1:
+                    key = kv[key_at[0]]  # type: ignore[index]
+                    if key is None:
+                        continue  # the backend drops events without a group key
+                    keys: tuple[Any, ...] = (key,)
+                else:
+                    keys = tuple([kv[j] for j in key_at])  # type: ignore[index]
+                    if None in keys:
+                        continue
+                values = None if value_at is None else tuple(
+                    [None if j is None else kv[j] for j in value_at])  # type: ignore[index]
                 gk = (i, keys)
-                g = self.groups.get(gk)
+                g = groups.get(gk)
                 if g is None:
-                    g = self.groups[gk] = Group(corr, keys, self._ckey(i, keys))
-                g.add(corr, (ts, row, masks[i], values))
+                    g = groups[gk] = Group(corr, keys, self._ckey(i, keys))
+                g.add(corr, (ts, row, local, values))
                 touched[gk] = g
+        dirty, schedule, due_of = self.dirty, self._schedule, self._group_due
+        correlations = rules.correlations
         for (i, _), g in touched.items():
-            corr = self.rules.correlations[i]
-            self._anchor(i, corr, g, ts, out)
+            corr = correlations[i]
             g.trim(corr, ts)
+            self._anchor(i, corr, g, ts, out)
             skey = g.skey
-            self.dirty.add(skey)
-            self._schedule(skey, self._group_due(corr, g))
+            dirty.add(skey)
+            schedule(skey, due_of(corr, g))
         return out
 
     def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
@@ -227,12 +206,15 @@ class StreamEvaluator:
                 out: list[Finding]) -> None:
         children = corr.children
         if not corr.required:
-            metric = g.metric(corr, 0, ts - children[0].span)
-            if children[0].need(metric):
+            child = children[0]
+            if not g.could(child):
+                return
+            metric = g.metric(corr, 0, ts - child.span)
+            if child.need(metric):
                 self._window(i, corr, g, ts, ts - corr.span, metric, out)
             return
-        qualified = [k for k in range(len(children))
-                     if children[k].need(g.metric(corr, k, ts - children[k].span))]
+        qualified = [k for k, child in enumerate(children)
+                     if g.could(child) and child.need(g.metric(corr, k, ts - child.span))]
         for k in qualified:
             # engine.evaluate._temporal_alerts: child windows in (end, child) order, a sliding
             # window of the parent's timespan over them.

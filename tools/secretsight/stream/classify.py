@@ -95,6 +95,16 @@ class Classifier:
         return mask, row, keys
 
 
+def _folding(r: str) -> str:
+    """`fold_cell(r)` with its common case (an ASCII string) inline: no call per field."""
+    return f"({r}.lower() if {r}.__class__ is str and {r}.isascii() else _fv({r}))"
+
+
+def _texting(r: str) -> str:
+    """`_text(r)` inline."""
+    return f"({r} if {r} is None or {r}.__class__ is str else str({r}))"
+
+
 class _Source:
     def __init__(self, text: str, consts: dict[str, Any]) -> None:
         self.text = text
@@ -137,7 +147,9 @@ class _Writer:
         self.need.add(field)
         self.folded.add(field)
         i = self.var(field)
-        return f"(F{i} if F{i} is not _U else (F{i} := _fv(r{i})))"
+        if field == _DATASET:
+            return f"F{i}"  # folded before the branches
+        return f"(F{i} if F{i} is not _U else (F{i} := {_folding(f'r{i}')}))"
 
     def emit_node(self, path: str, out: list[str], indent: str) -> str:
         """The dict at dotted `path` ('' = the event), walked once per branch."""
@@ -194,7 +206,7 @@ class _Writer:
         for field in (*self.row_fields, *self.key_fields):
             self.emit_field(field, out, indent)
             self.var(field)
-        row = ", ".join(f"_text(r{self.var(f)})" for f in self.row_fields)
+        row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
         keys = []
         for field, lg in zip(self.key_fields, self.long_keys, strict=True):
             if lg:
@@ -225,7 +237,7 @@ class _Writer:
         self.read = set()
         self.emit_field(_DATASET, head, "    ")
         d = self.var(_DATASET)
-        head.append(f"    F{d} = _fv(r{d})")
+        head.append(f"    F{d} = {_folding(f'r{d}')}")
         shared = set(self.read)
         lines = ["def classify(e):", "    if '.' in ''.join(e): return None", *head]
         for n, value in enumerate(sorted(by_dataset)):

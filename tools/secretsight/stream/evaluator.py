@@ -42,6 +42,7 @@ class StreamEvaluator:
         # state key -> (rule index, user or group keys): timers and flushes name their state
         # by key, and parsing it back (JSON) on every visit cost more than the visit.
         self.keyof: dict[str, tuple[int, Any]] = {}
+        self.stored: set[str] = set()  # the keys the store holds a record of
         self._spell = [
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
@@ -83,6 +84,7 @@ class StreamEvaluator:
             if key == _META:  # (older state: a sweep time, now timers rebuilt from the state)
                 continue
             value = unpack(value)
+            self.stored.add(key)
             kind, name, data = value["t"], value["r"], value["s"]
             if kind == "p" and name in plains:
                 i = plains[name]
@@ -108,7 +110,7 @@ class StreamEvaluator:
         if cache is None:
             return
         # (a group holds its window's events: packed, see codec.py)
-        keyof = self.keyof
+        keyof, stored = self.keyof, self.stored
         for key in self.dirty:
             i, ident = keyof[key]
             state: Any
@@ -122,10 +124,13 @@ class StreamEvaluator:
                 state = None if g is None else {
                     "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()}
             if state is None:
-                cache.put(NS, key, None)
+                if key in stored:  # (a group born and gone since the last commit: no write)
+                    stored.discard(key)
+                    cache.put(NS, key, None)
                 if key not in self.scheduled:
                     del keyof[key]  # gone, and no timer names it any more
             else:
+                stored.add(key)
                 cache.put(NS, key, pack(state))
         self.dirty.clear()
 

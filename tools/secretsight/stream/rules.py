@@ -92,6 +92,7 @@ class Correlation:
     required: int = 0  # nested temporal: distinct children needed; 0 for a flat correlation
     keep: float = 0.0
     temporal_base: bool = False  # a child is a temporal over base rules (Group.last)
+    counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
 
 
 @dataclass
@@ -210,8 +211,10 @@ class StreamRules:
             c.every = c.mask == full
         span = float(rule.timespan.seconds)
         keep = span + max(c.span for c in children) if required else span
+        counted = tuple(k for k, c in enumerate(children) if c.kind is _VALUE_COUNT
+                        or (c.kind is _EVENT_COUNT and not c.every))
         return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
-                           any(c.kind is _TEMPORAL for c in children))
+                           any(c.kind is _TEMPORAL for c in children), counted)
 
     def classifier(self) -> Classifier:
         """Every base rule in one generated function (classify.py), returning the evidence
@@ -328,7 +331,8 @@ class Group:
         """Forget the first n entries (uncounted first where counted)."""
         base, entries = self.base, self.entries
         new = base + n
-        for i, child in enumerate(corr.children):
+        for i in corr.counted:
+            child = corr.children[i]
             lo, hi = self.lo[i], self.hi[i]
             if lo < new:
                 for k in range(lo - base, min(hi, new) - base):
@@ -381,7 +385,8 @@ class Group:
         g.lo = list(d["lo"])
         # (state from 0.2.0 has no "hi": it counted every entry from lo on)
         g.hi = list(d.get("hi") or [end] * len(corr.children))
-        for i, child in enumerate(corr.children):
+        for i in corr.counted:
+            child = corr.children[i]
             g.lo[i] = max(g.lo[i], g.base)
             g.hi[i] = min(max(g.hi[i], g.lo[i]), end)
             for entry in g.entries[g.lo[i] - g.base:g.hi[i] - g.base]:

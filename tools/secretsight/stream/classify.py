@@ -113,7 +113,8 @@ class _Source:
 
 class _Writer:
     """Writes the classifier's source: nodes (dicts on the way to a field) `n<i>`, raw field
-    values `r<i>`, folded ones `F<i>` (an `_Unset` until first needed)."""
+    values `r<i>`, folded ones `F<i>` and list fields' folded element sets `L<i>` (an `_Unset`
+    until first needed)."""
 
     def __init__(self, detections: list[SigmaRule], guards: list[Guard],
                  row_fields: tuple[str, ...], key_fields: tuple[str, ...],
@@ -129,6 +130,7 @@ class _Writer:
         self.lines: list[str] = []
         self.read: set[str] = set()  # fields read / nodes walked in the current branch
         self.need: set[str] = set()  # fields the branch's tests read
+        self.sets: set[str] = set()  # list fields whose L variable the branch uses
         self.folded: set[str] = set()  # fields whose F variable the branch uses
 
     @staticmethod
@@ -150,6 +152,12 @@ class _Writer:
         if field == _DATASET:
             return f"F{i}"  # folded before the branches
         return f"(F{i} if F{i} is not _U else (F{i} := {_folding(f'r{i}')}))"
+
+    def fold_set(self, field: str) -> str:
+        self.need.add(field)
+        self.sets.add(field)
+        i = self.var(field)
+        return f"(L{i} if L{i} is not _U else (L{i} := _fold_set(r{i})))"
 
     def emit_node(self, path: str, out: list[str], indent: str) -> str:
         """The dict at dotted `path` ('' = the event), walked once per branch."""
@@ -184,9 +192,10 @@ class _Writer:
         result. Fields are read at the top of the branch, folded lazily."""
         self.need = set()
         self.folded = set()
+        self.sets = set()
         tests: list[str] = []
         for slot in slots:
-            compiler = Compiler(self.raw, self.fold, self.consts)
+            compiler = Compiler(self.raw, self.fold, self.consts, self.fold_set)
             expr = expression(self.detections[slot], compiler)
             guard = self.guards[slot]
             cond = f"({expr})"
@@ -201,6 +210,7 @@ class _Writer:
             self.emit_field(field, out, indent)
         out += [f"{indent}F{self.var(f)} = _U" for f in sorted(self.folded)
                 if f != _DATASET]
+        out += [f"{indent}L{self.var(f)} = _U" for f in sorted(self.sets)]
         out += [f"{indent}m = 0", *tests, f"{indent}if not m: return _NOTHING"]
         self.need = set()
         for field in (*self.row_fields, *self.key_fields):

@@ -107,20 +107,23 @@ def _like(value: SigmaString, *, cased: bool) -> re.Pattern[str]:
 class Compiler:
     """Writes a detection as one Python expression. How a field is read is the caller's:
     `raw(field)` gives the expression of the field's value as the flattened event holds it,
-    `folded(field)` the expression of its text ASCII-folded (computed once per event); by
+    `folded(field)` the expression of its text ASCII-folded (computed once per event),
+    `folded_set(field)` a list field's elements folded (a set); by
     default `f.get(...)` and `F[...]` (a flattened event and its `Folded` view), the fused
     classifier (`classify.py`) gives local variables of its generated function instead."""
 
     def __init__(self, raw: Callable[[str], str] | None = None,
                  folded: Callable[[str], str] | None = None,
-                 consts: dict[str, Any] | None = None) -> None:
+                 consts: dict[str, Any] | None = None,
+                 folded_set: Callable[[str], str] | None = None) -> None:
         self.consts: dict[str, Any] = consts if consts is not None else {}
         self.consts.update({
             "_text": _text, "_long": _long, "_boolean": _boolean, "_elements": _elements,
-            "_fold": fold,
+            "_fold": fold, "_fold_set": fold_set,
         })
         self.raw = raw or (lambda field: f"f.get({field!r})")
         self.folded = folded or (lambda field: f"F[{field!r}]")
+        self.folded_set = folded_set or (lambda field: f"_fold_set(f.get({field!r}))")
         self.types = table.schema_columns()
         self.fields: set[str] = set()
 
@@ -189,6 +192,10 @@ class Compiler:
         if isinstance(value, SigmaNull):
             return f"({raw} is None)"
         if ftype == "keyword[]":
+            if type(value) is SigmaString and not value.contains_special():
+                # any element equal (folded): one set per event and field, not a loop per test
+                literal = fold("".join(p for p in value.s if isinstance(p, str)))
+                return f"({literal!r} in {self.folded_set(field)})"
             test = self.scalar("x", "keyword", value)
             return f"any({test} for x in _elements({raw}))"
         if ftype == "long":
@@ -250,6 +257,11 @@ class Folded(dict[str, str | None]):
     def __missing__(self, field: str) -> str | None:
         out = self[field] = fold_cell(self.flat.get(field))
         return out
+
+
+def fold_set(v: Any) -> set[str]:
+    """A list field's elements (a scalar: itself) as folded text, without the nulls."""
+    return {fold(x if type(x) is str else str(x)) for x in _elements(v) if x is not None}
 
 
 def fold_cell(v: Any) -> str | None:

@@ -42,6 +42,7 @@ class StreamEvaluator:
         # state key -> (rule index, user or group keys): timers and flushes name their state
         # by key, and parsing it back (JSON) on every visit cost more than the visit.
         self.keyof: dict[str, tuple[int, Any]] = {}
+        self.skey_of: dict[tuple[int, Any], str] = {}  # the reverse of keyof (groups)
         self.stored: set[str] = set()  # the keys the store holds a record of
         self._spell = [
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
@@ -70,8 +71,11 @@ class StreamEvaluator:
         return skey
 
     def _ckey(self, i: int, keys: tuple[Any, ...]) -> str:
-        skey = f"c{i}:{json.dumps(list(keys))}"
-        self.keyof[skey] = (i, keys)
+        ref = (i, keys)
+        skey = self.skey_of.get(ref)
+        if skey is None:
+            skey = self.skey_of[ref] = f"c{i}:{json.dumps(list(keys))}"
+            self.keyof[skey] = ref
         return skey
 
     def _load(self) -> None:
@@ -129,6 +133,8 @@ class StreamEvaluator:
                     cache.put(NS, key, None)
                 if key not in self.scheduled:
                     del keyof[key]  # gone, and no timer names it any more
+                    if key[0] == "c":
+                        del self.skey_of[(i, ident)]
             else:
                 stored.add(key)
                 cache.put(NS, key, pack(state))
@@ -180,15 +186,22 @@ class StreamEvaluator:
                     g = groups[gk] = Group(corr, keys, self._ckey(i, keys))
                 g.add(corr, (ts, row, local, values))
                 touched[gk] = g
-        dirty, schedule, due_of = self.dirty, self._schedule, self._group_due
+        dirty, scheduled = self.dirty, self.scheduled
         correlations = rules.correlations
         for (i, _), g in touched.items():
             corr = correlations[i]
-            g.trim(corr, ts)
-            self._anchor(i, corr, g, ts, out)
+            if g.entries[0][0] < ts - corr.keep:
+                g.trim(corr, ts)
+            if corr.required or g.could(corr.children[0]):
+                self._anchor(i, corr, g, ts, out)
             skey = g.skey
             dirty.add(skey)
-            schedule(skey, due_of(corr, g))
+            if g.burst is None and not g.items:
+                # due: idle at ts + keep, never earlier than a timer already set
+                if skey not in scheduled:
+                    self._schedule(skey, ts + corr.keep)
+            else:
+                self._schedule(skey, self._group_due(corr, g))
         return out
 
     def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
@@ -362,6 +375,11 @@ class StreamEvaluator:
         if g is None:
             return
         corr = self.rules.correlations[i]
+        if g.burst is None and not g.items and (
+                not g.entries or g.entries[-1][0] < bound - corr.keep):
+            del self.groups[ref]  # idle: no window holds any of its events
+            self.dirty.add(skey)
+            return
         changed = False
         if g.burst is not None and bound - corr.span > g.burst.end:
             out.append(self._correlation_finding(i, corr, g, g.burst))

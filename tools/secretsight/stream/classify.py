@@ -44,7 +44,7 @@ from secretsight.stream.predicate import (
 )
 
 Guard = tuple[str, frozenset[str] | None] | None
-Result = tuple[int, tuple[Any, ...] | None, tuple[Any, ...] | None]
+Result = tuple[int, Any, Any]  # (mask, row or None, keys or None)
 _NOTHING: Result = (0, None, None)
 _DATASET = "event.dataset"
 

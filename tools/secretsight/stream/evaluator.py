@@ -170,16 +170,16 @@ class StreamEvaluator:
                 self._plain(i, rules.plains[i], ts, row, out)
             for i, corr, local, key_at, value_at in plan[1]:
                 if len(key_at) == 1:
-                    key = kv[key_at[0]]  # type: ignore[index]
+                    key = kv[key_at[0]]
                     if key is None:
                         continue  # the backend drops events without a group key
                     keys: tuple[Any, ...] = (key,)
                 else:
-                    keys = tuple([kv[j] for j in key_at])  # type: ignore[index]
+                    keys = tuple([kv[j] for j in key_at])
                     if None in keys:
                         continue
                 values = None if value_at is None else tuple(
-                    [None if j is None else kv[j] for j in value_at])  # type: ignore[index]
+                    [None if j is None else kv[j] for j in value_at])
                 gk = (i, keys)
                 g = groups.get(gk)
                 if g is None:

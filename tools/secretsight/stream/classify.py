@@ -226,7 +226,7 @@ class _Writer:
                     out.append(f"{indent}F{self.var(field)} = _U")
                     self.folded.add(field)
                 keys.append(self.fold(field))
-        out.append(f"{indent}return m, ({row},), ({', '.join(keys)},)")
+        out.append(f"{indent}return m, ({row},), ({''.join(k + ', ' for k in keys)})")
         return out
 
     def _const(self, value: Any) -> str:

@@ -143,15 +143,27 @@ class StreamEvaluator:
     # ---- events
     def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:
         """What a classifier mask feeds: the plain rules, and per correlation (in rule order)
-        its index, its own mask (bit per referenced slot), where its group keys and counted
-        values are in the classifier's `keys`. Computed once per distinct mask."""
+        (index, correlation, its own mask: a bit per referenced slot, where its one group key
+        is in the classifier's `keys` (-1: several, `_key_at`), its counted values (one child
+        counts: (Nones before, key index, Nones after); several: `_value_at`), whether it
+        keeps its rules' last matches). Computed once per distinct mask."""
         rules = self.rules
         plains = [i for i, p in enumerate(rules.plains) if mask >> p.slot & 1]
         corrs = []
         for i, corr in enumerate(rules.correlations):
             local = sum(1 << j for j, s in enumerate(corr.slots) if mask >> s & 1)
-            if local:
-                corrs.append((i, corr, local, self._key_at[i], self._value_at[i]))
+            if not local:
+                continue
+            key_at, value_at = self._key_at[i], self._value_at[i]
+            one: Any = None  # one child counts values: (Nones before, its key index, after)
+            if value_at is not None:
+                at = [k for k, j in enumerate(value_at) if j is not None]
+                if len(at) == 1:
+                    one = ((None,) * at[0], value_at[at[0]],
+                           (None,) * (len(value_at) - at[0] - 1))
+                    value_at = None
+            corrs.append((i, corr, local, key_at[0] if len(key_at) == 1 else -1, one,
+                          value_at, corr.temporal_base))
         plan = self._plans[mask] = (plains, corrs)
         return plan
 
@@ -160,7 +172,7 @@ class StreamEvaluator:
         out: list[Finding] = []
         rules = self.rules
         classify, plans, groups = self._classify, self._plans, self.groups
-        touched: dict[tuple[int, tuple[Any, ...]], Group] = {}
+        touched: dict[Group, int] = {}  # (by identity, in first-touch order)
         for event in events:
             mask, row, kv = classify(event)
             if not mask:
@@ -168,31 +180,37 @@ class StreamEvaluator:
             plan = plans.get(mask) or self._plan(mask)
             for i in plan[0]:
                 self._plain(i, rules.plains[i], ts, row, out)
-            for i, corr, local, key_at, value_at in plan[1]:
-                if len(key_at) == 1:
-                    key = kv[key_at[0]]
+            for i, corr, local, key_at, one, value_at, temporal in plan[1]:
+                if key_at >= 0:
+                    key = kv[key_at]
                     if key is None:
                         continue  # the backend drops events without a group key
                     keys: tuple[Any, ...] = (key,)
                 else:
-                    keys = tuple([kv[j] for j in key_at])
+                    keys = tuple([kv[j] for j in self._key_at[i]])
                     if None in keys:
                         continue
-                values = None if value_at is None else tuple(
-                    [None if j is None else kv[j] for j in value_at])
+                values = None
+                if one is not None:
+                    values = one[0] + (kv[one[1]],) + one[2]
+                elif value_at is not None:
+                    values = tuple([None if j is None else kv[j] for j in value_at])
                 gk = (i, keys)
                 g = groups.get(gk)
                 if g is None:
                     g = groups[gk] = Group(corr, keys, self._ckey(i, keys))
-                g.add(corr, (ts, row, local, values))
-                touched[gk] = g
+                entry = (ts, row, local, values)
+                g.entries.append(entry)
+                if temporal:
+                    g.add_last(entry)
+                touched[g] = i
         dirty, scheduled = self.dirty, self.scheduled
         correlations = rules.correlations
-        for (i, _), g in touched.items():
+        for g, i in touched.items():
             corr = correlations[i]
             if g.entries[0][0] < ts - corr.keep:
                 g.trim(corr, ts)
-            if corr.required or g.could(corr.children[0]):
+            if corr.required or len(g.entries) >= corr.gate:
                 self._anchor(i, corr, g, ts, out)
             skey = g.skey
             dirty.add(skey)
@@ -223,10 +241,8 @@ class StreamEvaluator:
     def _anchor(self, i: int, corr: Correlation, g: Group, ts: float,
                 out: list[Finding]) -> None:
         children = corr.children
-        if not corr.required:
+        if not corr.required:  # (the caller checked the gate)
             child = children[0]
-            if not g.could(child):
-                return
             metric = g.metric(corr, 0, ts - child.span)
             if child.need(metric):
                 self._window(i, corr, g, ts, ts - corr.span, metric, out)
@@ -335,6 +351,9 @@ class StreamEvaluator:
     def advance(self, bound: float, *, force: bool = False) -> list[Finding]:
         """No event older than `bound` will come: close the bursts that cannot grow any more
         and forget what no window needs (only the keys whose timer is due; `force`: all)."""
+        timers = self.timers
+        if not force and (not timers or timers[0][0] >= bound):
+            return []  # (nothing due: the common case, once per released timestamp)
         if force:
             due_keys = sorted(self.scheduled)
             self.scheduled.clear()

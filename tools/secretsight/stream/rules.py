@@ -74,6 +74,7 @@ class Child:
     kind: SigmaCorrelationType
     span: float
     need: Callable[[int], bool]
+    least: int  # the least metric `need` accepts (it accepts every larger one)
     slots: tuple[int, ...]  # indices into StreamRules.bases
     value_field: str | None = None  # value_count
     mask: int = 0  # bit per slot of the owning correlation
@@ -93,6 +94,7 @@ class Correlation:
     keep: float = 0.0
     temporal_base: bool = False  # a child is a temporal over base rules (Group.last)
     counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
+    gate: int = 0  # flat: the least number of entries a qualifying window needs
 
 
 @dataclass
@@ -101,14 +103,15 @@ class Plain:
     slot: int
 
 
-def _need(rule: SigmaCorrelationRule) -> Callable[[int], bool]:
+def _need(rule: SigmaCorrelationRule) -> tuple[Callable[[int], bool], int]:
+    """The condition on the metric, and the least metric meeting it."""
     cond = rule.condition
     op = getattr(cond, "op", None)
     count = int(getattr(cond, "count", 0))
     if op == SigmaCorrelationConditionOperator.GT:
-        return lambda m: m > count
+        return (lambda m: m > count), count + 1
     if op == SigmaCorrelationConditionOperator.GTE:
-        return lambda m: m >= count
+        return (lambda m: m >= count), count
     raise Unstreamable(f"correlation condition {op} is not streamed (gt and gte are)")
 
 
@@ -182,9 +185,10 @@ class StreamRules:
                                  SigmaCorrelationType.TEMPORAL):
                 raise Unstreamable(f"correlation type {corr.type} is not streamed")
             fieldref = getattr(corr.condition, "fieldref", None)
+            need, least = _need(corr)
             return Child(
                 name=corr.name or "", kind=corr.type, span=float(corr.timespan.seconds),
-                need=_need(corr), slots=tuple(slot(r.name or "") for r in refs),
+                need=need, least=least, slots=tuple(slot(r.name or "") for r in refs),
                 value_field=fieldref if corr.type == SigmaCorrelationType.VALUE_COUNT else None,
             )
 
@@ -213,8 +217,13 @@ class StreamRules:
         keep = span + max(c.span for c in children) if required else span
         counted = tuple(k for k, c in enumerate(children) if c.kind is _VALUE_COUNT
                         or (c.kind is _EVENT_COUNT and not c.every))
+        # A flat correlation's window cannot qualify while the group holds fewer entries
+        # than its least metric (a temporal one: than one, if its rules can meet it at all).
+        child = children[0]
+        gate = (child.least if child.kind is not _TEMPORAL
+                else 1 if child.need(child.refs) else 1 << 62)
         return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
-                           any(c.kind is _TEMPORAL for c in children), counted)
+                           any(c.kind is _TEMPORAL for c in children), counted, gate)
 
     def classifier(self) -> Classifier:
         """Every base rule in one generated function (classify.py), returning the evidence
@@ -281,11 +290,13 @@ class Group:
         # entry: (ts, row, mask, values per child (value_count) or None)
         self.entries: list[tuple[float, Row, int, tuple[Any, ...] | None]] = []
         self.base = 0  # global index of entries[0]
-        n = len(corr.children)
+        # (each only for the correlations that read it: most groups live a few minutes)
+        n = len(corr.children) if corr.counted else 0
         self.lo = [0] * n  # per counted child: global index range [lo, hi) in `counts`
         self.hi = [0] * n
-        self.counts: list[dict[Any, int]] = [{} for _ in corr.children]
-        self.last: list[float] = [-INF] * len(corr.slots)  # per referenced rule (local bit)
+        self.counts: list[dict[Any, int]] = [{} for _ in range(n)]
+        # per referenced rule (local bit)
+        self.last: list[float] = [-INF] * len(corr.slots) if corr.temporal_base else []
         self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
         self.burst: Burst | None = None
 
@@ -382,9 +393,10 @@ class Group:
         g.entries = [(e[0], tuple(e[1]), e[2], tuple(e[3]) if e[3] is not None else None)
                      for e in d["e"]]
         end = g.base + len(g.entries)
-        g.lo = list(d["lo"])
-        # (state from 0.2.0 has no "hi": it counted every entry from lo on)
-        g.hi = list(d.get("hi") or [end] * len(corr.children))
+        if corr.counted:
+            g.lo = list(d["lo"])
+            # (state from 0.2.0 has no "hi": it counted every entry from lo on)
+            g.hi = list(d.get("hi") or [end] * len(corr.children))
         for i in corr.counted:
             child = corr.children[i]
             g.lo[i] = max(g.lo[i], g.base)

@@ -125,7 +125,8 @@ class _Writer:
         self.key_fields = key_fields
         self.long_keys = long_keys
         self.consts: dict[str, Any] = {"_E": {}, "_U": _Unset(), "_fv": fold_cell,
-                                       "_NOTHING": _NOTHING}
+                                       "_NOTHING": _NOTHING,
+                                       "_NONE": frozenset()}
         self.ids: dict[str, int] = {}  # dotted name (field or node) -> its variable number
         self.lines: list[str] = []
         self.read: set[str] = set()  # fields read / nodes walked in the current branch
@@ -157,7 +158,8 @@ class _Writer:
         self.need.add(field)
         self.sets.add(field)
         i = self.var(field)
-        return f"(L{i} if L{i} is not _U else (L{i} := _fold_set(r{i})))"
+        return (f"(L{i} if L{i} is not _U else "
+                f"(L{i} := (_NONE if r{i} is None else _fold_set(r{i}))))")
 
     def emit_node(self, path: str, out: list[str], indent: str) -> str:
         """The dict at dotted `path` ('' = the event), walked once per branch."""

@@ -210,7 +210,7 @@ class StreamEvaluator:
             corr = correlations[i]
             if g.entries[0][0] < ts - corr.keep:
                 g.trim(corr, ts)
-            if corr.required or len(g.entries) >= corr.gate:
+            if len(g.entries) >= corr.gate:
                 self._anchor(i, corr, g, ts, out)
             skey = g.skey
             dirty.add(skey)

@@ -94,7 +94,7 @@ class Correlation:
     keep: float = 0.0
     temporal_base: bool = False  # a child is a temporal over base rules (Group.last)
     counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
-    gate: int = 0  # flat: the least number of entries a qualifying window needs
+    gate: int = 0  # the least number of entries a qualifying window of any child needs
 
 
 @dataclass
@@ -217,11 +217,11 @@ class StreamRules:
         keep = span + max(c.span for c in children) if required else span
         counted = tuple(k for k, c in enumerate(children) if c.kind is _VALUE_COUNT
                         or (c.kind is _EVENT_COUNT and not c.every))
-        # A flat correlation's window cannot qualify while the group holds fewer entries
-        # than its least metric (a temporal one: than one, if its rules can meet it at all).
-        child = children[0]
-        gate = (child.least if child.kind is not _TEMPORAL
-                else 1 if child.need(child.refs) else 1 << 62)
+        # No window of a child can qualify while the group holds fewer entries than its
+        # least metric (a temporal child: than one, if its rules can meet it at all): the
+        # correlation is anchored only past the smallest of its children's gates.
+        gate = min(c.least if c.kind is not _TEMPORAL else 1 if c.need(c.refs) else 1 << 62
+                   for c in children)
         return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
                            any(c.kind is _TEMPORAL for c in children), counted, gate)
 
@@ -316,8 +316,11 @@ class Group:
         child = corr.children[i]
         kind = child.kind
         if kind is _TEMPORAL:
-            last = self.last
-            return sum(1 for b in child.bits if last[b] >= since)
+            last, n = self.last, 0
+            for b in child.bits:
+                if last[b] >= since:
+                    n += 1
+            return n
         entries = self.entries
         if kind is _EVENT_COUNT and child.every:
             return len(entries) - bisect_left(entries, since, key=_TS)

@@ -24,6 +24,10 @@ from secretsight.stream.rules import (
 )
 
 INF = float("inf")
+# A group without an open burst is visited (and dropped if idle) this many `keep`s after its
+# last event, not exactly one: a group that is still read is then visited less often (most
+# groups are; an anchor trims them), and an idle one is gone half a `keep` later.
+IDLE_SLACK = 1.5
 _META = "_meta"
 
 
@@ -217,7 +221,7 @@ class StreamEvaluator:
             if g.burst is None and not g.items:
                 # due: idle at ts + keep, never earlier than a timer already set
                 if skey not in scheduled:
-                    self._schedule(skey, ts + corr.keep)
+                    self._schedule(skey, ts + corr.keep * IDLE_SLACK)
             else:
                 self._schedule(skey, self._group_due(corr, g))
         return out
@@ -394,10 +398,13 @@ class StreamEvaluator:
         if g is None:
             return
         corr = self.rules.correlations[i]
-        if g.burst is None and not g.items and (
-                not g.entries or g.entries[-1][0] < bound - corr.keep):
-            del self.groups[ref]  # idle: no window holds any of its events
-            self.dirty.add(skey)
+        if g.burst is None and not g.items:
+            entries = g.entries
+            if not entries or entries[-1][0] < bound - corr.keep:
+                del self.groups[ref]  # idle: no window holds any of its events
+                self.dirty.add(skey)
+            else:  # still in use: its anchors trim it; look again once it may be idle
+                self._schedule(skey, entries[-1][0] + corr.keep * IDLE_SLACK)
             return
         changed = False
         if g.burst is not None and bound - corr.span > g.burst.end:

@@ -141,12 +141,40 @@ class Compiler:
             merged = self.like_any(cond.args) or self.cidr_any(cond.args)
             if merged is not None:
                 return merged
-            return "(" + " or ".join(self.node(a) for a in cond.args) + ")"
+            return "(" + " or ".join(self.equal_any(cond.args)) + ")"
         if isinstance(cond, ConditionNOT):
             return f"(not {self.node(cond.args[0])})"
         if isinstance(cond, ConditionFieldEqualsValueExpression):
             return self.leaf(cond.field, cond.value)
         raise Unstreamable(f"{type(cond).__name__} is not supported in the stream")
+
+    def equal_any(self, args: list[Any]) -> list[str]:
+        """An OR's branches, the plain values on one text field as ONE set membership test
+        (`%system_identities%`: a value list), where the first of them stood."""
+        by_field: dict[str, list[str]] = {}
+        for a in args:
+            if (isinstance(a, ConditionFieldEqualsValueExpression)
+                    and type(a.value) is SigmaString and not a.value.contains_special()
+                    and self.types.get(a.field) not in (None, "keyword[]", "long", "boolean")):
+                by_field.setdefault(a.field, []).append(
+                    fold("".join(p for p in a.value.s if isinstance(p, str))))
+        out, done = [], set()
+        for a in args:
+            field = getattr(a, "field", None)
+            values = by_field.get(field) if isinstance(field, str) else None
+            if values is None or len(values) < 2 or (
+                    isinstance(a, ConditionFieldEqualsValueExpression)
+                    and not (type(a.value) is SigmaString
+                             and not a.value.contains_special())):
+                out.append(self.node(a))
+                continue
+            assert isinstance(field, str)
+            if field in done:
+                continue
+            done.add(field)
+            self.fields.add(field)
+            out.append(f"({self.folded(field)} in {self.const(frozenset(values))})")
+        return out
 
     def like_any(self, args: list[Any]) -> str | None:
         """Several wildcard patterns on one text field (a list of globs, e.g. the suspicious

@@ -88,6 +88,33 @@ def test_cidr_filter(ip: str, fires: bool) -> None:
     assert bool(findings) is fires
 
 
+AGENTS = "      - '*curl*'\n      - '*wget*'\n      - '*nmap*'\n      - '*kali*'\n"
+
+
+@pytest.mark.parametrize(
+    ("detection", "agent", "fires"),
+    [
+        ("  sel:\n    user_agent.original|contains:\n" + AGENTS.replace("*", "")
+         + "  condition: sel", "x-nmap-y", True),
+        ("  sel:\n    user_agent.original:\n" + AGENTS + "  condition: sel", None, False),
+        ("  sel:\n    secret.operation: read\n  tools:\n    user_agent.original:\n" + AGENTS
+         + "  condition: sel and not tools", None, True),
+        ("  sel:\n    secret.operation: read\n  tools:\n    user_agent.original:\n" + AGENTS
+         + "  condition: sel and not tools", "Kali Linux", False),
+        ("  sel:\n    user_agent.original:\n      - null\n" + AGENTS + "  condition: sel",
+         None, True),
+    ],
+    ids=["contains", "absent", "absent_under_not", "present_under_not", "null_among_likes"],
+)
+def test_or_of_likes_on_one_field(detection: str, agent: str | None, fires: bool) -> None:
+    """An OR of LIKEs on one field is skipped when the field is NULL (backend.py): same truth,
+    absent or not, under `not` too, and not applied when a member is true on NULL."""
+    extra = {"user_agent__original": agent} if agent else {}
+    findings, engine = run(rule("agents", detection), [ev(0, **extra)])
+    assert not engine.errors
+    assert bool(findings) is fires
+
+
 def test_absent_field_under_not_is_false_not_null() -> None:
     # Sigma: a filter on a field the event lacks does not match, so `sel and not filter` fires.
     findings, _ = run(EXTERNAL, [{k: v for k, v in ev(0).items() if k != "source"}])

@@ -418,9 +418,11 @@ class _SharedInputs:
     four times (its input, its prune subqueries, each finding's events), and computed its own
     sliding count per group: three of them over the same 300 s `user.id` window. Here:
     - one scan evaluates every base predicate once per event into a narrow TEMP table
-      (`_id`, `_ts`, the lower-cased group values, one 0/1 column per predicate);
-    - the sliding counts that share a (group field, timespan) are one window query over that
-      table, one SUM per counted predicate set, keeping each group's peak;
+      (`_id`, `_ts`, the lower-cased group values and value_count fields, one 0/1 column per
+      predicate);
+    - the sliding-count prunes that share a (group field, timespan) are one ordered pass in
+      Python over that table's rows they count (`_count`), after a check on all groups
+      together (`_possible`);
     - a correlation's input, prune and burst events are then read by row id.
     Same rows as the per-rule SQL (same predicates, same `lower()` keys); a predicate SQLite
     rejects fails only the rules that use it, with SQLite's message.

@@ -552,7 +552,7 @@ class _SharedInputs:
         floating point as SQLite's frame bound. The window function cost 0.17-0.20 s per
         100,000 rows, this 0.05 s (fetching two columns and appending to lists). A
         value_count prune also needs `need` distinct lower-cased values among all the group's
-        matching events (any time), read in the same pass from the inputs table's column."""
+        matching events (any time), counted afterwards for the groups that pass the count."""
         started = time.process_time()
         prunes = self.windows[(group, span)]
         for prune in prunes:
@@ -805,8 +805,9 @@ class RuleEvaluator:
                       other: list[CompiledRule]) -> dict[int, _Outcome]:
         """`main` on this connection while a forked process evaluates `other` on a read-only
         connection to the same database file: two cores. (Threads do not scale here: two
-        threads each scanning the table on its own connection took longer than one doing
-        both, SQLite's global mutexes; two processes took the time of one.) Each lane computes
+        threads each scanning the table on its own connection took 2-3x the time of one,
+        presumably SQLite's process-wide mutexes; two processes took the time of one while a
+        core was free; engine/README.md.) Each lane computes
         its own shared inputs (`_SharedInputs`) from the same rows with the same SQL, so a
         rule gets the rows it gets in one lane. If the process fails, its rules run here."""
         self.conn.commit()  # the other process reads committed rows only

@@ -18,7 +18,7 @@ from __future__ import annotations
 import queue
 import sys
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +28,7 @@ from secretsight.detect.timeguard import OUT_OF_RANGE
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.normalize import dedupe_key
-from secretsight.watch.decode import DecodeError, Skipped, decode_line
+from secretsight.watch.decode import decode_lines
 from secretsight.watch.inputs import FileInput, StdinInput
 from secretsight.watch.metrics import Metrics
 from secretsight.watch.outputs import FileOutput, Output, OutputError, finding_json
@@ -90,17 +90,14 @@ class Watcher:
         m = self.metrics
         m.count("lines_by_input", source, len(lines))
         skips: list[str] = []
-        for raw in lines:
-            try:
-                events = decode_line(raw, skips)
-            except DecodeError as exc:
-                m.count("parse_errors", (source, exc.reason))
-                continue
-            except Skipped:
-                continue  # counted below from `skips`
-            self.handle_events(source, events)
-        for reason in skips:
-            m.count("skipped", (source, reason))
+        errors: list[str] = []
+        events = decode_lines(lines, skips, errors)
+        # counted per reason, not per line: a Vault request entry is every other line
+        for reason, n in Counter(errors).items():
+            m.count("parse_errors", (source, reason), n)
+        for reason, n in Counter(skips).items():
+            m.count("skipped", (source, reason), n)
+        self.handle_events(source, events)
 
     def handle_events(self, source: str, events: list[dict[str, Any]]) -> None:
         det, m, recent = self.det, self.metrics, self.recent

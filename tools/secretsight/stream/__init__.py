@@ -149,7 +149,7 @@ class StreamingDetectors(Detectors):
         when traffic resumes. The watermark moves to the newest timestamp seen: an event older
         than that arriving afterwards is late, as it would be after the newer ones' release."""
         buffer = self.buffer
-        if (not buffer.heap or self.arrived is None or buffer.newest is None
+        if (not buffer.holding() or self.arrived is None or buffer.newest is None
                 or wall - self.arrived < buffer.lateness):
             return []
         batches = buffer.release(None)

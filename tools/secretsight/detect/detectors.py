@@ -132,9 +132,10 @@ class Detectors:
         route = self._routes[key] = (fused,) if fused is not None else route
         return route
 
-    def process(self, event: dict[str, Any]) -> list[Finding]:
+    def process(self, event: dict[str, Any], ts: float | None = None) -> list[Finding]:
+        """`ts`: parse_ts(event["@timestamp"]) when the caller has it (saves parsing again)."""
         try:
-            ev = extract(event)
+            ev = extract(event, ts)
         except (TypeError, AttributeError, ValueError) as exc:  # e.g. "user": "bob"
             ev = _wrong_type(exc)
         if isinstance(ev, str):  # a rejection reason

@@ -173,9 +173,23 @@ def decode_lines(lines: list[bytes], skips: list[str], errors: list[str]
         if (obj.__class__ is dict and "event" not in obj and "log" not in obj
                 and "message" not in obj and line.__class__ is bytes and len(line) <= limit):
             try:
-                reason = _collect(object_items(obj, "auto"), events, skips)
+                items = object_items(obj, "auto")
             except Exception:  # noqa: BLE001 - as decode_object: the normalizer failed
-                reason = "normalize_failed"
+                errors.append("normalize_failed")
+                continue
+            # A Vault entry: one item, an event or a skip (what _collect decides, inline)
+            if items.__class__ is list and len(items) == 1 and (
+                    item := items[0]).__class__ is dict:
+                event = item.get("event")
+                if event is None:
+                    if "skip" in item:
+                        skips.append(str(item["skip"]))
+                        continue
+                elif (event.__class__ is dict and (meta := event.get("event")).__class__ is dict
+                      and meta.get("dataset").__class__ is str and "@timestamp" in event):
+                    events.append(event)
+                    continue
+            reason = _collect(items, events, skips)
             if reason is not None and reason != SKIPPED:
                 errors.append(reason)
             continue

@@ -121,7 +121,7 @@ class StreamingDetectors(Detectors):
         ev = self.evaluator
         for ts, events in batches:
             for e in events:
-                out.extend(self.inner.process(e, ts))
+                out.extend(self.inner.process_at(e, ts))
             if ev is not None:
                 # The engine's table drops a time without a zone (detectors read it as UTC)
                 zoned = [e for e in events if _zoned(e.get("@timestamp"))]

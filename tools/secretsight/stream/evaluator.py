@@ -214,7 +214,7 @@ class StreamEvaluator:
             corr = correlations[i]
             if g.entries[0][0] < ts - corr.keep:
                 g.trim(corr, ts)
-            if len(g.entries) >= corr.gate:
+            if len(g.entries) >= corr.gate and (g.ready or g.hopeful(corr)):
                 self._anchor(i, corr, g, ts, out)
             skey = g.skey
             dirty.add(skey)

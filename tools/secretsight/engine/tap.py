@@ -21,6 +21,11 @@ from typing import Any
 from secretsight.config import Config
 from secretsight.findings import Finding
 
+try:  # POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 try:  # a pinned dependency
     import orjson
 except ImportError:  # pragma: no cover
@@ -161,15 +166,22 @@ class TapProcess:
     unusable (the caller then runs the detectors itself); one that fails raises its
     traceback here."""
 
-    BATCH = 2048
+    BATCH = 256  # events per message (~130 KB of Vault events): several fit in the pipe
+    PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 
     def __init__(self, config: Config):
         context = multiprocessing.get_context("fork")
-        self._conn, child = context.Pipe(duplex=True)
-        self._worker = context.Process(target=_work, args=(child, config), daemon=True,
+        # Two one-way pipes, the outgoing one enlarged: this process goes on while the worker
+        # is a few batches behind (descheduled on a busy machine), instead of waiting for it
+        # to read each batch.
+        inbox, self._out = context.Pipe(duplex=False)
+        self._in, outbox = context.Pipe(duplex=False)
+        _enlarge(self._out.fileno(), self.PIPE_BYTES)
+        self._worker = context.Process(target=_work, args=(inbox, outbox, config), daemon=True,
                                        name="secretsight-detectors")
         self._worker.start()
-        child.close()
+        inbox.close()
+        outbox.close()
         self.usable = True
         self._lines: list[bytes] = []  # the events of the batch, encoded
         self._stamps: list[float | None] = []
@@ -201,8 +213,8 @@ class TapProcess:
 
     def _send(self, payload: bytes) -> None:
         try:
-            self._conn.send_bytes(payload)
-            if self._conn.poll():  # only ever the abandon notice before the end
+            self._out.send_bytes(payload)
+            if self._in.poll():  # only ever the abandon notice before the end
                 self._receive()
         except (OSError, EOFError):
             self._lost()
@@ -216,7 +228,7 @@ class TapProcess:
         if self.usable:
             self._send_batch()
         try:
-            self._conn.send_bytes(_END)
+            self._out.send_bytes(_END)
         except OSError:
             self._lost()
 
@@ -237,7 +249,8 @@ class TapProcess:
     def stop(self) -> None:
         """Ends the worker (idempotent; what `replay` calls when it stops early)."""
         self._ended = True
-        self._conn.close()
+        self._out.close()
+        self._in.close()
         self._worker.join(timeout=5)
         if self._worker.is_alive():  # pragma: no cover - a worker stuck in a detector
             self._worker.kill()
@@ -245,7 +258,7 @@ class TapProcess:
 
     def _receive(self) -> TapResult | None:
         """The worker's next message: `_ABANDON_NOTICE`, or its outcome."""
-        data = self._conn.recv_bytes()
+        data = self._in.recv_bytes()
         tag, body = data[:1], data[1:]
         if tag == _ABANDONED:
             self._lost()
@@ -263,7 +276,18 @@ class TapProcess:
 _ABANDON_NOTICE: Any = TapResult([], [], {})  # a marker: compared by identity
 
 
-def _work(conn: Any, config: Config) -> None:
+def _enlarge(fd: int, size: int) -> None:
+    """Ask for a pipe buffer of `size` bytes (Linux); the default one otherwise."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setpipe is None:
+        return
+    try:
+        fcntl.fcntl(fd, setpipe, size)
+    except OSError:  # over this system's limit: the default size works, a little slower
+        pass
+
+
+def _work(inbox: Any, outbox: Any, config: Config) -> None:
     """The worker: batches in, through a `Tap`, the outcome out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a closed pipe ends us
     # What was inherited lives as long as this process: the collector skips it (no copy of
@@ -274,10 +298,10 @@ def _work(conn: Any, config: Config) -> None:
         tap = Tap(load_detectors(config))
         abandoned = not tap.usable
         if abandoned:
-            conn.send_bytes(_ABANDONED)
+            outbox.send_bytes(_ABANDONED)
         feed = tap.feed
         while True:
-            data = conn.recv_bytes()
+            data = inbox.recv_bytes()
             tag = data[:1]
             if tag == _END:
                 break
@@ -292,16 +316,17 @@ def _work(conn: Any, config: Config) -> None:
                 feed(*pickle.loads(memoryview(data)[1:]))
             if not tap.usable:
                 abandoned = True
-                conn.send_bytes(_ABANDONED)
+                outbox.send_bytes(_ABANDONED)
         tap.close()
-        conn.send_bytes(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
+        outbox.send_bytes(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):  # the parent is gone
         pass
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
         try:
-            conn.send_bytes(_FAILED + traceback.format_exc().encode())
+            outbox.send_bytes(_FAILED + traceback.format_exc().encode())
         except OSError:
             pass
     finally:
-        conn.close()
+        inbox.close()
+        outbox.close()
         os._exit(0)  # noqa: SLF001 - no atexit handlers or buffers of the parent's to run

@@ -1,6 +1,7 @@
-"""`replay(jobs=2)` runs the detectors in a second process (`engine.tap.TapProcess`): the same
-findings, incidents, refusals and counts as in one process, on every scenario and on the inputs
-that make the streaming pass unusable (a late event, a duplicate) or take pickle's path."""
+"""`replay(jobs=2)` builds the table rows and runs the detectors in a second process
+(`engine.tap.LoadProcess`): the same rows, findings, incidents, refusals and counts as in one
+process, on every scenario and on the inputs that make the streaming pass unusable (a late
+event, a duplicate) or take pickle's path."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from support.harness import Harness
 
+from secretsight.engine import table
 from secretsight.engine.replay import ReplayResult, replay
-from secretsight.engine.tap import Tap, TapProcess, load_detectors
+from secretsight.engine.tap import LoadProcess, Tap, load_detectors
 from secretsight.scenarios import SCENARIOS
 
 
@@ -34,6 +36,9 @@ def test_a_second_process_gives_the_same_outcome(harness: Harness, scenario: str
     one = replay(events, config, rules, jobs=1)
     two = replay(events, config, rules, jobs=2)
     assert _outcome(two) == _outcome(one)
+    worker = LoadProcess(config, start_id=1, detectors=False)
+    assert list(worker.rows(events)) == list(table.rows(events, 1))  # the same table rows
+    assert worker.result() is None
 
 
 def test_a_late_event_and_a_duplicate_fall_back_to_the_sorted_pass(harness: Harness) -> None:
@@ -48,15 +53,22 @@ def test_a_late_event_and_a_duplicate_fall_back_to_the_sorted_pass(harness: Harn
         assert one.findings
 
 
-def _streamed(tap: Tap | TapProcess, events: list[dict[str, Any]]) -> Any:
-    from secretsight.engine.table import parse_zoned_ts
+def _timed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """In time order: a usable streaming pass."""
+    return sorted(events, key=lambda e: table.parse_zoned_ts(e["@timestamp"]) or 0.0)
 
-    timed = sorted(((parse_zoned_ts(e["@timestamp"]), e) for e in events),
-                   key=lambda pair: pair[0] or 0.0)  # in time order: a usable pass
-    for n, (ts, event) in enumerate(timed):
-        tap.feed(event, ts, n)
+
+def _here(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    tap = Tap(load_detectors(config))
+    rows = list(table.rows(events, 1, tap.feed))
     tap.close()
-    return tap.result()
+    return rows, tap.result()
+
+
+def _there(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    worker = LoadProcess(config, start_id=1, detectors=True)
+    rows = list(worker.rows(events))
+    return rows, worker.result()
 
 
 def test_events_orjson_refuses_travel_pickled(harness: Harness) -> None:
@@ -67,8 +79,9 @@ def test_events_orjson_refuses_travel_pickled(harness: Harness) -> None:
     odd = copy.deepcopy(events)
     for event in odd[::7]:
         event.setdefault("vault", {})["token_ttl"] = 2**70
-    here = _streamed(Tap(load_detectors(config)), odd)
-    there = _streamed(TapProcess(config), odd)
+    rows_here, here = _here(config, _timed(odd))
+    rows_there, there = _there(config, _timed(odd))
+    assert rows_there == rows_here
     assert here is not None and there is not None
     assert [f.to_json() for f in there.findings] == [f.to_json() for f in here.findings]
     assert (there.names, there.rejected) == (here.names, here.rejected)
@@ -82,22 +95,39 @@ def test_refused_events_are_counted_the_same(harness: Harness) -> None:
     odd = copy.deepcopy(events)
     for event in odd[::5]:
         event["user"] = "bob"
-    here = _streamed(Tap(load_detectors(config)), odd)
-    there = _streamed(TapProcess(config), odd)
+    rows_here, here = _here(config, _timed(odd))
+    rows_there, there = _there(config, _timed(odd))
+    assert rows_there == rows_here
     assert here is not None and there is not None
     assert here.rejected
     assert (there.rejected, [f.to_json() for f in there.findings]) == (
         here.rejected, [f.to_json() for f in here.findings])
 
 
-def test_a_worker_that_dies_leaves_the_pass_to_the_caller() -> None:
-    from secretsight.config import Config
+def test_a_worker_that_dies_is_an_error(harness: Harness) -> None:
+    """Its rows are lost: the scan cannot go on without them."""
+    from secretsight.errors import SecretSightError
 
-    tap = TapProcess(Config())
-    assert tap._worker.pid is not None
-    tap._worker.kill()
-    tap._worker.join()
-    tap.feed({"@timestamp": "2026-01-01T00:00:00Z"}, 1.0, 1)
-    tap.close()
-    assert tap.result() is None
-    assert not tap.usable
+    events, _ = harness.events("vault_harvest", "python")
+    worker = LoadProcess(harness.config("vault_harvest"), start_id=1, detectors=True)
+    rows = worker.rows(events * 3)
+    next(rows)  # the first batch went out and came back
+    worker._worker.kill()
+    with pytest.raises(SecretSightError, match="ended unexpectedly"):
+        list(rows)
+    worker.stop()
+
+
+def test_big_events_do_not_block_either_side(harness: Harness) -> None:
+    """Batches and rows far larger than the pipes: the worker's writer thread keeps it
+    reading, so neither side waits forever on the other."""
+    events, _ = harness.events("vault_first_path_access", "python")
+    config = harness.config("vault_first_path_access")
+    big = copy.deepcopy(_timed(events)[:600])
+    for n, event in enumerate(big):
+        event["user"]["roles"] = [f"role-\u00e9-{n}-{k}" * 40 for k in range(60)]  # ~6x as JSON
+    rows_here, here = _here(config, big)
+    rows_there, there = _there(config, big)
+    assert rows_there == rows_here
+    assert here is not None and there is not None
+    assert [f.to_json() for f in there.findings] == [f.to_json() for f in here.findings]

@@ -24,7 +24,7 @@ from typing import Any
 
 from secretsight.config import Config
 from secretsight.engine import Engine
-from secretsight.engine.tap import Tap, TapProcess, load_detectors
+from secretsight.engine.tap import LoadProcess, Tap, load_detectors
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.incidents import report
@@ -55,27 +55,33 @@ def replay(
     jobs: int = 1,
 ) -> ReplayResult:
     """`on_disk`: keep the events table in a temporary file instead of memory (large scans:
-    the OS page cache holds it, not the process). `jobs` >= 2: the detectors that run while
-    the events load do so in a second process (`engine.tap.TapProcess`), on the other core;
-    the findings and every count are the same."""
+    the OS page cache holds it, not the process). `jobs` >= 2: a second process builds the
+    table rows and runs the detectors that run while the events load (`engine.tap.LoadProcess`),
+    on the other core; the rows, findings and every count are the same."""
     timings: dict[str, float] = {}
     window = config.stream.incident_window.total_seconds()
     reported = False
     tmpdir = tempfile.TemporaryDirectory(prefix="secretsight-") if on_disk else None
     database = os.path.join(tmpdir.name, "events.db") if tmpdir else ":memory:"
-    tap: Tap | TapProcess | None = None
+    tap: Tap | LoadProcess | None = None
+    streaming = detectors and store_url is None  # detectors fed while loading
     try:
-        if detectors and store_url is None:
-            # forked before the engine exists: the worker holds no SQLite connection
-            tap = TapProcess(config) if jobs > 1 else Tap(load_detectors(config))
+        if jobs > 1:  # forked before the engine exists: the worker holds no SQLite connection
+            tap = LoadProcess(config, start_id=1, detectors=streaming)
+        elif streaming:
+            tap = Tap(load_detectors(config))
         engine = Engine(config, database=database)
         if tmpdir:
             engine.conn.execute("PRAGMA journal_mode=OFF")
             engine.conn.execute("PRAGMA synchronous=OFF")
         t = time.perf_counter()
-        engine.load(events, observe=tap.feed if tap is not None and tap.usable else None)
-        if tap is not None:
-            tap.close()  # a worker process finishes while the rules run here
+        if isinstance(tap, LoadProcess):
+            assert engine.next_id == 1
+            engine.load_rows(tap.rows(events))
+        else:
+            engine.load(events, observe=tap.feed if tap is not None and tap.usable else None)
+            if tap is not None:
+                tap.close()
         timings["normalize+load"] = time.perf_counter() - t
         t = time.perf_counter()
         folded = engine.dedupe()
@@ -88,7 +94,7 @@ def replay(
         timings.update({f"rule:{k}": v for k, v in engine.timings.items()})
         if detectors:
             t = time.perf_counter()
-            streamed = tap.result() if tap is not None else None
+            streamed = tap.result() if tap is not None else None  # None: unusable
             if streamed is not None:
                 result.detectors = streamed.names
                 findings.extend(streamed.findings)
@@ -108,7 +114,7 @@ def replay(
             timings["detectors"] = time.perf_counter() - t
         engine.close()
     finally:
-        if isinstance(tap, TapProcess):
+        if isinstance(tap, LoadProcess):
             tap.stop()
         if tmpdir:
             tmpdir.cleanup()

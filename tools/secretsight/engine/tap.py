@@ -1,6 +1,7 @@
 """The stateful detectors of a batch replay, fed the events while they load (see
-`engine.replay`): in this process (`Tap`), or in a second process (`TapProcess`) so they run on
-the other core while this one normalizes, inserts and evaluates the rules.
+`engine.replay`): in this process (`Tap`), or in a second process that also builds the table
+rows (`LoadProcess`), on the other core while this one normalizes, inserts and evaluates the
+rules.
 
 Both give the same `TapResult`, or None when the pass was unusable (an event later than the
 reorder lag, a duplicate): the caller then runs the detectors over the sorted events instead.
@@ -12,13 +13,18 @@ import gc
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 import traceback
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from secretsight.config import Config
+from secretsight.engine import table
+from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 
 try:  # POSIX only
@@ -145,135 +151,130 @@ class Tap:
             extend(process(event))
 
 
-# Messages on the pipe: a one-byte tag, then the payload.
-_JSON, _PICKLE, _END = b"J", b"P", b"E"  # to the worker: a batch (orjson / pickle), end of input
-_ABANDONED, _RESULT, _FAILED = b"A", b"R", b"X"  # from it: unusable, the outcome, a crash
+# Messages on the pipes: a one-byte tag, then the payload.
+_JSON, _PICKLE, _END = b"J", b"P", b"E"  # to the worker: events (orjson lines / one pickled), end
+_ROWS, _RESULT, _FAILED = b"W", b"R", b"X"  # from it: a batch's rows, the outcome, a crash
+
+Row = tuple[tuple[str, ...], tuple[Any, ...], int | None]  # what `table.rows` yields
 
 
-class TapProcess:
-    """A `Tap` in a forked worker process: `feed` batches the events and sends them over a
-    pipe, the worker runs the reorder buffer and the detectors on them, in the same order, and
-    returns the same `TapResult`. While the worker works, this process goes on normalizing,
-    inserting and (after `close()`) evaluating the rules: the detectors cost about as much as
-    all of that, so on two cores the replay takes roughly the longer of the two.
+class LoadProcess:
+    """The second process of `replay(jobs=2)`: it builds the table rows of the events this
+    process normalizes (`table.rows`: the same rows, numbered from the same id) and runs the
+    detectors on them through a `Tap`, while this process goes on normalizing, inserting the
+    rows it gets back and (after the input) evaluating the rules. On two cores the load then
+    takes about the longer of the two halves instead of their sum.
 
-    Each event is encoded by orjson as it is fed (about a microsecond, a third of pickle's
-    cost, paid here where the time is scarce; holding the dicts for a batch instead costs
-    more than encoding them, because the next events then no longer reuse their memory), and
-    BATCH of them travel in one message with their times and keys; an event orjson refuses
-    (an integer beyond 64 bits) travels alone, pickled. The worker says as soon as the pass is
-    abandoned, so no more batches are sent for nothing. A worker that dies makes the pass
-    unusable (the caller then runs the detectors itself); one that fails raises its
-    traceback here."""
+    Each event is encoded by orjson as it is read (about a microsecond, a third of pickle's
+    cost, paid here where the time is scarce; holding the dicts for a batch instead costs more
+    than encoding them, because the next events then no longer reuse their memory); BATCH of
+    them travel in one message, and their rows come back pickled, in order, one message per
+    batch. An event orjson refuses (an integer beyond 64 bits) travels alone, pickled. At most
+    IN_FLIGHT batches are out at once (the worker's memory is bounded); the worker writes its
+    rows from a thread, so it always reads on and this process never waits on a full pipe
+    that the worker cannot empty (both writing to the other at once would be a deadlock,
+    whatever the sizes). A worker that fails raises its traceback here; one that dies raises
+    SecretSightError (its rows are lost)."""
 
-    BATCH = 256  # events per message (~130 KB of Vault events): several fit in the pipe
+    BATCH = 256  # events per message (~130 KB of Vault events)
+    IN_FLIGHT = 6  # batches sent and not yet returned as rows: < 1 MiB each way
     PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, start_id: int, detectors: bool):
         context = multiprocessing.get_context("fork")
-        # Two one-way pipes, the outgoing one enlarged: this process goes on while the worker
-        # is a few batches behind (descheduled on a busy machine), instead of waiting for it
-        # to read each batch.
         inbox, self._out = context.Pipe(duplex=False)
         self._in, outbox = context.Pipe(duplex=False)
         _enlarge(self._out.fileno(), self.PIPE_BYTES)
-        self._worker = context.Process(target=_work, args=(inbox, outbox, config), daemon=True,
-                                       name="secretsight-detectors")
+        _enlarge(outbox.fileno(), self.PIPE_BYTES)
+        self._worker = context.Process(
+            target=_work, args=(inbox, outbox, config, start_id, detectors), daemon=True,
+            name="secretsight-load")
         self._worker.start()
         inbox.close()
         outbox.close()
-        self.usable = True
         self._lines: list[bytes] = []  # the events of the batch, encoded
-        self._stamps: list[float | None] = []
-        self._keys: list[int | None] = []
-        self._ended = False
+        self._in_flight = 0
+        self._outcome: TapResult | None = None
+        self._finished = False
 
-    def feed(self, event: dict[str, Any], ts: float | None, key: int | None) -> None:
-        if not self.usable:
-            return
-        try:
-            self._lines.append(_dumps(event))
-        except TypeError:  # not orjson's JSON (or no orjson): alone, after the batch so far
-            self._send_batch()
-            self._send(_PICKLE + pickle.dumps((event, ts, key), pickle.HIGHEST_PROTOCOL))
-            return
-        self._stamps.append(ts)
-        self._keys.append(key)
-        if len(self._lines) >= self.BATCH:
-            self._send_batch()
-
-    def _send_batch(self) -> None:
-        if not self._lines:
-            return
-        # orjson never writes a raw newline (JSON escapes it in strings): a safe separator
-        head = _dumps([self._stamps, self._keys])
-        payload = b"\n".join([_JSON + head, *self._lines])
-        self._lines, self._stamps, self._keys = [], [], []
-        self._send(payload)
-
-    def _send(self, payload: bytes) -> None:
-        try:
-            self._out.send_bytes(payload)
-            if self._in.poll():  # only ever the abandon notice before the end
-                self._receive()
-        except (OSError, EOFError):
-            self._lost()
-
-    def close(self) -> None:
-        """End of input: the last batch, then the worker releases what it holds and finishes
-        while the caller goes on (the rules)."""
-        if self._ended:
-            return
-        self._ended = True
-        if self.usable:
-            self._send_batch()
-        try:
-            self._out.send_bytes(_END)
-        except OSError:
-            self._lost()
+    def rows(self, events: Iterable[dict[str, Any]]) -> Iterator[Row]:
+        """The rows of `events`, in order (as `table.rows(events, start_id, tap.feed)`)."""
+        lines = self._lines
+        for event in events:
+            try:
+                lines.append(_dumps(event))
+            except TypeError:  # not orjson's JSON: alone, after the batch so far
+                yield from self._send_batch()
+                yield from self._send(_PICKLE + pickle.dumps(event, pickle.HIGHEST_PROTOCOL))
+                lines = self._lines  # a new list since the batch went
+                continue
+            if len(lines) >= self.BATCH:
+                yield from self._send_batch()
+                lines = self._lines
+        yield from self._send_batch()
+        self._write(_END)
+        while self._in_flight:
+            yield from self._receive()
 
     def result(self) -> TapResult | None:
-        """Waits for the worker's outcome (None: unusable)."""
-        self.close()
-        outcome: TapResult | None = None
-        try:
-            while (message := self._receive()) is _ABANDON_NOTICE:
-                pass  # the outcome follows it
-            outcome = message
-        except (OSError, EOFError):
-            self._lost()
-        finally:
+        """After `rows()`: the detectors' outcome (None: unusable, or no detectors)."""
+        if not self._finished:
+            while not self._finished:
+                for _ in self._receive():
+                    pass
             self.stop()
-        return outcome if self.usable else None
+        return self._outcome
 
     def stop(self) -> None:
         """Ends the worker (idempotent; what `replay` calls when it stops early)."""
-        self._ended = True
         self._out.close()
         self._in.close()
         self._worker.join(timeout=5)
-        if self._worker.is_alive():  # pragma: no cover - a worker stuck in a detector
+        if self._worker.is_alive():  # pragma: no cover - stopped early, mid-batch
             self._worker.kill()
             self._worker.join()
 
-    def _receive(self) -> TapResult | None:
-        """The worker's next message: `_ABANDON_NOTICE`, or its outcome."""
-        data = self._in.recv_bytes()
-        tag, body = data[:1], data[1:]
-        if tag == _ABANDONED:
-            self._lost()
-            return _ABANDON_NOTICE
-        if tag == _FAILED:
-            raise RuntimeError(f"the detector process failed:\n{body.decode()}")
-        result: TapResult | None = pickle.loads(body)
-        return result
+    def _send_batch(self) -> Iterator[Row]:
+        if not self._lines:
+            return
+        # orjson never writes a raw newline (JSON escapes it in strings): a safe separator
+        payload = _JSON + b"\n".join(self._lines)
+        self._lines = []
+        yield from self._send(payload)
 
-    def _lost(self) -> None:
-        self.usable = False
-        self._lines, self._stamps, self._keys = [], [], []
+    def _send(self, payload: bytes) -> Iterator[Row]:
+        while self._in_flight >= self.IN_FLIGHT:
+            yield from self._receive()
+        self._write(payload)
+        self._in_flight += 1
+        while self._in.poll():  # rows already back: take them now, the pipe stays free
+            yield from self._receive()
 
+    def _write(self, payload: bytes) -> None:
+        try:
+            self._out.send_bytes(payload)
+        except OSError as exc:
+            raise self._lost() from exc
 
-_ABANDON_NOTICE: Any = TapResult([], [], {})  # a marker: compared by identity
+    def _receive(self) -> Iterator[Row]:
+        try:
+            data = self._in.recv_bytes()
+        except (OSError, EOFError) as exc:
+            raise self._lost() from exc
+        tag = data[:1]
+        if tag == _ROWS:
+            self._in_flight -= 1
+            rows: list[Row] = pickle.loads(memoryview(data)[1:])
+            yield from rows
+        elif tag == _RESULT:
+            self._outcome = pickle.loads(memoryview(data)[1:])
+            self._finished = True
+        else:
+            raise RuntimeError(f"the load process failed:\n{data[1:].decode()}")
+
+    def _lost(self) -> SecretSightError:
+        code = self._worker.exitcode
+        return SecretSightError(f"the load process ended unexpectedly (exit code {code})")
 
 
 def _enlarge(fd: int, size: int) -> None:
@@ -287,46 +288,56 @@ def _enlarge(fd: int, size: int) -> None:
         pass
 
 
-def _work(inbox: Any, outbox: Any, config: Config) -> None:
-    """The worker: batches in, through a `Tap`, the outcome out."""
+def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: bool) -> None:
+    """The worker: events in; their rows out, batch by batch; the detectors' outcome last."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a closed pipe ends us
     # What was inherited lives as long as this process: the collector skips it (no copy of
     # the parent's pages just to walk their objects).
     gc.freeze()
     loads = orjson.loads if orjson is not None else None  # no orjson: every event pickled
-    try:
-        tap = Tap(load_detectors(config))
-        abandoned = not tap.usable
-        if abandoned:
-            outbox.send_bytes(_ABANDONED)
-        feed = tap.feed
+    out: list[Row] = []
+    shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # one object per INSERT shape
+
+    def events() -> Iterator[dict[str, Any]]:
         while True:
+            if out:  # the rows of the batch before: all made once its last event is taken
+                sending.put(_ROWS + pickle.dumps(out, pickle.HIGHEST_PROTOCOL))
+                out.clear()
             data = inbox.recv_bytes()
             tag = data[:1]
             if tag == _END:
-                break
-            if abandoned:
-                continue
+                return
             if tag == _JSON:
-                head, *lines = data[1:].split(b"\n")
-                stamps, keys = loads(head)
-                for line, ts, key in zip(lines, stamps, keys, strict=True):
-                    feed(loads(line), ts, key)
+                yield from map(loads, data[1:].split(b"\n"))
             else:
-                feed(*pickle.loads(memoryview(data)[1:]))
-            if not tap.usable:
-                abandoned = True
-                outbox.send_bytes(_ABANDONED)
+                yield pickle.loads(memoryview(data)[1:])
+
+    sending: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send() -> None:  # the writer thread: blocks on a full pipe, the loop below does not
+        while (message := sending.get()) is not None:
+            try:
+                outbox.send_bytes(message)
+            except OSError:  # the parent is gone
+                return
+
+    writer = threading.Thread(target=send, name="secretsight-load-rows", daemon=True)
+    writer.start()
+    try:
+        tap = Tap(load_detectors(config) if detectors else None)
+        intern, append = shapes.setdefault, out.append
+        for present, values, key in table.rows(events(), start_id,
+                                               tap.feed if tap.usable else None):
+            append((intern(present, present), values, key))
         tap.close()
-        outbox.send_bytes(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
+        sending.put(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):  # the parent is gone
         pass
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
-        try:
-            outbox.send_bytes(_FAILED + traceback.format_exc().encode())
-        except OSError:
-            pass
+        sending.put(_FAILED + traceback.format_exc().encode())
     finally:
+        sending.put(None)
+        writer.join()
         inbox.close()
         outbox.close()
-        os._exit(0)  # noqa: SLF001 - no atexit handlers or buffers of the parent's to run
+        os._exit(0)  # no atexit handlers or buffers of the parent's to run

@@ -38,10 +38,11 @@ except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
 
-def _dumps(value: Any) -> bytes:
-    if orjson is None:  # pragma: no cover - pickle carries every event then
-        raise TypeError("no orjson")
-    return orjson.dumps(value)
+def _no_orjson(value: Any) -> bytes:  # pragma: no cover - pickle carries every event then
+    raise TypeError("no orjson")
+
+
+_dumps: Any = orjson.dumps if orjson is not None else _no_orjson
 
 
 def load_detectors(config: Config, store_url: str | None = None) -> Any | None:
@@ -199,10 +200,10 @@ class LoadProcess:
 
     def rows(self, events: Iterable[dict[str, Any]]) -> Iterator[Row]:
         """The rows of `events`, in order (as `table.rows(events, start_id, tap.feed)`)."""
-        lines = self._lines
+        lines, dumps = self._lines, _dumps
         for event in events:
             try:
-                lines.append(_dumps(event))
+                lines.append(dumps(event))
             except TypeError:  # not orjson's JSON: alone, after the batch so far
                 yield from self._send_batch()
                 yield from self._send(_PICKLE + pickle.dumps(event, pickle.HIGHEST_PROTOCOL))

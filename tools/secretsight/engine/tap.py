@@ -170,15 +170,17 @@ class LoadProcess:
     cost, paid here where the time is scarce; holding the dicts for a batch instead costs more
     than encoding them, because the next events then no longer reuse their memory); BATCH of
     them travel in one message, and their rows come back pickled, in order, one message per
-    batch. An event orjson refuses (an integer beyond 64 bits) travels alone, pickled. At most
-    IN_FLIGHT batches are out at once (the worker's memory is bounded); the worker writes its
-    rows from a thread, so it always reads on and this process never waits on a full pipe
-    that the worker cannot empty (both writing to the other at once would be a deadlock,
-    whatever the sizes). A worker that fails raises its traceback here; one that dies raises
+    batch. An event orjson refuses (an integer beyond 64 bits) travels alone, pickled.
+
+    Both sides write from a thread: neither ever waits on a full pipe the other cannot empty
+    (both writing to the other at once would be a deadlock, whatever the sizes), and this
+    process goes on while the worker is up to IN_FLIGHT batches behind (on a busy machine a
+    process waits for a core now and then; a short queue made each such wait stop the other
+    side too). A worker that fails raises its traceback here; one that dies raises
     SecretSightError (its rows are lost)."""
 
     BATCH = 256  # events per message (~130 KB of Vault events)
-    IN_FLIGHT = 6  # batches sent and not yet returned as rows: < 1 MiB each way
+    IN_FLIGHT = 64  # batches sent and not yet returned as rows (~8 MB)
     PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 
     def __init__(self, config: Config, *, start_id: int, detectors: bool):
@@ -195,6 +197,7 @@ class LoadProcess:
         outbox.close()
         self._lines: list[bytes] = []  # the events of the batch, encoded
         self._in_flight = 0
+        self._sending = _writer(self._out, "secretsight-load-events")
         self._outcome: TapResult | None = None
         self._finished = False
 
@@ -228,12 +231,15 @@ class LoadProcess:
 
     def stop(self) -> None:
         """Ends the worker (idempotent; what `replay` calls when it stops early)."""
-        self._out.close()
         self._in.close()
-        self._worker.join(timeout=5)
-        if self._worker.is_alive():  # pragma: no cover - stopped early, mid-batch
+        self._worker.join(timeout=0 if not self._finished else 5)
+        if self._worker.is_alive():  # stopped early: the writer may wait on a full pipe
             self._worker.kill()
             self._worker.join()
+        queue_, thread = self._sending
+        queue_.put(None)
+        thread.join()
+        self._out.close()
 
     def _send_batch(self) -> Iterator[Row]:
         if not self._lines:
@@ -252,10 +258,7 @@ class LoadProcess:
             yield from self._receive()
 
     def _write(self, payload: bytes) -> None:
-        try:
-            self._out.send_bytes(payload)
-        except OSError as exc:
-            raise self._lost() from exc
+        self._sending[0].put(payload)  # a worker gone is seen by _receive
 
     def _receive(self) -> Iterator[Row]:
         try:
@@ -276,6 +279,23 @@ class LoadProcess:
     def _lost(self) -> SecretSightError:
         code = self._worker.exitcode
         return SecretSightError(f"the load process ended unexpectedly (exit code {code})")
+
+
+def _writer(conn: Any, name: str) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
+    """A thread that sends what is put on its queue through `conn`, until None. Blocking on a
+    full pipe there lets the thread that puts go on."""
+    sending: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send() -> None:
+        while (message := sending.get()) is not None:
+            try:
+                conn.send_bytes(message)
+            except OSError:  # the other side is gone: its reader sees that
+                return
+
+    thread = threading.Thread(target=send, name=name, daemon=True)
+    thread.start()
+    return sending, thread
 
 
 def _enlarge(fd: int, size: int) -> None:
@@ -313,17 +333,7 @@ def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: boo
             else:
                 yield pickle.loads(memoryview(data)[1:])
 
-    sending: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-
-    def send() -> None:  # the writer thread: blocks on a full pipe, the loop below does not
-        while (message := sending.get()) is not None:
-            try:
-                outbox.send_bytes(message)
-            except OSError:  # the parent is gone
-                return
-
-    writer = threading.Thread(target=send, name="secretsight-load-rows", daemon=True)
-    writer.start()
+    sending, writer = _writer(outbox, "secretsight-load-rows")
     try:
         tap = Tap(load_detectors(config) if detectors else None)
         intern, append = shapes.setdefault, out.append

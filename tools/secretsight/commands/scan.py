@@ -37,8 +37,8 @@ from secretsight.findings_table import format_table, summary_line
               help="Processes: 2 builds the table rows and runs the stateful detectors in a "
                    "second process while this one reads, normalizes and inserts the events "
                    "(same findings and counts; a little more CPU in all, less wall time on two "
-                   "free cores); 1 runs everything in one. Default: 2 when this process may use "
-                   "two or more CPUs.")
+                   "free cores); 1 runs everything in one. Default: 2 on Linux when this process "
+                   "may use two or more CPUs.")
 @click.option("--timings", is_flag=True, hidden=True,
               help="Print the time of each phase and rule on stderr (profiling).")
 @click.pass_context
@@ -71,14 +71,14 @@ def command(ctx: click.Context, inputs: tuple[str, ...], source: str, config_pat
 
 
 def default_jobs() -> int:
-    """2 when this process may run on two or more CPUs (its affinity, not the machine's)."""
+    """2 when this process may run on two or more CPUs (its affinity, not the machine's), on
+    Linux: elsewhere forking a process that has loaded system frameworks is not safe (macOS)."""
     import os
+    import sys
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return 2 if cpus >= 2 and _can_fork() else 1
+    if not sys.platform.startswith("linux"):
+        return 1
+    return 2 if len(os.sched_getaffinity(0)) >= 2 and _can_fork() else 1
 
 
 def _can_fork() -> bool:

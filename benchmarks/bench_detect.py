@@ -14,6 +14,11 @@ Measures, on ONE core (one Python process; the Redis server is another process):
    The rescan is quadratic in events per identity; a part that exceeds --reference-budget CPU
    seconds is stopped and reported as not run (the budget is then a lower bound).
 
+`--watch-raw N` instead runs `watch --no-rules` end to end on bench_scan.py's raw Vault log of N
+operations (2N lines: a request and a response entry each): the real loop (`Watcher`, a file
+output, a SQLite state file, a commit each second), printing lines AND events (operations) per
+CPU second, and the floor on the same lines.
+
 Every CPU figure is also given as a multiple of the floor's (`cpu_x_floor`): a bare loop that
 parses each line with orjson and writes a small object, run in the same process on the same
 lines. The event file is generated deterministically into build/bench/ and reused.
@@ -257,6 +262,47 @@ def reference(lines: list[bytes], redis_url: str | None, budget: float) -> dict:
     return out
 
 
+def watch_raw(operations: int, repeat: int) -> dict:
+    """`watch --no-rules` end to end on raw Vault lines (see the module doc)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_scan import generate as generate_vault
+
+    from secretsight.stream import open_detectors
+    from secretsight.watch.metrics import Metrics
+    from secretsight.watch.outputs import FileOutput
+    from secretsight.watch.runner import Watcher
+
+    src = ROOT / "build" / "bench" / f"vault-{operations}.log"
+    if not src.exists():
+        print(f"generating {src} ...", file=sys.stderr)
+        generate_vault(src, operations)
+    lines = src.read_bytes().splitlines()
+    out: dict = {"input": str(src.relative_to(ROOT)), "lines": len(lines),
+                 "floor": run_floor(lines)}
+    config = Config()
+    runs = []
+    for _ in range(max(repeat, 1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = open_store(f"sqlite:///{tmp}/state.db")
+            det = open_detectors(config, store, rules=False, log=lambda m: None)
+            metrics = Metrics(config=config)
+            watcher = Watcher(det, files=[str(src)], outputs=[FileOutput(f"{tmp}/f.ndjson")],
+                              metrics=metrics, exit_at_eof=True, log=lambda m: None)
+            wall, cpu = time.perf_counter(), time.process_time()
+            watcher.run()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            watcher.close()
+            store.close()
+            events = sum(metrics.events_by_source.values())
+            runs.append({"cpu_s": round(cpu, 3), "wall_s": round(wall, 3), "events": events,
+                         "findings": len(Path(f"{tmp}/f.ndjson").read_bytes().splitlines()),
+                         "lines_per_cpu_s": int(len(lines) / cpu),
+                         "events_per_cpu_s": int(events / cpu)})
+    out["watch_no_rules"] = min(runs, key=lambda r: r["cpu_s"])
+    out["cpu_x_floor"] = round(out["watch_no_rules"]["cpu_s"] / out["floor"]["cpu_s"], 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -271,10 +317,17 @@ def main() -> None:
                     help="timed SQLite passes; the best is reported (CPU time is noisy)")
     ap.add_argument("--findings-out", type=Path,
                     help="write the SQLite run's findings here (JSON) to diff two versions")
+    ap.add_argument("--watch-raw", type=int, metavar="N",
+                    help="only `watch --no-rules` on N raw Vault operations (2N lines)")
     args = ap.parse_args()
 
     out_dir = ROOT / "build" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.watch_raw:
+        result = watch_raw(args.watch_raw, args.repeat)
+        print(json.dumps(result, indent=2))
+        (out_dir / "bench_detect_watch.json").write_text(json.dumps(result, indent=2) + "\n")
+        return
     data = out_dir / f"events-{args.events}-{args.identities}.ndjson"
     if not data.exists():
         print(f"generating {data} ...", file=sys.stderr)

@@ -133,8 +133,13 @@ class Detectors:
         return route
 
     def process(self, event: dict[str, Any]) -> list[Finding]:
+        return self.process_at(event, None)
+
+    def process_at(self, event: dict[str, Any], ts: float | None) -> list[Finding]:
+        """process(event), given `ts` = parse_ts(event["@timestamp"]) when the caller has it
+        (watch's reorder buffer parsed it: extract does not parse it again)."""
         try:
-            ev = extract(event)
+            ev = extract(event, ts)
         except (TypeError, AttributeError, ValueError) as exc:  # e.g. "user": "bob"
             ev = _wrong_type(exc)
         if isinstance(ev, str):  # a rejection reason

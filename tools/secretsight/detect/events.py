@@ -184,29 +184,31 @@ def lookup(event: dict[str, Any], dotted: str) -> Any:
     return cur
 
 
-def extract(event: dict[str, Any]) -> Ev | str:
-    """A normalized event -> Ev, or a reason string when it cannot be used."""
+def extract(event: dict[str, Any], ts: float | None = None) -> Ev | str:
+    """A normalized event -> Ev, or a reason string when it cannot be used. `ts`: the caller's
+    parse_ts(event["@timestamp"]), when it has it (watch's reorder buffer parsed it)."""
     if not isinstance(event, dict):
         return "not a JSON object"
-    ts_str: Any = event.get("@timestamp")
-    # parse_ts's fast path, inline, for its common case "...:SS.fffZ" in the same minute and
-    # second as the previous event (input is time-ordered), with seconds already seen: the
-    # same sum as parse_ts, minute epoch + float("SS.fff"). Anything else calls parse_ts.
-    last = _LAST_SECOND
-    if (ts_str.__class__ is str and ts_str.startswith(last[0])
-            and (sec := _SECS.get(ts_str[17:])) is not None):
-        ts = last[1] + sec
-    else:
-        ts = parse_ts(ts_str)
-        if ts is None:
-            return f"bad or missing @timestamp: {ts_str!r}"
-        if ts_str[19:20] == "." and (base := _SECONDS.get(ts_str[:20])) is not None:
-            last[0], last[1] = ts_str[:20], base
-            if (ts_str[-1] == "Z" and (frac := ts_str[20:-1]).isdigit() and frac.isascii()
-                    and ts_str[17:19].isdigit()):
-                if len(_SECS) > 100_000:
-                    _SECS.clear()
-                _SECS[ts_str[17:]] = float(ts_str[17:-1])
+    if ts is None:
+        ts_str: Any = event.get("@timestamp")
+        # parse_ts's fast path, inline, for its common case "...:SS.fffZ" in the same minute and
+        # second as the previous event (input is time-ordered), with seconds already seen: the
+        # same sum as parse_ts, minute epoch + float("SS.fff"). Anything else calls parse_ts.
+        last = _LAST_SECOND
+        if (ts_str.__class__ is str and ts_str.startswith(last[0])
+                and (sec := _SECS.get(ts_str[17:])) is not None):
+            ts = last[1] + sec
+        else:
+            ts = parse_ts(ts_str)
+            if ts is None:
+                return f"bad or missing @timestamp: {ts_str!r}"
+            if ts_str[19:20] == "." and (base := _SECONDS.get(ts_str[:20])) is not None:
+                last[0], last[1] = ts_str[:20], base
+                if (ts_str[-1] == "Z" and (frac := ts_str[20:-1]).isdigit() and frac.isascii()
+                        and ts_str[17:19].isdigit()):
+                    if len(_SECS) > 100_000:
+                        _SECS.clear()
+                    _SECS[ts_str[17:]] = float(ts_str[17:-1])
     ev: Any = event.get("event")
     dataset = ev.get("dataset") if ev.__class__ is dict else None
     if dataset.__class__ is not str:

@@ -121,7 +121,7 @@ class StreamingDetectors(Detectors):
         ev = self.evaluator
         for ts, events in batches:
             for e in events:
-                out.extend(self.inner.process(e))
+                out.extend(self.inner.process_at(e, ts))
             if ev is not None:
                 # The engine's table drops a time without a zone (detectors read it as UTC)
                 zoned = [e for e in events if _zoned(e.get("@timestamp"))]
@@ -149,7 +149,7 @@ class StreamingDetectors(Detectors):
         when traffic resumes. The watermark moves to the newest timestamp seen: an event older
         than that arriving afterwards is late, as it would be after the newer ones' release."""
         buffer = self.buffer
-        if (not buffer.heap or self.arrived is None or buffer.newest is None
+        if (not buffer.holding() or self.arrived is None or buffer.newest is None
                 or wall - self.arrived < buffer.lateness):
             return []
         batches = buffer.release(None)

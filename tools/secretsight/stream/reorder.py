@@ -15,7 +15,7 @@ in (`@timestamp`, arrival) order, all events of one timestamp together.
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 from secretsight.detect.state import StateCache
@@ -26,14 +26,24 @@ NS = "stream-buffer"
 RELEASED_KEYS = 200_000
 _META = "_meta"
 
+# A held entry: [timestamp, seq, event (None once replaced by a better duplicate), dedupe key,
+# chunk]. (timestamp, seq) is unique, so ordering never compares past it. A list so a replaced
+# entry is marked in place, wherever it sits.
+_TS, _SEQ, _EVENT, _KEY, _CHUNK = range(5)
+
 
 class Reorder:
+    """Entries arriving in time order (the usual case: one source, or sources in step) are
+    appended to a deque and released from its head, O(1) each; only the out-of-order ones go
+    through a heap. Release merges the two heads, so the order is (timestamp, arrival) either
+    way."""
+
     def __init__(self, lateness: float, cache: StateCache | None = None) -> None:
         self.lateness = lateness
         self.cache = cache
-        self.heap: list[tuple[float, int, dict[str, Any]]] = []
-        self.held: dict[tuple[Any, Any], tuple[int, int]] = {}  # key -> (rank, seq) held
-        self.dead: set[int] = set()  # seqs replaced by a better duplicate
+        self.queue: deque[list[Any]] = deque()  # in (timestamp, seq) order, appended at the tail
+        self.heap: list[list[Any]] = []  # the entries that arrived out of order
+        self.held: dict[tuple[Any, Any], list[Any]] = {}  # dedupe key -> its held entry
         self.released: OrderedDict[tuple[Any, Any], None] = OrderedDict()
         self.bound: float | None = None
         self.newest: float | None = None
@@ -41,12 +51,15 @@ class Reorder:
         self.late = 0
         self.duplicates = 0
         self.chunk = 0
-        self.chunk_of: dict[int, int] = {}  # seq -> chunk
         self.live: dict[int, int] = {}  # chunk -> events still held
-        self.fresh: list[tuple[float, int, dict[str, Any]]] = []  # added since the last flush
+        self.fresh: list[list[Any]] = []  # added since the last flush
         self.emptied: set[int] = set()
         if cache is not None:
             self._load()
+
+    def holding(self) -> bool:
+        """Whether any event waits for the watermark."""
+        return bool(self.queue or self.heap)
 
     def _load(self) -> None:
         assert self.cache is not None
@@ -62,21 +75,22 @@ class Reorder:
             for ts, seq, event in unpack(value):
                 entries.append((seq, ts, event, chunk))
         for seq, ts, event, chunk in sorted(entries, key=lambda e: e[0]):
-            self._hold(ts, seq, event, chunk)
+            self._hold([ts, seq, event, self._key(event), chunk])
 
-    def _key(self, event: dict[str, Any]) -> tuple[Any, Any] | None:
+    @staticmethod
+    def _key(event: dict[str, Any]) -> tuple[Any, Any] | None:
         meta = event.get("event")
-        if not isinstance(meta, dict) or meta.get("id") is None:
+        if meta.__class__ is not dict or (eid := meta.get("id")) is None:
             return None
+        key = (meta.get("dataset"), eid)
         try:
-            key = (meta.get("dataset"), meta.get("id"))
             hash(key)
         except TypeError:
             return None
         return key
 
-    def _hold(self, ts: float, seq: int, event: dict[str, Any], chunk: int) -> bool:
-        key = self._key(event)
+    def _hold(self, entry: list[Any]) -> bool:
+        key = entry[_KEY]
         if key is not None:
             if key in self.released:
                 self.duplicates += 1
@@ -84,21 +98,28 @@ class Reorder:
             held = self.held.get(key)
             if held is not None:
                 self.duplicates += 1
-                if rank(event) <= held[0]:
+                # (ranks only on a duplicate: most events have none)
+                if rank(entry[_EVENT]) <= rank(held[_EVENT]):
                     return False
-                self.dead.add(held[1])
-                self._gone(held[1])
-            self.held[key] = (rank(event), seq)
-        heapq.heappush(self.heap, (ts, seq, event))
-        self.chunk_of[seq] = chunk
+                held[_EVENT] = None  # replaced: skipped when its turn comes
+                self._gone(held[_CHUNK])
+            self.held[key] = entry
+        queue = self.queue
+        if not queue or queue[-1][_TS] <= entry[_TS]:  # seq grows: (ts, seq) is in order
+            queue.append(entry)
+        else:
+            heapq.heappush(self.heap, entry)
+        chunk = entry[_CHUNK]
         self.live[chunk] = self.live.get(chunk, 0) + 1
         return True
 
-    def _gone(self, seq: int) -> None:
-        chunk = self.chunk_of.pop(seq)
-        self.live[chunk] -= 1
-        if not self.live[chunk]:
-            del self.live[chunk]
+    def _gone(self, chunk: int) -> None:
+        live = self.live
+        n = live[chunk] - 1
+        if n:
+            live[chunk] = n
+        else:
+            del live[chunk]
             self.emptied.add(chunk)
 
     def add(self, event: dict[str, Any], ts: float) -> list[tuple[float, list[dict[str, Any]]]]:
@@ -107,8 +128,9 @@ class Reorder:
             self.late += 1
             return []
         self.seq += 1
-        if self._hold(ts, self.seq, event, self.chunk):
-            self.fresh.append((ts, self.seq, event))
+        entry = [ts, self.seq, event, self._key(event), self.chunk]
+        if self._hold(entry):
+            self.fresh.append(entry)
         if self.newest is None or ts > self.newest:
             self.newest = ts
             bound = ts - self.lateness
@@ -118,20 +140,30 @@ class Reorder:
 
     def release(self, upto: float | None) -> list[tuple[float, list[dict[str, Any]]]]:
         """Release every held event older than `upto` (None: all of them)."""
-        heap = self.heap
+        queue, heap = self.queue, self.heap
+        held, released = self.held, self.released
         out: list[tuple[float, list[dict[str, Any]]]] = []
-        while heap and (upto is None or heap[0][0] < upto):
-            ts, seq, event = heapq.heappop(heap)
-            if seq in self.dead:
-                self.dead.discard(seq)
+        limit = float("inf") if upto is None else upto
+        while True:
+            # the smaller head of the two, by (timestamp, seq)
+            if queue and queue[0][_TS] < limit and not (heap and heap[0] < queue[0]):
+                entry = queue.popleft()
+            elif heap and heap[0][_TS] < limit:
+                entry = heapq.heappop(heap)
+            else:
+                break
+            event = entry[_EVENT]
+            if event is None:  # replaced by a better duplicate
                 continue
-            self._gone(seq)
-            key = self._key(event)
+            entry[_EVENT] = None  # released: not written at the next flush
+            self._gone(entry[_CHUNK])
+            key = entry[_KEY]
             if key is not None:
-                self.held.pop(key, None)
-                self.released[key] = None
-                if len(self.released) > RELEASED_KEYS:
-                    self.released.popitem(last=False)
+                held.pop(key, None)
+                released[key] = None
+                if len(released) > RELEASED_KEYS:
+                    released.popitem(last=False)
+            ts = entry[_TS]
             if out and out[-1][0] == ts:
                 out[-1][1].append(event)
             else:
@@ -145,7 +177,7 @@ class Reorder:
         if cache is None:
             return
         if self.fresh:
-            alive = [[ts, seq, ev] for ts, seq, ev in self.fresh if seq in self.chunk_of]
+            alive = [[e[_TS], e[_SEQ], e[_EVENT]] for e in self.fresh if e[_EVENT] is not None]
             if alive:
                 cache.put(NS, str(self.chunk), pack(alive))
             self.fresh = []

@@ -81,19 +81,30 @@ class Metrics:
         self.commit_seconds = 0.0
 
     def observe(self, event: dict[str, Any], ts: float) -> None:
-        """One normalized event the detectors accepted, at stream time `ts`. The window gauges
-        count what the bulk_read detector counts (successful reads and lists) and the paths
-        path_diversity counts (successful reads of one concrete path: a wildcard list or a
-        BatchGetSecretValue adds no path)."""
-        secret = event.get("secret") or _EMPTY
-        op = secret.get("operation")
-        ok = (event.get("event") or _EMPTY).get("outcome") != "failure"
-        path = secret.get("path")
-        if not (ok and op == "read") or path.__class__ is not str or "*" in path:
-            path = None
-        self.record_event(event["event"]["dataset"], ts, op == "read",
-                          (event.get("user") or _EMPTY).get("id"), path,
-                          ok and (op == "read" or op == "list"))
+        """One normalized event the detectors accepted, at stream time `ts` (observe_many)."""
+        self.observe_many([(event, ts)])
+
+    def observe_many(self, accepted: list[tuple[dict[str, Any], float]]) -> None:
+        """The normalized events the detectors accepted, each at its stream time, in order:
+        one lock and one clock reading for a whole read of the watch loop, not per event. The
+        window gauges count what the bulk_read detector counts (successful reads and lists)
+        and the paths path_diversity counts (successful reads of one concrete path: a
+        wildcard list or a BatchGetSecretValue adds no path)."""
+        if not accepted:
+            return
+        record = self._record
+        with self.lock:
+            now = self.clock()
+            for event, ts in accepted:
+                secret = event.get("secret") or _EMPTY
+                op = secret.get("operation")
+                ok = (event.get("event") or _EMPTY).get("outcome") != "failure"
+                path = secret.get("path")
+                if not (ok and op == "read") or path.__class__ is not str or "*" in path:
+                    path = None
+                record(event["event"]["dataset"], ts, op == "read",
+                       (event.get("user") or _EMPTY).get("id"), path,
+                       ok and (op == "read" or op == "list"), now)
 
     def record_event(self, dataset: str, ts: float, reads: bool, identity: str | None,
                      path: str | None = None, windowed: bool | None = None) -> None:
@@ -101,37 +112,43 @@ class Metrics:
         counts in the window gauges; `path`: the path it read, for distinct paths."""
         # called from the processing thread only; the lock guards the scrape
         with self.lock:
-            self.events_by_source[dataset] += 1
-            last_times = self.last_event_time
-            last = last_times.get(dataset)
-            if last is None or ts - last > self.max_silence:
-                self.continuous_since[dataset] = ts
-            if last is None or ts > last:
-                last_times[dataset] = ts
-            lag = self.clock() - ts
-            self.lag_seconds = lag
-            if lag > self.lag_max_seconds:
-                self.lag_max_seconds = lag
-            if identity is None:
-                return
-            if reads:
-                counts = self.reads_by_identity
-                if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
-                    counts[identity] += 1
-                else:
-                    self.reads_untracked += 1
-            if not (reads if windowed is None else windowed):
-                return
-            bucket = int(ts // BUCKET_SECONDS)
-            per = self.window_activity.get(identity)
-            cell = per.get(bucket) if per is not None else None
+            self._record(dataset, ts, reads, identity, path,
+                         reads if windowed is None else windowed, self.clock())
+
+    def _record(self, dataset: str, ts: float, reads: bool, identity: str | None,
+                path: str | None, windowed: bool, now: float) -> None:
+        """record_event under the lock, `now` the wall clock (the lag is now - ts)."""
+        self.events_by_source[dataset] += 1
+        last_times = self.last_event_time
+        last = last_times.get(dataset)
+        if last is None or ts - last > self.max_silence:
+            self.continuous_since[dataset] = ts
+        if last is None or ts > last:
+            last_times[dataset] = ts
+        lag = now - ts
+        self.lag_seconds = lag
+        if lag > self.lag_max_seconds:
+            self.lag_max_seconds = lag
+        if identity is None:
+            return
+        if reads:
+            counts = self.reads_by_identity
+            if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
+                counts[identity] += 1
+            else:
+                self.reads_untracked += 1
+        if not windowed:
+            return
+        bucket = int(ts // BUCKET_SECONDS)
+        per = self.window_activity.get(identity)
+        cell = per.get(bucket) if per is not None else None
+        if cell is None:
+            cell = self._new_bucket(identity, per, bucket)
             if cell is None:
-                cell = self._new_bucket(identity, per, bucket)
-                if cell is None:
-                    return
-            cell[0] += 1
-            if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
-                cell[1].add(path)
+                return
+        cell[0] += 1
+        if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
+            cell[1].add(path)
 
     def _new_bucket(self, identity: str, per: dict[int, list[Any]] | None,
                     bucket: int) -> list[Any] | None:

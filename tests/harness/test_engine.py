@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +88,33 @@ def test_cidr_filter(ip: str, fires: bool) -> None:
     assert bool(findings) is fires
 
 
+AGENTS = "      - '*curl*'\n      - '*wget*'\n      - '*nmap*'\n      - '*kali*'\n"
+
+
+@pytest.mark.parametrize(
+    ("detection", "agent", "fires"),
+    [
+        ("  sel:\n    user_agent.original|contains:\n" + AGENTS.replace("*", "")
+         + "  condition: sel", "x-nmap-y", True),
+        ("  sel:\n    user_agent.original:\n" + AGENTS + "  condition: sel", None, False),
+        ("  sel:\n    secret.operation: read\n  tools:\n    user_agent.original:\n" + AGENTS
+         + "  condition: sel and not tools", None, True),
+        ("  sel:\n    secret.operation: read\n  tools:\n    user_agent.original:\n" + AGENTS
+         + "  condition: sel and not tools", "Kali Linux", False),
+        ("  sel:\n    user_agent.original:\n      - null\n" + AGENTS + "  condition: sel",
+         None, True),
+    ],
+    ids=["contains", "absent", "absent_under_not", "present_under_not", "null_among_likes"],
+)
+def test_or_of_likes_on_one_field(detection: str, agent: str | None, fires: bool) -> None:
+    """An OR of LIKEs on one field is skipped when the field is NULL (backend.py): same truth,
+    absent or not, under `not` too, and not applied when a member is true on NULL."""
+    extra = {"user_agent__original": agent} if agent else {}
+    findings, engine = run(rule("agents", detection), [ev(0, **extra)])
+    assert not engine.errors
+    assert bool(findings) is fires
+
+
 def test_absent_field_under_not_is_false_not_null() -> None:
     # Sigma: a filter on a field the event lacks does not match, so `sel and not filter` fires.
     findings, _ = run(EXTERNAL, [{k: v for k, v in ev(0).items() if k != "source"}])
@@ -117,14 +145,50 @@ correlation:
 
 @pytest.mark.parametrize(
     ("count", "spacing", "offset", "expected"),
-    [(51, 5.0, 0, 1), (50, 5.0, 0, 0), (51, 5.0, 200, 1), (51, 6.1, 0, 0)],
-    ids=["51_in_255s", "50_in_250s", "51_straddling_a_clock_bucket", "51_in_305s"],
+    [(51, 5.0, 0, 1), (50, 5.0, 0, 0), (51, 5.0, 200, 1), (51, 6.1, 0, 0), (51, 6.0, 0, 1)],
+    ids=["51_in_255s", "50_in_250s", "51_straddling_a_clock_bucket", "51_in_305s",
+         "51_in_exactly_300s"],
 )
 def test_correlation_uses_a_true_sliding_window(count, spacing, offset, expected) -> None:
     # Offset 200 s puts the burst across a 5-minute clock boundary: tumbling buckets would
     # split it 20/31 and miss it; the backend's RANGE window must not.
     events = [ev(offset + i * spacing, path=f"secret/p{i}") for i in range(count)]
     findings, engine = run(BULK, events)
+    assert not engine.errors
+    assert len(findings) == expected
+
+
+PATHS = rule("path_reads", "  sel:\n    secret.operation: read\n  condition: sel",
+             "path_diversity") + """---
+title: paths
+id: 11111111-2222-4333-8444-555555555557
+name: paths
+anomaly: path_diversity
+level: high
+correlation:
+  type: value_count
+  rules: [path_reads]
+  group-by: [user.id]
+  timespan: 5m
+  condition: {field: secret.path, gte: 3}
+"""
+
+
+@pytest.mark.parametrize(
+    ("reads", "expected"),
+    [
+        # 3 distinct paths in 5 minutes: fires
+        ([("tok_a", 0, "secret/a"), ("tok_a", 10, "secret/B"), ("tok_a", 20, "secret/c")], 1),
+        # the same path in two cases is one value; 4 paths in all, but 2 per identity
+        ([("tok_a", 0, "secret/a"), ("tok_a", 10, "secret/A"), ("tok_a", 20, "secret/b"),
+          ("tok_b", 0, "secret/c"), ("tok_b", 10, "secret/d")], 0),
+        # 3 distinct paths by one identity, but not within 5 minutes
+        ([("tok_a", 0, "secret/a"), ("tok_a", 200, "secret/b"), ("tok_a", 400, "secret/c")], 0),
+    ],
+    ids=["three_paths", "two_per_identity", "spread_out"],
+)
+def test_value_count_counts_distinct_values_per_group(reads, expected) -> None:
+    findings, engine = run(PATHS, [ev(t, user=u, path=p) for u, t, p in reads])
     assert not engine.errors
     assert len(findings) == expected
 
@@ -169,6 +233,65 @@ def test_a_rule_sqlite_rejects_fails_alone() -> None:
         "rule 'bad_bulk': SQLite: no such function: REGEXP",
         "rule 'bad_re': SQLite: no such function: REGEXP",
     ]
+
+
+BY_SOURCE = rule("ip_reads", "  sel:\n    secret.operation: read\n    source.ip|cidr: 10.0.0.0/8"
+                 "\n  condition: sel", "bulk_read") + """---
+title: by_source
+id: 11111111-2222-4333-8444-555555555558
+name: by_source
+anomaly: bulk_read
+level: high
+correlation:
+  type: event_count
+  rules: [ip_reads]
+  group-by: [source.ip]
+  timespan: 5m
+  condition: {gt: 50}
+"""
+
+
+def _lane_events() -> list[dict]:
+    burst = [ev(i, user="tok_A1b2c3", path=f"secret/p{i % 7}", user__roles=["root"])
+             for i in range(120)]
+    quiet = [ev(5000 + i * 60, user=f"tok_{i % 3}", source__ip=f"10.0.2.{i % 3}")
+             for i in range(90)]
+    return burst + quiet
+
+
+def _findings_and_errors(tmp_path, name: str | None) -> tuple[list[str], list[str], Engine]:
+    bad_plain = rule("bad_re", "  sel:\n    secret.path|re: '^secret/p'\n  condition: sel")
+    engine = Engine(database=str(tmp_path / name) if name else ":memory:")
+    engine.load(_lane_events())
+    found = engine.run(SigmaCollection.from_yaml("---\n".join(
+        [BULK, ROOT, bad_plain, PATHS, BY_SOURCE])))
+    return ([json.dumps(f.to_json(), sort_keys=True) for f in found],
+            [str(e) for e in engine.errors], engine)
+
+
+def test_rules_of_a_database_file_run_in_two_lanes_with_the_same_findings(tmp_path) -> None:
+    """On a database file the rules are split in two lanes, one in a forked process (see
+    `evaluate._lanes`): findings and errors are those of one lane, in the same order."""
+    one, one_errors, _ = _findings_and_errors(tmp_path, None)
+    two, two_errors, engine = _findings_and_errors(tmp_path, "events.db")
+    assert any(key.endswith("(lane 2)") for key in engine.timings)  # really two lanes
+    assert {json.loads(f)["rule_name"] for f in one} == {"bulk", "root_policy", "paths",
+                                                          "by_source"}
+    assert two == one
+    assert two_errors == one_errors == ["rule 'bad_re': SQLite: no such function: REGEXP"]
+
+
+def test_a_lane_whose_process_fails_runs_in_the_caller(tmp_path, monkeypatch) -> None:
+    import os
+
+    from secretsight.engine import evaluate
+
+    one, _, _ = _findings_and_errors(tmp_path, None)
+    monkeypatch.setattr(evaluate, "_lane_process", lambda *args: os._exit(3))
+    two, errors, engine = _findings_and_errors(tmp_path, "events.db")
+    assert not any(key.endswith("(lane 2)") for key in engine.timings)
+    assert two == one
+    assert errors == ["rule 'bad_re': SQLite: no such function: REGEXP"]
 
 
 def test_dedupe_keeps_the_response_entry() -> None:

@@ -94,6 +94,32 @@ def test_predicates_match_the_engine(both: tuple[dict[str, set[str]], StreamRule
     assert any(sql.values()), "the events exercise the rules"
 
 
+def _dotted(event: dict[str, Any]) -> dict[str, Any]:
+    """The same event with its fields given flat (`{"secret.path": ...}`), as an input may."""
+    return flatten(event, {})
+
+
+def test_the_classifier_matches_the_engine(both: tuple[dict[str, set[str]], StreamRules]) -> None:
+    """The one generated function (classify.py) gives each rule's answer, the evidence row
+    and the group keys the per-rule predicates give, on nested events (its own path) and
+    on the same events given flat (its exact fallback)."""
+    sql, stream = both
+    classify = stream.classifier()
+    problems = []
+    for e in EVENTS:
+        fast = classify.fast(e)
+        assert fast is not None, "a nested event takes the generated function"
+        assert classify.fast(_dotted(e)) is None, "a dotted key takes the exact fallback"
+        for got in (fast, classify(_dotted(e)), classify.slow(e)):
+            if got != fast:
+                problems.append(f"{e['event']['id']}: {got} != {fast}")
+        mask = fast[0]
+        for slot, (name, _) in enumerate(stream.bases):
+            if bool(mask >> slot & 1) != (e["event"]["id"] in sql[name]):
+                problems.append(f"{name} on {e['event']['id']}: classifier {bool(mask >> slot & 1)}")
+    assert not problems, "\n".join(problems)
+
+
 def test_guards_pass_every_event_the_engine_matches(
         both: tuple[dict[str, set[str]], StreamRules]) -> None:
     """A guard is a necessary condition: the stream skips a rule whose guard fails, so it must

@@ -10,12 +10,10 @@ from operator import itemgetter
 from typing import Any
 
 from secretsight.detect.state import StateCache
-from secretsight.engine import table
 from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
 from secretsight.stream.codec import pack, unpack
 from secretsight.stream.evidence import Evidence
-from secretsight.stream.predicate import Folded, _long
 from secretsight.stream.rules import (
     EVIDENCE_COLUMNS,
     NS,
@@ -23,22 +21,14 @@ from secretsight.stream.rules import (
     Correlation,
     Group,
     StreamRules,
-    flatten,
-    row_of,
 )
 
 INF = float("inf")
-_LONG = {name: ftype == "long" for name, ftype in table.schema_columns().items()}
+# A group without an open burst is visited (and dropped if idle) this many `keep`s after its
+# last event, not exactly one: a group that is still read is then visited less often (most
+# groups are; an anchor trims them), and an idle one is gone half a `keep` later.
+IDLE_SLACK = 1.5
 _META = "_meta"
-
-
-def _value_of(field: str, flat: dict[str, Any], folded: Folded) -> Any:
-    """A group-by or counted value as the backend reads it from the table: text columns
-    (every non-`long` field; the table stores str(value)) folded like lower(), integers as
-    they are."""
-    if _LONG.get(field):
-        return _long(flat.get(field))
-    return folded[field]
 
 
 class StreamEvaluator:
@@ -56,34 +46,25 @@ class StreamEvaluator:
         # state key -> (rule index, user or group keys): timers and flushes name their state
         # by key, and parsing it back (JSON) on every visit cost more than the visit.
         self.keyof: dict[str, tuple[int, Any]] = {}
+        self.skey_of: dict[tuple[int, Any], str] = {}  # the reverse of keyof (groups)
+        self.stored: set[str] = set()  # the keys the store holds a record of
         self._spell = [
             tuple((f, EVIDENCE_COLUMNS.index(f)) for f in c.group_by if f in EVIDENCE_COLUMNS)
             for c in rules.correlations
         ]
-        # per correlation: (field, is a `long` column) of its group-by and of each child's
-        # counted value (None: no child counts values), as _value_of reads them
-        self._keys_of = [[(f, _LONG.get(f, False)) for f in c.group_by]
-                         for c in rules.correlations]
-        self._values_of = [
-            [(ch.value_field, _LONG.get(ch.value_field or "", False)) for ch in c.children]
+        # Every base rule on an event in one call (classify.py): a mask of the matching
+        # rules, the evidence row, the group-by and counted values; then, per distinct mask,
+        # the plain rules and correlations it feeds (`_plan`).
+        classifier = rules.classifier()
+        self._classify = classifier
+        where = {f: n for n, f in enumerate(classifier.key_fields)}
+        self._key_at = [tuple(where[f] for f in c.group_by) for c in rules.correlations]
+        self._value_at = [
+            tuple(None if ch.value_field is None else where[ch.value_field]
+                  for ch in c.children)
             if any(ch.value_field for ch in c.children) else None
             for c in rules.correlations]
-        # Which base rules to test on an event: those whose guard (a necessary condition,
-        # predicate.guard_of) it passes, grouped by guard so one test skips them all; then,
-        # per matching base rule, the plain rules and the correlations (bit) it feeds.
-        by_guard: dict[tuple[str, frozenset[str] | None], list[tuple[int, Any]]] = {}
-        self._always: list[tuple[int, Any]] = []
-        for slot, ((_, pred), guard) in enumerate(zip(rules.bases, rules.guards, strict=True)):
-            (self._always if guard is None else by_guard.setdefault(guard, [])).append(
-                (slot, pred))
-        self._guarded = [(f, values, preds) for (f, values), preds in by_guard.items()]
-        self._plain_of: list[list[int]] = [[] for _ in rules.bases]
-        for i, plain in enumerate(rules.plains):
-            self._plain_of[plain.slot].append(i)
-        self._corr_of: list[list[tuple[int, int]]] = [[] for _ in rules.bases]
-        for i, corr in enumerate(rules.correlations):
-            for j, s in enumerate(corr.slots):
-                self._corr_of[s].append((i, 1 << j))
+        self._plans: dict[int, tuple[list[int], list[tuple[Any, ...]]]] = {}
         if cache is not None:
             self._load()
 
@@ -94,8 +75,11 @@ class StreamEvaluator:
         return skey
 
     def _ckey(self, i: int, keys: tuple[Any, ...]) -> str:
-        skey = f"c{i}:{json.dumps(list(keys))}"
-        self.keyof[skey] = (i, keys)
+        ref = (i, keys)
+        skey = self.skey_of.get(ref)
+        if skey is None:
+            skey = self.skey_of[ref] = f"c{i}:{json.dumps(list(keys))}"
+            self.keyof[skey] = ref
         return skey
 
     def _load(self) -> None:
@@ -108,6 +92,7 @@ class StreamEvaluator:
             if key == _META:  # (older state: a sweep time, now timers rebuilt from the state)
                 continue
             value = unpack(value)
+            self.stored.add(key)
             kind, name, data = value["t"], value["r"], value["s"]
             if kind == "p" and name in plains:
                 i = plains[name]
@@ -133,7 +118,7 @@ class StreamEvaluator:
         if cache is None:
             return
         # (a group holds its window's events: packed, see codec.py)
-        keyof = self.keyof
+        keyof, stored = self.keyof, self.stored
         for key in self.dirty:
             i, ident = keyof[key]
             state: Any
@@ -147,64 +132,98 @@ class StreamEvaluator:
                 state = None if g is None else {
                     "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()}
             if state is None:
-                cache.put(NS, key, None)
+                if key in stored:  # (a group born and gone since the last commit: no write)
+                    stored.discard(key)
+                    cache.put(NS, key, None)
                 if key not in self.scheduled:
                     del keyof[key]  # gone, and no timer names it any more
+                    if key[0] == "c":
+                        del self.skey_of[(i, ident)]
             else:
+                stored.add(key)
                 cache.put(NS, key, pack(state))
         self.dirty.clear()
 
     # ---- events
+    def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:
+        """What a classifier mask feeds: the plain rules, and per correlation (in rule order)
+        (index, correlation, its own mask: a bit per referenced slot, where its one group key
+        is in the classifier's `keys` (-1: several, `_key_at`), its counted values (one child
+        counts: (Nones before, key index, Nones after); several: `_value_at`), whether it
+        keeps its rules' last matches). Computed once per distinct mask."""
+        rules = self.rules
+        plains = [i for i, p in enumerate(rules.plains) if mask >> p.slot & 1]
+        corrs = []
+        for i, corr in enumerate(rules.correlations):
+            local = sum(1 << j for j, s in enumerate(corr.slots) if mask >> s & 1)
+            if not local:
+                continue
+            key_at, value_at = self._key_at[i], self._value_at[i]
+            one: Any = None  # one child counts values: (Nones before, its key index, after)
+            if value_at is not None:
+                at = [k for k, j in enumerate(value_at) if j is not None]
+                if len(at) == 1:
+                    one = ((None,) * at[0], value_at[at[0]],
+                           (None,) * (len(value_at) - at[0] - 1))
+                    value_at = None
+            corrs.append((i, corr, local, key_at[0] if len(key_at) == 1 else -1, one,
+                          value_at, corr.temporal_base))
+        plan = self._plans[mask] = (plains, corrs)
+        return plan
+
     def process(self, ts: float, events: list[dict[str, Any]]) -> list[Finding]:
         """All the events of timestamp `ts` (arrival order)."""
         out: list[Finding] = []
         rules = self.rules
-        always, guarded = self._always, self._guarded
-        plain_of, corr_of = self._plain_of, self._corr_of
-        touched: dict[tuple[int, tuple[Any, ...]], Group] = {}
+        classify, plans, groups = self._classify, self._plans, self.groups
+        touched: dict[Group, int] = {}  # (by identity, in first-touch order)
         for event in events:
-            flat = flatten(event, {})
-            folded = Folded(flat)
-            hits = [s for s, pred in always if pred(flat, folded)]
-            for field, allowed, preds in guarded:
-                if (flat.get(field) is not None if allowed is None
-                        else folded[field] in allowed):
-                    hits.extend(s for s, pred in preds if pred(flat, folded))
-            if not hits:
+            mask, row, kv = classify(event)
+            if not mask:
                 continue
-            row = row_of(flat)
-            plains: list[int] = []
-            masks: dict[int, int] = {}
-            for s in hits:
-                plains.extend(plain_of[s])
-                for i, bit in corr_of[s]:
-                    masks[i] = masks.get(i, 0) | bit
-            for i in sorted(plains):
+            plan = plans.get(mask) or self._plan(mask)
+            for i in plan[0]:
                 self._plain(i, rules.plains[i], ts, row, out)
-            for i in sorted(masks):
-                corr = rules.correlations[i]
-                keys = tuple([_long(flat.get(f)) if lg else folded[f]
-                              for f, lg in self._keys_of[i]])
-                if None in keys:
-                    continue  # the backend drops events without a group key
+            for i, corr, local, key_at, one, value_at, temporal in plan[1]:
+                if key_at >= 0:
+                    key = kv[key_at]
+                    if key is None:
+                        continue  # the backend drops events without a group key
+                    keys: tuple[Any, ...] = (key,)
+                else:
+                    keys = tuple([kv[j] for j in self._key_at[i]])
+                    if None in keys:
+                        continue
                 values = None
-                spec = self._values_of[i]
-                if spec is not None:
-                    values = tuple([None if f is None else _long(flat.get(f)) if lg
-                                    else folded[f] for f, lg in spec])
+                if one is not None:
+                    values = one[0] + (kv[one[1]],) + one[2]
+                elif value_at is not None:
+                    values = tuple([None if j is None else kv[j] for j in value_at])
                 gk = (i, keys)
-                g = self.groups.get(gk)
+                g = groups.get(gk)
                 if g is None:
-                    g = self.groups[gk] = Group(corr, keys, self._ckey(i, keys))
-                g.add(corr, (ts, row, masks[i], values))
-                touched[gk] = g
-        for (i, _), g in touched.items():
-            corr = self.rules.correlations[i]
-            self._anchor(i, corr, g, ts, out)
-            g.trim(corr, ts)
+                    g = groups[gk] = Group(corr, keys, self._ckey(i, keys))
+                entry = (ts, row, local, values)
+                g.entries.append(entry)
+                if temporal:
+                    g.add_last(entry)
+                touched[g] = i
+        dirty, scheduled = self.dirty, self.scheduled
+        correlations = rules.correlations
+        for g, i in touched.items():
+            corr = correlations[i]
+            if g.entries[0][0] < ts - corr.keep:
+                g.trim(corr, ts)
+            if len(g.entries) >= corr.gate:
+                self._anchor(i, corr, g, ts, out)
             skey = g.skey
-            self.dirty.add(skey)
-            self._schedule(skey, self._group_due(corr, g))
+            dirty.add(skey)
+            if g.burst is None and not g.items:
+                # due: idle at ts + keep, never earlier than a timer already set
+                if skey not in scheduled:
+                    self._schedule(skey, ts + corr.keep * IDLE_SLACK)
+            else:
+                self._schedule(skey, self._group_due(corr, g))
         return out
 
     def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
@@ -226,13 +245,14 @@ class StreamEvaluator:
     def _anchor(self, i: int, corr: Correlation, g: Group, ts: float,
                 out: list[Finding]) -> None:
         children = corr.children
-        if not corr.required:
-            metric = g.metric(corr, 0, ts - children[0].span)
-            if children[0].need(metric):
+        if not corr.required:  # (the caller checked the gate)
+            child = children[0]
+            metric = g.metric(corr, 0, ts - child.span)
+            if child.need(metric):
                 self._window(i, corr, g, ts, ts - corr.span, metric, out)
             return
-        qualified = [k for k in range(len(children))
-                     if children[k].need(g.metric(corr, k, ts - children[k].span))]
+        qualified = [k for k, child in enumerate(children)
+                     if g.could(child) and child.need(g.metric(corr, k, ts - child.span))]
         for k in qualified:
             # engine.evaluate._temporal_alerts: child windows in (end, child) order, a sliding
             # window of the parent's timespan over them.
@@ -335,6 +355,9 @@ class StreamEvaluator:
     def advance(self, bound: float, *, force: bool = False) -> list[Finding]:
         """No event older than `bound` will come: close the bursts that cannot grow any more
         and forget what no window needs (only the keys whose timer is due; `force`: all)."""
+        timers = self.timers
+        if not force and (not timers or timers[0][0] >= bound):
+            return []  # (nothing due: the common case, once per released timestamp)
         if force:
             due_keys = sorted(self.scheduled)
             self.scheduled.clear()
@@ -375,6 +398,14 @@ class StreamEvaluator:
         if g is None:
             return
         corr = self.rules.correlations[i]
+        if g.burst is None and not g.items:
+            entries = g.entries
+            if not entries or entries[-1][0] < bound - corr.keep:
+                del self.groups[ref]  # idle: no window holds any of its events
+                self.dirty.add(skey)
+            else:  # still in use: its anchors trim it; look again once it may be idle
+                self._schedule(skey, entries[-1][0] + corr.keep * IDLE_SLACK)
+            return
         changed = False
         if g.burst is not None and bound - corr.span > g.burst.end:
             out.append(self._correlation_finding(i, corr, g, g.burst))

@@ -58,6 +58,16 @@ def fold(value: str) -> str:
     return value.lower() if value.isascii() else value.translate(_ASCII_LOWER)
 
 
+def flatten(event: dict[str, Any], out: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested event -> dotted keys (dotted keys given flat are kept, as the engine's table)."""
+    for key, value in event.items():
+        if type(value) is dict:
+            flatten(value, out, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def _text(value: Any) -> str | None:
     """A text column's content (engine.table._cell: non-strings are stored as str())."""
     if value is None or type(value) is str:
@@ -94,17 +104,33 @@ def _like(value: SigmaString, *, cased: bool) -> re.Pattern[str]:
     return re.compile("".join(parts), flags)
 
 
-class _Compiler:
-    def __init__(self) -> None:
-        self.consts: dict[str, Any] = {
+class Compiler:
+    """Writes a detection as one Python expression. How a field is read is the caller's:
+    `raw(field)` gives the expression of the field's value as the flattened event holds it,
+    `folded(field)` the expression of its text ASCII-folded (computed once per event),
+    `folded_set(field)` a list field's elements folded (a set); by
+    default `f.get(...)` and `F[...]` (a flattened event and its `Folded` view), the fused
+    classifier (`classify.py`) gives local variables of its generated function instead."""
+
+    def __init__(self, raw: Callable[[str], str] | None = None,
+                 folded: Callable[[str], str] | None = None,
+                 consts: dict[str, Any] | None = None,
+                 folded_set: Callable[[str], str] | None = None) -> None:
+        self.consts: dict[str, Any] = consts if consts is not None else {}
+        self.consts.update({
             "_text": _text, "_long": _long, "_boolean": _boolean, "_elements": _elements,
-            "_fold": fold,
-        }
+            "_fold": fold, "_fold_set": fold_set,
+        })
+        self.raw = raw or (lambda field: f"f.get({field!r})")
+        self.folded = folded or (lambda field: f"F[{field!r}]")
+        self.folded_set = folded_set or (lambda field: f"_fold_set(f.get({field!r}))")
         self.types = table.schema_columns()
         self.fields: set[str] = set()
 
     def const(self, value: Any) -> str:
         name = f"_c{len(self.consts)}"
+        while name in self.consts:  # (a shared namespace: several rules' constants)
+            name += "_"
         self.consts[name] = value
         return name
 
@@ -112,15 +138,43 @@ class _Compiler:
         if isinstance(cond, ConditionAND):
             return "(" + " and ".join(self.node(a) for a in cond.args) + ")"
         if isinstance(cond, ConditionOR):
-            merged = self.like_any(cond.args)
+            merged = self.like_any(cond.args) or self.cidr_any(cond.args)
             if merged is not None:
                 return merged
-            return "(" + " or ".join(self.node(a) for a in cond.args) + ")"
+            return "(" + " or ".join(self.equal_any(cond.args)) + ")"
         if isinstance(cond, ConditionNOT):
             return f"(not {self.node(cond.args[0])})"
         if isinstance(cond, ConditionFieldEqualsValueExpression):
             return self.leaf(cond.field, cond.value)
         raise Unstreamable(f"{type(cond).__name__} is not supported in the stream")
+
+    def equal_any(self, args: list[Any]) -> list[str]:
+        """An OR's branches, the plain values on one text field as ONE set membership test
+        (`%system_identities%`: a value list), where the first of them stood."""
+        by_field: dict[str, list[str]] = {}
+        for a in args:
+            if (isinstance(a, ConditionFieldEqualsValueExpression)
+                    and type(a.value) is SigmaString and not a.value.contains_special()
+                    and self.types.get(a.field) not in (None, "keyword[]", "long", "boolean")):
+                by_field.setdefault(a.field, []).append(
+                    fold("".join(p for p in a.value.s if isinstance(p, str))))
+        out, done = [], set()
+        for a in args:
+            field = getattr(a, "field", None)
+            values = by_field.get(field) if isinstance(field, str) else None
+            if values is None or len(values) < 2 or (
+                    isinstance(a, ConditionFieldEqualsValueExpression)
+                    and not (type(a.value) is SigmaString
+                             and not a.value.contains_special())):
+                out.append(self.node(a))
+                continue
+            assert isinstance(field, str)
+            if field in done:
+                continue
+            done.add(field)
+            self.fields.add(field)
+            out.append(f"({self.folded(field)} in {self.const(frozenset(values))})")
+        return out
 
     def like_any(self, args: list[Any]) -> str | None:
         """Several wildcard patterns on one text field (a list of globs, e.g. the suspicious
@@ -136,27 +190,47 @@ class _Compiler:
         self.fields.add(field)
         pattern = re.compile("|".join(f"(?:{_like(a.value, cased=False).pattern})" for a in args),
                              re.DOTALL | re.IGNORECASE | re.ASCII)
-        return (f"((v := _text(f.get({field!r}))) is not None and "
+        return (f"((v := _text({self.raw(field)})) is not None and "
                 f"{self.const(pattern)}.fullmatch(v) is not None)")
+
+    def cidr_any(self, args: list[Any]) -> str | None:
+        """Several networks on one text field (`%internal_networks%`): one prefix test."""
+        if len(args) < 2 or not all(
+                isinstance(a, ConditionFieldEqualsValueExpression)
+                and isinstance(a.value, SigmaCIDRExpression) for a in args):
+            return None
+        field = args[0].field
+        if any(a.field != field for a in args) or self.types.get(field) in (
+                None, "keyword[]", "long", "boolean"):
+            return None
+        self.fields.add(field)
+        prefixes = tuple(fold(p.rstrip("*")) for a in args
+                         for p in a.value.expand(wildcard="*"))
+        return (f"((w := {self.folded(field)}) is not None and "
+                f"w.startswith({self.const(prefixes)}))")
 
     def leaf(self, field: str, value: Any) -> str:
         ftype = self.types.get(field)
         if ftype is None:
             raise Unstreamable(f"field {field!r} is not in the schema (no engine column)")
         self.fields.add(field)
-        raw = f"f.get({field!r})"
+        raw = self.raw(field)
         if isinstance(value, SigmaExists):
             return f"({raw} is {'not ' if value.exists else ''}None)"
         if isinstance(value, SigmaNull):
             return f"({raw} is None)"
         if ftype == "keyword[]":
+            if type(value) is SigmaString and not value.contains_special():
+                # any element equal (folded): one set per event and field, not a loop per test
+                literal = fold("".join(p for p in value.s if isinstance(p, str)))
+                return f"({literal!r} in {self.folded_set(field)})"
             test = self.scalar("x", "keyword", value)
             return f"any({test} for x in _elements({raw}))"
         if ftype == "long":
             return self.scalar(f"_long({raw})", ftype, value)
         if ftype == "boolean":
             return self.scalar(f"_boolean({raw})", ftype, value)
-        return self.scalar(f"_text({raw})", ftype, value, folded=f"F[{field!r}]")
+        return self.scalar(f"_text({raw})", ftype, value, folded=self.folded(field))
 
     def scalar(self, expr: str, ftype: str, value: Any, folded: str | None = None) -> str:
         """`expr` (the column's value) compared with a Sigma value, as in SQL. `folded`: the
@@ -209,9 +283,18 @@ class Folded(dict[str, str | None]):
         self.flat = flat
 
     def __missing__(self, field: str) -> str | None:
-        v = self.flat.get(field)
-        out = self[field] = None if v is None else fold(v if type(v) is str else str(v))
+        out = self[field] = fold_cell(self.flat.get(field))
         return out
+
+
+def fold_set(v: Any) -> set[str]:
+    """A list field's elements (a scalar: itself) as folded text, without the nulls."""
+    return {fold(x if type(x) is str else str(x)) for x in _elements(v) if x is not None}
+
+
+def fold_cell(v: Any) -> str | None:
+    """A text column's value (str() of a non-string) ASCII-folded, as NOCASE compares it."""
+    return None if v is None else fold(v if type(v) is str else str(v))
 
 
 # A necessary condition of a detection: field -> the folded values it must have (None: only
@@ -220,7 +303,7 @@ Needs = dict[str, frozenset[str] | None]
 
 
 def _needs(cond: Any, types: dict[str, str]) -> Needs:
-    """What every event the condition matches has, read off the tree as `_Compiler` writes
+    """What every event the condition matches has, read off the tree as `Compiler` writes
     it: a leaf on a field is false on an absent field (unless it tests absence), a plain
     string on a text field is a folded equality; AND joins, OR keeps what all branches
     share, NOT gives nothing."""
@@ -275,11 +358,16 @@ def guard_of(rule: SigmaRule) -> tuple[str, frozenset[str] | None] | None:
     return (min(needs), None) if needs else None
 
 
+def expression(rule: SigmaRule, compiler: Compiler) -> str:
+    """The rule's detection as one Python expression (fields read as `compiler` says)."""
+    exprs = [compiler.node(cond.parsed) for cond in rule.detection.parsed_condition]
+    return " or ".join(f"({e})" for e in exprs) or "False"
+
+
 def compile_rule(rule: SigmaRule) -> tuple[Predicate, frozenset[str]]:
     """The rule's detection (placeholders already applied) -> (predicate over a flattened
     event and its `Folded` view, the fields it reads)."""
-    compiler = _Compiler()
-    exprs = [compiler.node(cond.parsed) for cond in rule.detection.parsed_condition]
-    source = " or ".join(f"({e})" for e in exprs) or "False"
+    compiler = Compiler()
+    source = expression(rule, compiler)
     code = compile(f"lambda f, F: bool({source})", f"<sigma rule {rule.name}>", "eval")
     return eval(code, compiler.consts), frozenset(compiler.fields)  # noqa: S307 - our own generated code

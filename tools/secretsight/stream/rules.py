@@ -42,36 +42,28 @@ from sigma.rule import SigmaRule
 
 from secretsight.config import Config
 from secretsight.engine.evaluate import CompiledRule, RuleFacts, compiled_for
+from secretsight.stream.classify import Classifier
 from secretsight.stream.evidence import Evidence, Row
 from secretsight.stream.predicate import (
     Predicate,
     Unstreamable,
-    _text,
     compile_rule,
+    flatten,
     guard_of,
 )
 
 # The engine's evidence columns (engine.evaluate._EVIDENCE_COLUMNS, a test keeps them equal),
 # in Row order.
+__all__ = ["EVIDENCE_COLUMNS", "NS", "Burst", "Correlation", "Group", "StreamRules", "flatten"]
+
 EVIDENCE_COLUMNS = ("@timestamp", "user.id", "user.name", "credential.id", "event.dataset",
                     "event.id", "event.action", "secret.path", "source.ip")
 NS = "stream"
 _EVENT_COUNT = SigmaCorrelationType.EVENT_COUNT
 _VALUE_COUNT = SigmaCorrelationType.VALUE_COUNT
-
-
-def flatten(event: dict[str, Any], out: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested event -> dotted keys (dotted keys given flat are kept, as the engine's table)."""
-    for key, value in event.items():
-        if type(value) is dict:
-            flatten(value, out, f"{prefix}{key}.")
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def row_of(flat: dict[str, Any]) -> Row:
-    return tuple(_text(flat.get(c)) for c in EVIDENCE_COLUMNS)
+_TEMPORAL = SigmaCorrelationType.TEMPORAL
+_TS = itemgetter(0)
+INF = float("inf")
 
 
 @dataclass
@@ -82,9 +74,13 @@ class Child:
     kind: SigmaCorrelationType
     span: float
     need: Callable[[int], bool]
+    least: int  # the least metric `need` accepts (it accepts every larger one)
     slots: tuple[int, ...]  # indices into StreamRules.bases
     value_field: str | None = None  # value_count
     mask: int = 0  # bit per slot of the owning correlation
+    bits: tuple[int, ...] = ()  # the mask's bits (temporal: its referenced rules)
+    refs: int = 0  # distinct referenced rules
+    every: bool = False  # every entry of the group counts (its mask is the correlation's)
 
 
 @dataclass
@@ -96,6 +92,9 @@ class Correlation:
     span: float  # the burst merge span: the rule's own timespan
     required: int = 0  # nested temporal: distinct children needed; 0 for a flat correlation
     keep: float = 0.0
+    temporal_base: bool = False  # a child is a temporal over base rules (Group.last)
+    counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
+    gate: int = 0  # the least number of entries a qualifying window of any child needs
 
 
 @dataclass
@@ -104,14 +103,15 @@ class Plain:
     slot: int
 
 
-def _need(rule: SigmaCorrelationRule) -> Callable[[int], bool]:
+def _need(rule: SigmaCorrelationRule) -> tuple[Callable[[int], bool], int]:
+    """The condition on the metric, and the least metric meeting it."""
     cond = rule.condition
     op = getattr(cond, "op", None)
     count = int(getattr(cond, "count", 0))
     if op == SigmaCorrelationConditionOperator.GT:
-        return lambda m: m > count
+        return (lambda m: m > count), count + 1
     if op == SigmaCorrelationConditionOperator.GTE:
-        return lambda m: m >= count
+        return (lambda m: m >= count), count
     raise Unstreamable(f"correlation condition {op} is not streamed (gt and gte are)")
 
 
@@ -127,6 +127,7 @@ class StreamRules:
         pipeline = placeholder_pipeline(config)
         by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
         self.bases: list[tuple[str, Predicate]] = []
+        self.detections: list[SigmaRule] = []  # per base: the rule, placeholders applied
         self.guards: list[tuple[str, frozenset[str] | None] | None] = []  # per base: guard_of
         self._slot: dict[str, int] = {}
         self._base_errors: dict[str, str] = {}
@@ -148,11 +149,13 @@ class StreamRules:
                 self.fields |= fields
                 self._slot[name] = len(self.bases)
                 self.bases.append((name, pred))
+                self.detections.append(rule)
                 self.guards.append(guard_of(rule))
             return self._slot[name]
 
         self.plains: list[Plain] = []
         self.correlations: list[Correlation] = []
+        self._classifier: Classifier | None = None
         for compiled in self.compiled.rules:
             name = compiled.meta.name or compiled.meta.id
             try:
@@ -182,9 +185,10 @@ class StreamRules:
                                  SigmaCorrelationType.TEMPORAL):
                 raise Unstreamable(f"correlation type {corr.type} is not streamed")
             fieldref = getattr(corr.condition, "fieldref", None)
+            need, least = _need(corr)
             return Child(
                 name=corr.name or "", kind=corr.type, span=float(corr.timespan.seconds),
-                need=_need(corr), slots=tuple(slot(r.name or "") for r in refs),
+                need=need, least=least, slots=tuple(slot(r.name or "") for r in refs),
                 value_field=fieldref if corr.type == SigmaCorrelationType.VALUE_COUNT else None,
             )
 
@@ -203,11 +207,36 @@ class StreamRules:
             children = [child_of(rule)]
             required = 0
         slots = tuple(sorted({s for c in children for s in c.slots}))
+        full = (1 << len(slots)) - 1
         for c in children:
             c.mask = sum(1 << slots.index(s) for s in c.slots)
+            c.bits = tuple(b for b in range(len(slots)) if c.mask >> b & 1)
+            c.refs = len(c.bits)
+            c.every = c.mask == full
         span = float(rule.timespan.seconds)
         keep = span + max(c.span for c in children) if required else span
-        return Correlation(compiled.meta, group_by, slots, children, span, required, keep)
+        counted = tuple(k for k, c in enumerate(children) if c.kind is _VALUE_COUNT
+                        or (c.kind is _EVENT_COUNT and not c.every))
+        # No window of a child can qualify while the group holds fewer entries than its
+        # least metric (a temporal child: than one, if its rules can meet it at all): the
+        # correlation is anchored only past the smallest of its children's gates.
+        gate = min(c.least if c.kind is not _TEMPORAL else 1 if c.need(c.refs) else 1 << 62
+                   for c in children)
+        return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
+                           any(c.kind is _TEMPORAL for c in children), counted, gate)
+
+    def classifier(self) -> Classifier:
+        """Every base rule in one generated function (classify.py), returning the evidence
+        row and the values the correlations group and count by (`key_fields`)."""
+        if self._classifier is None:
+            keys: list[str] = []
+            for corr in self.correlations:
+                for f in (*corr.group_by, *(ch.value_field for ch in corr.children)):
+                    if f is not None and f not in keys:
+                        keys.append(f)
+            self._classifier = Classifier(self.detections, [p for _, p in self.bases],
+                                          self.guards, EVIDENCE_COLUMNS, tuple(keys))
+        return self._classifier
 
     @property
     def streamed(self) -> list[str]:
@@ -239,8 +268,21 @@ class Burst:
 
 class Group:
     """A correlation's state for one group-by value: matching events of the last `keep`
-    seconds (entries), each child's window over them (a start index and counters), the
-    children's qualifying windows (nested temporal), the open burst."""
+    seconds (entries), the children's qualifying windows (nested temporal), the open burst.
+
+    A child's metric over its window [T - span, T] is computed only when it could reach the
+    condition (the window cannot hold more matches than the group holds entries), and then
+    without rescanning the window:
+    - `event_count` of every entry: entries from the first one at or after T - span (bisect);
+    - `temporal` over base rules: the referenced rules whose last match (`last`) is in the
+      window;
+    - else (`value_count`, `event_count` of some of the rules) `counts` over the entries
+      [lo, hi) (global indices): counted up to the end and uncounted below the window's start
+      when the metric is asked, so a group that never comes near its condition counts nothing.
+    """
+
+    __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "lo",
+                 "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
@@ -248,70 +290,87 @@ class Group:
         # entry: (ts, row, mask, values per child (value_count) or None)
         self.entries: list[tuple[float, Row, int, tuple[Any, ...] | None]] = []
         self.base = 0  # global index of entries[0]
-        self.lo = [0] * len(corr.children)  # global index where each child's window starts
-        self.counts: list[dict[Any, int]] = [{} for _ in corr.children]
+        # (each only for the correlations that read it: most groups live a few minutes)
+        n = len(corr.children) if corr.counted else 0
+        self.lo = [0] * n  # per counted child: global index range [lo, hi) in `counts`
+        self.hi = [0] * n
+        self.counts: list[dict[Any, int]] = [{} for _ in range(n)]
+        # per referenced rule (local bit)
+        self.last: list[float] = [-INF] * len(corr.slots) if corr.temporal_base else []
         self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
         self.burst: Burst | None = None
 
     def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
             ) -> None:
-        # _count(..., +1) unrolled: this runs for every event of every group it feeds
         self.entries.append(entry)
-        mask = entry[2]
-        for i, child in enumerate(corr.children):
-            hit = mask & child.mask
-            if not hit:
-                continue
-            counts = self.counts[i]
-            kind = child.kind
-            if kind is _EVENT_COUNT:
-                counts[None] = counts.get(None, 0) + 1
-            elif kind is _VALUE_COUNT:
-                key = entry[3][i] if entry[3] is not None else None
-                if key is not None:
-                    counts[key] = counts.get(key, 0) + 1
-            else:  # temporal: which referenced rules matched
-                for bit in range(hit.bit_length()):
-                    if hit & (1 << bit):
-                        counts[bit] = counts.get(bit, 0) + 1
+        if corr.temporal_base:
+            self.add_last(entry)
+
+    def could(self, child: Child) -> bool:
+        """Whether the child's window could reach its condition (an upper bound: the group's
+        entries; a temporal child's referenced rules)."""
+        return child.need(child.refs if child.kind is _TEMPORAL else len(self.entries))
 
     def metric(self, corr: Correlation, i: int, since: float) -> int:
         """Child i's metric over the window starting at `since` (entries up to now)."""
         child = corr.children[i]
-        lo, counts, entries, base = self.lo[i], self.counts[i], self.entries, self.base
-        end = base + len(entries)
-        while lo < end and entries[lo - base][0] < since:
+        kind = child.kind
+        if kind is _TEMPORAL:
+            last, n = self.last, 0
+            for b in child.bits:
+                if last[b] >= since:
+                    n += 1
+            return n
+        entries = self.entries
+        if kind is _EVENT_COUNT and child.every:
+            return len(entries) - bisect_left(entries, since, key=_TS)
+        counts, base = self.counts[i], self.base
+        lo, hi = self.lo[i], self.hi[i]
+        while lo < hi and entries[lo - base][0] < since:
             _count(counts, child, entries[lo - base], i, -1)
             lo += 1
-        self.lo[i] = lo
-        if child.kind == SigmaCorrelationType.EVENT_COUNT:
+        end = base + len(entries)
+        if lo == hi:  # nothing counted: skip to the window
+            while lo < end and entries[lo - base][0] < since:
+                lo += 1
+            hi = lo
+        for k in range(hi - base, end - base):
+            _count(counts, child, entries[k], i, +1)
+        self.lo[i], self.hi[i] = lo, end
+        if kind is _EVENT_COUNT:
             return counts.get(None, 0)
         return len(counts)
 
+    def _cut(self, corr: Correlation, n: int) -> None:
+        """Forget the first n entries (uncounted first where counted)."""
+        base, entries = self.base, self.entries
+        new = base + n
+        for i in corr.counted:
+            child = corr.children[i]
+            lo, hi = self.lo[i], self.hi[i]
+            if lo < new:
+                for k in range(lo - base, min(hi, new) - base):
+                    _count(self.counts[i], child, entries[k], i, -1)
+                self.lo[i] = new
+                self.hi[i] = max(hi, new)
+        del entries[:n]
+        self.base = new
+
     def trim(self, corr: Correlation, ts: float) -> None:
-        """After the anchor at `ts` (every child's window already starts at or after
-        ts - its span): drop the events no later window or burst can need."""
+        """At the anchor `ts`, before its windows (each starts at or after ts - keep): drop
+        the events no window or burst can need any more."""
         entries = self.entries
         limit = ts - corr.keep
         if entries and entries[0][0] < limit:
-            cut = bisect_left(entries, limit, key=itemgetter(0))
-            del entries[:cut]
-            self.base += cut
+            self._cut(corr, bisect_left(entries, limit, key=_TS))
 
     def prune(self, corr: Correlation, bound: float) -> bool:
         """Forget what no window from `bound` on needs; whether the state changed."""
-        before = list(self.lo)
-        for i, child in enumerate(corr.children):
-            self.metric(corr, i, bound - child.span)
-        changed = self.lo != before
-        cut = 0
+        changed = False
         entries = self.entries
         limit = bound - corr.keep
-        while cut < len(entries) and entries[cut][0] < limit:
-            cut += 1
-        if cut:
-            del entries[:cut]
-            self.base += cut
+        if entries and entries[0][0] < limit:
+            self._cut(corr, bisect_left(entries, limit, key=_TS))
             changed = True
         if self.items:
             keep_from = bound - corr.span
@@ -327,22 +386,42 @@ class Group:
         # (tuples as they are: the encoders write them as arrays; a copy per entry at every
         # commit was a tenth of watch's time)
         return {"k": list(self.keys), "e": self.entries, "b": self.base,
-                "lo": self.lo, "i": self.items,
+                "lo": self.lo, "hi": self.hi, "i": self.items,
                 "burst": self.burst.to_state() if self.burst else None}
 
     @classmethod
     def from_state(cls, corr: Correlation, d: dict[str, Any]) -> Group:
         g = cls(corr, tuple(d["k"]))
         g.base = d["b"]
-        g.lo = list(d["lo"])
         g.entries = [(e[0], tuple(e[1]), e[2], tuple(e[3]) if e[3] is not None else None)
                      for e in d["e"]]
-        for i, child in enumerate(corr.children):
-            for entry in g.entries[g.lo[i] - g.base:]:
+        end = g.base + len(g.entries)
+        if corr.counted:
+            g.lo = list(d["lo"])
+            # (state from 0.2.0 has no "hi": it counted every entry from lo on)
+            g.hi = list(d.get("hi") or [end] * len(corr.children))
+        for i in corr.counted:
+            child = corr.children[i]
+            g.lo[i] = max(g.lo[i], g.base)
+            g.hi[i] = min(max(g.hi[i], g.lo[i]), end)
+            for entry in g.entries[g.lo[i] - g.base:g.hi[i] - g.base]:
                 _count(g.counts[i], child, entry, i, +1)
+        if corr.temporal_base:
+            for entry in g.entries:
+                g.add_last(entry)
         g.items = [tuple(i) for i in d["i"]]  # type: ignore[misc]
         g.burst = Burst.from_state(d["burst"]) if d["burst"] else None
         return g
+
+    def add_last(self, entry: tuple[Any, ...]) -> None:
+        """The entry is each of its referenced rules' last match (entries come in time
+        order)."""
+        mask, bit = entry[2], 0
+        while mask:
+            if mask & 1:
+                self.last[bit] = entry[0]
+            mask >>= 1
+            bit += 1
 
 
 def _count(counts: dict[Any, int], child: Child, entry: tuple[Any, ...], i: int,

@@ -1,0 +1,268 @@
+"""Every base rule's detection on one event, in ONE generated Python function.
+
+`StreamRules` compiles each base rule into its own predicate over a flattened event
+(`predicate.compile_rule`): flattening the nested event, a `Folded` view and a call per rule
+cost the stream more than its windows. The `Classifier` writes instead one function, the way
+fast rule engines do: it reads `event.dataset`, branches on it, reads each field the rules of
+that branch need once, straight from the nested event, folds a text field only when a rule
+first compares it, evaluates every rule of the branch (each behind its guard,
+`predicate.guard_of`) and returns
+
+    (mask, row, keys)   mask: bit `slot` set for each base rule that matches;
+                        row: the evidence columns (`rules.EVIDENCE_COLUMNS`, as text);
+                        keys: the group-by and counted values the correlations read
+                              (`key_fields`: text folded as the backend's lower(), `long`
+                              fields as integers);
+
+or `(0, None, None)` when nothing matches. The expressions are the predicates' own
+(`predicate.Compiler`), so the answers are theirs: `tests/stream/test_predicates.py` checks
+the classifier against the engine's SQL too.
+
+Reading a dotted name from the nested event equals reading the flattened event only when no
+dict on the way has a dotted key of its own (`{"secret.path": ...}` given flat, which
+`flatten` keeps, last one winning). The function checks each dict it walks through and
+returns None when one has: the caller then takes `slow`, the per-rule predicates over
+`flatten`, which is exact for any event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigma.rule import SigmaRule
+
+from secretsight.engine import table
+from secretsight.stream.predicate import (
+    Compiler,
+    Folded,
+    Predicate,
+    _long,
+    _text,
+    expression,
+    flatten,
+    fold_cell,
+)
+
+Guard = tuple[str, frozenset[str] | None] | None
+Result = tuple[int, Any, Any]  # (mask, row or None, keys or None)
+_NOTHING: Result = (0, None, None)
+_DATASET = "event.dataset"
+
+
+class _Unset:
+    """A field not folded yet in the generated function."""
+
+
+class Classifier:
+    def __init__(self, detections: list[SigmaRule], predicates: list[Predicate],
+                 guards: list[Guard], row_fields: tuple[str, ...],
+                 key_fields: tuple[str, ...]) -> None:
+        self.predicates = predicates
+        self.guards = guards
+        self.row_fields = row_fields
+        self.key_fields = key_fields
+        self._long_keys = tuple(table.schema_columns().get(f) == "long" for f in key_fields)
+        self.source = _Writer(detections, guards, row_fields, key_fields,
+                              self._long_keys).source()
+        namespace: dict[str, Any] = {}
+        consts = _Writer.consts_of(self.source)
+        namespace.update(consts)
+        exec(compile(self.source.text, "<stream classifier>", "exec"), namespace)  # noqa: S102 - our own generated code
+        self.fast = namespace["classify"]
+
+    def __call__(self, event: dict[str, Any]) -> Result:
+        out = self.fast(event)
+        return self.slow(event) if out is None else out
+
+    def slow(self, event: dict[str, Any]) -> Result:
+        """The same answer through `flatten` and each rule's own predicate (any event)."""
+        flat = flatten(event, {})
+        folded = Folded(flat)
+        mask = 0
+        for slot, (pred, guard) in enumerate(zip(self.predicates, self.guards, strict=True)):
+            if guard is not None:
+                name, allowed = guard
+                if not (flat.get(name) is not None if allowed is None
+                        else folded[name] in allowed):
+                    continue
+            if pred(flat, folded):
+                mask |= 1 << slot
+        if not mask:
+            return _NOTHING
+        row = tuple(_text(flat.get(c)) for c in self.row_fields)
+        keys = tuple(_long(flat.get(f)) if lg else folded[f]
+                     for f, lg in zip(self.key_fields, self._long_keys, strict=True))
+        return mask, row, keys
+
+
+def _folding(r: str) -> str:
+    """`fold_cell(r)` with its common case (an ASCII string) inline: no call per field."""
+    return f"({r}.lower() if {r}.__class__ is str and {r}.isascii() else _fv({r}))"
+
+
+def _texting(r: str) -> str:
+    """`_text(r)` inline."""
+    return f"({r} if {r} is None or {r}.__class__ is str else str({r}))"
+
+
+class _Source:
+    def __init__(self, text: str, consts: dict[str, Any]) -> None:
+        self.text = text
+        self.consts = consts
+
+
+class _Writer:
+    """Writes the classifier's source: nodes (dicts on the way to a field) `n<i>`, raw field
+    values `r<i>`, folded ones `F<i>` and list fields' folded element sets `L<i>` (an `_Unset`
+    until first needed)."""
+
+    def __init__(self, detections: list[SigmaRule], guards: list[Guard],
+                 row_fields: tuple[str, ...], key_fields: tuple[str, ...],
+                 long_keys: tuple[bool, ...]) -> None:
+        self.detections = detections
+        self.guards = guards
+        self.row_fields = row_fields
+        self.key_fields = key_fields
+        self.long_keys = long_keys
+        self.consts: dict[str, Any] = {"_E": {}, "_U": _Unset(), "_fv": fold_cell,
+                                       "_NOTHING": _NOTHING,
+                                       "_NONE": frozenset()}
+        self.ids: dict[str, int] = {}  # dotted name (field or node) -> its variable number
+        self.lines: list[str] = []
+        self.read: set[str] = set()  # fields read / nodes walked in the current branch
+        self.need: set[str] = set()  # fields the branch's tests read
+        self.sets: set[str] = set()  # list fields whose L variable the branch uses
+        self.folded: set[str] = set()  # fields whose F variable the branch uses
+
+    @staticmethod
+    def consts_of(source: _Source) -> dict[str, Any]:
+        return source.consts
+
+    def var(self, name: str) -> int:
+        return self.ids.setdefault(name, len(self.ids))
+
+    # ---- reading, as Compiler callbacks: they name the variable and note the need
+    def raw(self, field: str) -> str:
+        self.need.add(field)
+        return f"r{self.var(field)}"
+
+    def fold(self, field: str) -> str:
+        self.need.add(field)
+        self.folded.add(field)
+        i = self.var(field)
+        if field == _DATASET:
+            return f"F{i}"  # folded before the branches
+        return f"(F{i} if F{i} is not _U else (F{i} := {_folding(f'r{i}')}))"
+
+    def fold_set(self, field: str) -> str:
+        self.need.add(field)
+        self.sets.add(field)
+        i = self.var(field)
+        return (f"(L{i} if L{i} is not _U else "
+                f"(L{i} := (_NONE if r{i} is None else _fold_set(r{i}))))")
+
+    def emit_node(self, path: str, out: list[str], indent: str) -> str:
+        """The dict at dotted `path` ('' = the event), walked once per branch."""
+        if not path:
+            return "e"
+        name = f"n{self.var('@node:' + path)}"
+        if path in self.read:
+            return name
+        parent, _, key = path.rpartition(".")
+        pvar = self.emit_node(parent, out, indent)
+        out += [f"{indent}{name} = {pvar}.get({key!r})",
+                f"{indent}if type({name}) is dict:",
+                f"{indent}    if '.' in ''.join({name}): return None",
+                f"{indent}else: {name} = _E"]
+        self.read.add(path)
+        return name
+
+    def emit_field(self, field: str, out: list[str], indent: str) -> None:
+        if field in self.read:
+            return
+        parent, _, key = field.rpartition(".")
+        pvar = self.emit_node(parent, out, indent)
+        r = f"r{self.var(field)}"
+        # (a dict where a value is: flatten walks into it, so the name has no value)
+        out += [f"{indent}{r} = {pvar}.get({key!r})",
+                f"{indent}if type({r}) is dict: {r} = None"]
+        self.read.add(field)
+
+    # ---- the function
+    def branch(self, slots: list[int], indent: str) -> list[str]:
+        """Evaluate `slots` (their guards other than the dataset's included), then build the
+        result. Fields are read at the top of the branch, folded lazily."""
+        self.need = set()
+        self.folded = set()
+        self.sets = set()
+        tests: list[str] = []
+        for slot in slots:
+            compiler = Compiler(self.raw, self.fold, self.consts, self.fold_set)
+            expr = expression(self.detections[slot], compiler)
+            guard = self.guards[slot]
+            cond = f"({expr})"
+            if guard is not None and guard[0] != _DATASET:
+                name, allowed = guard
+                test = (f"{self.raw(name)} is not None" if allowed is None
+                        else f"{self.fold(name)} in {self._const(allowed)}")
+                cond = f"{test} and {cond}"
+            tests += [f"{indent}if {cond}: m |= {1 << slot}"]
+        out: list[str] = []
+        for field in sorted(self.need):
+            self.emit_field(field, out, indent)
+        out += [f"{indent}F{self.var(f)} = _U" for f in sorted(self.folded)
+                if f != _DATASET]
+        out += [f"{indent}L{self.var(f)} = _U" for f in sorted(self.sets)]
+        out += [f"{indent}m = 0", *tests, f"{indent}if not m: return _NOTHING"]
+        self.need = set()
+        for field in (*self.row_fields, *self.key_fields):
+            self.emit_field(field, out, indent)
+            self.var(field)
+        row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
+        keys = []
+        for field, lg in zip(self.key_fields, self.long_keys, strict=True):
+            if lg:
+                keys.append(f"_long(r{self.var(field)})")
+            else:
+                if field not in self.folded and field != _DATASET:
+                    out.append(f"{indent}F{self.var(field)} = _U")
+                    self.folded.add(field)
+                keys.append(self.fold(field))
+        out.append(f"{indent}return m, ({row},), ({''.join(k + ', ' for k in keys)})")
+        return out
+
+    def _const(self, value: Any) -> str:
+        name = f"_g{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def source(self) -> _Source:
+        by_dataset: dict[str, list[int]] = {}
+        anywhere: list[int] = []
+        for slot, guard in enumerate(self.guards):
+            if guard is not None and guard[0] == _DATASET and guard[1] is not None:
+                for value in guard[1]:
+                    by_dataset.setdefault(value, []).append(slot)
+            else:
+                anywhere.append(slot)
+        head: list[str] = []
+        self.read = set()
+        self.emit_field(_DATASET, head, "    ")
+        d = self.var(_DATASET)
+        head.append(f"    F{d} = {_folding(f'r{d}')}")
+        shared = set(self.read)
+        lines = ["def classify(e):", "    if '.' in ''.join(e): return None", *head]
+        for n, value in enumerate(sorted(by_dataset)):
+            self.read = set(shared)
+            lines.append(f"    {'if' if n == 0 else 'elif'} F{d} == {value!r}:")
+            lines += self.branch(sorted({*by_dataset[value], *anywhere}), "        ")
+        self.read = set(shared)
+        lines.append("    else:" if by_dataset else "    if True:")
+        lines += self.branch(anywhere, "        ")
+        body = "\n".join(lines)
+        # a key that is not text (a JSON object's keys always are) makes join() raise:
+        # the caller takes the slow path
+        text = ("def classify(e):\n    try:\n        return _classify(e)\n"
+                "    except TypeError:\n        return None\n\n"
+                + body.replace("def classify(e):", "def _classify(e):", 1))
+        return _Source(text, self.consts)

@@ -14,7 +14,10 @@ Runs, each in its own process, interleaved round by round (the order rotates eve
 - floor: `benchmarks/floor.py`, a bare loop that parses each line with orjson and writes a
   small object (the floor of any Python path);
 - normalize: `secretsight normalize FILE > file` (its output lines count the events);
-- scan: `secretsight scan --format json --timings FILE`;
+- scan: `secretsight scan --format json --timings FILE` with its default `--jobs` (2 on a
+  machine with two CPUs: the stateful detectors in a second process), and scan_jobs1 the same
+  with `--jobs 1` (everything in one process): CPU counts both processes (the worker is
+  waited for, so wait4 adds its time); wall time is what two processes save;
 - reference: `detect_bulk_reads`, copied below from /work/shared/design/secret-access-anomalies.txt
   section 3 (clearly not ours), on the WHOLE file, stopped after --reference-budget CPU
   seconds; a stopped run is reported as "not run" with the budget as a lower bound, never
@@ -223,12 +226,14 @@ def run_normalize(log: Path) -> dict:
     return result
 
 
-def run_scan(log: Path, baseline: Path | None = None) -> dict:
-    """`baseline`: another checkout whose tools/ is put first on PYTHONPATH (before/after)."""
+def run_scan(log: Path, baseline: Path | None = None, jobs: int | None = None) -> dict:
+    """`baseline`: another checkout whose tools/ is put first on PYTHONPATH (before/after);
+    `jobs`: scan's --jobs (None: its default)."""
     out = OUT / f"scan-{os.getpid()}.out"  # unique: benchmarks may run side by side
     env = None if baseline is None else {**os.environ, "PYTHONPATH": str(baseline / "tools")}
+    extra = [] if jobs is None else ["--jobs", str(jobs)]
     result = measure(_python("-c", "from secretsight.cli import main; main()", "scan",
-                             "--format", "json", "--timings", str(log)), out, env=env)
+                             "--format", "json", "--timings", *extra, str(log)), out, env=env)
     findings = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     result["findings"] = sorted({(f["anomaly"], f["rule_name"], f["user"]["id"])
                                  for f in findings})
@@ -251,7 +256,8 @@ def run_reference(log: Path, budget: float) -> dict:
     return result
 
 
-RUNS = {"floor": run_floor, "normalize": run_normalize, "scan": run_scan}
+RUNS = {"floor": run_floor, "normalize": run_normalize, "scan": run_scan,
+        "scan_jobs1": lambda log: run_scan(log, jobs=1)}
 
 
 def _median(values: list[float]) -> float:
@@ -270,7 +276,8 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
             out[name] = results[-1]
             continue
         entry = {key: _median([r[key] for r in done]) for key in ("wall_s", "cpu_s", "peak_rss_mb")}
-        entry["rounds"] = [{"wall_s": r["wall_s"], "cpu_s": r["cpu_s"]} for r in done]
+        entry["rounds"] = [{"wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+                            "load_1min_before": r.get("load_1min_before")} for r in done]
         if floor_cpu:
             entry["cpu_x_floor"] = round(entry["cpu_s"] / floor_cpu, 2)
         for key in ("events", "findings", "timings"):
@@ -293,8 +300,9 @@ def main() -> None:
     ap.add_argument("--reference-budget", type=float, default=600.0,
                     help="CPU seconds the reference may take on one file before it is stopped "
                          "and reported as not run")
-    ap.add_argument("--only", default="floor,normalize,scan,reference",
-                    help="comma-separated runs to do")
+    ap.add_argument("--only", default="floor,normalize,scan,scan_jobs1,reference",
+                    help="comma-separated runs to do (floor, normalize, scan, scan_jobs1, "
+                         "reference)")
     ap.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                     help="also run `scan` from this checkout (e.g. a worktree of main): "
                          "before/after in the same interleaved run")
@@ -324,19 +332,22 @@ def main() -> None:
         "reference_budget_s": args.reference_budget, "repeat": args.repeat, "sizes": [],
     }
     runs: dict[int, dict[str, list[dict]]] = {n: {} for n in sizes}
-    order = [name for name in ("floor", "normalize", "scan", "reference") if name in wanted]
+    order = [name for name in ("floor", "normalize", "scan", "scan_jobs1", "reference")
+             if name in wanted]
     if args.baseline:
         order.insert(order.index("scan") + 1 if "scan" in order else 0, "scan_baseline")
     for round_no in range(args.repeat):
         rotated = order[round_no % len(order):] + order[:round_no % len(order)]
         for events in sizes:
             for name in rotated:
+                load_1min = round(os.getloadavg()[0], 2)  # what this run shared the box with
                 if name == "reference":
                     outcome = run_reference(logs[events], args.reference_budget)
                 elif name == "scan_baseline":
                     outcome = run_scan(logs[events], args.baseline)
                 else:
                     outcome = RUNS[name](logs[events])
+                outcome["load_1min_before"] = load_1min
                 runs[events].setdefault(name, []).append(outcome)
                 print(f"round {round_no + 1} {events} events {name}: "
                       + json.dumps({k: v for k, v in outcome.items() if k != "findings"}),
@@ -354,22 +365,29 @@ def main() -> None:
 
 def table(result: dict) -> str:
     """The figures as a Markdown table (what the docs quote)."""
-    rows = ["| events (lines) | run | wall s | CPU s | CPU x floor | peak RSS MB |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| events (lines) | run | wall s | events/s (wall) | CPU s | CPU x floor | "
+            "wall x floor CPU | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for size in result["sizes"]:
         label = f"{size['events']:,} ({size['lines']:,})"
-        for name in ("floor", "normalize", "scan", "scan_baseline", "reference"):
+        floor = size.get("floor", {}).get("cpu_s")
+        for name in ("floor", "normalize", "scan", "scan_jobs1", "scan_baseline", "reference"):
             entry = size.get(name)
             if entry is None:
                 continue
             if "cpu_s" not in entry:
-                rows.append(f"| {label} | {name} | not run | > {entry['stopped_after_cpu_s']} | | |")
+                rows.append(f"| {label} | {name} | not run | | > {entry['stopped_after_cpu_s']} "
+                            "| | | |")
                 continue
-            rows.append(f"| {label} | {name} | {entry['wall_s']} | {entry['cpu_s']} | "
-                        f"{entry.get('cpu_x_floor', '')} | {entry['peak_rss_mb']} |")
+            rate = f"{size['events'] / entry['wall_s']:,.0f}" if entry["wall_s"] else ""
+            wall_x = f"{entry['wall_s'] / floor:.2f}" if floor else ""
+            rows.append(f"| {label} | {name} | {entry['wall_s']} | {rate} | {entry['cpu_s']} | "
+                        f"{entry.get('cpu_x_floor', '')} | {wall_x} | {entry['peak_rss_mb']} |")
     load = result["machine"]
-    rows.append(f"\n{load['cpus']} CPUs, Python {load['python']}, load average before "
-                f"{load['load_before'][0]:.1f}, after {load['load_after'][0]:.1f}")
+    rows.append(f"\nAn event is one Vault operation, logged as two lines (request, response). "
+                f"{load['cpus']} CPUs, Python {load['python']}, load average (1 min) before "
+                f"{load['load_before'][0]:.1f}, after {load['load_after'][0]:.1f}; CPU = user + "
+                f"sys of the run and the processes it waited for; wall x floor CPU: the run's "
+                f"wall time over the floor's CPU time (what a second process can lower).")
     return "\n".join(rows)
 
 

@@ -324,3 +324,74 @@ def test_row_cells_from_nested_and_flat_keys() -> None:
     assert flat == {"@timestamp": "2026-03-03T00:00:00Z", "user.id": "tok_a",
                     "user.roles": '["default", "ops"]', "user.name": "7"}
     assert build({"user": {"roles": "solo"}}) == {"user.roles": '["solo"]'}
+
+
+def _walked(builder: object, event: dict) -> dict:
+    """The generic, uncompiled walk's cells (what every compiled walk must give)."""
+    out: dict = {}
+    if builder._walk(event, builder._root, "", out):  # type: ignore[attr-defined]
+        return {k: v for k, v in out.items() if v is not None}
+    return out
+
+
+_ODD_EVENTS = [
+    {},
+    {"@timestamp": None, "event": {"id": None, "dataset": 5}, "user": "not an object"},
+    {"user": {"id": {"nested": 1}, "roles": None}, "source": {"port": True, "ip": 10}},
+    {"vault": {"auth": {"metadata": {"role": "r", "email": None}}, "token_ttl": "x"}},
+    {"secret.path": "kv/a", "user.roles": ["a", ["b"]], "user": {"name.first": "x"}},
+    {"aws": {"logging_disabled": 0, "secret_ids": "one"}, "event": {}, "unknown": {"a": 1}},
+    {"user": {"id": "a", "id2": "b"}, "user.id": "flat wins later"},
+]
+
+
+def test_compiled_row_walks_give_the_generic_walks_cells() -> None:
+    """Each key order gets its own compiled walk (engine.table.RowBuilder): the same cells as
+    the generic walk on odd events (None, wrong types, objects where leaves belong, dotted
+    keys, fields outside the schema), on the same keys in another order, and past the number
+    of key orders compiled per node (the generic walk then)."""
+    from secretsight.engine import table
+
+    builder = table.RowBuilder()
+    for event in _ODD_EVENTS + [dict(reversed(list(e.items()))) for e in _ODD_EVENTS]:
+        assert builder.cells(event) == _walked(builder, event)
+        assert list(builder.cells(event)) == list(_walked(builder, event))  # same key order
+    many = [{"user": {f"x{n}": n, "id": f"u{n}"}} for n in range(table._SHAPES_MAX + 5)]
+    for event in many:
+        assert builder.cells(event) == {"user.id": event["user"]["id"]}
+    odd_key = {1: "a non-string key: never from JSON", "user": {"id": "u"}}
+    with pytest.raises(TypeError):  # as the generic walk does
+        builder.cells(odd_key)
+    with pytest.raises(TypeError):
+        _walked(builder, odd_key)
+
+
+def test_compiled_row_walks_on_every_scenario() -> None:
+    """Every normalized event of every generated scenario: compiled cells == generic cells."""
+    import tempfile
+    from pathlib import Path
+
+    from secretsight.engine import table
+    from secretsight.normalize import iter_files
+    from secretsight.scenarios import SCENARIOS, generate
+
+    builder = table.RowBuilder()
+    root = Path(tempfile.mkdtemp(prefix="rows-"))
+    checked = 0
+    for name in sorted(SCENARIOS):
+        for event in iter_files(generate(name, root / name).files):
+            assert builder.cells(event) == _walked(builder, event), name
+            checked += 1
+    assert checked > 10_000
+
+
+def test_one_job_evaluates_every_rule_in_this_process(tmp_path) -> None:
+    """`scan --jobs 1` forks nothing: a database file's rules stay in one lane."""
+    engine = Engine(database=str(tmp_path / "one.db"))
+    engine.load(_lane_events())
+    rules = SigmaCollection.from_yaml("---\n".join([BULK, ROOT, PATHS, BY_SOURCE]))
+    one = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(rules, jobs=1)]
+    assert not any(key.endswith("(lane 2)") for key in engine.timings)
+    two = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(rules)]
+    assert any(key.endswith("(lane 2)") for key in engine.timings)
+    assert one == two and one

@@ -74,12 +74,12 @@ def test_late_events_within_the_lag_keep_the_streaming_pass(
     """Events a little out of order are put back in (time, arrival) order by the reorder buffer:
     the pass that runs while loading stays usable and finds what the sorted replay finds."""
     from secretsight.engine import Engine
-    from secretsight.engine.replay import _Tap, load_detectors
+    from secretsight.engine.tap import Tap, load_detectors
 
     events, _ = harness.events(scenario, "python")
     config = harness.config(scenario)
-    late = _jittered(events, _Tap.REORDER_LAG)
-    tap = _Tap(load_detectors(config))
+    late = _jittered(events, Tap.REORDER_LAG)
+    tap = Tap(load_detectors(config))
     engine = Engine(config)
     engine.load(late, observe=tap.feed)
     tap.close()
@@ -94,11 +94,11 @@ def test_late_events_within_the_lag_keep_the_streaming_pass(
 
 def test_an_event_later_than_the_lag_abandons_the_streaming_pass(harness: Harness) -> None:
     from secretsight.engine import Engine
-    from secretsight.engine.replay import _Tap, load_detectors
+    from secretsight.engine.tap import Tap, load_detectors
 
     events, _ = harness.events("vault_harvest", "python")
     config = harness.config("vault_harvest")
-    tap = _Tap(load_detectors(config))
+    tap = Tap(load_detectors(config))
     Engine(config).load(events[1:] + events[:1], observe=tap.feed)  # the first event last
     assert not tap.usable and not tap.findings
 
@@ -116,12 +116,12 @@ class _Order:
 
 def test_the_reorder_buffer_releases_in_time_then_arrival_order(harness: Harness) -> None:
     from secretsight.engine import Engine
-    from secretsight.engine.replay import _Tap
+    from secretsight.engine.tap import Tap
 
     events, _ = harness.events("demo", "python")
-    late = _jittered(events, _Tap.REORDER_LAG)
+    late = _jittered(events, Tap.REORDER_LAG)
     order = _Order()
-    tap = _Tap(order)
+    tap = Tap(order)
     engine = Engine(harness.config("demo"))
     engine.load(late, observe=tap.feed)
     tap.close()

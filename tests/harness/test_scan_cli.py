@@ -91,6 +91,32 @@ def test_bad_lines_are_reported_with_file_and_line_and_counted(benign: Path, tmp
     assert result.stdout.strip().endswith("2 dead letters")
 
 
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_jobs_2_gives_what_jobs_1_gives(harvest: Path, tmp_path: Path, fmt: str) -> None:
+    """The detectors in a second process (--jobs 2): the same findings, summary, dead letters
+    (file:line, reasons, counts) and phases timed, on a log with bad lines and a lone request
+    entry among the harvest."""
+    lines = harvest.read_text().splitlines()
+    lone = json.loads(next(line for line in lines if '"type": "request"' in line
+                           or '"type":"request"' in line))
+    lone["request"]["id"] = "lone-request"  # its response never comes
+    mixed = tmp_path / "mixed.log"
+    mixed.write_text("\n".join([lines[0], "{not json", *lines[1:200], json.dumps(lone), "",
+                                "[1, 2]", *lines[200:], '{"type": "response"}']) + "\n")
+    one = scan("--format", fmt, "--timings", "--jobs", "1", str(mixed))
+    two = scan("--format", fmt, "--timings", "--jobs", "2", str(mixed))
+    assert (two.exit_code, two.stdout) == (one.exit_code, one.stdout)
+    assert one.exit_code == 1 and one.stdout
+
+    def reported(stderr: str) -> tuple[list[str], list[str]]:
+        timed = [line.split(":")[0] for line in stderr.splitlines() if line.startswith("timing")]
+        return [line for line in stderr.splitlines() if not line.startswith("timing")], sorted(timed)
+
+    assert reported(two.stderr) == reported(one.stderr)
+    assert "dead letter (malformed_json)" in one.stderr
+    assert "dead letter (not_an_object)" in one.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [["/no/such/file.log"], ["--config", "/no/such/config.yml", "X"], ["--store", "ftp://x", "X"],

@@ -62,11 +62,24 @@ class Engine:
         """Insert normalized events; returns how many were loaded by this call.
         `observe(event, ts, key)` is called for each event, in input order, as it is read (`key`:
         the hash of (event.dataset, event.id), None without an id)."""
+        return self.load_rows(table.rows(events, self.next_id, observe), batch=batch)
+
+    @property
+    def next_id(self) -> int:
+        """The `_id` the next loaded event gets."""
+        return self.count + 1
+
+    def load_rows(
+        self, rows: Iterable[tuple[tuple[str, ...], tuple[Any, ...], int | None]], *,
+        batch: int = 20_000,
+    ) -> int:
+        """Insert rows as `table.rows` makes them (numbered from `next_id`, in order), built
+        here or by another process (`engine.tap.LoadProcess`); returns how many."""
         loaded = 0
         pending: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         waiting = 0
         seen = self._keys
-        for present, values, key in table.rows(events, self.count + 1, observe):
+        for present, values, key in rows:
             if values[1] is None:
                 self.bad_timestamps += 1
             # (dataset, id) hashes: when none repeats, dedupe() has nothing to do.
@@ -128,9 +141,10 @@ class Engine:
             for row in rows:
                 yield table.row_to_event(self.columns, row)
 
-    def run(self, ruleset: Any) -> list[Finding]:
-        """Evaluate every rule of `ruleset`; findings sorted by window start, then rule."""
-        evaluator = RuleEvaluator(self.conn, self.columns, self.config)
+    def run(self, ruleset: Any, *, jobs: int = 2) -> list[Finding]:
+        """Evaluate every rule of `ruleset`; findings sorted by window start, then rule.
+        `jobs` 2: on a database file, half of the rules run in a forked process."""
+        evaluator = RuleEvaluator(self.conn, self.columns, self.config, jobs=jobs)
         findings = evaluator.run(ruleset)
         self.errors.extend(evaluator.errors)
         self.timings = evaluator.timings

@@ -121,24 +121,104 @@ def _tree(columns: dict[str, str]) -> _Node:
     return root
 
 
+_SHAPES_MAX = 256  # compiled key orders kept per schema node (events of one normalizer share a few)
+
+
 class RowBuilder:
     """Normalized (nested) events -> table rows in ONE walk of each event along the schema tree:
     no flattened copy of the event, no name built per leaf, each leaf converted where it is met.
-    A list cell is encoded once per distinct value (events of one token repeat its policies)."""
+    A list cell is encoded once per distinct value (events of one token repeat its policies).
+
+    The walk is compiled: for each key order met at a schema node (events of one normalizer
+    repeat a few), a small function reads the dict's values in one unpacking and stores each
+    schema leaf under its column name, with the conversion its type needs, calling the compiled
+    function of each nested object; `_walk` is what every compiled function does, key by key
+    (and what a node with too many key orders falls back to). Same cells, about a quarter
+    less CPU (engine/README.md, Speed)."""
 
     def __init__(self) -> None:
         columns = schema_columns()
         self._root = _tree(columns)
         self._codes = {name: _CODE.get(ftype, _TEXT) for name, ftype in columns.items()}
         self._lists: dict[tuple[Any, ...], str] = {}
+        self._root_shapes: dict[tuple[Any, ...], Callable[[dict[str, Any], dict[str, Any]], bool]]
+        self._root_shapes = {}
+        self._shapes: dict[int, dict[tuple[Any, ...], Any]] = {}  # id(node) -> its walks
 
     def cells(self, event: dict[str, Any]) -> dict[str, Any]:
         """Column name -> cell value for the columns `event` sets, in the event's key order
         (events of one normalizer share it, so INSERT shapes repeat). None values are left out."""
         out: dict[str, Any] = {}
-        if self._walk(event, self._root, "", out):
+        keys = tuple(event)
+        walk = self._root_shapes.get(keys)
+        if walk is None:
+            walk = self._shape(self._root, "", keys, self._root_shapes)
+        if walk(event, out):
             return {k: v for k, v in out.items() if v is not None}
         return out
+
+    def _shape(
+        self, node: _Node, prefix: str, keys: tuple[Any, ...],
+        shapes: dict[tuple[Any, ...], Callable[[dict[str, Any], dict[str, Any]], bool]],
+    ) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+        """The compiled walk of a dict with these keys, in this order, at `node` (cached)."""
+        if len(shapes) >= _SHAPES_MAX or not all(type(k) is str for k in keys):
+            def generic(d: dict[str, Any], out: dict[str, Any]) -> bool:
+                return self._walk(d, node, prefix, out)
+            return generic  # not cached: any number of shapes, the generic walk
+        walk = shapes[keys] = self._compile(node, prefix, keys)
+        return walk
+
+    def _compile(
+        self, node: _Node, prefix: str, keys: tuple[str, ...]
+    ) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+        """Python source for `_walk` of one key order, unrolled. Names and keys are never
+        pasted into the source: they are constants of its namespace (keys come from input)."""
+        space: dict[str, Any] = {"dict": dict, "str": str, "isinstance": isinstance,
+                                 "convert": self._convert, "dotted": self._dotted}
+        body: list[str] = []
+        for i, key in enumerate(keys):
+            v = f"v{i}"
+            entry = node.get(key)
+            if entry is None:
+                if "." in key:  # a dotted key given flat (`{"secret.path": ...}`)
+                    space[f"n{i}"] = prefix + key
+                    body.append(f"    nones |= dotted(n{i}, {v}, out)")
+                continue
+            leaf, child = entry
+            if child is not None:
+                # one cache per schema node, shared by its parents' walks: at most
+                # _SHAPES_MAX compiled walks per node, whatever the input
+                shapes = self._shapes.setdefault(id(child), {})
+                space[f"s{i}"] = shapes
+                space[f"m{i}"] = lambda d, c=child, p=f"{prefix}{key}.", s=shapes: self._shape(
+                    c, p, tuple(d), s)
+                body.append(f"    if {v}.__class__ is dict:")
+                body.append(f"        nones |= (s{i}.get(tuple({v})) or m{i}({v}))({v}, out)")
+                if leaf is None:
+                    continue
+                body.append("    else:")
+                body.extend("        " + line for line in _leaf_source(i, leaf[1]))
+            elif leaf is not None:
+                if leaf[1] == _OBJECT:
+                    body.extend("    " + line for line in _leaf_source(i, leaf[1]))
+                else:  # an object where the schema has none: nothing to store
+                    body.append(f"    if {v}.__class__ is not dict:")
+                    body.extend("        " + line for line in _leaf_source(i, leaf[1]))
+            if leaf is not None:
+                space[f"n{i}"] = leaf[0]
+                space[f"c{i}"] = leaf[1]
+        unpack = ", ".join(f"v{i}" for i in range(len(keys)))
+        source = "\n".join([
+            "def walk(d, out):",
+            "    nones = False",
+            *([f"    {unpack}, = d.values()"] if keys else []),
+            *body,
+            "    return nones",
+        ])
+        exec(compile(source, f"<row walk {prefix or 'event'}>", "exec"), space)  # noqa: S102
+        walk: Callable[[dict[str, Any], dict[str, Any]], bool] = space["walk"]
+        return walk
 
     def _walk(self, event: dict[str, Any], node: _Node, prefix: str, out: dict[str, Any]) -> bool:
         """Fill `out`; True when a None was stored (the caller then filters)."""
@@ -206,6 +286,19 @@ class RowBuilder:
         if code == _BOOL:
             return "true" if value else "false"
         return json.dumps(value, sort_keys=True)  # _OBJECT
+
+
+def _leaf_source(i: int, code: int) -> list[str]:
+    """`_walk`'s handling of one leaf value `v{i}`, column name `n{i}`, type code `c{i}`."""
+    v = f"v{i}"
+    lines = [f"if {v} is None:", f"    out[n{i}] = None", "    nones = True"]
+    if code == _TEXT:
+        lines += ["else:",
+                  f"    out[n{i}] = {v} if {v}.__class__ is str else ("
+                  f"{v} if isinstance({v}, str) else str({v}))"]
+    else:
+        lines += ["else:", f"    cell = out[n{i}] = convert(c{i}, {v})", "    nones |= cell is None"]
+    return lines
 
 
 def rows(

@@ -1,0 +1,133 @@
+"""`replay(jobs=2)` builds the table rows and runs the detectors in a second process
+(`engine.tap.LoadProcess`): the same rows, findings, incidents, refusals and counts as in one
+process, on every scenario and on the inputs that make the streaming pass unusable (a late
+event, a duplicate) or take pickle's path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from support.harness import Harness
+
+from secretsight.engine import table
+from secretsight.engine.replay import ReplayResult, replay
+from secretsight.engine.tap import LoadProcess, Tap, load_detectors
+from secretsight.scenarios import SCENARIOS
+
+
+def _outcome(result: ReplayResult) -> dict[str, Any]:
+    return {
+        "findings": [json.dumps(f.to_json(), sort_keys=True) for f in result.findings],
+        "incidents": [json.dumps(f.to_json(), sort_keys=True) for f in result.incidents],
+        "events": result.events, "duplicates": result.duplicates,
+        "detectors": result.detectors, "rejected": result.rejected,
+        "errors": [str(e) for e in result.errors],
+    }
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_a_second_process_gives_the_same_outcome(harness: Harness, scenario: str) -> None:
+    events, _ = harness.events(scenario, "python")
+    config = harness.config(scenario)
+    rules = harness.ruleset(config)
+    one = replay(events, config, rules, jobs=1)
+    two = replay(events, config, rules, jobs=2)
+    assert _outcome(two) == _outcome(one)
+    worker = LoadProcess(config, start_id=1, detectors=False)
+    assert list(worker.rows(events)) == list(table.rows(events, 1))  # the same table rows
+    assert worker.result() is None
+
+
+def test_a_late_event_and_a_duplicate_fall_back_to_the_sorted_pass(harness: Harness) -> None:
+    """The worker abandons its pass; the detectors then run here over the sorted events."""
+    events, _ = harness.events("vault_harvest", "python")
+    config = harness.config("vault_harvest")
+    rules = harness.ruleset(config)
+    for delivered in (events[1:] + events[:1], events + events[:3]):
+        one = replay(delivered, config, rules, jobs=1)
+        two = replay(delivered, config, rules, jobs=2)
+        assert _outcome(two) == _outcome(one)
+        assert one.findings
+
+
+def _timed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """In time order: a usable streaming pass."""
+    return sorted(events, key=lambda e: table.parse_zoned_ts(e["@timestamp"]) or 0.0)
+
+
+def _here(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    tap = Tap(load_detectors(config))
+    rows = list(table.rows(events, 1, tap.feed))
+    tap.close()
+    return rows, tap.result()
+
+
+def _there(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    worker = LoadProcess(config, start_id=1, detectors=True)
+    rows = list(worker.rows(events))
+    return rows, worker.result()
+
+
+def test_events_orjson_refuses_travel_pickled(harness: Harness) -> None:
+    """An integer beyond 64 bits (the stdlib parser reads one) cannot be orjson'd: that event
+    goes alone, pickled, in its place in the stream; the detectors see the same events."""
+    events, _ = harness.events("vault_first_path_access", "python")
+    config = harness.config("vault_first_path_access")
+    odd = copy.deepcopy(events)
+    for event in odd[::7]:
+        event.setdefault("vault", {})["token_ttl"] = 2**70
+    rows_here, here = _here(config, _timed(odd))
+    rows_there, there = _there(config, _timed(odd))
+    assert rows_there == rows_here
+    assert here is not None and there is not None
+    assert [f.to_json() for f in there.findings] == [f.to_json() for f in here.findings]
+    assert (there.names, there.rejected) == (here.names, here.rejected)
+    assert here.findings
+
+
+def test_refused_events_are_counted_the_same(harness: Harness) -> None:
+    """Events the detectors refuse (a bad user field) are counted by reason in both."""
+    events, _ = harness.events("demo", "python")
+    config = harness.config("demo")
+    odd = copy.deepcopy(events)
+    for event in odd[::5]:
+        event["user"] = "bob"
+    rows_here, here = _here(config, _timed(odd))
+    rows_there, there = _there(config, _timed(odd))
+    assert rows_there == rows_here
+    assert here is not None and there is not None
+    assert here.rejected
+    assert (there.rejected, [f.to_json() for f in there.findings]) == (
+        here.rejected, [f.to_json() for f in here.findings])
+
+
+def test_a_worker_that_dies_is_an_error(harness: Harness) -> None:
+    """Its rows are lost: the scan cannot go on without them."""
+    from secretsight.errors import SecretSightError
+
+    events, _ = harness.events("vault_harvest", "python")
+    worker = LoadProcess(harness.config("vault_harvest"), start_id=1, detectors=True)
+    rows = worker.rows(events * 3)
+    next(rows)  # the first batch went out and came back
+    worker._worker.kill()
+    with pytest.raises(SecretSightError, match="ended unexpectedly"):
+        list(rows)
+    worker.stop()
+
+
+def test_big_events_do_not_block_either_side(harness: Harness) -> None:
+    """Batches and rows far larger than the pipes: the worker's writer thread keeps it
+    reading, so neither side waits forever on the other."""
+    events, _ = harness.events("vault_first_path_access", "python")
+    config = harness.config("vault_first_path_access")
+    big = copy.deepcopy(_timed(events)[:600])
+    for n, event in enumerate(big):
+        event["user"]["roles"] = [f"role-\u00e9-{n}-{k}" * 40 for k in range(60)]  # ~6x as JSON
+    rows_here, here = _here(config, big)
+    rows_there, there = _there(config, big)
+    assert rows_there == rows_here
+    assert here is not None and there is not None
+    assert [f.to_json() for f in there.findings] == [f.to_json() for f in here.findings]

@@ -19,8 +19,9 @@ what `scan` reports for the same events (tests/stream/test_parity.py):
 
 State per (rule, group) lives in the detectors' `StateCache` (committed with the input offsets
 in one store transaction) and is bounded: a group keeps the matching events of the last
-`keep` seconds (the timespan, or the parent's plus the longest child's) and its open burst's
-`Evidence`; a group with neither is dropped.
+`keep` seconds (the timespan, or the parent's plus the longest child's; up to two `keep`s
+between cuts, evaluator.TRIM_SLACK) and its open burst's `Evidence`; a group with neither is
+dropped.
 """
 
 from __future__ import annotations
@@ -273,7 +274,8 @@ class Burst:
 
 class Group:
     """A correlation's state for one group-by value: matching events of the last `keep`
-    seconds (entries), the children's qualifying windows (nested temporal), the open burst.
+    seconds (entries; older ones until the next cut), the children's qualifying windows
+    (nested temporal), the open burst.
 
     A child's metric over its window [T - span, T] is computed only when it could reach the
     condition (the window cannot hold more matches than the group holds entries), and then
@@ -389,8 +391,8 @@ class Group:
         self.base = new
 
     def trim(self, corr: Correlation, ts: float) -> None:
-        """At the anchor `ts`, before its windows (each starts at or after ts - keep): drop
-        the events no window or burst can need any more."""
+        """At `ts`, before its windows (each starts at or after ts - keep): drop the events
+        no window or burst can need any more."""
         entries = self.entries
         limit = ts - corr.keep
         if entries and entries[0][0] < limit:

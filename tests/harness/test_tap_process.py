@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from support.harness import Harness
 
-from secretsight.engine import table
+from secretsight.engine import Engine, table
 from secretsight.engine.replay import ReplayResult, replay
 from secretsight.engine.tap import LoadProcess, Tap, load_detectors
 from secretsight.scenarios import SCENARIOS
@@ -36,6 +36,8 @@ def test_a_second_process_gives_the_same_outcome(harness: Harness, scenario: str
     one = replay(events, config, rules, jobs=1)
     two = replay(events, config, rules, jobs=2)
     assert _outcome(two) == _outcome(one)
+    # on a file, the worker inserts the rows itself
+    assert _outcome(replay(events, config, rules, jobs=2, on_disk=True)) == _outcome(one)
     worker = LoadProcess(config, start_id=1, detectors=False)
     assert list(worker.rows(events)) == list(table.rows(events, 1))  # the same table rows
     assert worker.result() is None
@@ -48,8 +50,9 @@ def test_a_late_event_and_a_duplicate_fall_back_to_the_sorted_pass(harness: Harn
     rules = harness.ruleset(config)
     for delivered in (events[1:] + events[:1], events + events[:3]):
         one = replay(delivered, config, rules, jobs=1)
-        two = replay(delivered, config, rules, jobs=2)
-        assert _outcome(two) == _outcome(one)
+        for on_disk in (False, True):
+            two = replay(delivered, config, rules, jobs=2, on_disk=on_disk)
+            assert _outcome(two) == _outcome(one)
         assert one.findings
 
 
@@ -63,6 +66,30 @@ def _here(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
     rows = list(table.rows(events, 1, tap.feed))
     tap.close()
     return rows, tap.result()
+
+
+def test_a_worker_loads_the_database_file_as_the_engine_does(
+        harness: Harness, tmp_path: Any) -> None:
+    """The same table, byte for byte, and the same counts, handed over to `Engine.adopt`;
+    rows loaded after that are checked for duplicates of the adopted ones."""
+    events, _ = harness.events("vault_harvest", "python")
+    config = harness.config("vault_harvest")
+    here = Engine(config, database=str(tmp_path / "here.db"))
+    here.load(events)
+    worker = LoadProcess(config, start_id=1, detectors=False, database=str(tmp_path / "w.db"))
+    state = worker.load(events)
+    assert worker.result() is None
+    assert state == here.state()
+    there = Engine(config, database=str(tmp_path / "w.db"), create=False)
+    there.adopt(state)
+    dump = "SELECT * FROM events ORDER BY _id"
+    assert there.conn.execute(dump).fetchall() == here.conn.execute(dump).fetchall()
+    assert there.dedupe() == 0
+    there.load(events[:5])  # their keys were seen by the worker, not by this engine
+    assert there.dedupe() == 5
+    assert there.count == here.count
+    with pytest.raises(ValueError, match="fresh"):
+        LoadProcess(config, start_id=2, detectors=False, database=str(tmp_path / "x.db"))
 
 
 def _there(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
@@ -115,6 +142,19 @@ def test_a_worker_that_dies_is_an_error(harness: Harness) -> None:
     worker._worker.kill()
     with pytest.raises(SecretSightError, match="ended unexpectedly"):
         list(rows)
+    worker.stop()
+
+
+def test_a_worker_that_dies_while_loading_the_file_is_an_error(
+        harness: Harness, tmp_path: Any) -> None:
+    from secretsight.errors import SecretSightError
+
+    events, _ = harness.events("vault_harvest", "python")
+    worker = LoadProcess(harness.config("vault_harvest"), start_id=1, detectors=True,
+                         database=str(tmp_path / "events.db"))
+    worker._worker.kill()
+    with pytest.raises(SecretSightError, match="ended unexpectedly"):
+        worker.load(events * 3)
     worker.stop()
 
 

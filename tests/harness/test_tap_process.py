@@ -98,7 +98,24 @@ def _there(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
     return rows, worker.result()
 
 
-def test_events_orjson_refuses_travel_pickled(harness: Harness) -> None:
+def _same_in_a_file(config: Any, events: list[dict[str, Any]], here: Any, path: Any) -> None:
+    """A worker loading `path` (rows built here, sent with their events): the table
+    `Engine.load` makes, and the detectors' outcome `here` (a `Tap`'s)."""
+    worker = LoadProcess(config, start_id=1, detectors=True, database=str(path / "w.db"))
+    state = worker.load(events)
+    there = worker.result()
+    engine = Engine(config, database=str(path / "e.db"))
+    engine.load(events)
+    assert state == engine.state()
+    dump = "SELECT * FROM events ORDER BY _id"
+    loaded = Engine(config, database=str(path / "w.db"), create=False)
+    assert loaded.conn.execute(dump).fetchall() == engine.conn.execute(dump).fetchall()
+    assert there is not None
+    assert (there.names, there.rejected, [f.to_json() for f in there.findings]) == (
+        here.names, here.rejected, [f.to_json() for f in here.findings])
+
+
+def test_events_orjson_refuses_travel_pickled(harness: Harness, tmp_path: Any) -> None:
     """An integer beyond 64 bits (the stdlib parser reads one) cannot be orjson'd: that event
     goes alone, pickled, in its place in the stream; the detectors see the same events."""
     events, _ = harness.events("vault_first_path_access", "python")
@@ -113,9 +130,16 @@ def test_events_orjson_refuses_travel_pickled(harness: Harness) -> None:
     assert [f.to_json() for f in there.findings] == [f.to_json() for f in here.findings]
     assert (there.names, there.rejected) == (here.names, here.rejected)
     assert here.findings
+    # into a file: SQLite refuses 2**70 (in one process too); a key orjson refuses instead
+    odd = copy.deepcopy(events)
+    for event in odd[::7]:
+        event["x_outside_the_schema"] = {1: "one"}
+    _, here = _here(config, _timed(odd))
+    assert here is not None
+    _same_in_a_file(config, _timed(odd), here, tmp_path)
 
 
-def test_refused_events_are_counted_the_same(harness: Harness) -> None:
+def test_refused_events_are_counted_the_same(harness: Harness, tmp_path: Any) -> None:
     """Events the detectors refuse (a bad user field) are counted by reason in both."""
     events, _ = harness.events("demo", "python")
     config = harness.config("demo")
@@ -129,6 +153,7 @@ def test_refused_events_are_counted_the_same(harness: Harness) -> None:
     assert here.rejected
     assert (there.rejected, [f.to_json() for f in there.findings]) == (
         here.rejected, [f.to_json() for f in here.findings])
+    _same_in_a_file(config, _timed(odd), here, tmp_path)
 
 
 def test_a_worker_that_dies_is_an_error(harness: Harness) -> None:

@@ -182,9 +182,12 @@ class LoadProcess:
 
     With `database` (a file, fresh: ids from 1), the worker inserts the rows itself (`load`,
     instead of `rows`): one SQLite writer, which closes the file before this process opens it;
-    no row is pickled, sent back or inserted here. It reports each batch taken (the same
-    bound on batches in flight), then the engine's counts, then the detectors' outcome, so
-    the rules can start while the detectors finish."""
+    no row is pickled, sent back or inserted here. Then this process, which has less to do,
+    builds the rows (`table.rows`) and sends each with its event, (shape, names of a new
+    shape, values, dedupe key, event), the worker feeding the detectors the event with the
+    row's time and key, as `Engine.load` would. It reports each batch taken (the same bound on
+    batches in flight), then the engine's counts, then the detectors' outcome, so the rules
+    can start while the detectors finish."""
 
     BATCH = 256  # events per message (~130 KB of Vault events)
     IN_FLIGHT = 64  # batches sent and not yet returned as rows (~8 MB)
@@ -225,21 +228,21 @@ class LoadProcess:
         Returns its engine's `state()`, for `Engine.adopt`."""
         if self.database is None:
             raise ValueError("no database file: rows()")
-        for _ in self._stream(events):  # pragma: no cover - the worker sends no rows
+        for _ in self._stream(_with_rows(events)):  # pragma: no cover - no rows come back
             raise RuntimeError("the load process sent rows")
         while self._state is None:
             for _ in self._receive():  # pragma: no cover - idem
                 raise RuntimeError("the load process sent rows")
         return self._state
 
-    def _stream(self, events: Iterable[dict[str, Any]]) -> Iterator[Row]:
+    def _stream(self, items: Iterable[Any]) -> Iterator[Row]:
         lines, dumps = self._lines, _dumps
-        for event in events:
+        for item in items:
             try:
-                lines.append(dumps(event))
+                lines.append(dumps(item))
             except TypeError:  # not orjson's JSON: alone, after the batch so far
                 yield from self._send_batch()
-                yield from self._send(_PICKLE + pickle.dumps(event, pickle.HIGHEST_PROTOCOL))
+                yield from self._send(_PICKLE + pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
                 lines = self._lines  # a new list since the batch went
                 continue
             if len(lines) >= self.BATCH:
@@ -315,6 +318,33 @@ class LoadProcess:
         return SecretSightError(f"the load process ended unexpectedly (exit code {code})")
 
 
+def _with_rows(events: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    """What `load` sends per event: (shape number, its column names the first time, else
+    None, the row's values, its dedupe key, the event). The values are str, int, None and the
+    time, a float, which orjson writes in its shortest exact form: they come back equal."""
+    shapes: dict[tuple[str, ...], int] = {}
+    held: list[dict[str, Any]] = []
+    for present, values, key in table.rows(events, 1, lambda event, ts, key: held.append(event)):
+        shape = shapes.get(present)
+        names = None
+        if shape is None:
+            shape = shapes[present] = len(shapes)
+            names = present
+        yield shape, names, values, key, held.pop()
+
+
+def _rows_of(items: Iterable[Any], tap: Tap) -> Iterator[Row]:
+    """The worker's side of `_with_rows`: the rows, the detectors fed in their order."""
+    shapes: dict[int, tuple[str, ...]] = {}
+    feed = tap.feed if tap.usable else None
+    for shape, names, values, key, event in items:
+        if names is not None:
+            shapes[shape] = tuple(names)
+        if feed is not None:
+            feed(event, values[1], key)
+        yield shapes[shape], tuple(values), key
+
+
 def _writer(conn: Any, name: str) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
     """A thread that sends what is put on its queue through `conn`, until None. Blocking on a
     full pipe there lets the thread that puts go on."""
@@ -378,7 +408,8 @@ def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: boo
     try:
         tap = Tap(load_detectors(config) if detectors else None)
         if database is not None:
-            sending.put(_LOADED + pickle.dumps(_load(database, config, events(), tap)))
+            state = _load(database, config, _rows_of(events(), tap))
+            sending.put(_LOADED + pickle.dumps(state))
         else:
             intern, append = shapes.setdefault, out.append
             for present, values, key in table.rows(events(), start_id,
@@ -398,16 +429,15 @@ def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: boo
         os._exit(0)  # no atexit handlers or buffers of the parent's to run
 
 
-def _load(database: str, config: Config, events: Iterator[dict[str, Any]], tap: Tap
-          ) -> tuple[int, int, bool]:
-    """The worker's `Engine.load` into the file; committed and closed when this returns."""
+def _load(database: str, config: Config, rows: Iterator[Row]) -> tuple[int, int, bool]:
+    """The worker's `Engine.load_rows` into the file; committed and closed when this returns."""
     from secretsight.engine import Engine
 
     engine = Engine(config, database=database)
     try:
         engine.conn.execute("PRAGMA journal_mode=OFF")  # a temporary file: as replay's own
         engine.conn.execute("PRAGMA synchronous=OFF")
-        engine.load(events, observe=tap.feed if tap.usable else None)
+        engine.load_rows(rows)
         engine.conn.commit()
         return engine.state()
     finally:

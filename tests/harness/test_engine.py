@@ -383,3 +383,15 @@ def test_compiled_row_walks_on_every_scenario() -> None:
             assert builder.cells(event) == _walked(builder, event), name
             checked += 1
     assert checked > 10_000
+
+
+def test_one_job_evaluates_every_rule_in_this_process(tmp_path) -> None:
+    """`scan --jobs 1` forks nothing: a database file's rules stay in one lane."""
+    engine = Engine(database=str(tmp_path / "one.db"))
+    engine.load(_lane_events())
+    rules = SigmaCollection.from_yaml("---\n".join([BULK, ROOT, PATHS, BY_SOURCE]))
+    one = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(rules, jobs=1)]
+    assert not any(key.endswith("(lane 2)") for key in engine.timings)
+    two = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(rules)]
+    assert any(key.endswith("(lane 2)") for key in engine.timings)
+    assert one == two and one

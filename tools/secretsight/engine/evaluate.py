@@ -739,8 +739,10 @@ def _lane_process(send: Any, path: str, columns: list[str], config: Config,
 
 
 class RuleEvaluator:
-    def __init__(self, conn: sqlite3.Connection, columns: list[str], config: Config):
+    def __init__(self, conn: sqlite3.Connection, columns: list[str], config: Config, *,
+                 jobs: int = 2):
         self.conn = conn
+        self.jobs = jobs  # 1: every rule in this process (`scan --jobs 1` forks nothing)
         self.columns = columns
         self.config = config
         self.errors: list[SecretSightError] = []
@@ -761,7 +763,7 @@ class RuleEvaluator:
         rules = compiled.rules
         path = _database_file(self.conn)
         main, other = _lanes(rules)
-        if path is None or not main or not other:
+        if path is None or self.jobs < 2 or not main or not other:
             results = self._evaluate(rules)
         else:
             results = self._in_two_lanes(path, main, other)

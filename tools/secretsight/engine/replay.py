@@ -57,7 +57,9 @@ def replay(
     """`on_disk`: keep the events table in a temporary file instead of memory (large scans:
     the OS page cache holds it, not the process). `jobs` >= 2: a second process builds the
     table rows and runs the detectors that run while the events load (`engine.tap.LoadProcess`),
-    on the other core; the rows, findings and every count are the same."""
+    on the other core, and a database file's rules run in two halves, one in a forked process
+    (`evaluate.RuleEvaluator`); the rows, findings and every count are the same. `jobs` 1
+    forks nothing."""
     timings: dict[str, float] = {}
     window = config.stream.incident_window.total_seconds()
     reported = False
@@ -91,7 +93,7 @@ def replay(
         folded = engine.dedupe()
         timings["dedupe"] = time.perf_counter() - t
         t = time.perf_counter()
-        findings = list(engine.run(ruleset))
+        findings = list(engine.run(ruleset, jobs=jobs))
         timings["rules"] = time.perf_counter() - t
         result = ReplayResult(findings=findings, events=engine.count, duplicates=folded,
                               errors=list(engine.errors), timings=timings)

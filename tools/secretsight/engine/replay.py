@@ -55,10 +55,11 @@ def replay(
     jobs: int = 1,
 ) -> ReplayResult:
     """`on_disk`: keep the events table in a temporary file instead of memory (large scans:
-    the OS page cache holds it, not the process). `jobs` >= 2: a second process builds the
-    table rows and runs the detectors that run while the events load (`engine.tap.LoadProcess`),
-    on the other core, and a database file's rules run in two halves, one in a forked process
-    (`evaluate.RuleEvaluator`); the rows, findings and every count are the same. `jobs` 1
+    the OS page cache holds it, not the process). `jobs` >= 2: a second process runs the
+    detectors that run while the events load (`engine.tap.LoadProcess`), on the other core,
+    and builds the table rows (in memory) or inserts those this process builds (on a file);
+    a database file's rules run in two halves, one in a forked process
+    (`evaluate.RuleEvaluator`). The rows, findings and every count are the same. `jobs` 1
     forks nothing."""
     timings: dict[str, float] = {}
     window = config.stream.incident_window.total_seconds()

@@ -39,13 +39,17 @@ __all__ = ["PLAIN_BURST_GAP", "Engine", "dedupe"]
 
 
 class Engine:
-    def __init__(self, config: Config | None = None, *, database: str = ":memory:"):
+    def __init__(self, config: Config | None = None, *, database: str = ":memory:",
+                 create: bool = True):
+        """`create=False`: the events table already is in the `database` file, loaded by
+        another process (`engine.tap.LoadProcess`), which hands over its counts (`adopt`)."""
         self.config = config or Config()
         self.conn = sqlite3.connect(database)
-        self.columns = table.create(self.conn)
+        self.columns = table.create(self.conn) if create else list(table.schema_columns())
         self._inserts: dict[tuple[str, ...], str] = {}
         self._keys: set[int] = set()
         self._maybe_duplicates = False
+        self._keys_unknown = False  # rows adopted: their dedupe keys stayed in their process
         self.count = 0
         self.bad_timestamps = 0
         # Rule conversion/execution problems, collected (a bad rule never stops the others).
@@ -94,7 +98,18 @@ class Engine:
                 waiting = 0
         loaded += self._flush(pending)
         self.count += loaded
+        if loaded and self._keys_unknown:  # a key of the adopted rows may repeat: check
+            self._maybe_duplicates = True
         return loaded
+
+    def state(self) -> tuple[int, int, bool]:
+        """What another process's engine on the same file takes over (`adopt`)."""
+        return self.count, self.bad_timestamps, self._maybe_duplicates
+
+    def adopt(self, state: tuple[int, int, bool]) -> None:
+        """Take over the counts of the engine that loaded this file (its `state()`)."""
+        self.count, self.bad_timestamps, self._maybe_duplicates = state
+        self._keys_unknown = self.count > 0
 
     def _flush(self, pending: dict[tuple[str, ...], list[tuple[Any, ...]]]) -> int:
         # Events of one source share their set of fields: one INSERT shape per set.

@@ -55,10 +55,11 @@ def replay(
     jobs: int = 1,
 ) -> ReplayResult:
     """`on_disk`: keep the events table in a temporary file instead of memory (large scans:
-    the OS page cache holds it, not the process). `jobs` >= 2: a second process builds the
-    table rows and runs the detectors that run while the events load (`engine.tap.LoadProcess`),
-    on the other core, and a database file's rules run in two halves, one in a forked process
-    (`evaluate.RuleEvaluator`); the rows, findings and every count are the same. `jobs` 1
+    the OS page cache holds it, not the process). `jobs` >= 2: a second process runs the
+    detectors that run while the events load (`engine.tap.LoadProcess`), on the other core,
+    and builds the table rows (in memory) or inserts those this process builds (on a file);
+    a database file's rules run in two halves, one in a forked process
+    (`evaluate.RuleEvaluator`). The rows, findings and every count are the same. `jobs` 1
     forks nothing."""
     timings: dict[str, float] = {}
     window = config.stream.incident_window.total_seconds()
@@ -69,21 +70,25 @@ def replay(
     streaming = detectors and store_url is None  # detectors fed while loading
     try:
         if jobs > 1:  # forked before the engine exists: the worker holds no SQLite connection
-            tap = LoadProcess(config, start_id=1, detectors=streaming)
+            # on a file, the worker inserts the rows itself (none pickled back to insert here)
+            tap = LoadProcess(config, start_id=1, detectors=streaming,
+                              database=database if tmpdir else None)
         elif streaming:
             tap = Tap(load_detectors(config))
-        engine = Engine(config, database=database)
-        if tmpdir:
-            engine.conn.execute("PRAGMA journal_mode=OFF")
-            engine.conn.execute("PRAGMA synchronous=OFF")
         t = time.perf_counter()
-        if isinstance(tap, LoadProcess):
-            assert engine.next_id == 1
-            engine.load_rows(tap.rows(events))
+        if isinstance(tap, LoadProcess) and tap.database is not None:
+            state = tap.load(events)  # the file is loaded, committed and closed
+            engine = _engine(config, database, tmpdir is not None, create=False)
+            engine.adopt(state)
         else:
-            engine.load(events, observe=tap.feed if tap is not None and tap.usable else None)
-            if tap is not None:
-                tap.close()
+            engine = _engine(config, database, tmpdir is not None)
+            if isinstance(tap, LoadProcess):
+                assert engine.next_id == 1
+                engine.load_rows(tap.rows(events))
+            else:
+                engine.load(events, observe=tap.feed if tap is not None and tap.usable else None)
+                if tap is not None:
+                    tap.close()
         timings["normalize+load"] = time.perf_counter() - t
         t = time.perf_counter()
         folded = engine.dedupe()
@@ -124,3 +129,11 @@ def replay(
     if not reported:
         result.incidents = report(findings, window)
     return result
+
+
+def _engine(config: Config, database: str, on_disk: bool, *, create: bool = True) -> Engine:
+    engine = Engine(config, database=database, create=create)
+    if on_disk:  # a temporary file: nothing to recover after a crash
+        engine.conn.execute("PRAGMA journal_mode=OFF")
+        engine.conn.execute("PRAGMA synchronous=OFF")
+    return engine

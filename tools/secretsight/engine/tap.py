@@ -155,6 +155,7 @@ class Tap:
 # Messages on the pipes: a one-byte tag, then the payload.
 _JSON, _PICKLE, _END = b"J", b"P", b"E"  # to the worker: events (orjson lines / one pickled), end
 _ROWS, _RESULT, _FAILED = b"W", b"R", b"X"  # from it: a batch's rows, the outcome, a crash
+_TAKEN, _LOADED = b"T", b"L"  # into a database file: a batch inserted; all of them (+ counts)
 
 Row = tuple[tuple[str, ...], tuple[Any, ...], int | None]  # what `table.rows` yields
 
@@ -177,20 +178,34 @@ class LoadProcess:
     process goes on while the worker is up to IN_FLIGHT batches behind (on a busy machine a
     process waits for a core now and then; a short queue made each such wait stop the other
     side too). A worker that fails raises its traceback here; one that dies raises
-    SecretSightError (its rows are lost)."""
+    SecretSightError (its rows are lost).
+
+    With `database` (a file, fresh: ids from 1), the worker inserts the rows itself (`load`,
+    instead of `rows`): one SQLite writer, which closes the file before this process opens it;
+    no row is pickled, sent back or inserted here. Then this process, which has less to do,
+    builds the rows (`table.rows`) and sends each with its event, (shape, names of a new
+    shape, values, dedupe key, event), the worker feeding the detectors the event with the
+    row's time and key, as `Engine.load` would. It reports each batch taken (the same bound on
+    batches in flight), then the engine's counts, then the detectors' outcome, so the rules
+    can start while the detectors finish."""
 
     BATCH = 256  # events per message (~130 KB of Vault events)
     IN_FLIGHT = 64  # batches sent and not yet returned as rows (~8 MB)
     PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 
-    def __init__(self, config: Config, *, start_id: int, detectors: bool):
+    def __init__(self, config: Config, *, start_id: int, detectors: bool,
+                 database: str | None = None):
+        if database is not None and start_id != 1:
+            raise ValueError("a worker loads a fresh database file: ids start at 1")
+        self.database = database
+        self._state: tuple[int, int, bool] | None = None
         context = multiprocessing.get_context("fork")
         inbox, self._out = context.Pipe(duplex=False)
         self._in, outbox = context.Pipe(duplex=False)
         _enlarge(self._out.fileno(), self.PIPE_BYTES)
         _enlarge(outbox.fileno(), self.PIPE_BYTES)
         self._worker = context.Process(
-            target=_work, args=(inbox, outbox, config, start_id, detectors), daemon=True,
+            target=_work, args=(inbox, outbox, config, start_id, detectors, database), daemon=True,
             name="secretsight-load")
         self._worker.start()
         inbox.close()
@@ -203,13 +218,31 @@ class LoadProcess:
 
     def rows(self, events: Iterable[dict[str, Any]]) -> Iterator[Row]:
         """The rows of `events`, in order (as `table.rows(events, start_id, tap.feed)`)."""
+        if self.database is not None:
+            raise ValueError("this worker inserts its rows into its database file: load()")
+        return self._stream(events)
+
+    def load(self, events: Iterable[dict[str, Any]]) -> tuple[int, int, bool]:
+        """`events` inserted into the database file by the worker, as `Engine.load` does
+        (same rows, same ids); when this returns, the worker has committed and closed it.
+        Returns its engine's `state()`, for `Engine.adopt`."""
+        if self.database is None:
+            raise ValueError("no database file: rows()")
+        for _ in self._stream(_with_rows(events)):  # pragma: no cover - no rows come back
+            raise RuntimeError("the load process sent rows")
+        while self._state is None:
+            for _ in self._receive():  # pragma: no cover - idem
+                raise RuntimeError("the load process sent rows")
+        return self._state
+
+    def _stream(self, items: Iterable[Any]) -> Iterator[Row]:
         lines, dumps = self._lines, _dumps
-        for event in events:
+        for item in items:
             try:
-                lines.append(dumps(event))
+                lines.append(dumps(item))
             except TypeError:  # not orjson's JSON: alone, after the batch so far
                 yield from self._send_batch()
-                yield from self._send(_PICKLE + pickle.dumps(event, pickle.HIGHEST_PROTOCOL))
+                yield from self._send(_PICKLE + pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
                 lines = self._lines  # a new list since the batch went
                 continue
             if len(lines) >= self.BATCH:
@@ -270,6 +303,10 @@ class LoadProcess:
             self._in_flight -= 1
             rows: list[Row] = pickle.loads(memoryview(data)[1:])
             yield from rows
+        elif tag == _TAKEN:
+            self._in_flight -= 1
+        elif tag == _LOADED:
+            self._state = pickle.loads(memoryview(data)[1:])
         elif tag == _RESULT:
             self._outcome = pickle.loads(memoryview(data)[1:])
             self._finished = True
@@ -279,6 +316,33 @@ class LoadProcess:
     def _lost(self) -> SecretSightError:
         code = self._worker.exitcode
         return SecretSightError(f"the load process ended unexpectedly (exit code {code})")
+
+
+def _with_rows(events: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    """What `load` sends per event: (shape number, its column names the first time, else
+    None, the row's values, its dedupe key, the event). The values are str, int, None and the
+    time, a float, which orjson writes in its shortest exact form: they come back equal."""
+    shapes: dict[tuple[str, ...], int] = {}
+    held: list[dict[str, Any]] = []
+    for present, values, key in table.rows(events, 1, lambda event, ts, key: held.append(event)):
+        shape = shapes.get(present)
+        names = None
+        if shape is None:
+            shape = shapes[present] = len(shapes)
+            names = present
+        yield shape, names, values, key, held.pop()
+
+
+def _rows_of(items: Iterable[Any], tap: Tap) -> Iterator[Row]:
+    """The worker's side of `_with_rows`: the rows, the detectors fed in their order."""
+    shapes: dict[int, tuple[str, ...]] = {}
+    feed = tap.feed if tap.usable else None
+    for shape, names, values, key, event in items:
+        if names is not None:
+            shapes[shape] = tuple(names)
+        if feed is not None:
+            feed(event, values[1], key)
+        yield shapes[shape], tuple(values), key
 
 
 def _writer(conn: Any, name: str) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
@@ -309,21 +373,32 @@ def _enlarge(fd: int, size: int) -> None:
         pass
 
 
-def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: bool) -> None:
-    """The worker: events in; their rows out, batch by batch; the detectors' outcome last."""
+def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: bool,
+          database: str | None) -> None:
+    """The worker: events in; their rows out, batch by batch (or into `database`, then its
+    engine's counts); the detectors' outcome last."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a closed pipe ends us
     # What was inherited lives as long as this process: the collector skips it (no copy of
     # the parent's pages just to walk their objects).
     gc.freeze()
+    # Few of the objects made per event outlive it, but the detectors' state and the rows
+    # waiting for their INSERT do: collecting every 700 allocations walked them again and
+    # again (0.65 s of 7.4 s per 300k events); the thresholds `watch` uses (watch/runner.py).
+    gc.set_threshold(50_000, 20, 10)
     loads = orjson.loads if orjson is not None else None  # no orjson: every event pickled
     out: list[Row] = []
     shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # one object per INSERT shape
+    taken = False  # into the database: a batch's events all taken, not yet reported
 
     def events() -> Iterator[dict[str, Any]]:
+        nonlocal taken
         while True:
             if out:  # the rows of the batch before: all made once its last event is taken
                 sending.put(_ROWS + pickle.dumps(out, pickle.HIGHEST_PROTOCOL))
                 out.clear()
+            elif taken:
+                sending.put(_TAKEN)
+            taken = database is not None
             data = inbox.recv_bytes()
             tag = data[:1]
             if tag == _END:
@@ -336,10 +411,14 @@ def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: boo
     sending, writer = _writer(outbox, "secretsight-load-rows")
     try:
         tap = Tap(load_detectors(config) if detectors else None)
-        intern, append = shapes.setdefault, out.append
-        for present, values, key in table.rows(events(), start_id,
-                                               tap.feed if tap.usable else None):
-            append((intern(present, present), values, key))
+        if database is not None:
+            state = _load(database, config, _rows_of(events(), tap))
+            sending.put(_LOADED + pickle.dumps(state))
+        else:
+            intern, append = shapes.setdefault, out.append
+            for present, values, key in table.rows(events(), start_id,
+                                                   tap.feed if tap.usable else None):
+                append((intern(present, present), values, key))
         tap.close()
         sending.put(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):  # the parent is gone
@@ -352,3 +431,18 @@ def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: boo
         inbox.close()
         outbox.close()
         os._exit(0)  # no atexit handlers or buffers of the parent's to run
+
+
+def _load(database: str, config: Config, rows: Iterator[Row]) -> tuple[int, int, bool]:
+    """The worker's `Engine.load_rows` into the file; committed and closed when this returns."""
+    from secretsight.engine import Engine
+
+    engine = Engine(config, database=database)
+    try:
+        engine.conn.execute("PRAGMA journal_mode=OFF")  # a temporary file: as replay's own
+        engine.conn.execute("PRAGMA synchronous=OFF")
+        engine.load_rows(rows)
+        engine.conn.commit()
+        return engine.state()
+    finally:
+        engine.close()

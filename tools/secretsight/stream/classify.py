@@ -105,6 +105,15 @@ def _texting(r: str) -> str:
     return f"({r} if {r} is None or {r}.__class__ is str else str({r}))"
 
 
+def _parents(path: str, top: str) -> list[str]:
+    """The dicts from below `top` down to `path` (dotted names), `path` included."""
+    out = []
+    while path != top:
+        out.append(path)
+        path = path.rpartition(".")[0]
+    return out
+
+
 class _Source:
     def __init__(self, text: str, consts: dict[str, Any]) -> None:
         self.text = text
@@ -188,6 +197,43 @@ class _Writer:
                 f"{indent}if type({r}) is dict: {r} = None"]
         self.read.add(field)
 
+    def emit_fields(self, fields: list[str], out: list[str], indent: str,
+                    path: str = "") -> None:
+        """Read `fields` (dotted names under the dict at `path`, '' = the event), each dict on
+        the way walked once. Under a dict the event lacks, every field is None and every dict
+        `_E` without a lookup (most rules of a branch read fields another store's events
+        have: `aws.*`, `kubernetes.*` on a Vault event)."""
+        pvar = "e" if not path else f"n{self.var('@node:' + path)}"
+        prefix = f"{path}." if path else ""
+        below: dict[str, list[str]] = {}
+        for field in fields:
+            head, dot, _ = field[len(prefix):].partition(".")
+            if dot:
+                below.setdefault(prefix + head, []).append(field)
+            elif field not in self.read:
+                r = f"r{self.var(field)}"
+                out += [f"{indent}{r} = {pvar}.get({head!r})",
+                        f"{indent}if type({r}) is dict: {r} = None"]
+                self.read.add(field)
+        for node, under in below.items():
+            if node in self.read:
+                self.emit_fields(under, out, indent, node)
+                continue
+            name = f"n{self.var('@node:' + node)}"
+            key = node.rpartition(".")[2]
+            out += [f"{indent}{name} = {pvar}.get({key!r})",
+                    f"{indent}if type({name}) is dict:",
+                    f"{indent}    if '.' in ''.join({name}): return None"]
+            self.read.add(node)
+            self.emit_fields(under, out, indent + "    ", node)
+            # (nothing below `node` was read before it: reading walks the dicts first)
+            nodes = sorted({f.rsplit(".", 1)[0] for f in under} - {node})
+            nodes = sorted({p for n in nodes for p in _parents(n, node)})
+            dicts = "".join(f"n{self.var('@node:' + n)} = " for n in nodes)
+            values = "".join(f"r{self.var(f)} = " for f in under)
+            out += [f"{indent}else:", f"{indent}    {name} = {dicts}_E",
+                    f"{indent}    {values}None"]
+
     # ---- the function
     def branch(self, slots: list[int], indent: str) -> list[str]:
         """Evaluate `slots` (their guards other than the dataset's included), then build the
@@ -208,8 +254,7 @@ class _Writer:
                 cond = f"{test} and {cond}"
             tests += [f"{indent}if {cond}: m |= {1 << slot}"]
         out: list[str] = []
-        for field in sorted(self.need):
-            self.emit_field(field, out, indent)
+        self.emit_fields(sorted(self.need), out, indent)
         out += [f"{indent}F{self.var(f)} = _U" for f in sorted(self.folded)
                 if f != _DATASET]
         out += [f"{indent}L{self.var(f)} = _U" for f in sorted(self.sets)]

@@ -26,8 +26,14 @@ from secretsight.stream.rules import (
 INF = float("inf")
 # A group without an open burst is visited (and dropped if idle) this many `keep`s after its
 # last event, not exactly one: a group that is still read is then visited less often (most
-# groups are; an anchor trims them), and an idle one is gone half a `keep` later.
-IDLE_SLACK = 1.5
+# groups are; an anchor trims them), and one read again within that time (a token re-reading
+# its secrets every few minutes) is kept instead of dropped and created again; an idle one is
+# gone two `keep`s later.
+IDLE_SLACK = 3.0
+# A touched group is trimmed once its oldest event is this many `keep`s old, not one: one cut
+# of several events instead of one per event (windows bisect to their start, so older events
+# only cost memory until the cut).
+TRIM_SLACK = 2.0
 _META = "_meta"
 
 
@@ -65,6 +71,7 @@ class StreamEvaluator:
             if any(ch.value_field for ch in c.children) else None
             for c in rules.correlations]
         self._plans: dict[int, tuple[list[int], list[tuple[Any, ...]]]] = {}
+        self._stale = [c.keep * TRIM_SLACK for c in rules.correlations]
         if cache is not None:
             self._load()
 
@@ -209,12 +216,12 @@ class StreamEvaluator:
                     g.add_last(entry)
                 touched[g] = i
         dirty, scheduled = self.dirty, self.scheduled
-        correlations = rules.correlations
+        correlations, stale = rules.correlations, self._stale
         for g, i in touched.items():
             corr = correlations[i]
-            if g.entries[0][0] < ts - corr.keep:
+            if g.entries[0][0] < ts - stale[i]:
                 g.trim(corr, ts)
-            if len(g.entries) >= corr.gate:
+            if len(g.entries) >= corr.gate and (g.ready or g.hopeful(corr)):
                 self._anchor(i, corr, g, ts, out)
             skey = g.skey
             dirty.add(skey)

@@ -19,8 +19,9 @@ what `scan` reports for the same events (tests/stream/test_parity.py):
 
 State per (rule, group) lives in the detectors' `StateCache` (committed with the input offsets
 in one store transaction) and is bounded: a group keeps the matching events of the last
-`keep` seconds (the timespan, or the parent's plus the longest child's) and its open burst's
-`Evidence`; a group with neither is dropped.
+`keep` seconds (the timespan, or the parent's plus the longest child's; up to two `keep`s
+between cuts, evaluator.TRIM_SLACK) and its open burst's `Evidence`; a group with neither is
+dropped.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class Correlation:
     temporal_base: bool = False  # a child is a temporal over base rules (Group.last)
     counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
     gate: int = 0  # the least number of entries a qualifying window of any child needs
+    # A flat value_count or temporal correlation: a group is anchored only once what it has
+    # ever held could meet the condition (`Group.hopeful`); 0: the gate alone decides.
+    hope: int = 0
 
 
 @dataclass
@@ -222,8 +226,10 @@ class StreamRules:
         # correlation is anchored only past the smallest of its children's gates.
         gate = min(c.least if c.kind is not _TEMPORAL else 1 if c.need(c.refs) else 1 << 62
                    for c in children)
+        hope = children[0].least if not required and children[0].kind in (
+            _VALUE_COUNT, _TEMPORAL) else 0
         return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
-                           any(c.kind is _TEMPORAL for c in children), counted, gate)
+                           any(c.kind is _TEMPORAL for c in children), counted, gate, hope)
 
     def classifier(self) -> Classifier:
         """Every base rule in one generated function (classify.py), returning the evidence
@@ -268,7 +274,8 @@ class Burst:
 
 class Group:
     """A correlation's state for one group-by value: matching events of the last `keep`
-    seconds (entries), the children's qualifying windows (nested temporal), the open burst.
+    seconds (entries; older ones until the next cut), the children's qualifying windows
+    (nested temporal), the open burst.
 
     A child's metric over its window [T - span, T] is computed only when it could reach the
     condition (the window cannot hold more matches than the group holds entries), and then
@@ -282,7 +289,7 @@ class Group:
     """
 
     __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "lo",
-                 "skey")
+                 "ready", "seen", "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
@@ -299,6 +306,10 @@ class Group:
         self.last: list[float] = [-INF] * len(corr.slots) if corr.temporal_base else []
         self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
         self.burst: Burst | None = None
+        # `hopeful`: whether a window could meet the condition yet, and (value_count) the
+        # distinct values seen so far with the global index of the next entry to look at
+        self.ready = not corr.hope
+        self.seen: tuple[set[Any], int] | None = None
 
     def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
             ) -> None:
@@ -310,6 +321,29 @@ class Group:
         """Whether the child's window could reach its condition (an upper bound: the group's
         entries; a temporal child's referenced rules)."""
         return child.need(child.refs if child.kind is _TEMPORAL else len(self.entries))
+
+    def hopeful(self, corr: Correlation) -> bool:
+        """Whether a window of the (flat value_count or temporal) correlation could meet its
+        condition, by everything the group has held (an upper bound of any window's metric:
+        the distinct counted values, the referenced rules matched). Once true it stays true
+        (`ready`); most groups of normal traffic never get there (one address reading one
+        store, one token in one network) and are never anchored."""
+        child = corr.children[0]
+        if child.kind is _TEMPORAL:
+            last = self.last
+            self.ready = sum(1 for b in child.bits if last[b] != -INF) >= corr.hope
+            return self.ready
+        values, at = self.seen if self.seen is not None else (set(), self.base)
+        entries, base = self.entries, self.base
+        for k in range(max(at, base) - base, len(entries)):
+            value = entries[k][3]
+            if value is not None and value[0] is not None:
+                values.add(value[0])
+        self.seen = (values, base + len(entries))
+        self.ready = len(values) >= corr.hope
+        if self.ready:
+            self.seen = None
+        return self.ready
 
     def metric(self, corr: Correlation, i: int, since: float) -> int:
         """Child i's metric over the window starting at `since` (entries up to now)."""
@@ -357,8 +391,8 @@ class Group:
         self.base = new
 
     def trim(self, corr: Correlation, ts: float) -> None:
-        """At the anchor `ts`, before its windows (each starts at or after ts - keep): drop
-        the events no window or burst can need any more."""
+        """At `ts`, before its windows (each starts at or after ts - keep): drop the events
+        no window or burst can need any more."""
         entries = self.entries
         limit = ts - corr.keep
         if entries and entries[0][0] < limit:

@@ -43,7 +43,7 @@ from secretsight.config import load_config
 @click.option("--rules/--no-rules", default=True, show_default=True,
               help="Evaluate every embedded Sigma rule in the stream (as scan does). --no-rules "
                    "runs the stateful detectors only, all of them by default (bulk_read and "
-                   "path_diversity included): about 3x the throughput, without the Sigma-only "
+                   "path_diversity included): about twice the throughput, without the Sigma-only "
                    "classes.")
 @click.option("--commit-every", default=100_000, show_default=True, type=int,
               help="Commit state and offsets after this many events... (a commit costs about "

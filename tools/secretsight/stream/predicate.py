@@ -176,18 +176,27 @@ class Compiler:
             out.append(f"({self.folded(field)} in {self.const(frozenset(values))})")
         return out
 
-    def like_any(self, args: list[Any]) -> str | None:
-        """Several wildcard patterns on one text field (a list of globs, e.g. the suspicious
-        user agents): one alternation instead of one regex per pattern."""
+    def _one_text_field(self, args: list[Any], value_ok: Callable[[Any], bool]) -> str | None:
+        """The field when `args` are two or more equality tests of one plain text field
+        (not a list, number or boolean) whose values all pass `value_ok`; else None."""
         if len(args) < 2 or not all(
-                isinstance(a, ConditionFieldEqualsValueExpression)
-                and type(a.value) is SigmaString and a.value.contains_special() for a in args):
+                isinstance(a, ConditionFieldEqualsValueExpression) and value_ok(a.value)
+                for a in args):
             return None
-        field = args[0].field
+        field: str = args[0].field
         if any(a.field != field for a in args) or self.types.get(field) in (
                 None, "keyword[]", "long", "boolean"):
             return None
         self.fields.add(field)
+        return field
+
+    def like_any(self, args: list[Any]) -> str | None:
+        """Several wildcard patterns on one text field (a list of globs, e.g. the suspicious
+        user agents): one alternation instead of one regex per pattern."""
+        field = self._one_text_field(
+            args, lambda v: type(v) is SigmaString and v.contains_special())
+        if field is None:
+            return None
         pattern = re.compile("|".join(f"(?:{_like(a.value, cased=False).pattern})" for a in args),
                              re.DOTALL | re.IGNORECASE | re.ASCII)
         return (f"((v := _text({self.raw(field)})) is not None and "
@@ -195,15 +204,9 @@ class Compiler:
 
     def cidr_any(self, args: list[Any]) -> str | None:
         """Several networks on one text field (`%internal_networks%`): one prefix test."""
-        if len(args) < 2 or not all(
-                isinstance(a, ConditionFieldEqualsValueExpression)
-                and isinstance(a.value, SigmaCIDRExpression) for a in args):
+        field = self._one_text_field(args, lambda v: isinstance(v, SigmaCIDRExpression))
+        if field is None:
             return None
-        field = args[0].field
-        if any(a.field != field for a in args) or self.types.get(field) in (
-                None, "keyword[]", "long", "boolean"):
-            return None
-        self.fields.add(field)
         prefixes = tuple(fold(p.rstrip("*")) for a in args
                          for p in a.value.expand(wildcard="*"))
         return (f"((w := {self.folded(field)}) is not None and "

@@ -169,13 +169,6 @@ class StreamingDetectors(Detectors):
         self.incidents.flush()
         return dropped
 
-    def run(self, events: Iterable[dict[str, Any]], now: str | None = None) -> list[Finding]:
-        out: list[Finding] = []
-        for e in events:
-            out.extend(self.process(e))
-        out.extend(self.finish(now))
-        return out
-
 
 def open_detectors(config: Config, store: Store, *, only: Iterable[str] | None = None,
                    instance: str = "default", ruleset: Any = None, rules: bool = True,

@@ -97,8 +97,9 @@ class Correlation:
     counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
     gate: int = 0  # the least number of entries a qualifying window of any child needs
     # A flat value_count or temporal correlation: a group is anchored only once what it has
-    # ever held could meet the condition (`Group.hopeful`); 0: the gate alone decides.
+    # ever held could meet the condition (`Group.ready`); 0: the gate alone decides.
     hope: int = 0
+    hope_values: bool = False  # `hope` counts distinct values (value_count), else rules
 
 
 @dataclass
@@ -229,7 +230,8 @@ class StreamRules:
         hope = children[0].least if not required and children[0].kind in (
             _VALUE_COUNT, _TEMPORAL) else 0
         return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
-                           any(c.kind is _TEMPORAL for c in children), counted, gate, hope)
+                           any(c.kind is _TEMPORAL for c in children), counted, gate, hope,
+                           bool(hope) and children[0].kind is _VALUE_COUNT)
 
     def classifier(self) -> Classifier:
         """Every base rule in one generated function (classify.py), returning the evidence
@@ -289,7 +291,7 @@ class Group:
     """
 
     __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "lo",
-                 "ready", "seen", "skey")
+                 "matched", "ready", "seen", "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
@@ -304,46 +306,38 @@ class Group:
         self.counts: list[dict[Any, int]] = [{} for _ in range(n)]
         # per referenced rule (local bit)
         self.last: list[float] = [-INF] * len(corr.slots) if corr.temporal_base else []
+        self.matched = 0  # referenced rules with a match so far (`last` set)
         self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
         self.burst: Burst | None = None
-        # `hopeful`: whether a window could meet the condition yet, and (value_count) the
-        # distinct values seen so far with the global index of the next entry to look at
+        # Whether a window of a flat value_count or temporal correlation (`hope`) could meet
+        # its condition yet, by everything the group has held (an upper bound of any window's
+        # metric: the distinct counted values, the referenced rules matched). Once true it
+        # stays true; most groups of normal traffic never get there (one address reading one
+        # store, one token in one network) and are never anchored. Kept up to date as
+        # entries come (the evaluator's `process`, `note`): `seen` holds the distinct first
+        # counted values until then (value_count).
         self.ready = not corr.hope
-        self.seen: tuple[set[Any], int] | None = None
+        self.seen: set[Any] | None = None if self.ready or not corr.hope_values else set()
 
-    def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
-            ) -> None:
-        self.entries.append(entry)
+    def note(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
+             ) -> None:
+        """An entry the group now holds, for `ready` (the evaluator inlines this)."""
         if corr.temporal_base:
             self.add_last(entry)
+        if self.ready:
+            return
+        seen = self.seen
+        if seen is None:
+            self.ready = self.matched >= corr.hope
+        elif entry[3] is not None and entry[3][0] is not None:
+            seen.add(entry[3][0])
+            if len(seen) >= corr.hope:
+                self.ready, self.seen = True, None
 
     def could(self, child: Child) -> bool:
         """Whether the child's window could reach its condition (an upper bound: the group's
         entries; a temporal child's referenced rules)."""
         return child.need(child.refs if child.kind is _TEMPORAL else len(self.entries))
-
-    def hopeful(self, corr: Correlation) -> bool:
-        """Whether a window of the (flat value_count or temporal) correlation could meet its
-        condition, by everything the group has held (an upper bound of any window's metric:
-        the distinct counted values, the referenced rules matched). Once true it stays true
-        (`ready`); most groups of normal traffic never get there (one address reading one
-        store, one token in one network) and are never anchored."""
-        child = corr.children[0]
-        if child.kind is _TEMPORAL:
-            last = self.last
-            self.ready = sum(1 for b in child.bits if last[b] != -INF) >= corr.hope
-            return self.ready
-        values, at = self.seen if self.seen is not None else (set(), self.base)
-        entries, base = self.entries, self.base
-        for k in range(max(at, base) - base, len(entries)):
-            value = entries[k][3]
-            if value is not None and value[0] is not None:
-                values.add(value[0])
-        self.seen = (values, base + len(entries))
-        self.ready = len(values) >= corr.hope
-        if self.ready:
-            self.seen = None
-        return self.ready
 
     def metric(self, corr: Correlation, i: int, since: float) -> int:
         """Child i's metric over the window starting at `since` (entries up to now)."""
@@ -440,9 +434,8 @@ class Group:
             g.hi[i] = min(max(g.hi[i], g.lo[i]), end)
             for entry in g.entries[g.lo[i] - g.base:g.hi[i] - g.base]:
                 _count(g.counts[i], child, entry, i, +1)
-        if corr.temporal_base:
-            for entry in g.entries:
-                g.add_last(entry)
+        for entry in g.entries:
+            g.note(corr, entry)
         g.items = [tuple(i) for i in d["i"]]  # type: ignore[misc]
         g.burst = Burst.from_state(d["burst"]) if d["burst"] else None
         return g
@@ -450,10 +443,12 @@ class Group:
     def add_last(self, entry: tuple[Any, ...]) -> None:
         """The entry is each of its referenced rules' last match (entries come in time
         order)."""
-        mask, bit = entry[2], 0
+        mask, bit, last = entry[2], 0, self.last
         while mask:
             if mask & 1:
-                self.last[bit] = entry[0]
+                if last[bit] == -INF:
+                    self.matched += 1
+                last[bit] = entry[0]
             mask >>= 1
             bit += 1
 

@@ -177,7 +177,8 @@ class StreamEvaluator:
             if not local:
                 continue
             key_at, value_at = self._key_at[i], self._value_at[i]
-            vmode, vat = _NO_VALUES, 0
+            vat: Any = 0  # the counted value's index in `keys` (a tuple: several children)
+            vmode = _NO_VALUES
             if value_at is not None:
                 at = [k for k, j in enumerate(value_at) if j is not None]
                 shape = tuple(j is not None for j in value_at)
@@ -236,6 +237,7 @@ class StreamEvaluator:
                     g = by.get(keys)
                     if g is None:
                         g = self._new_group(i, keys)
+                values: tuple[Any, ...] | None
                 if vmode == _NO_VALUES:
                     values = None
                 elif vmode == _VALUES_ONE:

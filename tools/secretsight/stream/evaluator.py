@@ -36,11 +36,6 @@ IDLE_SLACK = 3.0
 TRIM_SLACK = 2.0
 _META = "_meta"
 _NEVER = -INF  # Group.last of a rule not matched yet
-# How a step builds an entry's counted values (one per child, None where a child counts
-# none): none at all, or a single child's, or any other shape.
-_NO_VALUES, _VALUES_ONE, _VALUES_FIRST, _VALUES_SECOND, _VALUES_MANY = range(5)
-_VALUE_SHAPES = {(True,): _VALUES_ONE, (True, False): _VALUES_FIRST,
-                 (False, True): _VALUES_SECOND}
 # What Group.ready waits for: nothing, distinct counted values, referenced rules matched
 _HOPE_NONE, _HOPE_VALUES, _HOPE_RULES = range(3)
 
@@ -75,11 +70,6 @@ class StreamEvaluator:
         self._classify = classifier
         where = {f: n for n, f in enumerate(classifier.key_fields)}
         self._key_at = [tuple(where[f] for f in c.group_by) for c in rules.correlations]
-        self._value_at = [
-            tuple(None if ch.value_field is None else where[ch.value_field]
-                  for ch in c.children)
-            if any(ch.value_field for ch in c.children) else None
-            for c in rules.correlations]
         self._plans: dict[int, tuple[list[int], list[tuple[Any, ...]]]] = {}
         self._stale = [c.keep * TRIM_SLACK for c in rules.correlations]
         if cache is not None:
@@ -147,7 +137,8 @@ class StreamEvaluator:
             else:
                 g = self._group(i, ident)
                 state = None if g is None else {
-                    "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()}
+                    "t": "c", "r": self.rules.correlations[i].meta.name,
+                    "s": g.to_state(self.rules.correlations[i])}
             if state is None:
                 if key in stored:  # (a group born and gone since the last commit: no write)
                     stored.discard(key)
@@ -164,34 +155,25 @@ class StreamEvaluator:
     # ---- events
     def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:
         """What a classifier mask feeds: the plain rules, and per correlation (in rule order)
-        a step (see `process`): its index, the correlation, its own mask (a bit per
-        referenced slot), where its group key is in the classifier's `keys` (an index; a
-        tuple of them for several), how its counted values are built (`_VALUES`, the key
-        index), its groups, the local bits it keeps the last match of (temporal), and what
-        `Group.ready` counts (`_HOPE_*`). Computed once per distinct mask."""
+        a step (see `process`): its index, the correlation, where its group key is in the
+        classifier's `keys` (an index; a tuple of them for several), its groups, the bits
+        of its referenced rules it keeps the last match of (temporal), and what
+        `Group.ready` counts (`_HOPE_*`; distinct values: the first child's key index).
+        Computed once per distinct mask."""
         rules = self.rules
         plains = [i for i, p in enumerate(rules.plains) if mask >> p.slot & 1]
         steps = []
         for i, corr in enumerate(rules.correlations):
-            local = sum(1 << j for j, s in enumerate(corr.slots) if mask >> s & 1)
+            local = corr.local(mask)
             if not local:
                 continue
-            key_at, value_at = self._key_at[i], self._value_at[i]
-            vat: Any = 0  # the counted value's index in `keys` (a tuple: several children)
-            vmode = _NO_VALUES
-            if value_at is not None:
-                at = [k for k, j in enumerate(value_at) if j is not None]
-                shape = tuple(j is not None for j in value_at)
-                if len(at) == 1 and shape in _VALUE_SHAPES:
-                    vmode, vat = _VALUE_SHAPES[shape], value_at[at[0]]
-                else:
-                    vmode, vat = _VALUES_MANY, value_at
+            key_at = self._key_at[i]
             lbits = (tuple(b for b in range(len(corr.slots)) if local >> b & 1)
                      if corr.temporal_base else ())
             hope = _HOPE_NONE if not corr.hope else (
                 _HOPE_VALUES if corr.hope_values else _HOPE_RULES)
-            steps.append((i, corr, local, key_at[0] if len(key_at) == 1 else key_at, vmode,
-                          vat, self._by[i], lbits, hope))
+            steps.append((i, corr, key_at[0] if len(key_at) == 1 else key_at, self._by[i],
+                          lbits, hope, corr.children[0].at))
         plan = self._plans[mask] = (plains, steps)
         return plan
 
@@ -220,8 +202,9 @@ class StreamEvaluator:
             plains, steps = plans.get(mask) or self._plan(mask)
             for i in plains:
                 self._plain(i, rules.plains[i], ts, row, out)
+            entry = (ts, row, mask, kv)  # (one for every group it feeds)
             for step in steps:
-                i, corr, local, key_at, vmode, vat, by, lbits, hope = step
+                i, corr, key_at, by, lbits, hope, vat = step
                 # (a group key is the classifier's value: one, or a tuple of several)
                 if key_at.__class__ is int:
                     key = kv[key_at]
@@ -237,18 +220,7 @@ class StreamEvaluator:
                     g = by.get(keys)
                     if g is None:
                         g = self._new_group(i, keys)
-                values: tuple[Any, ...] | None
-                if vmode == _NO_VALUES:
-                    values = None
-                elif vmode == _VALUES_ONE:
-                    values = (kv[vat],)
-                elif vmode == _VALUES_FIRST:
-                    values = (kv[vat], None)
-                elif vmode == _VALUES_SECOND:
-                    values = (None, kv[vat])
-                else:
-                    values = tuple([None if j is None else kv[j] for j in vat])
-                g.entries.append((ts, row, local, values))
+                g.entries.append(entry)
                 # Group.note, inline
                 if lbits:
                     last = g.last
@@ -258,11 +230,11 @@ class StreamEvaluator:
                         last[b] = ts
                 if not g.ready:
                     if hope == _HOPE_VALUES:
-                        value = values[0]  # type: ignore[index]
+                        value = kv[vat]
                         if value is not None:
                             seen = g.seen
                             seen.add(value)  # type: ignore[union-attr]
-                            if len(seen) >= corr.hope:  # type: ignore[arg-type]
+                            if len(seen) >= corr.hope:  # type: ignore[union-attr]
                                 g.ready, g.seen = True, None
                     elif g.matched >= corr.hope:
                         g.ready = True

@@ -16,11 +16,13 @@ first compares it, evaluates every rule of the branch (each behind its guard,
 
 or `(0, None, None)` when nothing matches.
 
-A branch's tests read a few fields whose values repeat (paths, user agents, addresses, token
-policies): each field's tests (folds, regexes, prefixes, sets) are computed together into a
-word of bits per distinct value, memoized (`_Writer._atoms`: `str` values and lists of them
-only, at most MEMO per field), and the mask per distinct combination of the words, so a
-typical event costs its reads and a few dictionary lookups. The expressions are the predicates' own
+Events repeat: a token re-reads its secrets from its address, with its agent. A branch
+memoizes its answer but the row (mask and keys) per combination of the values it reads
+(`_combo`: text, None and lists of text only, as 1 == True), so a typical event costs its
+reads and one dictionary lookup. On a miss each field's tests (folds, regexes, prefixes,
+sets) are computed together into a word of bits per distinct value, memoized too
+(`_Writer._atoms`: `str` values and lists of them only), and the mask per combination of
+the words. Each memo holds at most MEMO keys (then starts again). The expressions are the predicates' own
 (`predicate.Compiler`), so the answers are theirs: `tests/stream/test_predicates.py` checks
 the classifier against the engine's SQL too.
 
@@ -130,6 +132,27 @@ def _memo(memo: dict[Any, int], key: Any, atoms: int) -> int:
     return atoms
 
 
+class _ListMark:
+    """Marks a list field's elements in a combination key (`_combo`): no value is it."""
+
+
+_LIST = _ListMark()
+
+
+def _combo(memo: dict[Any, Any], key: tuple[Any, ...], answer: Any) -> None:
+    """Memoize a branch's answer (mask, keys) for a combination of the values it reads, if
+    they are all text, None, or lists of text (`_LIST`-marked): keys of other types can be
+    equal with different answers (1 == True) and are never stored, so never found."""
+    for v in key:
+        if v is None or v.__class__ is str:
+            continue
+        if v.__class__ is tuple and v and v[0] is _LIST:
+            if all(x.__class__ is str for x in v[1:]):
+                continue
+        return
+    _memo(memo, key, answer)
+
+
 def _list_atoms(memo: dict[Any, int], function: Any, value: Any) -> int:
     """A list field's tests word, memoized by its elements when they are all `str`."""
     if value.__class__ is list:
@@ -166,7 +189,8 @@ class _Writer:
         self.consts: dict[str, Any] = {"_E": {}, "_U": _Unset(), "_fv": fold_cell,
                                        "_NOTHING": _NOTHING,
                                        "_NONE": frozenset(), "_memo": _memo,
-                                       "_list_atoms": _list_atoms}
+                                       "_list_atoms": _list_atoms, "_combo": _combo,
+                                       "_LIST": _LIST}
         self.types = table.schema_columns()
         self.ids: dict[str, int] = {}  # dotted name (field or node) -> its variable number
         self.lines: list[str] = []
@@ -323,7 +347,22 @@ class _Writer:
                 cond = f"{test} and {cond}"
             tests += [f"{indent}if {cond}: m |= {1 << slot}"]
         out: list[str] = []
-        self.emit_fields(sorted(self.need), out, indent)
+        # Every field the branch reads, first: the answer but the row is memoized per
+        # combination of their values (`combos`), the tests' words on a miss (`_atoms`)
+        read = sorted({*self.need, *self.key_fields, *self.row_fields})
+        self.emit_fields(read, out, indent)
+        combo = "".join(
+            (f"((_LIST, *r{self.var(f)}) if r{self.var(f)}.__class__ is list "
+             f"else r{self.var(f)}), " if self.types.get(f) == "keyword[]"
+             else f"r{self.var(f)}, ")
+            for f in read if f not in self.row_fields or f in self.need
+            or f in self.key_fields)
+        combos = self._const({})
+        row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
+        out += [f"{indent}c = ({combo})", f"{indent}try: hit = {combos}.get(c)",
+                f"{indent}except TypeError: hit = None  # (a value that is no key: a list in a "
+                "text field, lists in a list)", f"{indent}if hit is not None:",
+                f"{indent}    return (hit[0], ({row},), hit[1]) if hit[0] else _NOTHING"]
         out += [self._atoms(f, indent) for f in sorted(self.atoms)]
         # The mask from the words: memoized too (few distinct combinations)
         words = "".join(f"A{self.var(f)}, " for f in sorted(self.atoms))
@@ -331,13 +370,10 @@ class _Writer:
         out += [f"{indent}k = ({words})", f"{indent}m = {masks}.get(k)",
                 f"{indent}if m is None:", f"{indent}    m = 0",
                 *("    " + t for t in tests), f"{indent}    _memo({masks}, k, m)",
-                f"{indent}if not m: return _NOTHING"]
+                f"{indent}if not m:", f"{indent}    _combo({combos}, c, _NOTHING)",
+                f"{indent}    return _NOTHING"]
         self.folded = set()  # (the tests fold inside their atom functions)
         self.need = set()
-        for field in (*self.row_fields, *self.key_fields):
-            self.emit_field(field, out, indent)
-            self.var(field)
-        row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
         keys = []
         for field, lg in zip(self.key_fields, self.long_keys, strict=True):
             if lg:
@@ -347,7 +383,9 @@ class _Writer:
                     out.append(f"{indent}F{self.var(field)} = _U")
                     self.folded.add(field)
                 keys.append(self.fold(field))
-        out.append(f"{indent}return m, ({row},), ({''.join(k + ', ' for k in keys)})")
+        out += [f"{indent}kv = ({''.join(k + ', ' for k in keys)})",
+                f"{indent}_combo({combos}, c, (m, kv))",
+                f"{indent}return m, ({row},), kv"]
         return out
 
     def _const(self, value: Any) -> str:

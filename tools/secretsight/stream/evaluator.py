@@ -36,6 +36,7 @@ IDLE_SLACK = 3.0
 TRIM_SLACK = 2.0
 _META = "_meta"
 _NEVER = -INF  # Group.last of a rule not matched yet
+_END = itemgetter(0)
 # What Group.ready waits for: nothing, distinct counted values, referenced rules matched
 _HOPE_NONE, _HOPE_VALUES, _HOPE_RULES = range(3)
 
@@ -285,15 +286,19 @@ class StreamEvaluator:
             return
         qualified = [k for k, child in enumerate(children)
                      if g.could(child) and child.need(g.metric(corr, k, ts - child.span))]
+        items, latest, lo = g.items, g.latest, ts - corr.span
         for k in qualified:
             # engine.evaluate._temporal_alerts: child windows in (end, child) order, a sliding
-            # window of the parent's timespan over them.
-            g.items.append((ts, k, ts - children[k].span))
-            g.items = [it for it in g.items if it[0] >= ts - corr.span]
-            distinct = len({it[1] for it in g.items})
+            # window of the parent's timespan over them (items come in end order: the old
+            # ones leave from the front).
+            items.append((ts, k, ts - children[k].span))
+            latest[k] = ts
+            if items[0][0] < lo:
+                del items[:bisect_left(items, lo, key=_END)]
+            distinct = sum(1 for end in latest if end >= lo)
             if distinct >= corr.required:
-                start = min(it[2] for it in g.items)
-                self._window(i, corr, g, ts, start, distinct, out)
+                # (the children share one span: the first item's window starts first)
+                self._window(i, corr, g, ts, items[0][2], distinct, out)
 
     def _window(self, i: int, corr: Correlation, g: Group, ts: float, start: float,
                 metric: int, out: list[Finding]) -> None:

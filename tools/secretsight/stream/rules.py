@@ -320,8 +320,8 @@ class Group:
       when the metric is asked, so a group that never comes near its condition counts nothing.
     """
 
-    __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "lo",
-                 "matched", "ready", "seen", "skey")
+    __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "latest",
+                 "lo", "matched", "ready", "seen", "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
@@ -339,6 +339,9 @@ class Group:
         self.last: list[float] = [-INF] * len(corr.slots) if corr.temporal_base else []
         self.matched = 0  # referenced rules with a match so far (`last` set)
         self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
+        # per child (nested temporal): the end of its latest item; a child is in the window
+        # [T - span, T] of items iff this is in it (items only leave it by age)
+        self.latest: list[float] = [-INF] * len(corr.children) if corr.required else []
         self.burst: Burst | None = None
         # Whether a window of a flat value_count or temporal correlation (`hope`) could meet
         # its condition yet, by everything the group has held (an upper bound of any window's
@@ -474,6 +477,8 @@ class Group:
         for entry in g.entries:
             g.note(corr, entry)
         g.items = [tuple(i) for i in d["i"]]  # type: ignore[misc]
+        for item in g.items:
+            g.latest[item[1]] = max(g.latest[item[1]], item[0])
         g.burst = Burst.from_state(d["burst"]) if d["burst"] else None
         return g
 

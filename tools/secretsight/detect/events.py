@@ -1,7 +1,7 @@
 """What the detectors read from a normalized event, extracted once per event.
 
 Every detector looks at the same handful of fields; pulling them out of the nested dict once
-(parsing `@timestamp` once, with a per-second prefix cache, and computing the read paths once)
+(parsing `@timestamp` once, with a per-minute prefix cache, and computing the read paths once)
 keeps the per-event cost of the detectors themselves small. See docs/detectors.md, Performance.
 """
 

@@ -186,7 +186,7 @@ def decode_lines(lines: list[bytes], skips: list[str], errors: list[str]
                 except Exception:  # noqa: BLE001 - as decode_object: the normalizer failed
                     errors.append("normalize_failed")
                     continue
-                if out.__class__ is str:
+                if isinstance(out, str):
                     skips.append(out)
                 else:
                     events.append(out)

@@ -683,13 +683,127 @@ def _database_file(conn: sqlite3.Connection) -> str | None:
     return None
 
 
-def _lanes(rules: list[CompiledRule]) -> tuple[list[CompiledRule], list[CompiledRule]]:
+class _Sample:
+    """Rows spread evenly over the events table, on which a predicate's cost is counted in
+    SQLite VM instructions (`set_progress_handler`: deterministic, unlike a clock on a shared
+    box), with the share of rows it matches. `_lanes` sizes the two halves with it.
+
+    On the 100,000-event benchmark log the instructions per sampled row predict a predicate's
+    time over the table within ~10 % (8.5 ns per instruction and row: `bulk_read`'s base
+    predicate 40 per row, 0.034 s; a CloudTrail one on Vault events 2, 0.003 s)."""
+
+    TABLE = "secretsight_sample"
+    ROWS = 1000
+    TICK = 100  # instructions between progress callbacks: +-0.1 per row over 1,000 rows
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.rows = 0
+        self._cache: dict[str, tuple[float, float]] = {}
+        last = conn.execute(f"SELECT MAX({table.quote(table.ID_COLUMN)}) FROM main.{table.TABLE}"
+                            ).fetchone()[0] or 0
+        ids = list(range(1, last + 1, max(1, last // self.ROWS)))
+        conn.execute(f"DROP TABLE IF EXISTS temp.{self.TABLE}")
+        conn.execute(f"CREATE TEMP TABLE {self.TABLE} AS SELECT * FROM main.{table.TABLE} "
+                     f"WHERE {table.quote(table.ID_COLUMN)} IN (SELECT value FROM json_each(?))",
+                     (json.dumps(ids),))
+        self.rows = conn.execute(f"SELECT COUNT(*) FROM temp.{self.TABLE}").fetchone()[0]
+        self._base = self._ops("1")[0]
+
+    def _ops(self, expr: str) -> tuple[float, int]:
+        ticks = [0]
+
+        def tick() -> int:
+            ticks[0] += 1
+            return 0
+
+        self.conn.set_progress_handler(tick, self.TICK)
+        try:
+            row = self.conn.execute(
+                f"SELECT SUM(CASE WHEN ({expr}) THEN 1 ELSE 0 END) FROM temp.{self.TABLE}"
+            ).fetchone()
+        finally:
+            self.conn.set_progress_handler(None, 0)
+        return float(ticks[0] * self.TICK), int(row[0] or 0)
+
+    def cost(self, expr: str) -> tuple[float, float]:
+        """(VM instructions per row, share of rows matched) of a WHERE clause; (0, 0) if
+        SQLite rejects it (the rules that use it fail alone, at no cost)."""
+        hit = self._cache.get(expr)
+        if hit is None:
+            try:
+                ops, matched = self._ops(expr)
+            except sqlite3.Error:
+                hit = (0.0, 0.0)
+            else:
+                rows = max(1, self.rows)
+                hit = (max(0.0, ops - self._base) / rows, matched / rows)
+            self._cache[expr] = hit
+        return hit
+
+    def distinct(self, name: str, preds: tuple[str, ...]) -> int:
+        """How many distinct lower-cased `name` values the sampled rows matching one of
+        `preds` carry (0 if SQLite rejects one)."""
+        where = " OR ".join(f"({p})" for p in preds)
+        try:
+            row = self.conn.execute(
+                f"SELECT COUNT(DISTINCT lower({table.quote(name)})) FROM temp.{self.TABLE} "
+                f"WHERE {where}").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS temp.{self.TABLE}")
+
+
+# What a live correlation costs per matching row beyond its predicates (its window pass, plan
+# and bursts), in the sample's unit (VM instructions per row): bulk_read on the 100,000-event
+# log, whose base predicate matches every event, spent ~0.085 s there, path_diversity's two
+# children ~0.18 s, at 8.5 ns per instruction and row.
+_CORRELATION_OPS = 100.0
+# A lower-cased group or value column of the shared inputs table, per row.
+_COLUMN_OPS = 3.0
+# A scan of the events table of its own (the plain rules'), reading a row's columns: 0.012 s
+# per 100,000 rows for a bare scan, more with the columns read, few instructions.
+_SCAN_OPS = 40.0
+
+
+def _correlation_cost(rule: CompiledRule, sample: _Sample) -> float:
+    """What `rule` (and its children) add beyond their predicates, estimated on `sample`."""
+    total = 0.0
+    for r in (rule, *rule.children):
+        if not r.bases or (r.plan is None and not r.children):
+            continue
+        if r.children:
+            continue  # evaluated over its children's alerts: their cost
+        matched = sum(sample.cost(p)[1] for p in r.bases)
+        prune = r.prune
+        if prune is not None and prune.every and not all(
+                any(sample.cost(p)[1] for p in s) for s in prune.every):
+            matched = 0.0  # a referenced rule that matches nothing: no group qualifies
+        if prune is not None and prune.distinct is not None and \
+                sample.distinct(prune.distinct, prune.window) < prune.need:
+            matched = 0.0  # too few distinct values seen: its windows most likely stop early
+        total += _CORRELATION_OPS * min(1.0, matched)
+    return total
+
+
+def _lanes(rules: list[CompiledRule], sample: _Sample | None = None
+           ) -> tuple[list[CompiledRule], list[CompiledRule]]:
     """Two halves of the work of about the same size, keeping together the rules that share
     computed inputs: the plain rules (one shared scan), and each set of correlations linked by
-    a common base predicate. Sizes, for want of the data: a predicate costs a column of the
-    shared inputs (0.015-0.02 s per 100,000 rows), a plain rule about half of that (0.009 s in
-    the shared scan), a correlation its window and plan (counted as one predicate). Largest
-    set first, each into the lighter half (ties: this process's)."""
+    a common base predicate. Largest set first, each into the lighter half (ties: this
+    process's).
+
+    Sizes come from the data when a `sample` is given: each predicate's VM instructions per
+    sampled row, each lower-cased column `_COLUMN_OPS`, each correlation `_CORRELATION_OPS`
+    times the share of rows its base rules match (a CloudTrail rule on a Vault log costs
+    almost nothing, a window over every event a lot; a value_count whose sampled rows carry
+    too few distinct values nothing), the plain rules' own scan `_SCAN_OPS`. Without one (or before: counted from the
+    rules only, the lane process did 13 % more than the caller at 1M Vault events, 0.47 against
+    0.36 s per 100,000 after cheaper plain rules): a predicate costs a column of the shared
+    inputs, a plain rule about half of that, a correlation one predicate."""
     plain = [r for r in rules if r.plan is None and not r.children]
     linked: list[tuple[list[CompiledRule], set[str]]] = []
     for rule in rules:
@@ -701,8 +815,19 @@ def _lanes(rules: list[CompiledRule]) -> tuple[list[CompiledRule], list[Compiled
             members = other[0] + members
             preds |= other[1]
         linked.append((members, preds))
-    sets = [(len(plain) / 2, plain)] if plain else []
-    sets += [(float(len(preds) + len(members)), members) for members, preds in linked]
+    if sample is None:
+        sets = [(len(plain) / 2, plain)] if plain else []
+        sets += [(float(len(preds) + len(members)), members) for members, preds in linked]
+    else:
+        sets = [(_SCAN_OPS + sum(sample.cost(" OR ".join(f"({q})" for q in r.queries))[0]
+                                 for r in plain if r.queries), plain)] if plain else []
+        for members, preds in linked:
+            columns = {name for r in members for c in (r, *r.children) for name in c.meta.group_by}
+            columns |= {c.prune.distinct for r in members for c in (r, *r.children)
+                        if c.prune is not None and c.prune.distinct is not None}
+            size = sum(sample.cost(p)[0] for p in preds) + _COLUMN_OPS * len(columns)
+            size += sum(_correlation_cost(r, sample) for r in members)
+            sets.append((size, members))
     if len(sets) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return list(rules), []
     halves: tuple[list[CompiledRule], list[CompiledRule]] = ([], [])
@@ -747,7 +872,9 @@ class RuleEvaluator:
         self.config = config
         self.errors: list[SecretSightError] = []
         self._latest: int | None = None
-        self.timings: dict[str, float] = {}  # rule name -> seconds (for profiling)
+        # rule name -> CPU seconds of its own work, `shared:*` -> of a phase rules share
+        # (profiling: `scan --timings`)
+        self.timings: dict[str, float] = {}
         self._shared = _SharedInputs(conn, [])  # replaced by each run()
         self._rules: list[CompiledRule] = []
         self._plain_scanned = False
@@ -763,6 +890,14 @@ class RuleEvaluator:
         rules = compiled.rules
         path = _database_file(self.conn)
         main, other = _lanes(rules)
+        if path is not None and self.jobs >= 2 and main and other:
+            started = time.process_time()
+            sample = _Sample(self.conn)
+            try:
+                main, other = _lanes(rules, sample)
+            finally:
+                sample.close()
+            self.timings["shared:lanes"] = time.process_time() - started
         if path is None or self.jobs < 2 or not main or not other:
             results = self._evaluate(rules)
         else:
@@ -789,7 +924,12 @@ class RuleEvaluator:
         self._plain_matches = {}
         try:
             for rule in rules:
-                started = time.perf_counter()
+                # CPU of the rule's own work: what the first rule to need a shared phase
+                # (`shared:*`) spends on it is not charged to that rule (it was: on a Vault-only
+                # log `--timings` showed ~0.3 s per 100,000 events for a CloudTrail rule that
+                # merely came first)
+                shared = self._shared_seconds()
+                started = time.process_time()
                 try:
                     if rule.plan is not None or rule.children:
                         out[id(rule)] = (self._correlation(rule), None)
@@ -797,11 +937,16 @@ class RuleEvaluator:
                         out[id(rule)] = (self._plain(rule), None)
                 except sqlite3.Error as exc:
                     out[id(rule)] = ([], SecretSightError(f"rule {rule.meta.name!r}: SQLite: {exc}"))
-                self.timings[rule.meta.name or rule.meta.id] = time.perf_counter() - started
+                self.timings[rule.meta.name or rule.meta.id] = (
+                    time.process_time() - started - (self._shared_seconds() - shared))
         finally:
             self._shared.close()
         self.timings.update(self._shared.timings)
         return out
+
+    def _shared_seconds(self) -> float:
+        """CPU spent so far in the phases rules share (the inputs table, windows, plain scan)."""
+        return sum(self._shared.timings.values()) + self.timings.get("shared:plain", 0.0)
 
     def _in_two_lanes(self, path: str, main: list[CompiledRule],
                       other: list[CompiledRule]) -> dict[int, _Outcome]:
@@ -864,7 +1009,8 @@ class RuleEvaluator:
                 width = 2 + len(_EVIDENCE_COLUMNS)
                 for i, r in enumerate(plains):
                     self._plain_matches[id(r)] = [row[:width] for row in rows if row[width + i]]
-            self.timings["shared:plain"] = time.process_time() - started
+            self.timings["shared:plain"] = (
+                self.timings.get("shared:plain", 0.0) + time.process_time() - started)
         matched = self._plain_matches.get(id(rule))
         if matched is not None:
             return matched

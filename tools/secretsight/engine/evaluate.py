@@ -792,11 +792,17 @@ class _Sample:
         self.conn.execute(f"DROP TABLE IF EXISTS temp.{self.TABLE}")
 
 
-# What a live correlation costs per matching row beyond its predicates (its window pass, plan
-# and bursts), in the sample's unit (VM instructions per row): bulk_read on the 100,000-event
-# log, whose base predicate matches every event, spent ~0.085 s there, path_diversity's two
-# children ~0.18 s, at 8.5 ns per instruction and row.
-_CORRELATION_OPS = 100.0
+# What a correlation costs per matching row beyond its predicates, in the sample's unit (VM
+# instructions per row, ~8.5 ns each), from its phases' times on the benchmark logs (100,000
+# and 1,000,000 events; base predicates matching every event):
+# - one pass over the rows of a (group, timespan, predicates) window that some group could
+#   pass, shared by the prunes over it (`_count`): ~80 at both sizes (bulk_read's), ~100 when
+#   it also collects distinct values (path_diversity's two children);
+_WINDOW_OPS = 80.0
+_DISTINCT_OPS = 20.0
+# - its plan and bursts: they work on the groups that survive the prunes, not on every row
+#   (path_diversity's: ~110 per row at 100,000 events, ~60 at 1,000,000), so only roughly.
+_PLAN_OPS = 20.0
 # A lower-cased group or value column of the shared inputs table, per row.
 _COLUMN_OPS = 3.0
 # A scan of the events table of its own (the plain rules'), reading a row's columns: 0.012 s
@@ -804,15 +810,15 @@ _COLUMN_OPS = 3.0
 _SCAN_OPS = 40.0
 
 
-def _correlation_cost(rule: CompiledRule, sample: _Sample) -> float:
-    """What `rule` (and its children) add beyond their predicates, estimated on `sample`."""
+def _correlation_cost(members: list[CompiledRule], sample: _Sample) -> float:
+    """What a linked set of correlations adds beyond its predicates, estimated on `sample`:
+    each window pass once, each plan by the share of sampled rows its base rules match."""
     total = 0.0
-    for r in (rule, *rule.children):
-        if not r.bases or (r.plan is None and not r.children):
-            continue
-        if r.children:
-            continue  # evaluated over its children's alerts: their cost
-        matched = sum(sample.cost(p)[1] for p in r.bases)
+    windows: dict[tuple[str, int, tuple[str, ...]], float] = {}
+    for r in (c for rule in members for c in (rule, *rule.children)):
+        if not r.bases or r.children:
+            continue  # a parent over its children's alerts costs what they do
+        matched = min(1.0, sum(sample.cost(p)[1] for p in r.bases))
         prune = r.prune
         if prune is not None and prune.every and not all(
                 any(sample.cost(p)[1] for p in s) for s in prune.every):
@@ -820,8 +826,13 @@ def _correlation_cost(rule: CompiledRule, sample: _Sample) -> float:
         if prune is not None and prune.distinct is not None and \
                 sample.distinct(prune.distinct, prune.window) < prune.need:
             matched = 0.0  # too few distinct values seen: its windows most likely stop early
-        total += _CORRELATION_OPS * min(1.0, matched)
-    return total
+        if prune is not None and prune.window and matched:
+            key = (prune.field, prune.span, prune.window)
+            share = min(1.0, sum(sample.cost(p)[1] for p in prune.window))
+            extra = _DISTINCT_OPS if prune.distinct is not None else 0.0
+            windows[key] = max(windows.get(key, 0.0), share * (_WINDOW_OPS + extra))
+        total += _PLAN_OPS * matched
+    return total + sum(windows.values())
 
 
 def _sized_sets(rules: list[CompiledRule], sample: _Sample | None = None
@@ -830,10 +841,11 @@ def _sized_sets(rules: list[CompiledRule], sample: _Sample | None = None
     shared scan), and each set of correlations linked by a common base predicate.
 
     Sizes come from the data when a `sample` is given: each predicate's VM instructions per
-    sampled row, each lower-cased column `_COLUMN_OPS`, each correlation `_CORRELATION_OPS`
-    times the share of rows its base rules match (a CloudTrail rule on a Vault log costs
-    almost nothing, a window over every event a lot; a value_count whose sampled rows carry
-    too few distinct values nothing), the plain rules' own scan `_SCAN_OPS`. Without one
+    sampled row, each lower-cased column `_COLUMN_OPS`, each window pass and plan
+    (`_correlation_cost`) by the share of rows its base rules match (a CloudTrail rule on a
+    Vault log costs almost nothing, a window over every event a lot; a value_count whose
+    sampled rows carry too few distinct values nothing), the plain rules' own scan
+    `_SCAN_OPS`. Without one
     (counted from the rules only: at 1M Vault events the lane process did 13 % more than the
     caller; 0.47 against 0.36 s per 100,000 once the plain rules got cheaper): a predicate
     costs a column of the shared inputs, a plain rule about half of that, a correlation one
@@ -860,7 +872,7 @@ def _sized_sets(rules: list[CompiledRule], sample: _Sample | None = None
         columns |= {c.prune.distinct for r in members for c in (r, *r.children)
                     if c.prune is not None and c.prune.distinct is not None}
         size = sum(sample.cost(p)[0] for p in sorted(preds)) + _COLUMN_OPS * len(columns)
-        size += sum(_correlation_cost(r, sample) for r in members)
+        size += _correlation_cost(members, sample)
         sets.append((size, members))
     return sets
 

@@ -471,3 +471,25 @@ def test_lanes_are_sized_by_the_rows(tmp_path) -> None:
     one = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(
         SigmaCollection.from_yaml(rules), jobs=1)]
     assert two == one and {json.loads(f)["rule_name"] for f in one} == {"bulk", "root_policy"}
+
+
+def test_many_bursts_read_in_one_pass_give_the_per_burst_rows(monkeypatch) -> None:
+    """From `evaluate._BATCH` bursts of one rule on, their events are read in one pass over
+    the shared inputs: the same findings (events, evidence, order) as a read per burst."""
+    from secretsight.engine import evaluate
+
+    events = [ev(i + hour * 7200, user=user, path=f"secret/p{i % 9}")
+              for hour, user in enumerate(["tok_a", "TOK_b", "tok_c", "tok_a"])
+              for i in range(60)]
+    events += [ev(50_000 + i * 400, user="tok_a") for i in range(20)]  # quiet reads, no burst
+    rules = "---\n".join([BULK, PATHS])
+
+    def findings() -> list[str]:
+        found, engine = run(rules, events)
+        assert not engine.errors
+        return [json.dumps(f.to_json(), sort_keys=True) for f in found]
+
+    batched = findings()
+    monkeypatch.setattr(evaluate, "_BATCH", 10**9)
+    assert findings() == batched
+    assert sum(json.loads(f)["rule_name"] == "bulk" for f in batched) == 4

@@ -414,6 +414,7 @@ def compiled_for(ruleset: Any, config: Config) -> CompiledRuleSet:
 
 
 _NO_INPUT = "SELECT NULL WHERE 0"  # `_SharedInputs.input_ids` when no row can be input
+_BATCH = 3  # bursts of one rule from which their events are read in one pass
 
 
 class _SharedInputs:
@@ -695,6 +696,18 @@ class _SharedInputs:
         params += [start, end]
         return (f"SELECT {table.quote(table.ID_COLUMN)} FROM temp.{self.TABLE} "
                 f"WHERE {' AND '.join(where)}", params)
+
+    def rows_of_groups(self, rule: CompiledRule, names: list[str], values: list[str]
+                       ) -> list[tuple[Any, ...]]:
+        """(`_id`, `_ts`, group values...) of the timed events a base rule of `rule` matches
+        whose first group value is one of `values` (`_burst_rows_batched`)."""
+        self._build()
+        cols = ", ".join(self.groups[n] for n in names)
+        ts = table.quote(table.TS_COLUMN)
+        return self.conn.execute(
+            f"SELECT {table.quote(table.ID_COLUMN)}, {ts}, {cols} FROM temp.{self.TABLE} "
+            f"WHERE {self._any(rule.bases)} AND {ts} IS NOT NULL AND {self.groups[names[0]]} "
+            f"IN (SELECT value FROM json_each(?))", (json.dumps(values),)).fetchall()
 
     @property
     def built(self) -> bool:
@@ -1165,6 +1178,7 @@ class RuleEvaluator:
             key = repr(sorted(alert["group_keys"].items()))
             groups.setdefault(key, []).append(alert)
         findings = []
+        every: list[list[dict[str, Any]]] = []
         for alerts_of_group in groups.values():
             # Top-level plans return bursts already merged in SQL (`_merged_query`); nested
             # children and other shapes return windows. Merging is idempotent either way.
@@ -1178,9 +1192,56 @@ class RuleEvaluator:
                 else:
                     bursts.append([alert])
                     end = alert["window_end"]
-            for burst in bursts:
-                findings.append(self._correlation_finding(rule, burst))
+            every.extend(bursts)
+        spans = [self._burst_span(burst) for burst in every]
+        batched = self._burst_rows_batched(rule, every, spans) if len(every) >= _BATCH else None
+        for i, burst in enumerate(every):
+            rows = batched[i] if batched is not None else self._burst_rows(
+                rule, burst[0]["group_keys"], *spans[i])
+            findings.append(self._correlation_finding(rule, burst, rows))
         return findings
+
+    @staticmethod
+    def _burst_span(burst: list[dict[str, Any]]) -> tuple[float, float]:
+        """The hull of a burst's windows (of its child alerts' for a nested temporal rule)."""
+        if "_child_range" in burst[0]:
+            items = burst[0]["_child_range"][0]
+            lo = min(a["_child_range"][1] for a in burst)
+            hi = max(a["_child_range"][2] for a in burst)
+            return (min(child["window_start"] for _, _, child in items[lo : hi + 1]),
+                    max(child["window_end"] for _, _, child in items[lo : hi + 1]))
+        return min(a["window_start"] for a in burst), max(a["window_end"] for a in burst)
+
+    def _burst_rows_batched(self, rule: CompiledRule, bursts: list[list[dict[str, Any]]],
+                            spans: list[tuple[float, float]]
+                            ) -> list[list[tuple[Any, ...]]] | None:
+        """`_burst_rows` of many bursts from one pass over the shared inputs table, then one
+        read of their events, instead of a pass per burst (the inputs table has no index: on a
+        mixed 121,753-event log, cross_store_harvest's 61 bursts took 0.5 s). Same rows, in the
+        same order (`_ts`, `_id`); None where the per-burst path is the one to take."""
+        keys = [burst[0]["group_keys"] for burst in bursts]
+        names = list(keys[0])
+        if not rule.bases or not all(list(k) == names for k in keys):
+            return None
+        if not all(isinstance(v, str) and n in self._shared.groups
+                   for k in keys for n, v in k.items()):
+            return None
+        found = self._shared.rows_of_groups(rule, names, sorted({k[names[0]] for k in keys}))
+        by_group: dict[tuple[Any, ...], list[int]] = {}
+        for i, k in enumerate(keys):
+            by_group.setdefault(tuple(k[n] for n in names), []).append(i)
+        ids: list[list[int]] = [[] for _ in bursts]
+        for ident, at, *group in found:
+            for i in by_group.get(tuple(group), ()):
+                start, end = spans[i]
+                if start <= at <= end:  # BETWEEN, on the same floats
+                    ids[i].append(ident)
+        wanted = sorted({ident for chosen in ids for ident in chosen})
+        events = {row[0]: row for row in self.conn.execute(
+            f"SELECT {self._select} FROM main.{table.TABLE} WHERE "
+            f"{table.quote(table.ID_COLUMN)} IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),))}
+        return [sorted((events[i] for i in chosen), key=lambda r: (r[1], r[0])) for chosen in ids]
 
     def _latest_id(self) -> int | None:
         if self._latest is None:
@@ -1204,18 +1265,9 @@ class RuleEvaluator:
             self._latest = row[0] if row else -1
         return self._latest
 
-    def _correlation_finding(self, rule: CompiledRule, burst: list[dict[str, Any]]) -> Finding:
-        if "_child_range" in burst[0]:
-            items = burst[0]["_child_range"][0]
-            lo = min(a["_child_range"][1] for a in burst)
-            hi = max(a["_child_range"][2] for a in burst)
-            start = min(child["window_start"] for _, _, child in items[lo : hi + 1])
-            end = max(child["window_end"] for _, _, child in items[lo : hi + 1])
-        else:
-            start = min(a["window_start"] for a in burst)
-            end = max(a["window_end"] for a in burst)
+    def _correlation_finding(self, rule: CompiledRule, burst: list[dict[str, Any]],
+                             rows: list[tuple[Any, ...]]) -> Finding:
         group_keys = burst[0]["group_keys"]
-        rows = self._burst_rows(rule, group_keys, start, end)
         extra: dict[str, Any] = {
             "metric": max(a["metric_value"] for a in burst),
             "windows": sum(a.get("windows", 1) for a in burst),

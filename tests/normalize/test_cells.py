@@ -106,6 +106,25 @@ def test_the_rows_of_cells_are_the_rows_of_the_walked_events(tmp_path: Any) -> N
     assert tables[0] == tables[1]
 
 
+def test_the_event_made_of_a_fixed_row_is_the_normalized_event(tmp_path: Any) -> None:
+    """What the load worker feeds its detectors instead of the event itself: the same
+    event, and `row_to_event` of the row as the table stores it."""
+    log = tmp_path / "vault.log"
+    log.write_bytes(b"".join(c.values[0].raw.rstrip(b"\n") + b"\n" for c in VAULT_CASES))
+    celled = list(iter_files([log], "vault", Stats(), cells=True))
+    make = table.event_maker(CELLS)
+    engine = Engine()
+    columns = ", ".join(table.quote(c) for c in engine.columns)
+    for (event, _, _), (present, values, _) in zip(celled, table.rows(celled, 1), strict=True):
+        assert make(values) == event
+        engine.conn.execute(table.insert_sql(present), values)
+        stored = engine.conn.execute(f"SELECT {columns} FROM {table.TABLE} WHERE _id = ?",
+                                     (values[0],)).fetchone()
+        assert table.row_to_event(engine.columns, stored) == event
+    with pytest.raises(ValueError, match="schema fields"):
+        table.event_maker(("@timestamp", "no.such.field"))
+
+
 def test_a_bound_nan_is_stored_as_null() -> None:
     """What `table.NULL` relies on (SQLite's sqlite3_bind_double), in every column type."""
     conn = sqlite3.connect(":memory:")

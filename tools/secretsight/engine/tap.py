@@ -158,7 +158,8 @@ _TAKEN, _ABANDONED = b"T", b"A"  # from it: a batch taken; the detectors' pass i
 _LOADED, _RESULT, _FAILED = b"L", b"R", b"X"  # the engine's counts, the outcome, a crash
 
 # A batch: (its rows or None, the events' times and dedupe keys or None (then the rows'),
-# the events, each orjson-encoded, or as itself when orjson refuses it).
+# the events, each orjson-encoded, or as itself when orjson refuses it, or None when its
+# row holds it: `table.event_maker`).
 _Batch = tuple[list[table.Row] | None, list[float | None] | None, list[int | None] | None,
                list[Any]]
 
@@ -174,7 +175,9 @@ class LoadProcess:
     (`table.rows`, built here: a Vault event's come from its normalizer) cross with the events,
     the worker inserts them as `Engine.load` would (one SQLite writer, which commits and closes
     the file before this process opens it) and feeds the detectors each event with its row's
-    time and key. Which side inserts was measured (engine/README.md, Speed): the detectors
+    time and key. An event given with its cells (`table.Celled`) does not cross: its row holds
+    exactly its fields, and the worker makes it of that (`table.event_maker`, as fast as
+    decoding it). Which side inserts was measured (engine/README.md, Speed): the detectors
     alone are the lighter half.
 
     Each event is encoded by orjson as it is fed (about a microsecond, a third of pickle's
@@ -237,7 +240,7 @@ class LoadProcess:
             raise ValueError("no database file: feed()")
         batch: list[table.Row] = []
         append, batch_size = batch.append, self.BATCH
-        for row in table.rows(events, 1, self._observe):
+        for row in table.rows(self._encoded(events), 1):
             append(row)
             if len(batch) >= batch_size:
                 self._send((batch, None, None, self._events if self.usable else []))
@@ -250,9 +253,17 @@ class LoadProcess:
             self._receive()
         return self._state
 
-    def _observe(self, event: dict[str, Any], ts: float | None, key: int | None) -> None:
-        if self.usable:
-            self._encode(event)
+    def _encoded(self, items: Iterable[dict[str, Any] | table.Celled]
+                 ) -> Iterator[dict[str, Any] | table.Celled]:
+        """`items`, each event encoded on its way to `table.rows`; one given with its cells
+        crosses as None: the worker makes it of its row (`table.event_maker`)."""
+        for item in items:
+            if self.usable:
+                if item.__class__ is tuple:
+                    self._events.append(None)
+                else:
+                    self._encode(item)  # type: ignore[arg-type]
+            yield item
 
     def _encode(self, event: dict[str, Any]) -> None:
         try:
@@ -370,21 +381,30 @@ def _work(inbox: Any, outbox: Any, config: Config, detectors: bool,
     sending, writer = _writer(outbox, "secretsight-load-acks")
     tap = Tap(load_detectors(config) if detectors else None)
     told = False
+    shape: tuple[str, ...] | None = None  # the fixed row shape `make` rebuilds events of
+    make: Any = None
 
     def batches() -> Iterator[table.Row]:
         """The rows of each batch, its events fed to the detectors, the batch acknowledged
         once taken (after its rows are inserted, when there are rows: `load_rows` asks for
         the next row only then)."""
-        nonlocal told
+        nonlocal told, shape, make
         while (data := inbox.recv_bytes())[:1] != _END:
             rows, times, keys, events = pickle.loads(memoryview(data)[1:])
             if events and tap.usable:
-                if rows is not None:
-                    times = [values[1] for _, values, _ in rows]
-                    keys = [key for _, _, key in rows]
                 feed = tap.feed
-                for ts, key, event in zip(times, keys, events, strict=True):
-                    feed(loads(event) if event.__class__ is bytes else event, ts, key)
+                if rows is None:
+                    for ts, key, event in zip(times, keys, events, strict=True):
+                        feed(loads(event) if event.__class__ is bytes else event, ts, key)
+                else:
+                    for (present, values, key), event in zip(rows, events, strict=True):
+                        if event is None:  # given with its cells: the row holds the event
+                            if present is not shape:
+                                shape, make = present, table.event_maker(present)
+                            event = make(values)
+                        elif event.__class__ is bytes:
+                            event = loads(event)
+                        feed(event, values[1], key)
             if rows is not None:
                 yield from rows
             sending.put(_TAKEN)

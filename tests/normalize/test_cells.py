@@ -62,7 +62,8 @@ def test_cells_are_the_events_leaves(case: GoldenCase) -> None:
     if type(plain) is not dict:  # a skip or a dead letter: the same one
         assert celled == plain
         return
-    event, cells = celled
+    event, fields, cells = celled
+    assert fields is CELLS
     assert event == plain
     assert len(cells) == len(CELLS)
     leaves = _leaves(event)

@@ -22,7 +22,7 @@ from secretsight.normalize.line import (
     object_items,
     strict_loads,
 )
-from secretsight.normalize.vault import CELLS, vault_cells, vault_record
+from secretsight.normalize.vault import vault_cells, vault_record
 
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark
 RAW_EXCERPT_BYTES = 4096  # dead letters carry at most this much of the raw line
@@ -273,7 +273,7 @@ def iter_files(
     fields the normalizer already checked. Every other line goes through the items of
     `normalize_line`, parsing included only when the fast parse refused the line.
 
-    `cells`: a Vault event comes as (event, `vault.CELLS`, its values) (`vault_cells`: what
+    `cells`: a Vault event comes as (event, `vault.CELLS`, its values) (`vault_cells`, what
     `engine.table.rows` takes as the event's row, the event not walked again); other events
     as themselves."""
     if source != "auto" and source not in SOURCES:
@@ -345,7 +345,7 @@ def iter_files(
                                         continue
                                     seen.add(key)
                                 stats.normalized += 1
-                                yield (out[0], CELLS, out[1]) if cells else out  # type: ignore[index]
+                                yield out
                                 continue
                             if src is None:
                                 items = [{"dead_letter": "unknown_source"}]

@@ -159,10 +159,13 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
     return _vault(rec, False)  # type: ignore[return-value]
 
 
-def vault_cells(rec: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]] | str:
-    """`vault_record`, with the event's leaf values in `CELLS` order (None where the event has
-    no such field; lists as lists): the table row of the event, made from what the normalizer
-    has in hand instead of a second walk of the event (`engine.table.rows`)."""
+def vault_cells(
+    rec: dict[str, Any],
+) -> tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]] | str:
+    """`vault_record` as (event, CELLS, the event's leaf values in `CELLS` order: None where
+    the event has no such field, lists as lists): the table row of the event, made from what
+    the normalizer has in hand instead of a second walk of the event (`engine.table.rows`
+    takes this triple as it is)."""
     return _vault(rec, True)  # type: ignore[return-value]
 
 
@@ -389,7 +392,7 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         ip = port = None
     if headers is None:
         ua = None
-    return event, (
+    return event, CELLS, (
         ts, "vault.audit", op, outcome, rid, category, secret_op, secret_path,
         principal or None, display_name or None, accessor or None,
         "vault_token" if accessor else None, policies or None, ip, port, ua or None,

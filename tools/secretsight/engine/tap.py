@@ -39,6 +39,14 @@ except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
 
+# The collector's thresholds while a replay loads (`replay`, and this module's worker): few of
+# the objects made per event outlive it, but the detectors' state and the rows waiting for
+# their INSERT do, and collecting every 700 allocations walked them again and again (0.65 s of
+# 7.4 s per 300k events in the worker; ~3 % of the main process's instructions); the
+# thresholds `watch` uses (watch/runner.py).
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
 def _no_orjson(value: Any) -> bytes:  # pragma: no cover - pickle carries every event then
     raise TypeError("no orjson")
 
@@ -381,10 +389,7 @@ def _work(inbox: Any, outbox: Any, config: Config, detectors: bool,
     # What was inherited lives as long as this process: the collector skips it (no copy of
     # the parent's pages just to walk their objects).
     gc.freeze()
-    # Few of the objects made per event outlive it, but the detectors' state and the rows
-    # waiting for their INSERT do: collecting every 700 allocations walked them again and
-    # again (0.65 s of 7.4 s per 300k events); the thresholds `watch` uses (watch/runner.py).
-    gc.set_threshold(50_000, 20, 10)
+    gc.set_threshold(*GC_THRESHOLDS)
     loads = orjson.loads if orjson is not None else None  # no orjson: events cross as dicts
     sending, writer = _writer(outbox, "secretsight-load-acks")
     tap = Tap(load_detectors(config) if detectors else None)

@@ -15,7 +15,6 @@ What `secretsight scan` and the scenario harness both run, so they cannot drift 
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 from secretsight.config import Config
 from secretsight.engine import Engine
 from secretsight.engine.table import Celled
-from secretsight.engine.tap import GC_THRESHOLDS, LoadProcess, Tap, load_detectors
+from secretsight.engine.tap import LoadProcess, Tap, load_detectors
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 from secretsight.incidents import report
@@ -73,8 +72,6 @@ def replay(
     database = os.path.join(tmpdir.name, "events.db") if tmpdir else ":memory:"
     tap: Tap | LoadProcess | None = None
     streaming = detectors and store_url is None  # detectors fed while loading
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
     try:
         if jobs > 1 and (streaming or tmpdir):
             # forked before the engine exists: the worker holds no SQLite connection; on a
@@ -124,7 +121,6 @@ def replay(
             timings["detectors"] = time.perf_counter() - t
         engine.close()
     finally:
-        gc.set_threshold(*thresholds)
         if isinstance(tap, LoadProcess):
             tap.stop()
         if tmpdir:

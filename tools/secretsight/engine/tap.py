@@ -39,11 +39,10 @@ except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
 
-# The collector's thresholds while a replay loads (`replay`, and this module's worker): few of
-# the objects made per event outlive it, but the detectors' state and the rows waiting for
-# their INSERT do, and collecting every 700 allocations walked them again and again (0.65 s of
-# 7.4 s per 300k events in the worker; ~3 % of the main process's instructions); the
-# thresholds `watch` uses (watch/runner.py).
+# The collector's thresholds in the worker: few of the objects made per event outlive it, but
+# the detectors' state and the rows waiting for their INSERT do, and collecting every 700
+# allocations walked them again and again (0.65 s of 7.4 s per 300k events); the thresholds
+# `watch` uses (watch/runner.py). Not kept for the main process (measured, engine/README.md).
 GC_THRESHOLDS = (50_000, 20, 10)
 
 

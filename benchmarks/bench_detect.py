@@ -17,7 +17,9 @@ Measures, on ONE core (one Python process; the Redis server is another process):
 `--watch-raw N` instead runs `watch --no-rules` end to end on bench_scan.py's raw Vault log of N
 operations (2N lines: a request and a response entry each): the real loop (`Watcher`, a file
 output, a SQLite state file, a commit each second), printing lines AND events (operations) per
-CPU second, and the floor on the same lines.
+CPU second, the floor on the same lines, and the decoder alone (`decode`: orjson and the
+normalizer, read by read as the loop calls it; its `events_per_cpu_s` is the most the loop could
+reach if the detectors, the reorder buffer, the metrics and the commits cost nothing).
 
 Every CPU figure is also given as a multiple of the floor's (`cpu_x_floor`): a bare loop that
 parses each line with orjson and writes a small object, run in the same process on the same
@@ -278,7 +280,7 @@ def watch_raw(operations: int, repeat: int) -> dict:
         generate_vault(src, operations)
     lines = src.read_bytes().splitlines()
     out: dict = {"input": str(src.relative_to(ROOT)), "lines": len(lines),
-                 "floor": run_floor(lines)}
+                 "floor": run_floor(lines), "decode": run_decode(lines)}
     config = Config()
     runs = []
     for _ in range(max(repeat, 1)):
@@ -298,9 +300,41 @@ def watch_raw(operations: int, repeat: int) -> dict:
                          "findings": len(Path(f"{tmp}/f.ndjson").read_bytes().splitlines()),
                          "lines_per_cpu_s": int(len(lines) / cpu),
                          "events_per_cpu_s": int(events / cpu)})
-    out["watch_no_rules"] = min(runs, key=lambda r: r["cpu_s"])
-    out["cpu_x_floor"] = round(out["watch_no_rules"]["cpu_s"] / out["floor"]["cpu_s"], 2)
+    out["watch_no_rules"] = best = min(runs, key=lambda r: r["cpu_s"])
+    out["cpu_x_floor"] = round(best["cpu_s"] / out["floor"]["cpu_s"], 2)
+    decode = out["decode"]
+    # What the loop could reach if everything past the decoder were free: the decoder's share
+    decode["events_per_cpu_s"] = int(best["events"] / decode["cpu_s"])
+    decode["share_of_watch"] = round(decode["cpu_s"] / best["cpu_s"], 2)
     return out
+
+
+def run_decode(lines: list[bytes], read: int = 1250) -> dict:
+    """What the watch loop's decoder costs alone on these lines, read by read
+    (`decode_lines`: orjson + the normalizer), and orjson's parse alone of each line: the
+    part of `watch`'s CPU that no change past the normalizer can remove."""
+    from secretsight.watch.decode import decode_lines
+    from secretsight.watch.runner import GC_THRESHOLDS
+
+    reads = [lines[i:i + read] for i in range(0, len(lines), read)]
+    loads = fast_loads
+    gc.collect()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)  # as the watch loop runs
+    t0 = time.process_time()
+    for line in lines:
+        loads(line)
+    parse = time.process_time() - t0
+    cpu = float("inf")
+    for _ in range(3):  # the best of 3 (the first also warms the normalizer's route memo)
+        events = 0
+        t0 = time.process_time()
+        for chunk in reads:
+            events += len(decode_lines(chunk, [], []))
+        cpu = min(cpu, time.process_time() - t0)
+    gc.set_threshold(*thresholds)
+    return {"parse_cpu_s": round(parse, 3), "cpu_s": round(cpu, 3), "events": events,
+            "lines_per_cpu_s": int(len(lines) / cpu)}
 
 
 def main() -> None:

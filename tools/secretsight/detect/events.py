@@ -1,7 +1,7 @@
 """What the detectors read from a normalized event, extracted once per event.
 
 Every detector looks at the same handful of fields; pulling them out of the nested dict once
-(parsing `@timestamp` once, with a per-second prefix cache, and computing the read paths once)
+(parsing `@timestamp` once, with a per-minute prefix cache, and computing the read paths once)
 keeps the per-event cost of the detectors themselves small. See docs/detectors.md, Performance.
 """
 
@@ -22,15 +22,17 @@ def _minute_epoch(prefix: str, zone: str) -> float:
     return datetime.fromisoformat(f"{prefix}:00{'+00:00' if zone == 'Z' else zone}").timestamp()
 
 
-# "YYYY-MM-DDTHH:MM:SS." (or the whole "...:SSZ") -> epoch of the minute, for the common UTC
-# form. Only prefixes that parsed are stored, so a hit also validates those 20 characters and
-# leaves only the fraction to check: slicing and str tests cost ~50 ns each here.
-_SECONDS: dict[str, float] = {}
+# "YYYY-MM-DDTHH:MM:" -> epoch of that minute, for the common UTC form. Only prefixes that
+# parsed are stored, so a hit also validates those 17 characters and leaves only the seconds
+# to check: slicing and str tests cost ~50 ns each here. Keyed by the minute, not the second:
+# a stream of a few events per second or fewer (the benchmark's, a quiet cluster's) found a
+# new second at most events, and each cost a datetime parse.
+_MINUTES: dict[str, float] = {}
 
 
-# The last validated "YYYY-MM-DDTHH:MM:SS." prefix (a key of _SECONDS) and its minute epoch;
-# "\0" matches no timestamp.
-_LAST_SECOND: list[Any] = ["\0", 0.0]
+# The last validated "YYYY-MM-DDTHH:MM:" prefix (a key of _MINUTES) and its epoch; "\0"
+# matches no timestamp.
+_LAST_MINUTE: list[Any] = ["\0", 0.0]
 
 # "SS.fffZ" -> float("SS.fff") for the suffixes already validated (ASCII digits): one dict
 # lookup instead of checking and parsing the seconds of every event (at most 60,000 keys at
@@ -39,18 +41,16 @@ _SECS: dict[str, float] = {}
 
 
 def _fast_prefix(value: str) -> float | None:
-    """Validate and cache the 20-character prefix of a `YYYY-MM-DDTHH:MM:SS(.|Z)` time."""
-    sec = value[17:19]
-    if not (len(value) >= 20 and value[10] == "T" and value[16] == ":" and value[19] in ".Z"
-            and sec.isdigit() and sec.isascii()):
+    """Validate and cache the minute prefix of a `YYYY-MM-DDTHH:MM:SS(.|Z)` time."""
+    if not (len(value) >= 20 and value[10] == "T" and value[16] == ":"):
         return None
     try:
         base = _minute_epoch(value[:16], "Z")
     except ValueError:
         return None
-    if len(_SECONDS) > 100_000:
-        _SECONDS.clear()
-    _SECONDS[value[:20]] = base
+    if len(_MINUTES) > 100_000:
+        _MINUTES.clear()
+    _MINUTES[value[:17]] = base
     return base
 
 
@@ -60,16 +60,18 @@ def parse_ts(value: Any) -> float | None:
         return None
     # Fast path: UTC `Z` timestamps (what normalizers emit): the minute is looked up, only the
     # seconds (`SS` or `SS.fff`, ASCII digits) are parsed.
-    base = _SECONDS.get(value[:20])
-    if base is None and value[-1:] == "Z":
-        base = _fast_prefix(value)
-    if base is not None:
-        if value[19] == ".":
-            frac = value[20:-1]
-            if value[-1] == "Z" and frac.isdigit() and frac.isascii():
-                return base + float(value[17:-1])
-        elif len(value) == 20:  # "...:SSZ"
-            return base + float(value[17:19])
+    if value[-1:] == "Z":
+        base = _MINUTES.get(value[:17])
+        if base is None:
+            base = _fast_prefix(value)
+        sec = value[17:19]
+        if base is not None and sec.isdigit() and sec.isascii():
+            if value[19] == ".":
+                frac = value[20:-1]
+                if frac.isdigit() and frac.isascii():
+                    return base + float(value[17:-1])
+            elif len(value) == 20:  # "...:SSZ"
+                return base + float(sec)
     m = _TS.match(value)
     if m is None:
         try:
@@ -191,10 +193,10 @@ def extract(event: dict[str, Any], ts: float | None = None) -> Ev | str:
         return "not a JSON object"
     if ts is None:
         ts_str: Any = event.get("@timestamp")
-        # parse_ts's fast path, inline, for its common case "...:SS.fffZ" in the same minute and
-        # second as the previous event (input is time-ordered), with seconds already seen: the
-        # same sum as parse_ts, minute epoch + float("SS.fff"). Anything else calls parse_ts.
-        last = _LAST_SECOND
+        # parse_ts's fast path, inline, for its common case "...:SS.fffZ" in the same minute as
+        # the previous event (input is time-ordered), with seconds already seen: the same sum as
+        # parse_ts, minute epoch + float("SS.fff"). Anything else calls parse_ts.
+        last = _LAST_MINUTE
         if (ts_str.__class__ is str and ts_str.startswith(last[0])
                 and (sec := _SECS.get(ts_str[17:])) is not None):
             ts = last[1] + sec
@@ -202,10 +204,10 @@ def extract(event: dict[str, Any], ts: float | None = None) -> Ev | str:
             ts = parse_ts(ts_str)
             if ts is None:
                 return f"bad or missing @timestamp: {ts_str!r}"
-            if ts_str[19:20] == "." and (base := _SECONDS.get(ts_str[:20])) is not None:
-                last[0], last[1] = ts_str[:20], base
-                if (ts_str[-1] == "Z" and (frac := ts_str[20:-1]).isdigit() and frac.isascii()
-                        and ts_str[17:19].isdigit()):
+            if ts_str[19:20] == "." and (base := _MINUTES.get(ts_str[:17])) is not None:
+                last[0], last[1] = ts_str[:17], base
+                if (ts_str[-1] == "Z" and ts_str[20:-1].isdigit() and ts_str[17:19].isdigit()
+                        and ts_str[17:-1].isascii()):
                     if len(_SECS) > 100_000:
                         _SECS.clear()
                     _SECS[ts_str[17:]] = float(ts_str[17:-1])

@@ -70,6 +70,7 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
     fpa_process, rwr_process = fpa.process, rwr.process
     fsp_process, nua_process = fsp.process, nua.process
     ag_process, aoh_process, admin_reason = ag.process, aoh.process, aoh.admin_reason
+    admin_policies = aoh.vault_policies
     step = LAST_SEEN_STEP
     unknown = _UNKNOWN
 
@@ -108,8 +109,20 @@ def read_route(route: tuple[Callable[[Ev, list[Finding]], None], ...]
         else:
             ag_process(ev, out)
 
-        # admin_off_hours: most readers are no admins
-        if admin_reason(ev) is not None:
+        # admin_off_hours: most readers are no admins (AdminOffHours.admin_reason's Vault
+        # tests inline, in its order: the policies in user.roles, then vault.token_policies)
+        if ev.dataset == "vault.audit":
+            raw = ev.raw
+            user = raw.get("user")
+            roles = user.get("roles") if user.__class__ is dict else None
+            if roles and not admin_policies.isdisjoint(roles):
+                aoh_process(ev, out)
+            else:
+                vault = raw.get("vault")
+                tokens = vault.get("token_policies") if vault.__class__ is dict else None
+                if tokens and not admin_policies.isdisjoint(tokens):
+                    aoh_process(ev, out)
+        elif admin_reason(ev) is not None:
             aoh_process(ev, out)
 
         # bulk_read: a window append (BulkRead.process past its lookups)

@@ -127,11 +127,32 @@ class Reorder:
         if self.bound is not None and ts < self.bound:
             self.late += 1
             return []
-        self.seq += 1
-        entry = [ts, self.seq, event, self._key(event), self.chunk]
-        if self._hold(entry):
+        self.seq = seq = self.seq + 1
+        # _key and _hold inline for the usual entry (an id never seen, in time order): this
+        # runs for every event of `watch`; anything else takes _hold.
+        meta = event.get("event")
+        key = None
+        if meta.__class__ is dict and (eid := meta.get("id")) is not None:
+            key = (meta.get("dataset"), eid)
+        chunk = self.chunk
+        entry = [ts, seq, event, key, chunk]
+        queue = self.queue
+        try:
+            usual = key is None or not (key in self.released or key in self.held)
+        except TypeError:  # an unhashable id (bad input): no key, as _key decides
+            entry[_KEY] = key = None
+            usual = True
+        if usual and (not queue or queue[-1][_TS] <= ts):
+            if key is not None:
+                self.held[key] = entry
+            queue.append(entry)
+            live = self.live
+            live[chunk] = live.get(chunk, 0) + 1
             self.fresh.append(entry)
-        if self.newest is None or ts > self.newest:
+        elif self._hold(entry):
+            self.fresh.append(entry)
+        newest = self.newest
+        if newest is None or ts > newest:
             self.newest = ts
             bound = ts - self.lateness
             if self.bound is None or bound > self.bound:
@@ -142,13 +163,19 @@ class Reorder:
         """Release every held event older than `upto` (None: all of them)."""
         queue, heap = self.queue, self.heap
         held, released = self.held, self.released
+        live = self.live
+        popleft = queue.popleft
         out: list[tuple[float, list[dict[str, Any]]]] = []
         limit = float("inf") if upto is None else upto
         while True:
             # the smaller head of the two, by (timestamp, seq)
-            if queue and queue[0][_TS] < limit and not (heap and heap[0] < queue[0]):
-                entry = queue.popleft()
-            elif heap and heap[0][_TS] < limit:
+            if not heap:  # the usual case: only the in-order deque holds entries
+                if not queue or queue[0][_TS] >= limit:
+                    break
+                entry = popleft()
+            elif queue and queue[0][_TS] < limit and not heap[0] < queue[0]:
+                entry = popleft()
+            elif heap[0][_TS] < limit:
                 entry = heapq.heappop(heap)
             else:
                 break
@@ -156,7 +183,13 @@ class Reorder:
             if event is None:  # replaced by a better duplicate
                 continue
             entry[_EVENT] = None  # released: not written at the next flush
-            self._gone(entry[_CHUNK])
+            chunk = entry[_CHUNK]  # _gone(chunk), inline
+            n = live[chunk] - 1
+            if n:
+                live[chunk] = n
+            else:
+                del live[chunk]
+                self.emptied.add(chunk)
             key = entry[_KEY]
             if key is not None:
                 held.pop(key, None)

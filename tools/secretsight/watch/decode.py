@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from secretsight.normalize.codes import MAX_LINE_BYTES
-from secretsight.normalize.line import normalize_line, object_items
+from secretsight.normalize.codes import MAX_LINE_BYTES, DeadLetter
+from secretsight.normalize.line import VAULT_TYPES, normalize_line, object_items
+from secretsight.normalize.vault import vault_record
 
 try:  # orjson parses several times faster; the stdlib is the fallback
     from orjson import JSONDecodeError as _JSONError
@@ -172,23 +173,29 @@ def decode_lines(lines: list[bytes], skips: list[str], errors: list[str]
             obj = None
         if (obj.__class__ is dict and "event" not in obj and "log" not in obj
                 and "message" not in obj and line.__class__ is bytes and len(line) <= limit):
+            # A Vault entry (detect_source's first test): straight to vault_record, as
+            # normalize/reader.py does for scan: the event itself, its skip code, or its dead
+            # letter, without the item list around it (what _collect would decide from it).
+            etype = obj.get("type")
+            if etype.__class__ is str and etype in VAULT_TYPES:
+                try:
+                    out = vault_record(obj)
+                except DeadLetter as dl:
+                    errors.append(dl.code)
+                    continue
+                except Exception:  # noqa: BLE001 - as decode_object: the normalizer failed
+                    errors.append("normalize_failed")
+                    continue
+                if isinstance(out, str):
+                    skips.append(out)
+                else:
+                    events.append(out)
+                continue
             try:
                 items = object_items(obj, "auto")
             except Exception:  # noqa: BLE001 - as decode_object: the normalizer failed
                 errors.append("normalize_failed")
                 continue
-            # A Vault entry: one item, an event or a skip (what _collect decides, inline)
-            if items.__class__ is list and len(items) == 1 and (
-                    item := items[0]).__class__ is dict:
-                event = item.get("event")
-                if event is None:
-                    if "skip" in item:
-                        skips.append(str(item["skip"]))
-                        continue
-                elif (event.__class__ is dict and (meta := event.get("event")).__class__ is dict
-                      and meta.get("dataset").__class__ is str and "@timestamp" in event):
-                    events.append(event)
-                    continue
             reason = _collect(items, events, skips)
             if reason is not None and reason != SKIPPED:
                 errors.append(reason)

@@ -92,19 +92,20 @@ class Metrics:
         wildcard list or a BatchGetSecretValue adds no path)."""
         if not accepted:
             return
-        record = self._record
+        rows: list[tuple[str, float, bool, str | None, str | None, bool]] = []
+        append = rows.append
+        for event, ts in accepted:
+            secret = event.get("secret") or _EMPTY
+            op = secret.get("operation")
+            ok = (event.get("event") or _EMPTY).get("outcome") != "failure"
+            path = secret.get("path")
+            if not (ok and op == "read") or path.__class__ is not str or "*" in path:
+                path = None
+            append((event["event"]["dataset"], ts, op == "read",
+                    (event.get("user") or _EMPTY).get("id"), path,
+                    ok and (op == "read" or op == "list")))
         with self.lock:
-            now = self.clock()
-            for event, ts in accepted:
-                secret = event.get("secret") or _EMPTY
-                op = secret.get("operation")
-                ok = (event.get("event") or _EMPTY).get("outcome") != "failure"
-                path = secret.get("path")
-                if not (ok and op == "read") or path.__class__ is not str or "*" in path:
-                    path = None
-                record(event["event"]["dataset"], ts, op == "read",
-                       (event.get("user") or _EMPTY).get("id"), path,
-                       ok and (op == "read" or op == "list"), now)
+            self._record(rows, self.clock())
 
     def record_event(self, dataset: str, ts: float, reads: bool, identity: str | None,
                      path: str | None = None, windowed: bool | None = None) -> None:
@@ -112,43 +113,51 @@ class Metrics:
         counts in the window gauges; `path`: the path it read, for distinct paths."""
         # called from the processing thread only; the lock guards the scrape
         with self.lock:
-            self._record(dataset, ts, reads, identity, path,
-                         reads if windowed is None else windowed, self.clock())
+            self._record([(dataset, ts, reads, identity, path,
+                           reads if windowed is None else windowed)], self.clock())
 
-    def _record(self, dataset: str, ts: float, reads: bool, identity: str | None,
-                path: str | None, windowed: bool, now: float) -> None:
-        """record_event under the lock, `now` the wall clock (the lag is now - ts)."""
-        self.events_by_source[dataset] += 1
+    def _record(self, rows: list[tuple[str, float, bool, str | None, str | None, bool]],
+                now: float) -> None:
+        """record_event of each row (dataset, ts, reads, identity, path, windowed), in order,
+        under the lock, `now` the wall clock (the lag is now - ts). One call for a whole read
+        of the watch loop: a call per event cost as much as its bookkeeping."""
+        by_source = self.events_by_source
         last_times = self.last_event_time
-        last = last_times.get(dataset)
-        if last is None or ts - last > self.max_silence:
-            self.continuous_since[dataset] = ts
-        if last is None or ts > last:
-            last_times[dataset] = ts
-        lag = now - ts
-        self.lag_seconds = lag
-        if lag > self.lag_max_seconds:
-            self.lag_max_seconds = lag
-        if identity is None:
-            return
-        if reads:
-            counts = self.reads_by_identity
-            if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
-                counts[identity] += 1
-            else:
-                self.reads_untracked += 1
-        if not windowed:
-            return
-        bucket = int(ts // BUCKET_SECONDS)
-        per = self.window_activity.get(identity)
-        cell = per.get(bucket) if per is not None else None
-        if cell is None:
-            cell = self._new_bucket(identity, per, bucket)
+        continuous = self.continuous_since
+        max_silence = self.max_silence
+        counts = self.reads_by_identity
+        activity = self.window_activity
+        lag_max = self.lag_max_seconds
+        for dataset, ts, reads, identity, path, windowed in rows:
+            by_source[dataset] += 1
+            last = last_times.get(dataset)
+            if last is None or ts - last > max_silence:
+                continuous[dataset] = ts
+            if last is None or ts > last:
+                last_times[dataset] = ts
+            if now - ts > lag_max:
+                lag_max = now - ts
+            if identity is None:
+                continue
+            if reads:
+                if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
+                    counts[identity] += 1
+                else:
+                    self.reads_untracked += 1
+            if not windowed:
+                continue
+            bucket = int(ts // BUCKET_SECONDS)
+            per = activity.get(identity)
+            cell = per.get(bucket) if per is not None else None
             if cell is None:
-                return
-        cell[0] += 1
-        if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
-            cell[1].add(path)
+                cell = self._new_bucket(identity, per, bucket)
+                if cell is None:
+                    continue
+            cell[0] += 1
+            if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
+                cell[1].add(path)
+        self.lag_seconds = now - rows[-1][1]
+        self.lag_max_seconds = lag_max
 
     def _new_bucket(self, identity: str, per: dict[int, list[Any]] | None,
                     bucket: int) -> list[Any] | None:

@@ -117,28 +117,32 @@ class Watcher:
     def _process(self, source: str, events: list[dict[str, Any]],
                  accepted: list[tuple[dict[str, Any], float]]) -> None:
         det, m, recent = self.det, self.metrics, self.recent
-        for e in events:
-            try:
-                key: int | None = dedupe_key(e)
-            except (KeyError, TypeError, AttributeError):
-                key = None  # not a well-formed event: the detectors reject and count it
-            if key is not None:
-                if key in recent:
-                    m.count("duplicates", source)
+        process, accept, pending = det.process, accepted.append, self.pending
+        taken = len(accepted)
+        try:
+            for e in events:
+                try:
+                    key: int | None = dedupe_key(e)
+                except (KeyError, TypeError, AttributeError):
+                    key = None  # not a well-formed event: the detectors reject and count it
+                if key is not None:
+                    if key in recent:
+                        m.count("duplicates", source)
+                        continue
+                    recent[key] = None
+                    if len(recent) > RECENT_RECORDS:
+                        recent.popitem(last=False)
+                before = det.events
+                found = process(e)
+                if found:  # (an event rejected half-way may still have completed findings)
+                    pending.extend(found)
+                if det.events == before:  # rejected (counted by reason in det.rejected)
+                    reason = OUT_OF_RANGE if det.last_rejected == OUT_OF_RANGE else "invalid_event"
+                    m.count("parse_errors", (source, reason))
                     continue
-                recent[key] = None
-                if len(recent) > RECENT_RECORDS:
-                    recent.popitem(last=False)
-            before = det.events
-            found = det.process(e)
-            if found:  # (an event rejected half-way may still have completed findings)
-                self.pending.extend(found)
-            if det.events == before:  # rejected (counted by reason in det.rejected)
-                reason = OUT_OF_RANGE if det.last_rejected == OUT_OF_RANGE else "invalid_event"
-                m.count("parse_errors", (source, reason))
-                continue
-            accepted.append((e, det.last_ts or 0.0))
-            self.since_commit += 1
+                accept((e, det.last_ts or 0.0))
+        finally:  # (counted once per read; a store failure half-way counts what was accepted)
+            self.since_commit += len(accepted) - taken
 
     def commit(self) -> None:
         t0 = time.perf_counter()

@@ -10,6 +10,7 @@ import pytest
 from sigma.collection import SigmaCollection
 from support.event_builders import put_field
 
+from secretsight.config import Config
 from secretsight.engine import PLAIN_BURST_GAP, Engine, dedupe
 
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
@@ -69,6 +70,51 @@ def test_list_field_matches_any_element(roles: list[str], fires: bool) -> None:
     findings, engine = run(ROOT, [ev(0, user__roles=roles)])
     assert not engine.errors
     assert [f.rule_name for f in findings] == (["root_policy"] if fires else [])
+
+
+# JSON cells a list column may hold: json.dumps output (table.py) and other valid JSON
+CELLS = [None, "[]", '["root"]', '["ROOT"]', '["rooted"]', '["default", "root"]', '[1, "root"]',
+         '["ro\\"ot"]', '["\\u0072oot"]', '["r\\u00f6ot"]', '"root"', '{"root": 1}',
+         '[["root"]]', '["x root"]', '["root", "\\n"]', '["admin"]']
+
+
+@pytest.mark.parametrize("value", ["root", "ro%t", "Root_1"])
+def test_list_field_guard_has_the_value_of_the_element_test(value: str) -> None:
+    """A list field's element test skips json_each where the cell cannot hold the value
+    (backend.py): on every cell the guarded test has the value of the bare `EXISTS`,
+    JSON escapes included (a backslash anywhere: json_each decides)."""
+    import sqlite3
+
+    from secretsight.engine.evaluate import compile_ruleset
+
+    compiled = compile_ruleset(SigmaCollection.from_yaml(
+        rule("roles", f"  sel:\n    user.roles: '{value}'\n  condition: sel")), Config())
+    where = compiled.predicates["roles"]
+    assert "THEN EXISTS" in where and "json_each" in where
+    bare = "EXISTS" + where.split("THEN EXISTS", 1)[1].rsplit(" ELSE 0 END", 1)[0]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE events (`user.roles` TEXT COLLATE NOCASE)")
+    cells = CELLS + [json.dumps([value]), json.dumps([value.upper()]), json.dumps(["x" + value])]
+    conn.executemany("INSERT INTO events VALUES (?)", [(c,) for c in cells])
+    got = conn.execute(f"SELECT ({where}), ({bare}) FROM events").fetchall()
+    assert [g for g, _ in got] == [b for _, b in got]
+    assert sum(b for _, b in got) >= 2  # the test can fire: the value itself, upper-cased
+
+
+@pytest.mark.parametrize(
+    ("user", "fires"),
+    [("svc_a%b", True), ("SVC_A%B", True), ("svcXa%b", False), ("svc_aXb", False),
+     ("svc_a%bc", False)],
+    ids=["same", "case_insensitive", "underscore_is_no_wildcard", "percent_is_no_wildcard",
+         "longer"],
+)
+def test_value_with_like_metacharacters_is_compared_as_is(user: str, fires: bool) -> None:
+    """A value without wildcards that holds `_` or `%` is an equality (NOCASE), as its LIKE
+    form was: neither character matches another."""
+    findings, engine = run(rule("svc", "  sel:\n    user.id: 'svc_a%b'\n  condition: sel"),
+                           [ev(0, user=user)])
+    assert not engine.errors
+    assert bool(findings) is fires
 
 
 EXTERNAL = rule(
@@ -395,3 +441,55 @@ def test_one_job_evaluates_every_rule_in_this_process(tmp_path) -> None:
     two = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(rules)]
     assert any(key.endswith("(lane 2)") for key in engine.timings)
     assert one == two and one
+
+
+def test_lanes_are_sized_by_the_rows(tmp_path) -> None:
+    """On a file, the two lanes are sized on a sample of the rows (`evaluate._sized_sets`):
+    a correlation whose base rule matches every event outweighs one whose base rule matches
+    none, which rule counts alone cannot tell; the findings stay those of one lane."""
+    from secretsight.engine.evaluate import _Sample, _sized_sets, compile_ruleset
+
+    none = BY_SOURCE.replace("source.ip|cidr: 10.0.0.0/8", "source.ip|cidr: 192.0.2.0/24")
+    rules = "---\n".join([BULK, ROOT, none])
+    engine = Engine(database=str(tmp_path / "sized.db"))
+    engine.load(_lane_events())
+    compiled = compile_ruleset(SigmaCollection.from_yaml(rules), Config())
+    by_name = {r.meta.name: r for r in compiled.rules}
+    sample = _Sample(engine.conn)
+    try:
+        assert sample.rows == len(_lane_events())  # fewer rows than a sample holds: all
+        sizes = {members[0].meta.name: size for size, members in
+                 _sized_sets([by_name["bulk"], by_name["by_source"]], sample)}
+        counted = {members[0].meta.name: size for size, members in
+                   _sized_sets([by_name["bulk"], by_name["by_source"]])}
+    finally:
+        sample.close()
+    assert counted["bulk"] == counted["by_source"]
+    assert sizes["bulk"] > 5 * sizes["by_source"]
+    two = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(
+        SigmaCollection.from_yaml(rules))]
+    one = [json.dumps(f.to_json(), sort_keys=True) for f in engine.run(
+        SigmaCollection.from_yaml(rules), jobs=1)]
+    assert two == one and {json.loads(f)["rule_name"] for f in one} == {"bulk", "root_policy"}
+
+
+def test_many_bursts_read_in_one_pass_give_the_per_burst_rows(monkeypatch) -> None:
+    """From `evaluate._BATCH` bursts of one rule on, their events are read in one pass over
+    the shared inputs: the same findings (events, evidence, order) as a read per burst."""
+    from secretsight.engine import evaluate
+
+    events = [ev(i + hour * 7200, user=user, path=f"secret/p{i % 9}")
+              for hour, user in enumerate(["tok_a", "TOK_b", "tok_c", "tok_a"])
+              for i in range(60)]
+    events += [ev(50_000 + i * 400, user="tok_a") for i in range(20)]  # quiet reads, no burst
+    rules = "---\n".join([BULK, PATHS])
+
+    def findings() -> list[str]:
+        found, engine = run(rules, events)
+        assert not engine.errors
+        return [json.dumps(f.to_json(), sort_keys=True) for f in found]
+
+    batched = findings()
+    monkeypatch.setattr(evaluate, "_BATCH", 10**9)
+    assert findings() == batched
+    assert sum(json.loads(f)["rule_name"] == "bulk" for f in batched) == 4

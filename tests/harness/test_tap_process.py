@@ -1,7 +1,8 @@
-"""`replay(jobs=2)` builds the table rows and runs the detectors in a second process
-(`engine.tap.LoadProcess`): the same rows, findings, incidents, refusals and counts as in one
-process, on every scenario and on the inputs that make the streaming pass unusable (a late
-event, a duplicate) or take pickle's path."""
+"""`replay(jobs=2)` runs the detectors in a second process (`engine.tap.LoadProcess`), which
+also inserts the rows into a database file: the same rows, findings, incidents, refusals and
+counts as in one process, on every scenario (events given as dicts, or with their cells as
+`scan` reads them) and on the inputs that make the streaming pass unusable (a late event, a
+duplicate) or that orjson refuses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from support.harness import Harness
 from secretsight.engine import Engine, table
 from secretsight.engine.replay import ReplayResult, replay
 from secretsight.engine.tap import LoadProcess, Tap, load_detectors
+from secretsight.normalize import Stats, iter_files
 from secretsight.scenarios import SCENARIOS
 
 
@@ -38,9 +40,14 @@ def test_a_second_process_gives_the_same_outcome(harness: Harness, scenario: str
     assert _outcome(two) == _outcome(one)
     # on a file, the worker inserts the rows itself
     assert _outcome(replay(events, config, rules, jobs=2, on_disk=True)) == _outcome(one)
-    worker = LoadProcess(config, start_id=1, detectors=False)
-    assert list(worker.rows(events)) == list(table.rows(events, 1))  # the same table rows
-    assert worker.result() is None
+    # as `scan` reads them: Vault events with their cells (deduplicated, as scan does)
+    files = harness.generated(scenario).files
+    unique = list(iter_files(files, stats=Stats()))
+    plain = replay(unique, config, rules, jobs=1)
+    for jobs, on_disk in ((1, False), (2, False), (2, True)):
+        celled = iter_files(files, stats=Stats(), cells=True)
+        assert _outcome(replay(celled, config, rules, jobs=jobs, on_disk=on_disk)) == _outcome(
+            plain), (jobs, on_disk)
 
 
 def test_a_late_event_and_a_duplicate_fall_back_to_the_sorted_pass(harness: Harness) -> None:
@@ -76,7 +83,7 @@ def test_a_worker_loads_the_database_file_as_the_engine_does(
     config = harness.config("vault_harvest")
     here = Engine(config, database=str(tmp_path / "here.db"))
     here.load(events)
-    worker = LoadProcess(config, start_id=1, detectors=False, database=str(tmp_path / "w.db"))
+    worker = LoadProcess(config, detectors=False, database=str(tmp_path / "w.db"))
     state = worker.load(events)
     assert worker.result() is None
     assert state == here.state()
@@ -88,20 +95,23 @@ def test_a_worker_loads_the_database_file_as_the_engine_does(
     there.load(events[:5])  # their keys were seen by the worker, not by this engine
     assert there.dedupe() == 5
     assert there.count == here.count
-    with pytest.raises(ValueError, match="fresh"):
-        LoadProcess(config, start_id=2, detectors=False, database=str(tmp_path / "x.db"))
+    worker = LoadProcess(config)
+    with pytest.raises(ValueError, match="no database"):
+        worker.load(events)
+    worker.stop()
 
 
 def _there(config: Any, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
-    worker = LoadProcess(config, start_id=1, detectors=True)
-    rows = list(worker.rows(events))
+    worker = LoadProcess(config)
+    rows = list(table.rows(events, 1, worker.feed))
+    worker.close()
     return rows, worker.result()
 
 
-def _same_in_a_file(config: Any, events: list[dict[str, Any]], here: Any, path: Any) -> None:
+def _same_in_a_file(config: Any, events: list[Any], here: Any, path: Any) -> None:
     """A worker loading `path` (rows built here, sent with their events): the table
     `Engine.load` makes, and the detectors' outcome `here` (a `Tap`'s)."""
-    worker = LoadProcess(config, start_id=1, detectors=True, database=str(path / "w.db"))
+    worker = LoadProcess(config, database=str(path / "w.db"))
     state = worker.load(events)
     there = worker.result()
     engine = Engine(config, database=str(path / "e.db"))
@@ -157,16 +167,16 @@ def test_refused_events_are_counted_the_same(harness: Harness, tmp_path: Any) ->
 
 
 def test_a_worker_that_dies_is_an_error(harness: Harness) -> None:
-    """Its rows are lost: the scan cannot go on without them."""
+    """Its findings are lost: the scan cannot go on without them."""
     from secretsight.errors import SecretSightError
 
     events, _ = harness.events("vault_harvest", "python")
-    worker = LoadProcess(harness.config("vault_harvest"), start_id=1, detectors=True)
-    rows = worker.rows(events * 3)
-    next(rows)  # the first batch went out and came back
+    worker = LoadProcess(harness.config("vault_harvest"))
     worker._worker.kill()
     with pytest.raises(SecretSightError, match="ended unexpectedly"):
-        list(rows)
+        for _ in table.rows(events * 3, 1, worker.feed):
+            pass
+        worker.result()
     worker.stop()
 
 
@@ -175,17 +185,16 @@ def test_a_worker_that_dies_while_loading_the_file_is_an_error(
     from secretsight.errors import SecretSightError
 
     events, _ = harness.events("vault_harvest", "python")
-    worker = LoadProcess(harness.config("vault_harvest"), start_id=1, detectors=True,
-                         database=str(tmp_path / "events.db"))
+    worker = LoadProcess(harness.config("vault_harvest"), database=str(tmp_path / "events.db"))
     worker._worker.kill()
     with pytest.raises(SecretSightError, match="ended unexpectedly"):
         worker.load(events * 3)
     worker.stop()
 
 
-def test_big_events_do_not_block_either_side(harness: Harness) -> None:
-    """Batches and rows far larger than the pipes: the worker's writer thread keeps it
-    reading, so neither side waits forever on the other."""
+def test_big_events_do_not_block_either_side(harness: Harness, tmp_path: Any) -> None:
+    """Batches far larger than the pipes: the writer threads keep both sides reading, so
+    neither waits forever on the other."""
     events, _ = harness.events("vault_first_path_access", "python")
     config = harness.config("vault_first_path_access")
     big = copy.deepcopy(_timed(events)[:600])
@@ -196,3 +205,16 @@ def test_big_events_do_not_block_either_side(harness: Harness) -> None:
     assert rows_there == rows_here
     assert here is not None and there is not None
     assert [f.to_json() for f in there.findings] == [f.to_json() for f in here.findings]
+    _same_in_a_file(config, big, here, tmp_path)
+
+
+def test_the_worker_stops_taking_events_once_its_pass_is_unusable(harness: Harness) -> None:
+    """A duplicate early on: the worker says so (before its outcome), and once that is
+    read here, events are no longer sent."""
+    events, _ = harness.events("vault_harvest", "python")
+    worker = LoadProcess(harness.config("vault_harvest"))
+    for _ in table.rows(_timed(events)[:3] * 2, 1, worker.feed):
+        pass
+    assert worker.result() is None
+    assert not worker.usable
+    worker.feed(events[0], 0.0, None)  # dropped here: the worker is gone

@@ -34,9 +34,9 @@ from secretsight.findings_table import format_table, summary_line
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
               help="Rule files or directories (default: the bundled sigma/rules).")
 @click.option("--jobs", type=click.IntRange(1, 2), default=None,
-              help="Processes: 2 builds the table rows and runs the stateful detectors in a "
-                   "second process while this one reads, normalizes and inserts the events, "
-                   "and on inputs over 50 MB evaluates half of the Sigma rules in a forked "
+              help="Processes: 2 runs the stateful detectors in a second process while "
+                   "this one reads, normalizes and inserts the events, and on inputs over "
+                   "50 MB evaluates half of the Sigma rules in a forked "
                    "process (same findings and counts; a little more CPU in all, less wall time on two "
                    "free cores); 1 runs everything in one. Default: 2 on Linux when this process "
                    "may use two or more CPUs.")
@@ -88,8 +88,7 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _until_read_error(events: Iterator[dict[str, Any]],
-                      errors: list[SecretSightError]) -> Iterator[dict[str, Any]]:
+def _until_read_error(events: Iterator[Any], errors: list[SecretSightError]) -> Iterator[Any]:
     """The events up to a read error (a truncated gzip), which is kept to report after the
     findings of the readable prefix."""
     try:
@@ -123,7 +122,8 @@ def _scan(inputs: tuple[str, ...], source: str, config_path: str | None, store_u
 
     stats = Stats()
     events = _until_read_error(
-        iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True), read_errors)
+        iter_files(files, source, stats, dead_letter_sink=dead_letter, dedupe=True, cells=True),
+        read_errors)
     large = total_bytes(files) > PROGRESS_MIN_BYTES  # spill the events table to disk
     result = replay(with_progress(events, files, stats), config, ruleset, store_url=store_url,
                     on_disk=large, jobs=jobs if _can_fork() else 1)

@@ -58,12 +58,13 @@ class Engine:
 
     def load(
         self,
-        events: Iterable[dict[str, Any]],
+        events: Iterable[dict[str, Any] | table.Celled],
         *,
         batch: int = 20_000,
         observe: Callable[[dict[str, Any], float | None, int | None], None] | None = None,
     ) -> int:
-        """Insert normalized events; returns how many were loaded by this call.
+        """Insert normalized events (or `table.Celled` ones: a normalizer's event with its
+        cells, `normalize.iter_files(cells=True)`); returns how many were loaded by this call.
         `observe(event, ts, key)` is called for each event, in input order, as it is read (`key`:
         the hash of (event.dataset, event.id), None without an id)."""
         return self.load_rows(table.rows(events, self.next_id, observe), batch=batch)
@@ -73,16 +74,15 @@ class Engine:
         """The `_id` the next loaded event gets."""
         return self.count + 1
 
-    def load_rows(
-        self, rows: Iterable[tuple[tuple[str, ...], tuple[Any, ...], int | None]], *,
-        batch: int = 20_000,
-    ) -> int:
+    def load_rows(self, rows: Iterable[table.Row], *, batch: int = 20_000) -> int:
         """Insert rows as `table.rows` makes them (numbered from `next_id`, in order), built
         here or by another process (`engine.tap.LoadProcess`); returns how many."""
         loaded = 0
         pending: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         waiting = 0
         seen = self._keys
+        shape: tuple[str, ...] | None = None
+        same: list[tuple[Any, ...]] = []
         for present, values, key in rows:
             if values[1] is None:
                 self.bad_timestamps += 1
@@ -91,11 +91,14 @@ class Engine:
                 if key in seen:
                     self._maybe_duplicates = True
                 seen.add(key)
-            pending.setdefault(present, []).append(values)
+            if present is not shape:  # a fixed shape (`table.Celled`) is one object: no hash
+                shape = present
+                same = pending.setdefault(present, [])
+            same.append(values)
             waiting += 1
             if waiting >= batch:
                 loaded += self._flush(pending)
-                waiting = 0
+                waiting, shape = 0, None
         loaded += self._flush(pending)
         self.count += loaded
         if loaded and self._keys_unknown:  # a key of the adopted rows may repeat: check

@@ -24,6 +24,7 @@ from typing import Any
 
 from secretsight.config import Config
 from secretsight.engine import Engine
+from secretsight.engine.table import Celled
 from secretsight.engine.tap import LoadProcess, Tap, load_detectors
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
@@ -45,7 +46,7 @@ class ReplayResult:
 
 
 def replay(
-    events: Iterable[dict[str, Any]],
+    events: Iterable[dict[str, Any] | Celled],
     config: Config,
     ruleset: Any,
     *,
@@ -56,11 +57,14 @@ def replay(
 ) -> ReplayResult:
     """`on_disk`: keep the events table in a temporary file instead of memory (large scans:
     the OS page cache holds it, not the process). `jobs` >= 2: a second process runs the
-    detectors that run while the events load (`engine.tap.LoadProcess`), on the other core,
-    and builds the table rows (in memory) or inserts those this process builds (on a file);
-    a database file's rules run in two halves, one in a forked process
+    detectors that run while the events load (`engine.tap.LoadProcess`), on the other
+    core, and inserts the rows this one builds into the database file (in memory, this one
+    inserts them); a database file's rules run in two halves, one in a forked process
     (`evaluate.RuleEvaluator`). The rows, findings and every count are the same. `jobs` 1
-    forks nothing."""
+    forks nothing.
+
+    `events`: normalized events, or some given with their cells (`table.Celled`, from
+    `normalize.iter_files(cells=True)`), which are not walked again for their rows."""
     timings: dict[str, float] = {}
     window = config.stream.incident_window.total_seconds()
     reported = False
@@ -69,26 +73,22 @@ def replay(
     tap: Tap | LoadProcess | None = None
     streaming = detectors and store_url is None  # detectors fed while loading
     try:
-        if jobs > 1:  # forked before the engine exists: the worker holds no SQLite connection
-            # on a file, the worker inserts the rows itself (none pickled back to insert here)
-            tap = LoadProcess(config, start_id=1, detectors=streaming,
-                              database=database if tmpdir else None)
+        if jobs > 1 and (streaming or tmpdir):
+            # forked before the engine exists: the worker holds no SQLite connection; on a
+            # file, it inserts the rows this process builds
+            tap = LoadProcess(config, detectors=streaming, database=database if tmpdir else None)
         elif streaming:
             tap = Tap(load_detectors(config))
         t = time.perf_counter()
         if isinstance(tap, LoadProcess) and tap.database is not None:
             state = tap.load(events)  # the file is loaded, committed and closed
-            engine = _engine(config, database, tmpdir is not None, create=False)
+            engine = _engine(config, database, True, create=False)
             engine.adopt(state)
         else:
             engine = _engine(config, database, tmpdir is not None)
-            if isinstance(tap, LoadProcess):
-                assert engine.next_id == 1
-                engine.load_rows(tap.rows(events))
-            else:
-                engine.load(events, observe=tap.feed if tap is not None and tap.usable else None)
-                if tap is not None:
-                    tap.close()
+            engine.load(events, observe=tap.feed if tap is not None and tap.usable else None)
+            if tap is not None:
+                tap.close()
         timings["normalize+load"] = time.perf_counter() - t
         t = time.perf_counter()
         folded = engine.dedupe()

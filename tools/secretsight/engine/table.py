@@ -95,6 +95,12 @@ def _parse_slow(value: str) -> datetime | None:
         return None
 
 
+# A NULL cell that binds as fast as a number: SQLite stores a bound NaN as NULL (its
+# sqlite3_bind_double; tested), while Python's sqlite3 runs its adaptation protocol (a key
+# tuple, a dict lookup, two attribute lookups) for every None it binds: binding the dozen
+# absent fields of a fixed row as None doubled the INSERT's time.
+NULL = float("nan")
+
 # How a leaf becomes a cell, by schema type (codes, so the per-leaf dispatch is one compare).
 _TEXT, _LIST, _BOOL, _OBJECT, _LONG = range(5)
 _CODE = {"keyword[]": _LIST, "boolean": _BOOL, "object": _OBJECT, "long": _LONG}
@@ -144,6 +150,7 @@ class RowBuilder:
         self._root_shapes: dict[tuple[Any, ...], Callable[[dict[str, Any], dict[str, Any]], bool]]
         self._root_shapes = {}
         self._shapes: dict[int, dict[tuple[Any, ...], Any]] = {}  # id(node) -> its walks
+        self._fixed: dict[tuple[str, ...], Any] = {}  # `fixed`: fields -> row maker
 
     def cells(self, event: dict[str, Any]) -> dict[str, Any]:
         """Column name -> cell value for the columns `event` sets, in the event's key order
@@ -219,6 +226,54 @@ class RowBuilder:
         exec(compile(source, f"<row walk {prefix or 'event'}>", "exec"), space)  # noqa: S102
         walk: Callable[[dict[str, Any], dict[str, Any]], bool] = space["walk"]
         return walk
+
+    def fixed(
+        self, fields: tuple[str, ...]
+    ) -> Callable[[tuple[Any, ...], int], tuple[tuple[Any, ...], float | None, int | None]]:
+        """The row maker of cells given in `fields` order (`rows`' `Celled` items): values ->
+        (the row `rows` would make of the event, its time, its dedupe key), the row's id
+        given. Compiled once per set of fields; the values are of their field's type (as the
+        normalizer makes them), so only lists (JSON) and booleans need a conversion here."""
+        made = self._fixed.get(fields)
+        if made is not None:
+            return made
+        unknown = [name for name in fields if name not in self._codes]
+        if unknown or len(set(fields)) != len(fields):
+            raise ValueError(f"not a set of schema fields: {unknown or fields}")
+        at = {name: i for i, name in enumerate(fields)}
+        if "@timestamp" not in at:
+            raise ValueError("cells without @timestamp")
+        space: dict[str, Any] = {"convert": self._convert, "parse": parse_zoned_ts,
+                                 "stage_rank": _STAGE_RANK.get}
+        space["NULL"] = NULL
+        cells = []
+        for i, name in enumerate(fields):
+            code = self._codes[name]
+            if code == _TEXT or code == _LONG:
+                cells.append(f"(NULL if v{i} is None else v{i})")
+            else:
+                cells.append(f"(NULL if v{i} is None else convert({code}, v{i}))")
+        if "vault.entry_type" in at:  # as `rows` ranks a walked event
+            e = f"v{at['vault.entry_type']}"
+            stage = f"v{at['kubernetes.stage']}" if "kubernetes.stage" in at else "None"
+            rank = f"(1 if {e} != 'response' else 2) if {e} is not None else stage_rank({stage}, 0)"
+        elif "kubernetes.stage" in at:
+            rank = f"stage_rank(v{at['kubernetes.stage']}, 0)"
+        else:
+            rank = "0"
+        event_id = f"v{at['event.id']}" if "event.id" in at else "None"
+        dataset = f"v{at['event.dataset']}" if "event.dataset" in at else "None"
+        unpack = ", ".join(f"v{i}" for i in range(len(fields)))
+        source = "\n".join([
+            "def row(values, next_id):",
+            f"    {unpack}, = values",
+            f"    ts = parse(v{at['@timestamp']})",
+            f"    return (next_id, ts, {rank}, {', '.join(cells)}), ts, "
+            f"(None if {event_id} is None else hash(({dataset}, {event_id})))",
+        ])
+        exec(compile(source, "<fixed row>", "exec"), space)  # noqa: S102
+        made = self._fixed[fields] = space["row"]
+        return made  # type: ignore[no-any-return]
 
     def _walk(self, event: dict[str, Any], node: _Node, prefix: str, out: dict[str, Any]) -> bool:
         """Fill `out`; True when a None was stored (the caller then filters)."""
@@ -301,11 +356,18 @@ def _leaf_source(i: int, code: int) -> list[str]:
     return lines
 
 
+# What a normalizer that also made an event's cells yields instead of the bare event
+# (`normalize.reader.iter_files(cells=True)`): (event, field names, the event's leaf values in
+# that order, None where it has no such field, lists as lists, each of its field's type).
+Celled = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]]
+Row = tuple[tuple[str, ...], tuple[Any, ...], int | None]  # (columns bound, values, dedupe key)
+
+
 def rows(
-    events: Iterable[dict[str, Any]],
+    events: Iterable[dict[str, Any] | Celled],
     start_id: int,
     observe: Callable[[dict[str, Any], float | None, int | None], None] | None = None,
-) -> Iterator[tuple[tuple[str, ...], tuple[Any, ...], int | None]]:
+) -> Iterator[Row]:
     """Normalized (nested) events -> (columns present, values, dedupe key) triples;
     `observe(event, ts, key)` sees each event with its parsed time and dedupe key (the
     streaming detectors use them).
@@ -314,11 +376,29 @@ def rows(
     Only the columns an event carries are bound: an event sets ~20 of the schema's ~75 fields,
     and binding NULLs was most of the load time. Dotted keys given flat (`{"secret.path": ...}`)
     are accepted too (a few producers emit them that way). Fields outside the schema are ignored.
+
+    An event its normalizer gave with its cells (`Celled`) is not walked: its row is those
+    cells, converted as `RowBuilder` converts them (`fixed_row`), under that fixed set of
+    columns (NULL where the event has no such field: the same stored row).
     """
-    cells = RowBuilder().cells
+    builder = RowBuilder()
+    cells = builder.cells
     stage_rank = _STAGE_RANK.get
     next_id = start_id
-    for event in events:
+    fields: tuple[str, ...] | None = None
+    make: Callable[[tuple[Any, ...], int], tuple[tuple[Any, ...], float | None, int | None]]
+    for item in events:
+        if item.__class__ is tuple:
+            event, names, values = item  # type: ignore[misc]
+            if names is not fields:
+                fields, make = names, builder.fixed(names)
+            row, ts, key = make(values, next_id)
+            if observe is not None:
+                observe(event, ts, key)
+            yield names, row, key
+            next_id += 1
+            continue
+        event = item  # type: ignore[assignment]
         flat = cells(event)
         entry = flat.get("vault.entry_type")
         if entry is not None:
@@ -363,3 +443,59 @@ def row_to_event(columns: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return out
+
+
+
+_event_makers: dict[tuple[str, ...], Callable[[tuple[Any, ...]], dict[str, Any]]] = {}
+_lists: dict[str, tuple[Any, ...]] = {}  # a list cell's JSON -> its items (cells repeat)
+
+
+def event_maker(fields: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    """`row_to_event` compiled for the rows of one fixed set of columns (`RowBuilder.fixed`:
+    `_id`, `_ts`, `_rank`, then `fields`, NULL cells bound as `NULL`): row -> the nested event,
+    without its NULL fields. The worker of `engine.tap.LoadProcess` feeds the detectors these
+    instead of the events themselves, which then need not cross (the sorted replay feeds
+    them `row_to_event`'s too)."""
+    made = _event_makers.get(fields)
+    if made is not None:
+        return made
+    types = schema_columns()
+    unknown = [name for name in fields if name not in types]
+    if unknown:
+        raise ValueError(f"not schema fields: {unknown}")
+    space: dict[str, Any] = {"loads": json.loads, "lists": _lists, "list": list}
+    nodes: dict[str, str] = {"": "out"}  # dotted prefix -> the local holding its dict
+    ensure: list[list[str]] = []  # per field: the code that makes its parents' dicts
+    for name in fields:
+        parts = [name] if name == "@timestamp" else name.split(".")
+        code, parent = [], ""
+        for depth, part in enumerate(parts[:-1]):
+            prefix = ".".join(parts[: depth + 1])
+            local = nodes.setdefault(prefix, f"d{len(nodes)}")
+            code += [f"if {local} is None:", f"    {local} = {nodes[parent]}[{part!r}] = {{}}"]
+            parent = prefix
+        code.append(f"{nodes[parent]}[{parts[-1]!r}] = v")
+        ensure.append(code)
+    unpack = ", ".join(["_id", "_ts", "_rank", *(f"v{i}" for i in range(len(fields)))])
+    body = ["def event(row):", f"    {unpack}, = row", "    out = {}"]
+    body += [f"    {local} = None" for prefix, local in nodes.items() if prefix]
+    for i, name in enumerate(fields):
+        body.append(f"    v = v{i}")
+        body.append("    if v == v and v is not None:")  # NaN (NULL) is not equal to itself
+        ftype = types[name]
+        if ftype == "keyword[]":
+            body += ["        items = lists.get(v)",
+                     "        if items is None:",
+                     "            if len(lists) > 50_000:",
+                     "                lists.clear()",
+                     "            items = lists[v] = tuple(loads(v))",
+                     "        v = list(items)"]
+        elif ftype == "object":
+            body.append("        v = loads(v)")
+        elif ftype == "boolean":
+            body.append("        v = v == 'true'")
+        body += ["        " + line for line in ensure[i]]
+    body.append("    return out")
+    exec(compile("\n".join(body), "<fixed event>", "exec"), space)  # noqa: S102
+    made = _event_makers[fields] = space["event"]
+    return made  # type: ignore[no-any-return]

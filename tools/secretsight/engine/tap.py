@@ -1,7 +1,7 @@
 """The stateful detectors of a batch replay, fed the events while they load (see
-`engine.replay`): in this process (`Tap`), or in a second process that also builds the table
-rows (`LoadProcess`), on the other core while this one normalizes, inserts and evaluates the
-rules.
+`engine.replay`): in this process (`Tap`), or in a second process (`LoadProcess`, which also
+inserts the rows into a database file), on the other core while this one normalizes, builds the
+rows and evaluates the rules.
 
 Both give the same `TapResult`, or None when the pass was unusable (an event later than the
 reorder lag, a duplicate): the caller then runs the detectors over the sorted events instead.
@@ -10,6 +10,7 @@ reorder lag, a duplicate): the caller then runs the detectors over the sorted ev
 from __future__ import annotations
 
 import gc
+import marshal
 import multiprocessing
 import os
 import pickle
@@ -36,6 +37,13 @@ try:  # a pinned dependency
     import orjson
 except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
+
+
+# The collector's thresholds in the worker: few of the objects made per event outlive it, but
+# the detectors' state and the rows waiting for their INSERT do, and collecting every 700
+# allocations walked them again and again (0.65 s of 7.4 s per 300k events); the thresholds
+# `watch` uses (watch/runner.py). Not kept for the main process (measured, engine/README.md).
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def _no_orjson(value: Any) -> bytes:  # pragma: no cover - pickle carries every event then
@@ -153,113 +161,142 @@ class Tap:
 
 
 # Messages on the pipes: a one-byte tag, then the payload.
-_JSON, _PICKLE, _END = b"J", b"P", b"E"  # to the worker: events (orjson lines / one pickled), end
-_ROWS, _RESULT, _FAILED = b"W", b"R", b"X"  # from it: a batch's rows, the outcome, a crash
-_TAKEN, _LOADED = b"T", b"L"  # into a database file: a batch inserted; all of them (+ counts)
+# to the worker: a batch (`_Batch`) marshalled, or pickled when marshal refuses an event (an
+# object that is not JSON's); the end of the input
+_BATCH, _PICKLED, _END = b"B", b"P", b"E"
+_TAKEN, _ABANDONED = b"T", b"A"  # from it: a batch taken; the detectors' pass is unusable
+_LOADED, _RESULT, _FAILED = b"L", b"R", b"X"  # the engine's counts, the outcome, a crash
 
-Row = tuple[tuple[str, ...], tuple[Any, ...], int | None]  # what `table.rows` yields
+# A batch: (its rows or None, the events' times and dedupe keys or None (then the rows'),
+# the events, each orjson-encoded, or as itself when orjson refuses it, or None when its
+# row holds it: `table.event_maker`).
+_Batch = tuple[list[table.Row] | None, list[float | None] | None, list[int | None] | None,
+               list[Any]]
 
 
 class LoadProcess:
-    """The second process of `replay(jobs=2)`: it builds the table rows of the events this
-    process normalizes (`table.rows`: the same rows, numbered from the same id) and runs the
-    detectors on them through a `Tap`, while this process goes on normalizing, inserting the
-    rows it gets back and (after the input) evaluating the rules. On two cores the load then
-    takes about the longer of the two halves instead of their sum.
+    """The second process of `replay(jobs=2)`, on the other core: it runs the detectors (a
+    `Tap`) on the events this process normalizes and, into a database file, inserts the rows
+    this process builds, while this one goes on reading and normalizing (then evaluates the
+    rules). The load then takes about the longer of the two halves instead of their sum.
 
-    Each event is encoded by orjson as it is read (about a microsecond, a third of pickle's
-    cost, paid here where the time is scarce; holding the dicts for a batch instead costs more
-    than encoding them, because the next events then no longer reuse their memory); BATCH of
-    them travel in one message, and their rows come back pickled, in order, one message per
-    batch. An event orjson refuses (an integer beyond 64 bits) travels alone, pickled.
+    `feed(event, ts, key)` (as `Tap.feed`; this process inserts the rows, into memory):
+    the events cross. `load(events)` (`database`, a fresh file: ids from 1): the rows
+    (`table.rows`, built here: a Vault event's come from its normalizer) cross with the events,
+    the worker inserts them as `Engine.load` would (one SQLite writer, which commits and closes
+    the file before this process opens it) and feeds the detectors each event with its row's
+    time and key. An event given with its cells (`table.Celled`) does not cross: its row holds
+    exactly its fields, and the worker makes it of that (`table.event_maker`, as fast as
+    decoding it). Which side inserts was measured (engine/README.md, Speed): the detectors
+    alone are the lighter half.
 
-    Both sides write from a thread: neither ever waits on a full pipe the other cannot empty
-    (both writing to the other at once would be a deadlock, whatever the sizes), and this
-    process goes on while the worker is up to IN_FLIGHT batches behind (on a busy machine a
-    process waits for a core now and then; a short queue made each such wait stop the other
-    side too). A worker that fails raises its traceback here; one that dies raises
-    SecretSightError (its rows are lost).
+    Each event is encoded by orjson as it is fed (about a microsecond, a third of pickle's
+    cost; holding the dicts for a batch instead costs more than encoding them, because the
+    next events then no longer reuse their memory; one orjson refuses, such as an integer
+    beyond 64 bits, crosses as itself); BATCH of them travel in one message, with their rows,
+    marshalled (pickled if an event is not marshal's), which keeps the rows' NULL cells
+    (`table.NULL`, a NaN; orjson would write null, which binds slowly).
 
-    With `database` (a file, fresh: ids from 1), the worker inserts the rows itself (`load`,
-    instead of `rows`): one SQLite writer, which closes the file before this process opens it;
-    no row is pickled, sent back or inserted here. Then this process, which has less to do,
-    builds the rows (`table.rows`) and sends each with its event, (shape, names of a new
-    shape, values, dedupe key, event), the worker feeding the detectors the event with the
-    row's time and key, as `Engine.load` would. It reports each batch taken (the same bound on
-    batches in flight), then the engine's counts, then the detectors' outcome, so the rules
-    can start while the detectors finish."""
+    A thread writes the messages, so this process goes on while the pipe is full and the
+    worker is up to IN_FLIGHT batches behind (on a busy machine a process waits for a core now
+    and then; a short queue made each such wait stop the other side too). The worker reports
+    each batch taken, and once whether the detectors' pass became unusable (a late event, a
+    duplicate: no more events cross then). A worker that fails raises its traceback here; one
+    that dies raises SecretSightError."""
 
     BATCH = 256  # events per message (~130 KB of Vault events)
-    IN_FLIGHT = 64  # batches sent and not yet returned as rows (~8 MB)
+    IN_FLIGHT = 64  # batches sent and not yet taken (~8 MB)
     PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 
-    def __init__(self, config: Config, *, start_id: int, detectors: bool,
-                 database: str | None = None):
-        if database is not None and start_id != 1:
-            raise ValueError("a worker loads a fresh database file: ids start at 1")
+    def __init__(self, config: Config, *, detectors: bool = True, database: str | None = None):
         self.database = database
-        self._state: tuple[int, int, bool] | None = None
         context = multiprocessing.get_context("fork")
         inbox, self._out = context.Pipe(duplex=False)
         self._in, outbox = context.Pipe(duplex=False)
         _enlarge(self._out.fileno(), self.PIPE_BYTES)
         _enlarge(outbox.fileno(), self.PIPE_BYTES)
         self._worker = context.Process(
-            target=_work, args=(inbox, outbox, config, start_id, detectors, database), daemon=True,
+            target=_work, args=(inbox, outbox, config, detectors, database), daemon=True,
             name="secretsight-load")
         self._worker.start()
         inbox.close()
         outbox.close()
-        self._lines: list[bytes] = []  # the events of the batch, encoded
+        self.usable = detectors  # False once the worker said its detectors' pass is unusable
+        self._events: list[Any] = []  # the batch's events, encoded
+        self._times: list[float | None] = []
+        self._keys: list[int | None] = []
         self._in_flight = 0
         self._sending = _writer(self._out, "secretsight-load-events")
+        self._state: tuple[int, int, bool] | None = None
         self._outcome: TapResult | None = None
-        self._finished = False
+        self._closed = self._finished = False
 
-    def rows(self, events: Iterable[dict[str, Any]]) -> Iterator[Row]:
-        """The rows of `events`, in order (as `table.rows(events, start_id, tap.feed)`)."""
-        if self.database is not None:
-            raise ValueError("this worker inserts its rows into its database file: load()")
-        return self._stream(events)
+    def feed(self, event: dict[str, Any], ts: float | None, key: int | None) -> None:
+        """As `Tap.feed` (without a database); nothing crosses once the pass is unusable."""
+        if not self.usable:
+            return
+        self._encode(event)
+        self._times.append(ts)
+        self._keys.append(key)
+        if len(self._events) >= self.BATCH:
+            self._send((None, self._times, self._keys, self._events))
+            self._times, self._keys = [], []
 
-    def load(self, events: Iterable[dict[str, Any]]) -> tuple[int, int, bool]:
+    def load(self, events: Iterable[dict[str, Any] | table.Celled]) -> tuple[int, int, bool]:
         """`events` inserted into the database file by the worker, as `Engine.load` does
-        (same rows, same ids); when this returns, the worker has committed and closed it.
-        Returns its engine's `state()`, for `Engine.adopt`."""
+        (same rows, same ids), and fed to its detectors; when this returns, the worker has
+        committed and closed the file. Returns its engine's `state()`, for `Engine.adopt`."""
         if self.database is None:
-            raise ValueError("no database file: rows()")
-        for _ in self._stream(_with_rows(events)):  # pragma: no cover - no rows come back
-            raise RuntimeError("the load process sent rows")
+            raise ValueError("no database file: feed()")
+        batch: list[table.Row] = []
+        append, batch_size = batch.append, self.BATCH
+        for row in table.rows(self._encoded(events), 1):
+            append(row)
+            if len(batch) >= batch_size:
+                self._send((batch, None, None, self._events if self.usable else []))
+                batch = []
+                append = batch.append
+        if batch:
+            self._send((batch, None, None, self._events if self.usable else []))
+        self.close()
         while self._state is None:
-            for _ in self._receive():  # pragma: no cover - idem
-                raise RuntimeError("the load process sent rows")
+            self._receive()
         return self._state
 
-    def _stream(self, items: Iterable[Any]) -> Iterator[Row]:
-        lines, dumps = self._lines, _dumps
+    def _encoded(self, items: Iterable[dict[str, Any] | table.Celled]
+                 ) -> Iterator[dict[str, Any] | table.Celled]:
+        """`items`, each event encoded on its way to `table.rows`; one given with its cells
+        crosses as None: the worker makes it of its row (`table.event_maker`)."""
         for item in items:
-            try:
-                lines.append(dumps(item))
-            except TypeError:  # not orjson's JSON: alone, after the batch so far
-                yield from self._send_batch()
-                yield from self._send(_PICKLE + pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
-                lines = self._lines  # a new list since the batch went
-                continue
-            if len(lines) >= self.BATCH:
-                yield from self._send_batch()
-                lines = self._lines
-        yield from self._send_batch()
+            if self.usable:
+                if item.__class__ is tuple:
+                    self._events.append(None)
+                else:
+                    self._encode(item)  # type: ignore[arg-type]
+            yield item
+
+    def _encode(self, event: dict[str, Any]) -> None:
+        try:
+            self._events.append(_dumps(event))
+        except TypeError:  # not orjson's JSON: crosses as itself
+            self._events.append(event)
+
+    def close(self) -> None:
+        """End of input (as `Tap.close`): the worker releases what its detectors hold."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._events and self.database is None:
+            self._send((None, self._times, self._keys, self._events))
         self._write(_END)
-        while self._in_flight:
-            yield from self._receive()
 
     def result(self) -> TapResult | None:
-        """After `rows()`: the detectors' outcome (None: unusable, or no detectors)."""
-        if not self._finished:
-            while not self._finished:
-                for _ in self._receive():
-                    pass
-            self.stop()
+        """After `close()` or `load()`: the detectors' outcome (None: the pass was unusable,
+        or no detectors)."""
+        self.close()
+        while not self._finished:
+            self._receive()
+        self.stop()
         return self._outcome
 
     def stop(self) -> None:
@@ -274,37 +311,34 @@ class LoadProcess:
         thread.join()
         self._out.close()
 
-    def _send_batch(self) -> Iterator[Row]:
-        if not self._lines:
-            return
-        # orjson never writes a raw newline (JSON escapes it in strings): a safe separator
-        payload = _JSON + b"\n".join(self._lines)
-        self._lines = []
-        yield from self._send(payload)
-
-    def _send(self, payload: bytes) -> Iterator[Row]:
+    def _send(self, batch: _Batch) -> None:
+        self._events = []
         while self._in_flight >= self.IN_FLIGHT:
-            yield from self._receive()
-        self._write(payload)
+            self._receive()
+        try:
+            # marshal: the rows' str, int and float (NaN kept) cost ~25 % less than pickle's
+            message = _BATCH + marshal.dumps(batch)
+        except ValueError:
+            message = _PICKLED + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+        self._write(message)
         self._in_flight += 1
-        while self._in.poll():  # rows already back: take them now, the pipe stays free
-            yield from self._receive()
+        while self._in.poll():  # acknowledgements already there: the pipe stays free
+            self._receive()
 
     def _write(self, payload: bytes) -> None:
         self._sending[0].put(payload)  # a worker gone is seen by _receive
 
-    def _receive(self) -> Iterator[Row]:
+    def _receive(self) -> None:
         try:
             data = self._in.recv_bytes()
         except (OSError, EOFError) as exc:
             raise self._lost() from exc
         tag = data[:1]
-        if tag == _ROWS:
+        if tag == _TAKEN:
             self._in_flight -= 1
-            rows: list[Row] = pickle.loads(memoryview(data)[1:])
-            yield from rows
-        elif tag == _TAKEN:
-            self._in_flight -= 1
+        elif tag == _ABANDONED:
+            self.usable = False
+            self._events, self._times, self._keys = [], [], []
         elif tag == _LOADED:
             self._state = pickle.loads(memoryview(data)[1:])
         elif tag == _RESULT:
@@ -316,33 +350,6 @@ class LoadProcess:
     def _lost(self) -> SecretSightError:
         code = self._worker.exitcode
         return SecretSightError(f"the load process ended unexpectedly (exit code {code})")
-
-
-def _with_rows(events: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
-    """What `load` sends per event: (shape number, its column names the first time, else
-    None, the row's values, its dedupe key, the event). The values are str, int, None and the
-    time, a float, which orjson writes in its shortest exact form: they come back equal."""
-    shapes: dict[tuple[str, ...], int] = {}
-    held: list[dict[str, Any]] = []
-    for present, values, key in table.rows(events, 1, lambda event, ts, key: held.append(event)):
-        shape = shapes.get(present)
-        names = None
-        if shape is None:
-            shape = shapes[present] = len(shapes)
-            names = present
-        yield shape, names, values, key, held.pop()
-
-
-def _rows_of(items: Iterable[Any], tap: Tap) -> Iterator[Row]:
-    """The worker's side of `_with_rows`: the rows, the detectors fed in their order."""
-    shapes: dict[int, tuple[str, ...]] = {}
-    feed = tap.feed if tap.usable else None
-    for shape, names, values, key, event in items:
-        if names is not None:
-            shapes[shape] = tuple(names)
-        if feed is not None:
-            feed(event, values[1], key)
-        yield shapes[shape], tuple(values), key
 
 
 def _writer(conn: Any, name: str) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
@@ -373,52 +380,61 @@ def _enlarge(fd: int, size: int) -> None:
         pass
 
 
-def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: bool,
+def _work(inbox: Any, outbox: Any, config: Config, detectors: bool,
           database: str | None) -> None:
-    """The worker: events in; their rows out, batch by batch (or into `database`, then its
-    engine's counts); the detectors' outcome last."""
+    """The worker: batches in, their events fed to a `Tap` (and their rows inserted into
+    `database`, then its engine's counts sent), each batch acknowledged; the outcome last."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a closed pipe ends us
     # What was inherited lives as long as this process: the collector skips it (no copy of
     # the parent's pages just to walk their objects).
     gc.freeze()
-    # Few of the objects made per event outlive it, but the detectors' state and the rows
-    # waiting for their INSERT do: collecting every 700 allocations walked them again and
-    # again (0.65 s of 7.4 s per 300k events); the thresholds `watch` uses (watch/runner.py).
-    gc.set_threshold(50_000, 20, 10)
-    loads = orjson.loads if orjson is not None else None  # no orjson: every event pickled
-    out: list[Row] = []
-    shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # one object per INSERT shape
-    taken = False  # into the database: a batch's events all taken, not yet reported
+    gc.set_threshold(*GC_THRESHOLDS)
+    loads = orjson.loads if orjson is not None else None  # no orjson: events cross as dicts
+    sending, writer = _writer(outbox, "secretsight-load-acks")
+    tap = Tap(load_detectors(config) if detectors else None)
+    told = False
+    shape: tuple[str, ...] | None = None  # the fixed row shape `make` rebuilds events of
+    make: Any = None
 
-    def events() -> Iterator[dict[str, Any]]:
-        nonlocal taken
-        while True:
-            if out:  # the rows of the batch before: all made once its last event is taken
-                sending.put(_ROWS + pickle.dumps(out, pickle.HIGHEST_PROTOCOL))
-                out.clear()
-            elif taken:
-                sending.put(_TAKEN)
-            taken = database is not None
-            data = inbox.recv_bytes()
-            tag = data[:1]
-            if tag == _END:
-                return
-            if tag == _JSON:
-                yield from map(loads, data[1:].split(b"\n"))
-            else:
-                yield pickle.loads(memoryview(data)[1:])
+    def batches() -> Iterator[table.Row]:
+        """The rows of each batch, its events fed to the detectors, the batch acknowledged
+        once taken (after its rows are inserted, when there are rows: `load_rows` asks for
+        the next row only then)."""
+        nonlocal told, shape, make
+        while (data := inbox.recv_bytes())[:1] != _END:
+            body = memoryview(data)[1:]
+            rows, times, keys, events = (
+                marshal.loads(body) if data[:1] == _BATCH else pickle.loads(body))
+            if events and tap.usable:
+                feed = tap.feed
+                if rows is None:
+                    for ts, key, event in zip(times, keys, events, strict=True):
+                        feed(loads(event) if event.__class__ is bytes else event, ts, key)
+                else:
+                    for (present, values, key), event in zip(rows, events, strict=True):
+                        if event is None:  # given with its cells: the row holds the event
+                            if present is not shape:
+                                shape, make = present, table.event_maker(present)
+                            event = make(values)
+                        elif event.__class__ is bytes:
+                            event = loads(event)
+                        feed(event, values[1], key)
+            if rows is not None:
+                yield from rows
+            sending.put(_TAKEN)
+            if not tap.usable and not told:
+                told = True
+                sending.put(_ABANDONED)
 
-    sending, writer = _writer(outbox, "secretsight-load-rows")
     try:
-        tap = Tap(load_detectors(config) if detectors else None)
+        if not tap.usable:  # no detectors: no events to send
+            told = True
+            sending.put(_ABANDONED)
         if database is not None:
-            state = _load(database, config, _rows_of(events(), tap))
-            sending.put(_LOADED + pickle.dumps(state))
+            sending.put(_LOADED + pickle.dumps(_load(database, config, batches())))
         else:
-            intern, append = shapes.setdefault, out.append
-            for present, values, key in table.rows(events(), start_id,
-                                                   tap.feed if tap.usable else None):
-                append((intern(present, present), values, key))
+            for _ in batches():  # pragma: no cover - no rows without a database
+                raise RuntimeError("rows sent without a database")
         tap.close()
         sending.put(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):  # the parent is gone
@@ -433,7 +449,7 @@ def _work(inbox: Any, outbox: Any, config: Config, start_id: int, detectors: boo
         os._exit(0)  # no atexit handlers or buffers of the parent's to run
 
 
-def _load(database: str, config: Config, rows: Iterator[Row]) -> tuple[int, int, bool]:
+def _load(database: str, config: Config, rows: Iterator[table.Row]) -> tuple[int, int, bool]:
     """The worker's `Engine.load_rows` into the file; committed and closed when this returns."""
     from secretsight.engine import Engine
 

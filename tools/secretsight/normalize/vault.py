@@ -137,13 +137,44 @@ def _missing_or_wrong(value: Any) -> NoReturn:
     raise DeadLetter("missing_field" if value is None or value == "" else "wrong_type")
 
 
-def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
-    """One Vault audit entry -> its normalized event, or the skip code; raises DeadLetter.
+# The schema fields a Vault event can set, in the order of `vault_cells`' values (a fixed
+# table row shape: `engine.table` binds NULL for those an event lacks).
+CELLS = (
+    "@timestamp", "event.dataset", "event.action", "event.outcome", "event.id",
+    "secretsight.category", "secret.operation", "secret.path", "user.id", "user.name",
+    "credential.id", "credential.type", "user.roles", "source.ip", "source.port",
+    "user_agent.original", "vault.entry_type", "vault.path", "vault.mount_type",
+    "vault.mount_point", "vault.kv_version", "vault.namespace", "vault.token_type",
+    "vault.token_ttl", "vault.token_policies", "vault.entity_id", "vault.identity_policies",
+    "vault.auth.role", *(_METADATA_PREFIX + key for key in AUTH_METADATA_KEYS), "vault.error",
+    "vault.created_token.ttl", "vault.created_token.policies",
+)
 
-    One pass over the entry: each field is read once, type-checked where it is read (a present
+
+_NO_METADATA = (None,) * len(AUTH_METADATA_KEYS)
+
+
+def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
+    """One Vault audit entry -> its normalized event, or the skip code; raises DeadLetter."""
+    return _vault(rec, False)  # type: ignore[return-value]
+
+
+def vault_cells(
+    rec: dict[str, Any],
+) -> tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]] | str:
+    """`vault_record` as (event, CELLS, the event's leaf values in `CELLS` order: None where
+    the event has no such field, lists as lists): the table row of the event, made from what
+    the normalizer has in hand instead of a second walk of the event (`engine.table.rows`
+    takes this triple as it is)."""
+    return _vault(rec, True)  # type: ignore[return-value]
+
+
+def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...] | str:
+    """One pass over the entry: each field is read once, type-checked where it is read (a present
     field of the wrong type dead-letters the record even when a fallback wins), and written to
-    the event. The checks before the timestamp decide between codes; every later check can only
-    say `wrong_type`, so their order is free and they are grouped into one test."""
+    the event (and to its cells). The checks before the timestamp decide between codes; every
+    later check can only say `wrong_type`, so their order is free and they are grouped into
+    one test."""
     etype = rec.get("type")
     if etype != "response" and etype != "request":
         if etype is None or etype == "":
@@ -237,14 +268,10 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
             _routes.clear()
         _routes[key] = routed
     category, secret_op, secret_path, kv2 = routed
+    outcome = "failure" if error else ("success" if etype == "response" else "unknown")
     event: dict[str, Any] = {
         "@timestamp": ts,
-        "event": {
-            "dataset": "vault.audit",
-            "action": op,
-            "outcome": "failure" if error else ("success" if etype == "response" else "unknown"),
-            "id": rid,
-        },
+        "event": {"dataset": "vault.audit", "action": op, "outcome": outcome, "id": rid},
         "secretsight": {"category": category},
     }
     if secret_op is not None:
@@ -252,6 +279,7 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
         if kv2:
             vault["kv_version"] = 2
 
+    ns = None
     if namespace is not None:
         ns_path = namespace.get("path")
         ns_id = namespace.get("id")
@@ -259,8 +287,9 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
             ns_id is not None and type(ns_id) is not str
         ):
             raise DeadLetter("wrong_type")
-        if ns_path or ns_id:
-            vault["namespace"] = ns_path or ns_id
+        ns = ns_path or ns_id or None
+        if ns:
+            vault["namespace"] = ns
 
     if auth is not None:
         a = auth.get
@@ -306,6 +335,7 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
             event["user"] = user
         if accessor:
             event["credential"] = {"id": accessor, "type": "vault_token"}
+        kept: dict[str, str] | None = None
         if metadata:
             kept = {}
             for mkey, value in metadata.items():  # a few keys: fewer lookups this way
@@ -346,4 +376,28 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
     if created:
         vault["created_token"] = created
     event["vault"] = vault
-    return event
+    if not cells:
+        return event
+
+    # The cells: what the event holds, field by field, in CELLS order (`vault_cells`).
+    if auth is None:
+        principal = display_name = accessor = policies = kept = identity_policies = None
+        token_type = token_ttl = token_policies = entity_id = None
+    if kept:
+        role = kept.get("role") or kept.get("role_name")
+        meta = tuple(map(kept.get, AUTH_METADATA_KEYS))
+    else:
+        role, meta = None, _NO_METADATA
+    if not (remote_address or remote_port is not None):
+        ip = port = None
+    if headers is None:
+        ua = None
+    return event, CELLS, (
+        ts, "vault.audit", op, outcome, rid, category, secret_op, secret_path,
+        principal or None, display_name or None, accessor or None,
+        "vault_token" if accessor else None, policies or None, ip, port, ua or None,
+        etype, path, mount_type or None, mount_point, 2 if kv2 else None, ns,
+        token_type or None, token_ttl, token_policies or None, entity_id or None,
+        identity_policies or None, role or None, *meta, error or None,
+        created.get("ttl"), created.get("policies"),
+    )

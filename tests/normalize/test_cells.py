@@ -1,0 +1,145 @@
+"""The Vault normalizer's cells (`vault_cells`, what `scan` loads without walking the event
+again): the same event as `vault_record`, the same outcome for every bad line, and cells that
+are exactly the event's leaves, so `engine.table` stores the same row either way."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Any
+
+import pytest
+from support.golden_pairs import CASES, GoldenCase
+
+from secretsight.engine import Engine, table
+from secretsight.normalize import DeadLetter, Stats, detect_source, iter_files, strict_loads
+from secretsight.normalize.vault import CELLS, vault_cells, vault_record
+
+
+def _vault_object(case: GoldenCase) -> dict[str, Any] | None:
+    """The parsed line when it is one Vault entry, else None."""
+    try:
+        obj = strict_loads(case.raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if type(obj) is not dict:
+        return None
+    source = detect_source(obj) if case.source == "auto" else case.source
+    return obj if source == "vault" else None
+
+
+VAULT_CASES = [pytest.param(c, id=c.test_id) for c in CASES if _vault_object(c) is not None]
+
+
+def _leaves(event: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted name -> leaf value (lists kept whole)."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if type(value) is dict:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _outcome(fn: Any, obj: dict[str, Any]) -> Any:
+    try:
+        return fn(obj)
+    except DeadLetter as dl:
+        return ("dead_letter", dl.code)
+
+
+def test_there_are_vault_cases() -> None:
+    assert len(VAULT_CASES) > 20
+
+
+@pytest.mark.parametrize("case", VAULT_CASES)
+def test_cells_are_the_events_leaves(case: GoldenCase) -> None:
+    obj = _vault_object(case)
+    assert obj is not None
+    plain = _outcome(vault_record, obj)
+    celled = _outcome(vault_cells, obj)
+    if type(plain) is not dict:  # a skip or a dead letter: the same one
+        assert celled == plain
+        return
+    event, fields, cells = celled
+    assert fields is CELLS
+    assert event == plain
+    assert len(cells) == len(CELLS)
+    leaves = _leaves(event)
+    assert set(leaves) <= set(CELLS)  # every field the event sets has its cell
+    assert dict(zip(CELLS, cells, strict=True)) == {name: leaves.get(name) for name in CELLS}
+
+
+def test_cells_are_schema_fields_once() -> None:
+    assert len(set(CELLS)) == len(CELLS)
+    assert set(CELLS) <= set(table.schema_columns())
+
+
+def _bound(rows: list[table.Row]) -> list[dict[str, Any]]:
+    """Each row as column -> value, without its NULLs (None, or the NaN a fixed row binds)."""
+    out = []
+    for present, values, key in rows:
+        cells = dict(zip((table.ID_COLUMN, table.TS_COLUMN, table.RANK_COLUMN, *present),
+                         values, strict=True))
+        out.append({name: v for name, v in cells.items()
+                    if v is not None and not (type(v) is float and math.isnan(v))} | {"key": key})
+    return out
+
+
+def test_the_rows_of_cells_are_the_rows_of_the_walked_events(tmp_path: Any) -> None:
+    """Every Vault golden case in one log: the rows `table.rows` makes of the cells and of the
+    events, and the table each loads, are the same (unparsable times included)."""
+    log = tmp_path / "vault.log"
+    log.write_bytes(b"".join(c.values[0].raw.rstrip(b"\n") + b"\n" for c in VAULT_CASES))
+    walked = list(table.rows(iter_files([log], "vault", Stats()), 1))
+    celled = list(iter_files([log], "vault", Stats(), cells=True))
+    assert celled and all(type(item) is tuple and item[1] is CELLS for item in celled)
+    assert _bound(list(table.rows(celled, 1))) == _bound(walked)
+    dump = f"SELECT * FROM {table.TABLE} ORDER BY {table.ID_COLUMN}"
+    tables = []
+    for events in (iter_files([log], "vault", Stats()),
+                   iter_files([log], "vault", Stats(), cells=True)):
+        engine = Engine()
+        engine.load(events)
+        tables.append((engine.conn.execute(dump).fetchall(), engine.state()))
+        engine.close()
+    assert tables[0] == tables[1]
+
+
+def test_the_event_made_of_a_fixed_row_is_the_normalized_event(tmp_path: Any) -> None:
+    """What the load worker feeds its detectors instead of the event itself: the same
+    event, and `row_to_event` of the row as the table stores it."""
+    log = tmp_path / "vault.log"
+    log.write_bytes(b"".join(c.values[0].raw.rstrip(b"\n") + b"\n" for c in VAULT_CASES))
+    celled = list(iter_files([log], "vault", Stats(), cells=True))
+    make = table.event_maker(CELLS)
+    engine = Engine()
+    columns = ", ".join(table.quote(c) for c in engine.columns)
+    for (event, _, _), (present, values, _) in zip(celled, table.rows(celled, 1), strict=True):
+        assert make(values) == event
+        engine.conn.execute(table.insert_sql(present), values)
+        stored = engine.conn.execute(f"SELECT {columns} FROM {table.TABLE} WHERE _id = ?",
+                                     (values[0],)).fetchone()
+        assert table.row_to_event(engine.columns, stored) == event
+    with pytest.raises(ValueError, match="schema fields"):
+        table.event_maker(("@timestamp", "no.such.field"))
+
+
+def test_a_bound_nan_is_stored_as_null() -> None:
+    """What `table.NULL` relies on (SQLite's sqlite3_bind_double), in every column type."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a TEXT COLLATE NOCASE, b INTEGER, c REAL, d)")
+    conn.execute("INSERT INTO t VALUES (?, ?, ?, ?)", (table.NULL,) * 4)
+    assert conn.execute("SELECT typeof(a), typeof(b), typeof(c), typeof(d) FROM t").fetchall() \
+        == [("null",) * 4]
+
+
+def test_fixed_rows_refuse_what_is_not_a_set_of_schema_fields() -> None:
+    builder = table.RowBuilder()
+    with pytest.raises(ValueError, match="schema fields"):
+        builder.fixed(("@timestamp", "no.such.field"))
+    with pytest.raises(ValueError, match="schema fields"):
+        builder.fixed(("@timestamp", "event.id", "event.id"))
+    with pytest.raises(ValueError, match="@timestamp"):
+        builder.fixed(("event.id",))

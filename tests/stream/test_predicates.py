@@ -58,6 +58,15 @@ EVENTS = [
     _e(16, event__dataset="kubernetes.audit", secretsight__category="secret",
        secret__operation="read", event__outcome="failure", kubernetes__response_code=403,
        user__id="u"),
+    # the same values as other types (the classifier memoizes tests per value: 1 == True)
+    _e(17, user__roles="root", user__id=1, source__ip=["172.32.0.1"],
+       secretsight__category="secret", secret__operation="read"),
+    _e(18, user__roles=["root", 1], user__id=True, vault__path="auth/token/create/x",
+       vault__created_token__ttl=True),
+    _e(19, user__roles=[["root"]], user__id="1", vault__path=1, event__outcome=["failure"]),
+    _e(20, vault__path="auth/token/create/ops", vault__created_token__ttl="86401"),
+    _e(21, vault__path="auth/token/create/ops", vault__created_token__ttl=86401.0),
+    _e(22, vault__path="auth/token/create/ops", vault__created_token__ttl=86401),
 ]
 
 
@@ -182,3 +191,31 @@ def test_evidence_columns_and_sample_are_the_engines() -> None:
 
     assert rules.EVIDENCE_COLUMNS == evaluate._EVIDENCE_COLUMNS
     assert evidence.SAMPLE == evaluate._SAMPLE
+
+
+@pytest.mark.parametrize("memo", [1, 3, 4096])
+def test_the_classifier_memo_keeps_every_answer(
+        both: tuple[dict[str, set[str]], StreamRules], memo: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each field's tests (and the mask from them) are memoized per value: any order, any
+    repetition, a memo cleared when full (`memo` values) gives the per-rule predicates'
+    answer, with values equal in Python but not to the engine (1, True, "1"; a list and its
+    element) and on events given flat."""
+    from secretsight.stream import classify as module
+
+    monkeypatch.setattr(module, "MEMO", memo)
+    sql, stream = both
+    fresh = module.Classifier(stream.detections, [p for _, p in stream.bases], stream.guards,
+                              stream.classifier().row_fields, stream.classifier().key_fields)
+    order = EVENTS + EVENTS[::-1] + EVENTS[::2] + [_dotted(e) for e in EVENTS] + EVENTS
+    problems = []
+    for e in order:
+        got, want = fresh(e), fresh.slow(e)
+        if got != want:
+            problems.append(f"{e.get('event', {}).get('id', e.get('event.id'))}: {got} != {want}")
+    for e in EVENTS:
+        mask = fresh(e)[0]
+        for slot, (name, _) in enumerate(stream.bases):
+            if bool(mask >> slot & 1) != (e["event"]["id"] in sql[name]):
+                problems.append(f"{name} on {e['event']['id']}: {bool(mask >> slot & 1)}")
+    assert not problems, "\n".join(problems)

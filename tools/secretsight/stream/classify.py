@@ -14,7 +14,15 @@ first compares it, evaluates every rule of the branch (each behind its guard,
                               (`key_fields`: text folded as the backend's lower(), `long`
                               fields as integers);
 
-or `(0, None, None)` when nothing matches. The expressions are the predicates' own
+or `(0, None, None)` when nothing matches.
+
+Events repeat: a token re-reads its secrets from its address, with its agent. A branch
+memoizes its answer but the row (mask and keys) per combination of the values it reads
+(`_combo`: text, None and lists of text only, as 1 == True), so a typical event costs its
+reads and one dictionary lookup. On a miss each field's tests (folds, regexes, prefixes,
+sets) are computed together into a word of bits per distinct value, memoized too
+(`_Writer._atoms`: `str` values and lists of them only), and the mask per combination of
+the words. Each memo holds at most MEMO keys (then starts again). The expressions are the predicates' own
 (`predicate.Compiler`), so the answers are theirs: `tests/stream/test_predicates.py` checks
 the classifier against the engine's SQL too.
 
@@ -47,6 +55,7 @@ Guard = tuple[str, frozenset[str] | None] | None
 Result = tuple[int, Any, Any]  # (mask, row or None, keys or None)
 _NOTHING: Result = (0, None, None)
 _DATASET = "event.dataset"
+MEMO = 4096  # distinct values memoized per field and branch (`_Writer._atoms`)
 
 
 class _Unset:
@@ -68,6 +77,8 @@ class Classifier:
         consts = _Writer.consts_of(self.source)
         namespace.update(consts)
         exec(compile(self.source.text, "<stream classifier>", "exec"), namespace)  # noqa: S102 - our own generated code
+        for function, none in self.source.nones:  # (an absent field: one answer)
+            namespace[none] = namespace[function](None)
         self.fast = namespace["classify"]
 
     def __call__(self, event: dict[str, Any]) -> Result:
@@ -114,10 +125,52 @@ def _parents(path: str, top: str) -> list[str]:
     return out
 
 
+def _memo(memo: dict[Any, int], key: Any, atoms: int) -> int:
+    if len(memo) >= MEMO:
+        memo.clear()
+    memo[key] = atoms
+    return atoms
+
+
+class _ListMark:
+    """Marks a list field's elements in a combination key (`_combo`): no value is it."""
+
+
+_LIST = _ListMark()
+
+
+def _combo(memo: dict[Any, Any], key: tuple[Any, ...], answer: Any) -> None:
+    """Memoize a branch's answer (mask, keys) for a combination of the values it reads, if
+    they are all text, None, or lists of text (`_LIST`-marked): keys of other types can be
+    equal with different answers (1 == True) and are never stored, so never found."""
+    for v in key:
+        if v is None or v.__class__ is str:
+            continue
+        if v.__class__ is tuple and v and v[0] is _LIST:
+            if all(x.__class__ is str for x in v[1:]):
+                continue
+        return
+    _memo(memo, key, answer)
+
+
+def _list_atoms(memo: dict[Any, int], function: Any, value: Any) -> int:
+    """A list field's tests word, memoized by its elements when they are all `str`."""
+    if value.__class__ is list:
+        for x in value:
+            if x.__class__ is not str:
+                return function(value)  # type: ignore[no-any-return]
+        key = tuple(value)
+        atoms = memo.get(key)
+        return _memo(memo, key, function(value)) if atoms is None else atoms
+    return function(value)  # type: ignore[no-any-return]
+
+
 class _Source:
-    def __init__(self, text: str, consts: dict[str, Any]) -> None:
+    def __init__(self, text: str, consts: dict[str, Any],
+                 nones: list[tuple[str, str]]) -> None:
         self.text = text
         self.consts = consts
+        self.nones = nones  # (atom function, the name of its answer for None)
 
 
 class _Writer:
@@ -135,13 +188,20 @@ class _Writer:
         self.long_keys = long_keys
         self.consts: dict[str, Any] = {"_E": {}, "_U": _Unset(), "_fv": fold_cell,
                                        "_NOTHING": _NOTHING,
-                                       "_NONE": frozenset()}
+                                       "_NONE": frozenset(), "_memo": _memo,
+                                       "_list_atoms": _list_atoms, "_combo": _combo,
+                                       "_LIST": _LIST}
+        self.types = table.schema_columns()
         self.ids: dict[str, int] = {}  # dotted name (field or node) -> its variable number
         self.lines: list[str] = []
         self.read: set[str] = set()  # fields read / nodes walked in the current branch
         self.need: set[str] = set()  # fields the branch's tests read
         self.sets: set[str] = set()  # list fields whose L variable the branch uses
         self.folded: set[str] = set()  # fields whose F variable the branch uses
+        self.atoms: dict[str, list[str]] = {}  # field -> its tests in the branch (`atom`)
+        self.branches = 0
+        self.defs: list[str] = []  # the atom functions
+        self.nones: list[tuple[str, str]] = []  # (atom function, its answer for None)
 
     @staticmethod
     def consts_of(source: _Source) -> dict[str, Any]:
@@ -169,6 +229,36 @@ class _Writer:
         i = self.var(field)
         return (f"(L{i} if L{i} is not _U else "
                 f"(L{i} := (_NONE if r{i} is None else _fold_set(r{i}))))")
+
+    def atom(self, field: str, expr: str) -> str:
+        """A test of one field: a bit of the field's tests word `A<i>` (bit 0 is always set,
+        so a word is never 0), computed once per distinct value (`_atoms`)."""
+        tests = self.atoms.setdefault(field, [])
+        if expr not in tests:
+            tests.append(expr)
+        return f"(A{self.var(field)} & {2 << tests.index(expr)})"
+
+    def _atoms(self, field: str, indent: str) -> str:
+        """The function computing `field`'s tests word, memoized per text value: a branch's
+        tests read a few fields whose values repeat (paths, agents, addresses, token
+        policies), and each test of a field is a fold, a regex, a prefix or a set. Exact: the
+        tests read nothing but the value, and the memo keys are `str` only (1, 1.0 and True
+        are equal keys with different answers; lists are not keys); other values are tested
+        each time. Bounded: a memo past MEMO values starts again."""
+        i = self.var(field)
+        name = f"_a{self.branches}_{i}"
+        memo = self._const({})
+        head = (f"    F{i} = {_folding(f'r{i}')}" if field == _DATASET else f"    F{i} = _U")
+        self.defs += [f"def {name}(r{i}):", head, f"    L{i} = _U", "    a = 1"]
+        self.defs += [f"    if {t}: a |= {2 << k}" for k, t in enumerate(self.atoms[field])]
+        self.defs += ["    return a", ""]
+        none = f"{name}_none"
+        self.nones.append((name, none))
+        r = f"r{i}"
+        other = (f"_list_atoms({memo}, {name}, {r})" if self.types.get(field) == "keyword[]"
+                 else f"{name}({r})")
+        return (f"{indent}A{i} = {none} if {r} is None else (({memo}.get({r}) or "
+                f"_memo({memo}, {r}, {name}({r}))) if {r}.__class__ is str else {other})")
 
     def emit_node(self, path: str, out: list[str], indent: str) -> str:
         """The dict at dotted `path` ('' = the event), walked once per branch."""
@@ -237,33 +327,53 @@ class _Writer:
     # ---- the function
     def branch(self, slots: list[int], indent: str) -> list[str]:
         """Evaluate `slots` (their guards other than the dataset's included), then build the
-        result. Fields are read at the top of the branch, folded lazily."""
+        result. Fields are read at the top of the branch, each field's tests computed at
+        once (`_atoms`: a word of bits, memoized per value), the rules are bit tests."""
         self.need = set()
         self.folded = set()
         self.sets = set()
+        self.atoms = {}
+        self.branches += 1
         tests: list[str] = []
         for slot in slots:
-            compiler = Compiler(self.raw, self.fold, self.consts, self.fold_set)
+            compiler = Compiler(self.raw, self.fold, self.consts, self.fold_set, self.atom)
             expr = expression(self.detections[slot], compiler)
             guard = self.guards[slot]
             cond = f"({expr})"
             if guard is not None and guard[0] != _DATASET:
                 name, allowed = guard
-                test = (f"{self.raw(name)} is not None" if allowed is None
-                        else f"{self.fold(name)} in {self._const(allowed)}")
+                test = self.atom(name, f"({self.raw(name)} is not None)" if allowed is None
+                                 else f"({self.fold(name)} in {self._const(allowed)})")
                 cond = f"{test} and {cond}"
             tests += [f"{indent}if {cond}: m |= {1 << slot}"]
         out: list[str] = []
-        self.emit_fields(sorted(self.need), out, indent)
-        out += [f"{indent}F{self.var(f)} = _U" for f in sorted(self.folded)
-                if f != _DATASET]
-        out += [f"{indent}L{self.var(f)} = _U" for f in sorted(self.sets)]
-        out += [f"{indent}m = 0", *tests, f"{indent}if not m: return _NOTHING"]
-        self.need = set()
-        for field in (*self.row_fields, *self.key_fields):
-            self.emit_field(field, out, indent)
-            self.var(field)
+        # Every field the branch reads, first: the answer but the row is memoized per
+        # combination of their values (`combos`), the tests' words on a miss (`_atoms`)
+        read = sorted({*self.need, *self.key_fields, *self.row_fields})
+        self.emit_fields(read, out, indent)
+        combo = "".join(
+            (f"((_LIST, *r{self.var(f)}) if r{self.var(f)}.__class__ is list "
+             f"else r{self.var(f)}), " if self.types.get(f) == "keyword[]"
+             else f"r{self.var(f)}, ")
+            for f in read if f not in self.row_fields or f in self.need
+            or f in self.key_fields)
+        combos = self._const({})
         row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
+        out += [f"{indent}c = ({combo})", f"{indent}try: hit = {combos}.get(c)",
+                f"{indent}except TypeError: hit = None  # (a value that is no key: a list in a "
+                "text field, lists in a list)", f"{indent}if hit is not None:",
+                f"{indent}    return (hit[0], ({row},), hit[1]) if hit[0] else _NOTHING"]
+        out += [self._atoms(f, indent) for f in sorted(self.atoms)]
+        # The mask from the words: memoized too (few distinct combinations)
+        words = "".join(f"A{self.var(f)}, " for f in sorted(self.atoms))
+        masks = self._const({})
+        out += [f"{indent}k = ({words})", f"{indent}m = {masks}.get(k)",
+                f"{indent}if m is None:", f"{indent}    m = 0",
+                *("    " + t for t in tests), f"{indent}    _memo({masks}, k, m)",
+                f"{indent}if not m:", f"{indent}    _combo({combos}, c, _NOTHING)",
+                f"{indent}    return _NOTHING"]
+        self.folded = set()  # (the tests fold inside their atom functions)
+        self.need = set()
         keys = []
         for field, lg in zip(self.key_fields, self.long_keys, strict=True):
             if lg:
@@ -273,7 +383,9 @@ class _Writer:
                     out.append(f"{indent}F{self.var(field)} = _U")
                     self.folded.add(field)
                 keys.append(self.fold(field))
-        out.append(f"{indent}return m, ({row},), ({''.join(k + ', ' for k in keys)})")
+        out += [f"{indent}kv = ({''.join(k + ', ' for k in keys)})",
+                f"{indent}_combo({combos}, c, (m, kv))",
+                f"{indent}return m, ({row},), kv"]
         return out
 
     def _const(self, value: Any) -> str:
@@ -307,7 +419,8 @@ class _Writer:
         body = "\n".join(lines)
         # a key that is not text (a JSON object's keys always are) makes join() raise:
         # the caller takes the slow path
-        text = ("def classify(e):\n    try:\n        return _classify(e)\n"
+        text = ("\n".join(self.defs) + "\n"
+                "def classify(e):\n    try:\n        return _classify(e)\n"
                 "    except TypeError:\n        return None\n\n"
                 + body.replace("def classify(e):", "def _classify(e):", 1))
-        return _Source(text, self.consts)
+        return _Source(text, self.consts, self.nones)

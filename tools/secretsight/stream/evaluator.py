@@ -35,6 +35,10 @@ IDLE_SLACK = 3.0
 # only cost memory until the cut).
 TRIM_SLACK = 2.0
 _META = "_meta"
+_NEVER = -INF  # Group.last of a rule not matched yet
+_END = itemgetter(0)
+# What Group.ready waits for: nothing, distinct counted values, referenced rules matched
+_HOPE_NONE, _HOPE_VALUES, _HOPE_RULES = range(3)
 
 
 class StreamEvaluator:
@@ -42,7 +46,9 @@ class StreamEvaluator:
         self.rules = rules
         self.cache = cache
         self.plain_state: dict[tuple[int, Any], Burst] = {}
-        self.groups: dict[tuple[int, tuple[Any, ...]], Group] = {}
+        # per correlation: its groups by group-by value (one value, or a tuple of several:
+        # `_group`), so an event looks its groups up without building a key
+        self._by: list[dict[Any, Group]] = [{} for _ in rules.correlations]
         self.dirty: set[str] = set()
         # Timers: (due, state key) min-heap with stale entries skipped (`scheduled` holds each
         # key's live due), so stream time only visits the groups it changes.
@@ -65,11 +71,6 @@ class StreamEvaluator:
         self._classify = classifier
         where = {f: n for n, f in enumerate(classifier.key_fields)}
         self._key_at = [tuple(where[f] for f in c.group_by) for c in rules.correlations]
-        self._value_at = [
-            tuple(None if ch.value_field is None else where[ch.value_field]
-                  for ch in c.children)
-            if any(ch.value_field for ch in c.children) else None
-            for c in rules.correlations]
         self._plans: dict[int, tuple[list[int], list[tuple[Any, ...]]]] = {}
         self._stale = [c.keep * TRIM_SLACK for c in rules.correlations]
         if cache is not None:
@@ -111,7 +112,7 @@ class StreamEvaluator:
                 i = corrs[name]
                 corr = self.rules.correlations[i]
                 g = Group.from_state(corr, data)
-                self.groups[(i, g.keys)] = g
+                self._by[i][g.keys[0] if len(g.keys) == 1 else g.keys] = g
                 skey = g.skey = self._ckey(i, g.keys)
                 self._schedule(skey, self._group_due(corr, g))
                 if g.burst is not None:
@@ -135,9 +136,10 @@ class StreamEvaluator:
                     "t": "p", "r": self.rules.plains[i].meta.name, "u": ident,
                     "s": burst.to_state()}
             else:
-                g = self.groups.get((i, ident))
+                g = self._group(i, ident)
                 state = None if g is None else {
-                    "t": "c", "r": self.rules.correlations[i].meta.name, "s": g.to_state()}
+                    "t": "c", "r": self.rules.correlations[i].meta.name,
+                    "s": g.to_state(self.rules.correlations[i])}
             if state is None:
                 if key in stored:  # (a group born and gone since the last commit: no write)
                     stored.discard(key)
@@ -154,74 +156,98 @@ class StreamEvaluator:
     # ---- events
     def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:
         """What a classifier mask feeds: the plain rules, and per correlation (in rule order)
-        (index, correlation, its own mask: a bit per referenced slot, where its one group key
-        is in the classifier's `keys` (-1: several, `_key_at`), its counted values (one child
-        counts: (Nones before, key index, Nones after); several: `_value_at`), whether it
-        keeps its rules' last matches). Computed once per distinct mask."""
+        a step (see `process`): its index, the correlation, where its group key is in the
+        classifier's `keys` (an index; a tuple of them for several), its groups, the bits
+        of its referenced rules it keeps the last match of (temporal), and what
+        `Group.ready` counts (`_HOPE_*`; distinct values: the first child's key index).
+        Computed once per distinct mask."""
         rules = self.rules
         plains = [i for i, p in enumerate(rules.plains) if mask >> p.slot & 1]
-        corrs = []
+        steps = []
         for i, corr in enumerate(rules.correlations):
-            local = sum(1 << j for j, s in enumerate(corr.slots) if mask >> s & 1)
+            local = corr.local(mask)
             if not local:
                 continue
-            key_at, value_at = self._key_at[i], self._value_at[i]
-            one: Any = None  # one child counts values: (Nones before, its key index, after)
-            if value_at is not None:
-                at = [k for k, j in enumerate(value_at) if j is not None]
-                if len(at) == 1:
-                    one = ((None,) * at[0], value_at[at[0]],
-                           (None,) * (len(value_at) - at[0] - 1))
-                    value_at = None
-            corrs.append((i, corr, local, key_at[0] if len(key_at) == 1 else -1, one,
-                          value_at, corr.temporal_base))
-        plan = self._plans[mask] = (plains, corrs)
+            key_at = self._key_at[i]
+            lbits = (tuple(b for b in range(len(corr.slots)) if local >> b & 1)
+                     if corr.temporal_base else ())
+            hope = _HOPE_NONE if not corr.hope else (
+                _HOPE_VALUES if corr.hope_values else _HOPE_RULES)
+            steps.append((i, corr, key_at[0] if len(key_at) == 1 else key_at, self._by[i],
+                          lbits, hope, corr.children[0].at))
+        plan = self._plans[mask] = (plains, steps)
         return plan
+
+    def _group(self, i: int, keys: tuple[Any, ...]) -> Group | None:
+        return self._by[i].get(keys[0] if len(keys) == 1 else keys)
+
+    def _new_group(self, i: int, keys: tuple[Any, ...]) -> Group:
+        g = Group(self.rules.correlations[i], keys, self._ckey(i, keys))
+        self._by[i][keys[0] if len(keys) == 1 else keys] = g
+        return g
+
+    def _drop_group(self, i: int, keys: tuple[Any, ...]) -> None:
+        del self._by[i][keys[0] if len(keys) == 1 else keys]
 
     def process(self, ts: float, events: list[dict[str, Any]]) -> list[Finding]:
         """All the events of timestamp `ts` (arrival order)."""
         out: list[Finding] = []
         rules = self.rules
-        classify, plans, groups = self._classify, self._plans, self.groups
-        touched: dict[Group, int] = {}  # (by identity, in first-touch order)
+        classify, plans = self._classify, self._plans
+        # (by identity, in first-touch order) group -> its step
+        touched: dict[Group, tuple[Any, ...]] = {}
         for event in events:
             mask, row, kv = classify(event)
             if not mask:
                 continue
-            plan = plans.get(mask) or self._plan(mask)
-            for i in plan[0]:
+            plains, steps = plans.get(mask) or self._plan(mask)
+            for i in plains:
                 self._plain(i, rules.plains[i], ts, row, out)
-            for i, corr, local, key_at, one, value_at, temporal in plan[1]:
-                if key_at >= 0:
+            entry = (ts, row, mask, kv)  # (one for every group it feeds)
+            for step in steps:
+                i, corr, key_at, by, lbits, hope, vat = step
+                # (a group key is the classifier's value: one, or a tuple of several)
+                if key_at.__class__ is int:
                     key = kv[key_at]
                     if key is None:
                         continue  # the backend drops events without a group key
-                    keys: tuple[Any, ...] = (key,)
+                    g = by.get(key)
+                    if g is None:
+                        g = self._new_group(i, (key,))
                 else:
-                    keys = tuple([kv[j] for j in self._key_at[i]])
+                    keys = tuple([kv[j] for j in key_at])
                     if None in keys:
                         continue
-                values = None
-                if one is not None:
-                    values = one[0] + (kv[one[1]],) + one[2]
-                elif value_at is not None:
-                    values = tuple([None if j is None else kv[j] for j in value_at])
-                gk = (i, keys)
-                g = groups.get(gk)
-                if g is None:
-                    g = groups[gk] = Group(corr, keys, self._ckey(i, keys))
-                entry = (ts, row, local, values)
+                    g = by.get(keys)
+                    if g is None:
+                        g = self._new_group(i, keys)
                 g.entries.append(entry)
-                if temporal:
-                    g.add_last(entry)
-                touched[g] = i
+                # Group.note, inline
+                if lbits:
+                    last = g.last
+                    for b in lbits:
+                        if last[b] == _NEVER:
+                            g.matched += 1
+                        last[b] = ts
+                if not g.ready:
+                    if hope == _HOPE_VALUES:
+                        value = kv[vat]
+                        if value is not None:
+                            seen = g.seen
+                            seen.add(value)  # type: ignore[union-attr]
+                            if len(seen) >= corr.hope:  # type: ignore[union-attr]
+                                g.ready, g.seen = True, None
+                    elif g.matched >= corr.hope:
+                        g.ready = True
+                touched[g] = step
         dirty, scheduled = self.dirty, self.scheduled
-        correlations, stale = rules.correlations, self._stale
-        for g, i in touched.items():
-            corr = correlations[i]
-            if g.entries[0][0] < ts - stale[i]:
+        stale = self._stale
+        for g, step in touched.items():
+            i, corr = step[0], step[1]
+            entries = g.entries
+            if entries[0][0] < ts - stale[i]:
                 g.trim(corr, ts)
-            if len(g.entries) >= corr.gate and (g.ready or g.hopeful(corr)):
+            if g.ready and len(entries) >= corr.gate:
                 self._anchor(i, corr, g, ts, out)
             skey = g.skey
             dirty.add(skey)
@@ -260,15 +286,19 @@ class StreamEvaluator:
             return
         qualified = [k for k, child in enumerate(children)
                      if g.could(child) and child.need(g.metric(corr, k, ts - child.span))]
+        items, latest, lo = g.items, g.latest, ts - corr.span
         for k in qualified:
             # engine.evaluate._temporal_alerts: child windows in (end, child) order, a sliding
-            # window of the parent's timespan over them.
-            g.items.append((ts, k, ts - children[k].span))
-            g.items = [it for it in g.items if it[0] >= ts - corr.span]
-            distinct = len({it[1] for it in g.items})
+            # window of the parent's timespan over them (items come in end order: the old
+            # ones leave from the front).
+            items.append((ts, k, ts - children[k].span))
+            latest[k] = ts
+            if items[0][0] < lo:
+                del items[:bisect_left(items, lo, key=_END)]
+            distinct = sum(1 for end in latest if end >= lo)
             if distinct >= corr.required:
-                start = min(it[2] for it in g.items)
-                self._window(i, corr, g, ts, start, distinct, out)
+                # (the children share one span: the first item's window starts first)
+                self._window(i, corr, g, ts, items[0][2], distinct, out)
 
     def _window(self, i: int, corr: Correlation, g: Group, ts: float, start: float,
                 metric: int, out: list[Finding]) -> None:
@@ -343,7 +373,7 @@ class StreamEvaluator:
             return None
         if skey[0] == "p":
             return self.plain_state.get(ref)
-        g = self.groups.get(ref)
+        g = self._group(*ref)
         return g.burst if g is not None else None
 
     @property
@@ -401,14 +431,14 @@ class StreamEvaluator:
             else:
                 self._schedule(skey, burst.end + PLAIN_BURST_GAP)
             return
-        g = self.groups.get(ref)
+        g = self._group(i, ref[1])
         if g is None:
             return
         corr = self.rules.correlations[i]
         if g.burst is None and not g.items:
             entries = g.entries
             if not entries or entries[-1][0] < bound - corr.keep:
-                del self.groups[ref]  # idle: no window holds any of its events
+                self._drop_group(i, ref[1])  # idle: no window holds any of its events
                 self.dirty.add(skey)
             else:  # still in use: its anchors trim it; look again once it may be idle
                 self._schedule(skey, entries[-1][0] + corr.keep * IDLE_SLACK)
@@ -421,7 +451,7 @@ class StreamEvaluator:
         if g.prune(corr, bound) or changed:
             self.dirty.add(skey)
         if g.empty():
-            del self.groups[ref]
+            self._drop_group(i, ref[1])
         else:
             self._schedule(skey, self._group_due(corr, g))
 
@@ -429,8 +459,9 @@ class StreamEvaluator:
         return self.advance(float("inf"), force=True)
 
     def stats(self) -> dict[str, int]:
-        return {"groups": len(self.groups), "plain_bursts": len(self.plain_state),
-                "entries": sum(len(g.entries) for g in self.groups.values())}
+        return {"groups": sum(len(by) for by in self._by),
+                "plain_bursts": len(self.plain_state),
+                "entries": sum(len(g.entries) for by in self._by for g in by.values())}
 
 
 __all__ = ["Evidence", "StreamEvaluator"]

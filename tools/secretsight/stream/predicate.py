@@ -110,12 +110,16 @@ class Compiler:
     `folded(field)` the expression of its text ASCII-folded (computed once per event),
     `folded_set(field)` a list field's elements folded (a set); by
     default `f.get(...)` and `F[...]` (a flattened event and its `Folded` view), the fused
-    classifier (`classify.py`) gives local variables of its generated function instead."""
+    classifier (`classify.py`) gives local variables of its generated function instead.
+    Each test of ONE field (a leaf, or a merged OR of leaves) goes through
+    `atom(field, expression)`, which may stand something else for it (the classifier: a
+    bit of the field's memoized tests); by default the expression itself."""
 
     def __init__(self, raw: Callable[[str], str] | None = None,
                  folded: Callable[[str], str] | None = None,
                  consts: dict[str, Any] | None = None,
-                 folded_set: Callable[[str], str] | None = None) -> None:
+                 folded_set: Callable[[str], str] | None = None,
+                 atom: Callable[[str, str], str] | None = None) -> None:
         self.consts: dict[str, Any] = consts if consts is not None else {}
         self.consts.update({
             "_text": _text, "_long": _long, "_boolean": _boolean, "_elements": _elements,
@@ -124,6 +128,7 @@ class Compiler:
         self.raw = raw or (lambda field: f"f.get({field!r})")
         self.folded = folded or (lambda field: f"F[{field!r}]")
         self.folded_set = folded_set or (lambda field: f"_fold_set(f.get({field!r}))")
+        self.atom = atom or (lambda field, expr: expr)
         self.types = table.schema_columns()
         self.fields: set[str] = set()
 
@@ -145,7 +150,7 @@ class Compiler:
         if isinstance(cond, ConditionNOT):
             return f"(not {self.node(cond.args[0])})"
         if isinstance(cond, ConditionFieldEqualsValueExpression):
-            return self.leaf(cond.field, cond.value)
+            return self.atom(cond.field, self.leaf(cond.field, cond.value))
         raise Unstreamable(f"{type(cond).__name__} is not supported in the stream")
 
     def equal_any(self, args: list[Any]) -> list[str]:
@@ -173,7 +178,8 @@ class Compiler:
                 continue
             done.add(field)
             self.fields.add(field)
-            out.append(f"({self.folded(field)} in {self.const(frozenset(values))})")
+            out.append(self.atom(
+                field, f"({self.folded(field)} in {self.const(frozenset(values))})"))
         return out
 
     def _one_text_field(self, args: list[Any], value_ok: Callable[[Any], bool]) -> str | None:
@@ -199,8 +205,8 @@ class Compiler:
             return None
         pattern = re.compile("|".join(f"(?:{_like(a.value, cased=False).pattern})" for a in args),
                              re.DOTALL | re.IGNORECASE | re.ASCII)
-        return (f"((v := _text({self.raw(field)})) is not None and "
-                f"{self.const(pattern)}.fullmatch(v) is not None)")
+        return self.atom(field, f"((v := _text({self.raw(field)})) is not None and "
+                                f"{self.const(pattern)}.fullmatch(v) is not None)")
 
     def cidr_any(self, args: list[Any]) -> str | None:
         """Several networks on one text field (`%internal_networks%`): one prefix test."""
@@ -209,8 +215,8 @@ class Compiler:
             return None
         prefixes = tuple(fold(p.rstrip("*")) for a in args
                          for p in a.value.expand(wildcard="*"))
-        return (f"((w := {self.folded(field)}) is not None and "
-                f"w.startswith({self.const(prefixes)}))")
+        return self.atom(field, f"((w := {self.folded(field)}) is not None and "
+                                f"w.startswith({self.const(prefixes)}))")
 
     def leaf(self, field: str, value: Any) -> str:
         ftype = self.types.get(field)

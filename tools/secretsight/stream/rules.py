@@ -82,6 +82,8 @@ class Child:
     bits: tuple[int, ...] = ()  # the mask's bits (temporal: its referenced rules)
     refs: int = 0  # distinct referenced rules
     every: bool = False  # every entry of the group counts (its mask is the correlation's)
+    slot_mask: int = 0  # bit per slot (StreamRules.bases): the entries' masks are these
+    at: int | None = None  # where its counted value is in an entry's keys (`key_fields`)
 
 
 @dataclass
@@ -97,8 +99,27 @@ class Correlation:
     counted: tuple[int, ...] = ()  # the children whose metric uses Group.counts
     gate: int = 0  # the least number of entries a qualifying window of any child needs
     # A flat value_count or temporal correlation: a group is anchored only once what it has
-    # ever held could meet the condition (`Group.hopeful`); 0: the gate alone decides.
+    # ever held could meet the condition (`Group.ready`); 0: the gate alone decides.
     hope: int = 0
+    hope_values: bool = False  # `hope` counts distinct values (value_count), else rules
+    # (entries hold the classifier's mask and keys; the state holds the correlation's own
+    # mask and counted values: `Group.to_state`)
+    _local: dict[int, int] = field(default_factory=dict)
+
+    def local(self, mask: int) -> int:
+        """The classifier's mask as a bit per referenced slot (the stored form)."""
+        out = self._local.get(mask)
+        if out is None:
+            out = self._local[mask] = sum(
+                1 << b for b, s in enumerate(self.slots) if mask >> s & 1)
+        return out
+
+    def values(self, keys: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The counted value per child (None where a child counts none), or None if no
+        child counts values: an entry's stored form."""
+        if not any(c.at is not None for c in self.children):
+            return None
+        return tuple(None if c.at is None else keys[c.at] for c in self.children)
 
 
 @dataclass
@@ -169,6 +190,7 @@ class StreamRules:
                     self.correlations.append(self._correlation(compiled, by_name, slot))
             except Unstreamable as exc:
                 self.skipped.append((name, str(exc)))
+        self.key_fields = self._keys()
 
     def _correlation(self, compiled: CompiledRule, by_name: dict[str, Any],
                      slot: Callable[[str], int]) -> Correlation:
@@ -217,6 +239,7 @@ class StreamRules:
             c.bits = tuple(b for b in range(len(slots)) if c.mask >> b & 1)
             c.refs = len(c.bits)
             c.every = c.mask == full
+            c.slot_mask = sum(1 << s for s in c.slots)
         span = float(rule.timespan.seconds)
         keep = span + max(c.span for c in children) if required else span
         counted = tuple(k for k, c in enumerate(children) if c.kind is _VALUE_COUNT
@@ -229,20 +252,29 @@ class StreamRules:
         hope = children[0].least if not required and children[0].kind in (
             _VALUE_COUNT, _TEMPORAL) else 0
         return Correlation(compiled.meta, group_by, slots, children, span, required, keep,
-                           any(c.kind is _TEMPORAL for c in children), counted, gate, hope)
+                           any(c.kind is _TEMPORAL for c in children), counted, gate, hope,
+                           bool(hope) and children[0].kind is _VALUE_COUNT)
 
     def classifier(self) -> Classifier:
         """Every base rule in one generated function (classify.py), returning the evidence
         row and the values the correlations group and count by (`key_fields`)."""
         if self._classifier is None:
-            keys: list[str] = []
-            for corr in self.correlations:
-                for f in (*corr.group_by, *(ch.value_field for ch in corr.children)):
-                    if f is not None and f not in keys:
-                        keys.append(f)
             self._classifier = Classifier(self.detections, [p for _, p in self.bases],
-                                          self.guards, EVIDENCE_COLUMNS, tuple(keys))
+                                          self.guards, EVIDENCE_COLUMNS, self.key_fields)
         return self._classifier
+
+    def _keys(self) -> tuple[str, ...]:
+        """The fields the correlations group and count by, each child told where its
+        counted value is among them (`Child.at`)."""
+        keys: list[str] = []
+        for corr in self.correlations:
+            for f in (*corr.group_by, *(ch.value_field for ch in corr.children)):
+                if f is not None and f not in keys:
+                    keys.append(f)
+        for corr in self.correlations:
+            for ch in corr.children:
+                ch.at = None if ch.value_field is None else keys.index(ch.value_field)
+        return tuple(keys)
 
     @property
     def streamed(self) -> list[str]:
@@ -288,14 +320,15 @@ class Group:
       when the metric is asked, so a group that never comes near its condition counts nothing.
     """
 
-    __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "lo",
-                 "ready", "seen", "skey")
+    __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "latest",
+                 "lo", "matched", "ready", "seen", "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
         self.skey = skey  # its key in the store (evaluator._ckey), computed once
-        # entry: (ts, row, mask, values per child (value_count) or None)
-        self.entries: list[tuple[float, Row, int, tuple[Any, ...] | None]] = []
+        # entry: (ts, row, mask, keys): the classifier's answer on the event (a bit per base
+        # rule, the group-by and counted values), ONE tuple shared by every group it feeds
+        self.entries: list[tuple[float, Row, int, tuple[Any, ...]]] = []
         self.base = 0  # global index of entries[0]
         # (each only for the correlations that read it: most groups live a few minutes)
         n = len(corr.children) if corr.counted else 0
@@ -304,46 +337,44 @@ class Group:
         self.counts: list[dict[Any, int]] = [{} for _ in range(n)]
         # per referenced rule (local bit)
         self.last: list[float] = [-INF] * len(corr.slots) if corr.temporal_base else []
+        self.matched = 0  # referenced rules with a match so far (`last` set)
         self.items: list[tuple[float, int, float]] = []  # (end, child, child window start)
+        # per child (nested temporal): the end of its latest item; a child is in the window
+        # [T - span, T] of items iff this is in it (items only leave it by age)
+        self.latest: list[float] = [-INF] * len(corr.children) if corr.required else []
         self.burst: Burst | None = None
-        # `hopeful`: whether a window could meet the condition yet, and (value_count) the
-        # distinct values seen so far with the global index of the next entry to look at
+        # Whether a window of a flat value_count or temporal correlation (`hope`) could meet
+        # its condition yet, by everything the group has held (an upper bound of any window's
+        # metric: the distinct counted values, the referenced rules matched). Once true it
+        # stays true; most groups of normal traffic never get there (one address reading one
+        # store, one token in one network) and are never anchored. Kept up to date as
+        # entries come (the evaluator's `process`, `note`): `seen` holds the distinct first
+        # counted values until then (value_count).
         self.ready = not corr.hope
-        self.seen: tuple[set[Any], int] | None = None
+        self.seen: set[Any] | None = None if self.ready or not corr.hope_values else set()
 
-    def add(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...] | None]
-            ) -> None:
-        self.entries.append(entry)
+    def note(self, corr: Correlation, entry: tuple[float, Row, int, tuple[Any, ...]]
+             ) -> None:
+        """An entry the group now holds, for `ready` (the evaluator inlines this)."""
         if corr.temporal_base:
-            self.add_last(entry)
+            self.add_last(corr, entry)
+        if self.ready:
+            return
+        seen = self.seen
+        if seen is None:
+            self.ready = self.matched >= corr.hope
+        else:
+            at = corr.children[0].at
+            value = None if at is None else entry[3][at]
+            if value is not None:
+                seen.add(value)
+                if len(seen) >= corr.hope:
+                    self.ready, self.seen = True, None
 
     def could(self, child: Child) -> bool:
         """Whether the child's window could reach its condition (an upper bound: the group's
         entries; a temporal child's referenced rules)."""
         return child.need(child.refs if child.kind is _TEMPORAL else len(self.entries))
-
-    def hopeful(self, corr: Correlation) -> bool:
-        """Whether a window of the (flat value_count or temporal) correlation could meet its
-        condition, by everything the group has held (an upper bound of any window's metric:
-        the distinct counted values, the referenced rules matched). Once true it stays true
-        (`ready`); most groups of normal traffic never get there (one address reading one
-        store, one token in one network) and are never anchored."""
-        child = corr.children[0]
-        if child.kind is _TEMPORAL:
-            last = self.last
-            self.ready = sum(1 for b in child.bits if last[b] != -INF) >= corr.hope
-            return self.ready
-        values, at = self.seen if self.seen is not None else (set(), self.base)
-        entries, base = self.entries, self.base
-        for k in range(max(at, base) - base, len(entries)):
-            value = entries[k][3]
-            if value is not None and value[0] is not None:
-                values.add(value[0])
-        self.seen = (values, base + len(entries))
-        self.ready = len(values) >= corr.hope
-        if self.ready:
-            self.seen = None
-        return self.ready
 
     def metric(self, corr: Correlation, i: int, since: float) -> int:
         """Child i's metric over the window starting at `since` (entries up to now)."""
@@ -416,10 +447,12 @@ class Group:
     def empty(self) -> bool:
         return not self.entries and not self.items and self.burst is None
 
-    def to_state(self) -> dict[str, Any]:
-        # (tuples as they are: the encoders write them as arrays; a copy per entry at every
-        # commit was a tenth of watch's time)
-        return {"k": list(self.keys), "e": self.entries, "b": self.base,
+    def to_state(self, corr: Correlation) -> dict[str, Any]:
+        # (tuples as they are: the encoders write them as arrays. Entries in the stored form:
+        # the correlation's own mask and values, which a change of other rules leaves
+        # valid)
+        return {"k": list(self.keys), "e": [(e[0], e[1], corr.local(e[2]), corr.values(e[3]))
+                                            for e in self.entries], "b": self.base,
                 "lo": self.lo, "hi": self.hi, "i": self.items,
                 "burst": self.burst.to_state() if self.burst else None}
 
@@ -427,7 +460,8 @@ class Group:
     def from_state(cls, corr: Correlation, d: dict[str, Any]) -> Group:
         g = cls(corr, tuple(d["k"]))
         g.base = d["b"]
-        g.entries = [(e[0], tuple(e[1]), e[2], tuple(e[3]) if e[3] is not None else None)
+        width = max((c.at for c in corr.children if c.at is not None), default=-1) + 1
+        g.entries = [(e[0], tuple(e[1]), _slot_mask(corr, e[2]), _keys_of(corr, e[3], width))
                      for e in d["e"]]
         end = g.base + len(g.entries)
         if corr.counted:
@@ -440,41 +474,58 @@ class Group:
             g.hi[i] = min(max(g.hi[i], g.lo[i]), end)
             for entry in g.entries[g.lo[i] - g.base:g.hi[i] - g.base]:
                 _count(g.counts[i], child, entry, i, +1)
-        if corr.temporal_base:
-            for entry in g.entries:
-                g.add_last(entry)
+        for entry in g.entries:
+            g.note(corr, entry)
         g.items = [tuple(i) for i in d["i"]]  # type: ignore[misc]
+        for item in g.items:
+            g.latest[item[1]] = max(g.latest[item[1]], item[0])
         g.burst = Burst.from_state(d["burst"]) if d["burst"] else None
         return g
 
-    def add_last(self, entry: tuple[Any, ...]) -> None:
+    def add_last(self, corr: Correlation, entry: tuple[Any, ...]) -> None:
         """The entry is each of its referenced rules' last match (entries come in time
         order)."""
-        mask, bit = entry[2], 0
-        while mask:
-            if mask & 1:
-                self.last[bit] = entry[0]
-            mask >>= 1
-            bit += 1
+        mask, last = entry[2], self.last
+        for bit, slot in enumerate(corr.slots):
+            if mask >> slot & 1:
+                if last[bit] == -INF:
+                    self.matched += 1
+                last[bit] = entry[0]
 
 
 def _count(counts: dict[Any, int], child: Child, entry: tuple[Any, ...], i: int,
            delta: int) -> None:
     mask = entry[2]
-    if not mask & child.mask:
+    if not mask & child.slot_mask:
         return
     if child.kind == SigmaCorrelationType.EVENT_COUNT:
         key: Any = None
     elif child.kind == SigmaCorrelationType.VALUE_COUNT:
-        key = entry[3][i] if entry[3] is not None else None
+        key = None if child.at is None else entry[3][child.at]
         if key is None:
             return
     else:  # temporal: which referenced rules matched
-        for bit in range(mask.bit_length()):
-            if mask & child.mask & (1 << bit):
-                _bump(counts, bit, delta)
+        for slot in child.slots:
+            if mask >> slot & 1:
+                _bump(counts, slot, delta)
         return
     _bump(counts, key, delta)
+
+
+def _slot_mask(corr: Correlation, local: int) -> int:
+    """A stored entry's mask (a bit per referenced slot) as the classifier's."""
+    return sum(1 << s for b, s in enumerate(corr.slots) if local >> b & 1)
+
+
+def _keys_of(corr: Correlation, values: list[Any] | None, width: int) -> tuple[Any, ...]:
+    """A stored entry's counted values where the classifier's keys hold them (the group-by
+    values, which no entry reads, left None)."""
+    keys: list[Any] = [None] * width
+    if values is not None:
+        for c, value in zip(corr.children, values, strict=True):
+            if c.at is not None:
+                keys[c.at] = value
+    return tuple(keys)
 
 
 def _bump(counts: dict[Any, int], key: Any, delta: int) -> None:

@@ -35,11 +35,12 @@ from secretsight.findings_table import format_table, summary_line
               help="Rule files or directories (default: the bundled sigma/rules).")
 @click.option("--jobs", type=click.IntRange(1, 2), default=None,
               help="Processes: 2 runs the stateful detectors in a second process while "
-                   "this one reads, normalizes and inserts the events, and on inputs over "
-                   "50 MB evaluates half of the Sigma rules in a forked "
-                   "process (same findings and counts; a little more CPU in all, less wall time on two "
-                   "free cores); 1 runs everything in one. Default: 2 on Linux when this process "
-                   "may use two or more CPUs.")
+                   "this one reads and normalizes the events (on inputs over 50 MB the "
+                   "second process also inserts the table rows this one builds, and half of "
+                   "the Sigma rules run in a forked process); same findings and counts, a "
+                   "little more CPU in all, less wall time on two free cores. 1 runs "
+                   "everything in one. Default: 2 on Linux when this process may use two or "
+                   "more CPUs.")
 @click.option("--timings", is_flag=True, hidden=True,
               help="Print the time of each phase and rule on stderr (profiling).")
 @click.pass_context

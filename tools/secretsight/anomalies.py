@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from secretsight import yamlio
 from secretsight.errors import SecretSightError
 
 CATALOGUE = Path(__file__).with_name("anomalies.yml")
@@ -59,7 +60,7 @@ class AnomalyClass(BaseModel):
 def catalogue() -> dict[str, AnomalyClass]:
     """Class name -> its facts, in the file's order."""
     try:
-        data = yaml.safe_load(CATALOGUE.read_text("utf-8"))
+        data = yamlio.load(CATALOGUE.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise SecretSightError(f"cannot load the anomaly catalogue: {exc}",
                                file=str(CATALOGUE)) from exc

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from secretsight import yamlio
 from secretsight.alerting.settings import AlertingSettings
 from secretsight.config_targets import Targets
 from secretsight.errors import SecretSightError
@@ -329,7 +330,7 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
+        data = yamlio.load(path.read_text("utf-8")) or {}
     except OSError as exc:
         raise SecretSightError(f"cannot read config: {exc}", file=str(path)) from exc
     except yaml.YAMLError as exc:

@@ -23,9 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from secretsight import __version__
+from secretsight import __version__, yamlio
 from secretsight.archive import FIXED_MTIME, tar_gz  # noqa: F401 - FIXED_MTIME: part of the API
 from secretsight.errors import SecretSightError
 
@@ -87,7 +85,7 @@ def rule_hashes(paths: Iterable[str | Path] | None = None) -> dict[str, str]:
 
 def read_lock(path: Path = LOCK) -> Lock:
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = yamlio.load(path.read_text("utf-8"))
     except OSError as exc:
         raise SecretSightError(f"cannot read the rule lock: {exc}", file=str(path)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("rules"), dict) \

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import yaml
-
+from secretsight import yamlio
 from secretsight.alerting import alertmanager, grafana, prometheus
 from secretsight.compile.model import Support, TargetOutput
 from secretsight.config import Config
@@ -25,7 +24,7 @@ def compile_output(config: Config) -> TargetOutput:
     alerting rule (the Alertmanager config and the dashboard have no rules of their own)."""
     out = TargetOutput(target=TARGET)
     out.files.update(build_files(config))
-    doc = yaml.safe_load(out.files[prometheus.RULES_FILE])
+    doc = yamlio.load(out.files[prometheus.RULES_FILE])
     for group in doc["groups"]:
         for rule in group["rules"]:
             if "alert" in rule:

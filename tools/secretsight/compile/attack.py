@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from secretsight import yamlio
 
 TABLE = Path(__file__).with_name("attack.yml")
 _BASE = "https://attack.mitre.org"
@@ -14,7 +14,7 @@ _BASE = "https://attack.mitre.org"
 
 @cache
 def table() -> dict[str, Any]:
-    return yaml.safe_load(TABLE.read_text("utf-8"))
+    return yamlio.load(TABLE.read_text("utf-8"))
 
 
 def split_tags(tags: list[str]) -> tuple[list[str], list[str], list[str]]:

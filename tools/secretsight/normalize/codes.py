@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
+from secretsight import yamlio
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Dispositions:
 @cache
 def load_dispositions() -> Dispositions:
     text = resources.files("secretsight.schema").joinpath("dispositions.yml").read_text("utf-8")
-    raw = yaml.safe_load(text)
+    raw = yamlio.load(text)
     return Dispositions(
         max_line_bytes=int(raw["max_line_bytes"]),
         skip=dict(raw["skip"]),

@@ -16,6 +16,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
+from secretsight import yamlio
 from secretsight.config import Config
 from secretsight.errors import SecretSightError
 from secretsight.findings import ANOMALY_CLASSES
@@ -118,7 +119,7 @@ def split_documents(text: str) -> list[str]:
 
 def rule_documents(path: Path) -> list[dict[str, Any]]:
     """The rules of one file as parsed YAML mappings (building blocks first)."""
-    return [d for d in yaml.safe_load_all(path.read_text("utf-8")) if d is not None]
+    return [d for d in yamlio.load_all(path.read_text("utf-8")) if d is not None]
 
 
 def _file_layout_errors(items: list[_Loaded], path: Path) -> dict[str, list[SecretSightError]]:
@@ -170,7 +171,7 @@ def _load_file(path: Path, config: Config, fail: Any) -> list[_Loaded]:
     docs: list[tuple[dict[str, Any], str]] = []
     for doc_text in split_documents(text):
         try:
-            raw = yaml.safe_load(doc_text)
+            raw = yamlio.load(doc_text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             fail(SecretSightError(

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from secretsight import yamlio
 
 _TYPES = {"keyword", "text", "ip", "long", "boolean", "date", "keyword[]", "object"}
 
@@ -38,7 +38,7 @@ class Schema:
 
 @cache
 def load() -> Schema:
-    raw = yaml.safe_load(resources.files(__package__).joinpath("event.yml").read_text("utf-8"))
+    raw = yamlio.load(resources.files(__package__).joinpath("event.yml").read_text("utf-8"))
     fields = {}
     for name, spec in raw["fields"].items():
         if spec["type"] not in _TYPES:

@@ -460,29 +460,33 @@ def event_maker(fields: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str
         code, parent = [], ""
         for depth, part in enumerate(parts[:-1]):
             prefix = ".".join(parts[: depth + 1])
-            local = nodes.setdefault(prefix, f"d{len(nodes)}")
-            code += [f"if {local} is None:", f"    {local} = {nodes[parent]}[{part!r}] = {{}}"]
+            make = f"{nodes[parent]}[{part!r}] = {{}}"
+            if prefix in nodes:  # an earlier field's: made when that one was not NULL
+                local = nodes[prefix]
+                code += [f"if {local} is None:", f"    {local} = {make}"]
+            else:  # the first field under it: not made yet
+                local = nodes[prefix] = f"d{len(nodes)}"
+                code.append(f"{local} = {make}")
             parent = prefix
-        code.append(f"{nodes[parent]}[{parts[-1]!r}] = v")
-        ensure.append(code)
+        ensure.append(code + [f"{nodes[parent]}[{parts[-1]!r}] = v{len(ensure)}"])
     unpack = ", ".join(["_id", "_ts", "_rank", *(f"v{i}" for i in range(len(fields)))])
     body = ["def event(row):", f"    {unpack}, = row", "    out = {}"]
     body += [f"    {local} = None" for prefix, local in nodes.items() if prefix]
     for i, name in enumerate(fields):
-        body.append(f"    v = v{i}")
-        body.append("    if v == v and v is not None:")  # NaN (NULL) is not equal to itself
+        v = f"v{i}"
+        body.append(f"    if {v} == {v} and {v} is not None:")  # NaN (NULL) is not equal to itself
         ftype = types[name]
         if ftype == "keyword[]":
-            body += ["        items = lists.get(v)",
+            body += [f"        items = lists.get({v})",
                      "        if items is None:",
                      "            if len(lists) > 50_000:",
                      "                lists.clear()",
-                     "            items = lists[v] = tuple(loads(v))",
-                     "        v = list(items)"]
+                     f"            items = lists[{v}] = tuple(loads({v}))",
+                     f"        {v} = list(items)"]
         elif ftype == "object":
-            body.append("        v = loads(v)")
+            body.append(f"        {v} = loads({v})")
         elif ftype == "boolean":
-            body.append("        v = v == 'true'")
+            body.append(f"        {v} = {v} == 'true'")
         body += ["        " + line for line in ensure[i]]
     body.append("    return out")
     exec(compile("\n".join(body), "<fixed event>", "exec"), space)  # noqa: S102

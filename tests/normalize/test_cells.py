@@ -162,3 +162,40 @@ def test_fixed_rows_refuse_what_is_not_a_set_of_schema_fields() -> None:
         builder.fixed(("@timestamp", "event.id", "event.id"))
     with pytest.raises(ValueError, match="@timestamp"):
         builder.fixed(("event.id",))
+
+
+def _entry(n: int, **auth: Any) -> dict[str, Any]:
+    return {"time": f"2026-05-09T10:00:0{n}Z", "type": "response", "auth": auth,
+            "request": {"id": f"r{n}", "operation": "read", "path": "kv/app/db"}}
+
+
+@pytest.mark.parametrize(("ttl", "changed", "code"), [
+    (3600, {"token_ttl": 3600.0}, "wrong_type"),  # equal to 3600, not an integer
+    (1, {"token_ttl": True}, "wrong_type"),  # equal to 1, a boolean
+    (1, {"token_ttl": 1.0}, "wrong_type"),
+    (3600, {"token_ttl": 60}, None),
+    (3600, {"policies": ["default", 7]}, "wrong_type"),
+    (3600, {"metadata": {"role": 1}}, "wrong_type"),
+    (3600, {"metadata": {"role": "other", "team": [1]}}, None),
+    (3600, {"policies": ["b", "a", "a"]}, None),
+    (3600, {"token_policies": ["default", "x"]}, None),
+    (3600, {"display_name": ""}, None),
+    (3600, {"entity_id": None}, None),
+])
+def test_a_token_whose_auth_block_changes_gets_the_cells_of_the_new_one(
+        ttl: int, changed: dict[str, Any], code: str | None) -> None:
+    """The auth block's cells are memoized per accessor (a token repeats its block): a block
+    that differs, or is equal only as numbers are (3600.0 == 3600), is checked again."""
+    first = {"accessor": f"acc-memo-{ttl}", "display_name": "svc", "entity_id": "ent",
+             "policies": ["default"], "token_policies": ["default"], "token_type": "service",
+             "token_ttl": ttl, "metadata": {"role": "app"}}
+    for n, auth in enumerate((first, first | changed, first)):
+        entry = _entry(n, **auth)
+        plain = _outcome(vault_record, entry)
+        if n == 1 and code is not None:
+            assert plain == ("dead_letter", code)
+            assert _outcome(vault_cells, entry) == plain
+            continue
+        fields, cells = _outcome(vault_cells, entry)
+        leaves = _leaves(plain)
+        assert _same(cells, tuple(_stored(leaves.get(name)) for name in fields)), (n, auth)

@@ -270,47 +270,11 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
             raise DeadLetter("wrong_type")
         ns = ns_path or ns_id or None
 
-    kept: dict[str, str] | None = None
-    if auth is not None:
-        a = auth.get
-        accessor = a("accessor")
-        display_name = a("display_name")
-        token_type = a("token_type")
-        entity_id = a("entity_id")
-        token_ttl = a("token_ttl")
-        metadata = a("metadata")
-        if (
-            (accessor is not None and type(accessor) is not str)
-            or (display_name is not None and type(display_name) is not str)
-            or (token_type is not None and type(token_type) is not str)
-            or (entity_id is not None and type(entity_id) is not str)
-            or (token_ttl is not None and type(token_ttl) is not int)
-            or (metadata is not None and type(metadata) is not dict)
-        ):
-            raise DeadLetter("wrong_type")
-        raw_policies = a("policies")
-        policies = listed(raw_policies)
-        token_policies = a("token_policies")
-        if token_policies is not None:
-            # Usually the same list as `policies` (no identity policies): sorted once then.
-            if token_policies == raw_policies:
-                token_policies = policies if cells or policies is None else list(policies)
-            else:
-                token_policies = listed(token_policies)
-        identity_policies = listed(a("identity_policies"))
-        if metadata:
-            kept = {}
-            for mkey, value in metadata.items():  # a few keys: fewer lookups this way
-                if mkey in _METADATA_KEY_SET and value is not None and value != "":
-                    if type(value) is not str:
-                        raise DeadLetter("wrong_type")
-                    kept[mkey] = value
-        # The entity is the principal; tokens without one (root, entity-less, pre-identity
-        # Vault) fall back to the accessor (event.yml `user.id`).
-        principal = entity_id or accessor
-    else:
-        principal = display_name = accessor = policies = identity_policies = None
-        token_type = token_ttl = token_policies = entity_id = None
+    if cells:  # the auth block's cells (a token's repeat on each of its requests)
+        user_cells, token_cells = _NO_AUTH_CELLS if auth is None else _auth_cells(auth)
+    elif auth is not None:
+        (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+         entity_id, identity_policies, kept) = _auth(auth, sorted_strs)
 
     ip = port = None
     if remote_address or remote_port is not None:
@@ -321,20 +285,12 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     ua = _user_agent(headers) if headers is not None else None
 
     if cells:  # what the event holds, field by field, in CELLS order, as stored (`cells`)
-        if kept:
-            role_cell = kept.get("role") or kept.get("role_name") or NULL
-            meta = tuple(map(kept.get, AUTH_METADATA_KEYS, _NO_METADATA))
-        else:
-            role_cell, meta = NULL, _NO_METADATA
         return CELLS, (
             ts, "vault.audit", op, outcome, rid, category,
             NULL if secret_op is None else secret_op, NULL if secret_path is None else secret_path,
-            principal or NULL, display_name or NULL, accessor or NULL,
-            "vault_token" if accessor else NULL, policies or NULL,
-            NULL if ip is None else ip, NULL if port is None else port, ua or NULL,
+            *user_cells, NULL if ip is None else ip, NULL if port is None else port, ua or NULL,
             etype, path, mount_type or NULL, mount_point or NULL, 2 if kv2 else NULL, ns or NULL,
-            token_type or NULL, NULL if token_ttl is None else token_ttl, token_policies or NULL,
-            entity_id or NULL, identity_policies or NULL, role_cell, *meta, error or NULL,
+            *token_cells, error or NULL,
             NULL if created_ttl is None else created_ttl, created_policies or NULL,
         )
 
@@ -396,3 +352,93 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         vault["created_token"] = created
     event["vault"] = vault
     return event
+
+
+_AuthFields = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, "dict[str, str] | None"]
+
+
+def _auth(auth: dict[str, Any], listed: Any) -> _AuthFields:
+    """An entry's `auth` object, checked -> (principal, display_name, accessor, policies,
+    token_type, token_ttl, token_policies, entity_id, identity_policies, the kept metadata);
+    `listed` makes the list fields (`sorted_strs`, or `sorted_strs_cell` for cells)."""
+    a = auth.get
+    accessor = a("accessor")
+    display_name = a("display_name")
+    token_type = a("token_type")
+    entity_id = a("entity_id")
+    token_ttl = a("token_ttl")
+    metadata = a("metadata")
+    if (
+        (accessor is not None and type(accessor) is not str)
+        or (display_name is not None and type(display_name) is not str)
+        or (token_type is not None and type(token_type) is not str)
+        or (entity_id is not None and type(entity_id) is not str)
+        or (token_ttl is not None and type(token_ttl) is not int)
+        or (metadata is not None and type(metadata) is not dict)
+    ):
+        raise DeadLetter("wrong_type")
+    raw_policies = a("policies")
+    policies = listed(raw_policies)
+    token_policies = a("token_policies")
+    if token_policies is not None:
+        # Usually the same list as `policies` (no identity policies): sorted once then.
+        if token_policies == raw_policies:
+            token_policies = policies if type(policies) is not list else list(policies)
+        else:
+            token_policies = listed(token_policies)
+    identity_policies = listed(a("identity_policies"))
+    kept: dict[str, str] | None = None
+    if metadata:
+        kept = {}
+        for mkey, value in metadata.items():  # a few keys: fewer lookups this way
+            if mkey in _METADATA_KEY_SET and value is not None and value != "":
+                if type(value) is not str:
+                    raise DeadLetter("wrong_type")
+                kept[mkey] = value
+    # The entity is the principal; tokens without one (root, entity-less, pre-identity
+    # Vault) fall back to the accessor (event.yml `user.id`).
+    principal = entity_id or accessor
+    return (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+            entity_id, identity_policies, kept)
+
+
+# The auth block's cells: (user.id .. user.roles), (vault.token_type .. the auth metadata), the
+# two runs of CELLS it fills.
+_AuthCells = tuple[tuple[Any, ...], tuple[Any, ...]]
+_NO_AUTH_CELLS: _AuthCells = ((NULL,) * 5, (NULL,) * 6 + _NO_METADATA)
+# accessor -> (the fields `_auth` reads, as logged; their cells): a token logs the same auth
+# block on each of its requests, which then costs a tuple compare instead of its checks.
+_auth_memo: dict[str, tuple[tuple[Any, ...], _AuthCells]] = {}
+
+
+def _auth_cells(auth: dict[str, Any]) -> _AuthCells:
+    """`_auth`'s fields as cells, memoized on the fields it reads. A hit is exact: the logged
+    values equal checked ones, so they are of the same JSON types (a string equals only a
+    string, a list of strings only such a list), except a number, which equals a float or a
+    bool too: `token_ttl` is checked again."""
+    a = auth.get
+    read = (a("accessor"), a("display_name"), a("token_type"), a("entity_id"), a("token_ttl"),
+            a("metadata"), a("policies"), a("token_policies"), a("identity_policies"))
+    accessor = read[0]
+    if accessor.__class__ is str:
+        known = _auth_memo.get(accessor)
+        if known is not None and known[0] == read and (read[4] is None or read[4].__class__ is int):
+            return known[1]
+    (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+     entity_id, identity_policies, kept) = _auth(auth, sorted_strs_cell)
+    if kept:
+        role = kept.get("role") or kept.get("role_name") or NULL
+        meta = tuple(map(kept.get, AUTH_METADATA_KEYS, _NO_METADATA))
+    else:
+        role, meta = NULL, _NO_METADATA
+    made = (
+        (principal or NULL, display_name or NULL, accessor or NULL,
+         "vault_token" if accessor else NULL, policies or NULL),
+        (token_type or NULL, NULL if token_ttl is None else token_ttl, token_policies or NULL,
+         entity_id or NULL, identity_policies or NULL, role, *meta),
+    )
+    if accessor.__class__ is str:
+        if len(_auth_memo) > 4096:
+            _auth_memo.clear()
+        _auth_memo[accessor] = (read, made)
+    return made

@@ -122,7 +122,15 @@ class Watcher:
         try:
             for e in events:
                 try:
-                    key: int | None = dedupe_key(e)
+                    # dedupe_key, its Vault case inline (most events): the same tuple hashed
+                    meta = e["event"]
+                    ds = meta["dataset"]
+                    if ds == "vault.audit":
+                        vault = e.get("vault")
+                        key: int | None = hash((ds, meta["id"], vault.get("entry_type")
+                                                if vault else None))
+                    else:
+                        key = dedupe_key(e)
                 except (KeyError, TypeError, AttributeError):
                     key = None  # not a well-formed event: the detectors reject and count it
                 if key is not None:

@@ -137,8 +137,11 @@ class StreamingDetectors(Detectors):
                 if found:
                     out.extend(found)
             if ev is not None:
-                # The engine's table drops a time without a zone (detectors read it as UTC)
-                zoned = [e for e in events if _zoned(e.get("@timestamp"))]
+                # The engine's table drops a time without a zone (detectors read it as UTC);
+                # a `Z` time (what the normalizers write) is zoned without a call
+                zoned = [e for e in events
+                         if ((stamp := e.get("@timestamp")).__class__ is str
+                             and stamp[-1:] == "Z") or _zoned(stamp)]
                 if zoned:
                     out.extend(ev.process(ts, zoned))
         if ev is not None and batches and self.buffer.bound is not None:

@@ -29,9 +29,8 @@ _CONFIG_MEMSTATUS = 9  # sqlite3.h: SQLITE_CONFIG_MEMSTATUS (int: 0 = off)
 def _library() -> Any | None:
     """The SQLite library Python's `sqlite3` calls, through ctypes (None if not found)."""
     try:
-        import ctypes
-
         import _sqlite3
+        import ctypes
     except ImportError:  # pragma: no cover - ctypes or sqlite3 built without
         return None
     # The extension's handle: dlsym looks in it, then in the libraries it loaded, so this is
@@ -54,8 +53,9 @@ def _library() -> Any | None:
 
 def single_threaded() -> bool:
     """Reconfigure SQLite for this process: no mutexes, no memory statistics. True when done;
-    False leaves it as it was. Only right after a fork, before this process opens a
-    connection, in a process whose other threads never call SQLite."""
+    False when not (or only in part: SQLite then works as before, and as fast). Only right
+    after a fork, before this process opens a connection, in a process whose other threads
+    never call SQLite."""
     lib = _library()
     if lib is None:
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from heapq import heappush
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Any
@@ -174,7 +175,8 @@ class StreamEvaluator:
             hope = _HOPE_NONE if not corr.hope else (
                 _HOPE_VALUES if corr.hope_values else _HOPE_RULES)
             steps.append((i, corr, key_at[0] if len(key_at) == 1 else key_at, self._by[i],
-                          lbits, hope, corr.children[0].at))
+                          lbits, hope, corr.children[0].at, self._stale[i], corr.gate,
+                          corr.keep * IDLE_SLACK))
         plan = self._plans[mask] = (plains, steps)
         return plan
 
@@ -194,8 +196,12 @@ class StreamEvaluator:
         out: list[Finding] = []
         rules = self.rules
         classify, plans = self._classify, self._plans
-        # (by identity, in first-touch order) group -> its step
+        # One event (the common case): each group it feeds is settled (`_settle`) right
+        # after its entry; several: once all of them are in, in first-touch order, as a
+        # window anchored at `ts` holds every event of `ts`. (by identity) group -> step
+        single = len(events) == 1
         touched: dict[Group, tuple[Any, ...]] = {}
+        dirty, scheduled, timers = self.dirty, self.scheduled, self.timers
         for event in events:
             mask, row, kv = classify(event)
             if not mask:
@@ -205,7 +211,7 @@ class StreamEvaluator:
                 self._plain(i, rules.plains[i], ts, row, out)
             entry = (ts, row, mask, kv)  # (one for every group it feeds)
             for step in steps:
-                i, corr, key_at, by, lbits, hope, vat = step
+                i, corr, key_at, by, lbits, hope, vat, stale, gate, idle = step
                 # (a group key is the classifier's value: one, or a tuple of several)
                 if key_at.__class__ is int:
                     key = kv[key_at]
@@ -221,7 +227,8 @@ class StreamEvaluator:
                     g = by.get(keys)
                     if g is None:
                         g = self._new_group(i, keys)
-                g.entries.append(entry)
+                entries = g.entries
+                entries.append(entry)
                 # Group.note, inline
                 if lbits:
                     last = g.last
@@ -239,25 +246,42 @@ class StreamEvaluator:
                                 g.ready, g.seen = True, None
                     elif g.matched >= corr.hope:
                         g.ready = True
-                touched[g] = step
-        dirty, scheduled = self.dirty, self.scheduled
-        stale = self._stale
+                if not single:
+                    touched[g] = step
+                    continue
+                # _settle, inline (the one event's groups)
+                if entries[0][0] < ts - stale:
+                    g.trim(corr, ts)
+                if g.ready and len(entries) >= gate:
+                    self._anchor(i, corr, g, ts, out)
+                skey = g.skey
+                dirty.add(skey)
+                if g.burst is None and not g.items:
+                    if skey not in scheduled:  # (_schedule, inline: no timer set)
+                        due = scheduled[skey] = ts + idle
+                        heappush(timers, (due, skey))
+                else:
+                    self._schedule(skey, self._group_due(corr, g))
         for g, step in touched.items():
-            i, corr = step[0], step[1]
-            entries = g.entries
-            if entries[0][0] < ts - stale[i]:
-                g.trim(corr, ts)
-            if g.ready and len(entries) >= corr.gate:
-                self._anchor(i, corr, g, ts, out)
-            skey = g.skey
-            dirty.add(skey)
-            if g.burst is None and not g.items:
-                # due: idle at ts + keep, never earlier than a timer already set
-                if skey not in scheduled:
-                    self._schedule(skey, ts + corr.keep * IDLE_SLACK)
-            else:
-                self._schedule(skey, self._group_due(corr, g))
+            self._settle(g, step, ts, out)
         return out
+
+    def _settle(self, g: Group, step: tuple[Any, ...], ts: float, out: list[Finding]) -> None:
+        """After the group's entries of `ts`: trim it, anchor its windows at `ts`, mark it
+        changed and make sure its timer is set."""
+        i, corr, stale, gate, idle = step[0], step[1], step[7], step[8], step[9]
+        if g.entries[0][0] < ts - stale:
+            g.trim(corr, ts)
+        if g.ready and len(g.entries) >= gate:
+            self._anchor(i, corr, g, ts, out)
+        skey = g.skey
+        self.dirty.add(skey)
+        if g.burst is None and not g.items:
+            # due: idle at ts + keep, never earlier than a timer already set
+            if skey not in self.scheduled:
+                self._schedule(skey, ts + idle)
+        else:
+            self._schedule(skey, self._group_due(corr, g))
 
     def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
         user = row[1]

@@ -67,6 +67,12 @@ EVENTS = [
     _e(20, vault__path="auth/token/create/ops", vault__created_token__ttl="86401"),
     _e(21, vault__path="auth/token/create/ops", vault__created_token__ttl=86401.0),
     _e(22, vault__path="auth/token/create/ops", vault__created_token__ttl=86401),
+    # a dict where a value is: no value (flatten walks into it), also on a memo hit
+    _e(23, secretsight__category="secret", secret__operation="read", user__id="u",
+       source__ip="172.32.0.1"),
+    _e(24, secretsight__category="secret", secret__operation="read", user__id={"id": "u"},
+       source__ip={"ip": "172.32.0.1"}, user__roles={"x": ["root"]}),
+    _e(25, secretsight__category={"c": "secret"}, secret__operation="list", user__id="u"),
 ]
 
 

@@ -195,6 +195,10 @@ class _Writer:
         self.ids: dict[str, int] = {}  # dotted name (field or node) -> its variable number
         self.lines: list[str] = []
         self.read: set[str] = set()  # fields read / nodes walked in the current branch
+        # fields whose "a dict is no value" check waits for a memo miss (`branch`), and
+        # those of the current branch read so far
+        self.defer: set[str] = set()
+        self.deferred: list[str] = []
         self.need: set[str] = set()  # fields the branch's tests read
         self.sets: set[str] = set()  # list fields whose L variable the branch uses
         self.folded: set[str] = set()  # fields whose F variable the branch uses
@@ -302,8 +306,11 @@ class _Writer:
                 below.setdefault(prefix + head, []).append(field)
             elif field not in self.read:
                 r = f"r{self.var(field)}"
-                out += [f"{indent}{r} = {pvar}.get({head!r})",
-                        f"{indent}if type({r}) is dict: {r} = None"]
+                out.append(f"{indent}{r} = {pvar}.get({head!r})")
+                if field in self.defer:
+                    self.deferred.append(field)
+                else:
+                    out.append(f"{indent}if type({r}) is dict: {r} = None")
                 self.read.add(field)
         for node, under in below.items():
             if node in self.read:
@@ -348,21 +355,29 @@ class _Writer:
             tests += [f"{indent}if {cond}: m |= {1 << slot}"]
         out: list[str] = []
         # Every field the branch reads, first: the answer but the row is memoized per
-        # combination of their values (`combos`), the tests' words on a miss (`_atoms`)
+        # combination of their values (`combos`), the tests' words on a miss (`_atoms`).
+        # A dict where a value is has none (flatten walks into it): a field of the
+        # combination is checked only on a miss, as a dict in the key makes the lookup
+        # raise (unhashable) and `_combo` never stores a key holding one.
         read = sorted({*self.need, *self.key_fields, *self.row_fields})
+        keyed = [f for f in read if f not in self.row_fields or f in self.need
+                 or f in self.key_fields]
+        self.defer, self.deferred = set(keyed), []
         self.emit_fields(read, out, indent)
+        self.defer = set()
         combo = "".join(
             (f"((_LIST, *r{self.var(f)}) if r{self.var(f)}.__class__ is list "
              f"else r{self.var(f)}), " if self.types.get(f) == "keyword[]"
              else f"r{self.var(f)}, ")
-            for f in read if f not in self.row_fields or f in self.need
-            or f in self.key_fields)
+            for f in keyed)
         combos = self._const({})
         row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
         out += [f"{indent}c = ({combo})", f"{indent}try: hit = {combos}.get(c)",
                 f"{indent}except TypeError: hit = None  # (a value that is no key: a list in a "
                 "text field, lists in a list)", f"{indent}if hit is not None:",
                 f"{indent}    return (hit[0], ({row},), hit[1]) if hit[0] else _NOTHING"]
+        out += [f"{indent}if type(r{self.var(f)}) is dict: r{self.var(f)} = None"
+                for f in self.deferred]
         out += [self._atoms(f, indent) for f in sorted(self.atoms)]
         # The mask from the words: memoized too (few distinct combinations)
         words = "".join(f"A{self.var(f)}, " for f in sorted(self.atoms))

@@ -25,11 +25,12 @@ from secretsight.stream.rules import (
 
 INF = float("inf")
 # A group without an open burst or windows has no timer: a sweep per correlation, every
-# (IDLE_SLACK - 1) `keep`s of stream time, drops those idle for a `keep` (no window holds any
-# of their events), so an idle group is gone at most IDLE_SLACK `keep`s after its last event.
-# One pass over a dict instead of a timer per group (a token re-reading its secrets every few
-# minutes had its group visited, rescheduled or dropped and created again: 72,000 heap visits
-# per 100,000 Vault reads); a group read again within that time is kept.
+# `keep` of stream time, drops those idle for (IDLE_SLACK - 1) `keep`s (no window has held
+# any of their events for a while), so an idle group is gone at most IDLE_SLACK `keep`s
+# after its last event. One pass over a dict instead of a timer per group (a token re-reading
+# its secrets every few minutes had its group visited, rescheduled or dropped and created
+# again: 72,000 heap visits per 100,000 Vault reads); idle for two spans rather than one, a
+# group read every few minutes is dropped and created again half as often.
 IDLE_SLACK = 3.0
 # A touched group is trimmed once its oldest event is this many `keep`s old, not one: one cut
 # of several events instead of one per event (windows bisect to their start, so older events
@@ -439,14 +440,15 @@ class StreamEvaluator:
 
     def _sweep(self, bound: float) -> None:
         """Drop the groups of each correlation due for a sweep that have no open burst, no
-        windows and no event in the last `keep` before `bound` (no window from `bound` on can
-        hold any of their events, and what they knew of readiness was about those events)."""
+        windows and no event in the last (IDLE_SLACK - 1) `keep`s before `bound` (no window
+        from `bound` on can hold any of their events, and what they knew of readiness was
+        about those events)."""
         at = self._sweep_at
         for i, corr in enumerate(self.rules.correlations):
             if bound < at[i]:
                 continue
-            at[i] = bound + corr.keep * (IDLE_SLACK - 1)
-            by, limit, gone = self._by[i], bound - corr.keep, []
+            at[i] = bound + corr.keep
+            by, limit, gone = self._by[i], bound - corr.keep * (IDLE_SLACK - 1), []
             for key, g in by.items():
                 if g.burst is None and not g.items:
                     entries = g.entries

@@ -218,3 +218,94 @@ def test_the_worker_stops_taking_events_once_its_pass_is_unusable(harness: Harne
     assert worker.result() is None
     assert not worker.usable
     worker.feed(events[0], 0.0, None)  # dropped here: the worker is gone
+
+
+class _Order:
+    """Stands in for the detectors: records the events in the order they are released."""
+
+    def __init__(self) -> None:
+        self.ids: list[Any] = []
+
+    def process(self, event: dict[str, Any]) -> list[Any]:
+        self.ids.append(event["event"]["id"])
+        return []
+
+
+def _fed(feed_many: bool, items: list[tuple[Any, ...]]) -> tuple[Tap, list[Any]]:
+    """The tap after `close()`, and what it released before it."""
+    tap = Tap(_Order())
+    if feed_many:  # in two batches, as the worker feeds them
+        half = len(items) // 2
+        for part in (items[:half], items[half:]):
+            tap.feed_many([e for e, _, _ in part], [t for _, t, _ in part],
+                          [k for _, _, k in part])
+    else:
+        for event, ts, key in items:
+            tap.feed(event, ts, key)
+    before = list(tap.detectors.ids)
+    tap.close()
+    return tap, before
+
+
+@pytest.mark.parametrize("case", ["in order", "late within the lag", "untimed", "late",
+                                  "duplicate"])
+def test_feeding_a_batch_releases_as_feeding_each_event(harness: Harness, case: str) -> None:
+    """`Tap.feed_many` (the load worker's) is `feed` of each event in turn: the same release
+    order, the same abandoned passes."""
+    events, _ = harness.events("vault_harvest", "python")
+    timed = _timed(events)
+    items = [(e, table.parse_zoned_ts(e["@timestamp"]), n) for n, e in enumerate(timed)]
+    if case == "late within the lag":  # neighbours a second apart swapped
+        swapped = 0
+        for i in range(0, len(items) - 1, 2):
+            a, b = items[i], items[i + 1]
+            if 0 < b[1] - a[1] < 1:
+                items[i], items[i + 1] = b, a
+                swapped += 1
+        assert swapped
+    elif case == "untimed":
+        items[3] = (items[3][0], None, items[3][2])
+    elif case == "late":  # later than the lag: abandoned
+        items = items[1:] + items[:1]
+    elif case == "duplicate":
+        items = items + items[:1]
+    (one, one_before), (many, many_before) = _fed(False, items), _fed(True, items)
+    assert many.usable == one.usable == (case not in ("late", "duplicate"))
+    assert many_before == one_before  # released while feeding, not only by close()
+    assert many.detectors.ids == one.detectors.ids
+    assert many._released == one._released and many._newest == one._newest
+    if one.usable:
+        assert one_before and len(one_before) < len(items)
+
+
+def _solo_child(send: Any, path: str) -> None:
+    import sqlite3
+
+    from secretsight.engine.solo import single_threaded
+
+    done = single_threaded()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (a TEXT, b REAL)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(f"x{i}", float("nan")) for i in range(1000)])
+    conn.commit()
+    send.send((done, conn.execute("SELECT COUNT(*), COUNT(b), MAX(a) FROM t").fetchone()))
+    conn.close()
+
+
+def test_a_forked_process_runs_sqlite_single_threaded(tmp_path: Any) -> None:
+    """What the load worker does first (engine/solo.py): SQLite reconfigured in a forked
+    process, which then uses it as before; this process's SQLite is untouched."""
+    import multiprocessing
+    import sqlite3
+
+    here = sqlite3.connect(":memory:")  # open across the fork, as in a test run
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_solo_child, args=(send, str(tmp_path / "t.db")))
+    child.start()
+    done, counts = receive.recv()
+    child.join()
+    assert child.exitcode == 0
+    assert done  # Linux, Python's own libsqlite3
+    assert counts == (1000, 0, "x999")  # NaN bound as NULL
+    assert here.execute("SELECT 1").fetchone() == (1,)

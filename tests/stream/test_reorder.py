@@ -50,6 +50,22 @@ def test_duplicates_keep_the_most_informative_entry() -> None:
     assert r.release(None) == []
 
 
+def test_the_memory_of_released_ids_keeps_exactly_the_last_ones(monkeypatch) -> None:
+    # RELEASED_KEYS bounds the memory: a copy of one of the last N ids released is dropped,
+    # a copy of an older one is held again (then remembered as the newest)
+    monkeypatch.setattr("secretsight.stream.reorder.RELEASED_KEYS", 3)
+    r = Reorder(lateness=0)
+    for i, eid in enumerate("abcd"):
+        r.add(_e(100 + i, eid), 100 + i)
+    r.release(None)  # released in order a, b, c, d: "a" forgotten
+    assert list(r.released) == [("vault.audit", x) for x in "bcd"]
+    assert r.add(_e(110, "b"), 110) == [] and r.duplicates == 1  # remembered: dropped
+    r.add(_e(111, "a"), 111)  # forgotten: held, released again
+    assert _ids(r.release(None)) == [(111, ["a"])]
+    assert list(r.released_order) == [("vault.audit", x) for x in "cda"]
+    assert set(r.released) == set(r.released_order)
+
+
 def test_held_events_survive_a_commit_and_a_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/state.db"
     store = open_store(url)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import marshal
 import multiprocessing
+import operator
 import os
 import pickle
 import queue
@@ -25,6 +26,7 @@ from typing import Any
 
 from secretsight.config import Config
 from secretsight.engine import table
+from secretsight.engine.solo import single_threaded
 from secretsight.errors import SecretSightError
 from secretsight.findings import Finding
 
@@ -150,6 +152,41 @@ class Tap:
         while at and held[at - 1][0] > ts:  # after every held event of the same or an earlier time
             at -= 1
         held.insert(at, (ts, event))
+
+    def feed_many(self, events: Iterable[dict[str, Any]], times: Iterable[float | None],
+                  keys: Iterable[int | None]) -> None:
+        """`feed` of each (event, ts, key) in turn, its common case (a new event in time
+        order, which releases what it pushed out of the lag) inline: the load worker's loop,
+        without two method calls and a dozen attribute lookups per event."""
+        if not self.usable:
+            return
+        assert self.detectors is not None
+        seen, held, untimed = self._seen, self._held, self._untimed
+        add, append, popleft = seen.add, held.append, held.popleft
+        process, extend, lag = self.detectors.process, self.findings.extend, self.REORDER_LAG
+        for event, ts, key in zip(events, times, keys, strict=True):
+            if key is not None:
+                if key in seen:
+                    self._abandon()
+                    return
+                add(key)
+            if ts is None:
+                untimed.append(event)
+                continue
+            newest = self._newest
+            if newest is not None and ts > newest:  # in order, a new time: releases
+                append((ts, event))
+                self._newest = ts
+                upto = ts - lag
+                while held and held[0][0] <= upto:
+                    released, out = popleft()
+                    self._released = released
+                    extend(process(out))
+                continue
+            key = None  # seen above: `feed` must not see it again
+            self.feed(event, ts, key)
+            if not self.usable:
+                return
 
     def _release(self, upto: float | None) -> None:
         assert self.detectors is not None
@@ -389,52 +426,62 @@ def _work(inbox: Any, outbox: Any, config: Config, detectors: bool,
     # the parent's pages just to walk their objects).
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    # forked before any SQLite connection of its own, which only this thread uses: the inserts
+    # and the detectors' in-memory store then take no mutex (engine/solo.py)
+    single_threaded()
     loads = orjson.loads if orjson is not None else None  # no orjson: events cross as dicts
     sending, writer = _writer(outbox, "secretsight-load-acks")
     tap = Tap(load_detectors(config) if detectors else None)
+    engine: Any = None
     told = False
     shape: tuple[str, ...] | None = None  # the fixed row shape `make` rebuilds events of
     make: Any = None
 
-    def batches() -> Iterator[table.Row]:
-        """The rows of each batch, its events fed to the detectors, the batch acknowledged
-        once taken (after its rows are inserted, when there are rows: `load_rows` asks for
-        the next row only then)."""
-        nonlocal told, shape, make
-        while (data := inbox.recv_bytes())[:1] != _END:
-            body = memoryview(data)[1:]
-            rows, times, keys, events = (
-                marshal.loads(body) if data[:1] == _BATCH else pickle.loads(body))
-            if events and tap.usable:
-                feed = tap.feed
-                if rows is None:
-                    for ts, key, event in zip(times, keys, events, strict=True):
-                        feed(loads(event) if event.__class__ is bytes else event, ts, key)
-                else:
-                    for (present, values, key), event in zip(rows, events, strict=True):
-                        if event is None:  # given with its cells: the row holds the event
-                            if present is not shape:
-                                shape, make = present, table.event_maker(present)
-                            event = make(values)
-                        elif event.__class__ is bytes:
-                            event = loads(event)
-                        feed(event, values[1], key)
-            if rows is not None:
-                yield from rows
-            sending.put(_TAKEN)
-            if not tap.usable and not told:
-                told = True
-                sending.put(_ABANDONED)
+    def take(rows: list[table.Row] | None, times: list[float | None] | None,
+             keys: list[int | None] | None, events: list[Any]) -> None:
+        """One batch: its events fed to the detectors, its rows inserted (one `load_rows`
+        per batch, not a generator the engine pulls each row through)."""
+        nonlocal shape, make
+        if events and tap.usable:
+            if rows is None:
+                tap.feed_many([loads(e) if e.__class__ is bytes else e for e in events],
+                              times, keys)  # type: ignore[arg-type]
+            else:
+                made: list[dict[str, Any]] = []
+                append = made.append
+                for (present, values, _), event in zip(rows, events, strict=True):
+                    if event is None:  # given with its cells: the row holds the event
+                        if present is not shape:
+                            shape, make = present, table.event_maker(present)
+                        event = make(values)
+                    elif event.__class__ is bytes:
+                        event = loads(event)
+                    append(event)
+                tap.feed_many(made, map(_second, map(_second, rows)), map(_third, rows))
+        if rows is not None:
+            if engine is None:  # pragma: no cover - no rows without a database
+                raise RuntimeError("rows sent without a database")
+            engine.load_rows(rows)
 
     try:
+        if database is not None:
+            engine = _engine(database, config)
         if not tap.usable:  # no detectors: no events to send
             told = True
             sending.put(_ABANDONED)
-        if database is not None:
-            sending.put(_LOADED + pickle.dumps(_load(database, config, batches())))
-        else:
-            for _ in batches():  # pragma: no cover - no rows without a database
-                raise RuntimeError("rows sent without a database")
+        while (data := inbox.recv_bytes())[:1] != _END:
+            body = memoryview(data)[1:]
+            take(*(marshal.loads(body) if data[:1] == _BATCH else pickle.loads(body)))
+            sending.put(_TAKEN)  # after its rows are inserted
+            if not tap.usable and not told:
+                told = True
+                sending.put(_ABANDONED)
+        if engine is not None:
+            engine.conn.commit()
+            state = engine.state()
+            engine.close()
+            engine = None
+            sending.put(_LOADED + pickle.dumps(state))
         tap.close()
         sending.put(_RESULT + pickle.dumps(tap.result(), pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):  # the parent is gone
@@ -442,6 +489,8 @@ def _work(inbox: Any, outbox: Any, config: Config, detectors: bool,
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
         sending.put(_FAILED + traceback.format_exc().encode())
     finally:
+        if engine is not None:
+            engine.close()
         sending.put(None)
         writer.join()
         inbox.close()
@@ -449,16 +498,15 @@ def _work(inbox: Any, outbox: Any, config: Config, detectors: bool,
         os._exit(0)  # no atexit handlers or buffers of the parent's to run
 
 
-def _load(database: str, config: Config, rows: Iterator[table.Row]) -> tuple[int, int, bool]:
-    """The worker's `Engine.load_rows` into the file; committed and closed when this returns."""
+_second, _third = operator.itemgetter(1), operator.itemgetter(2)
+
+
+def _engine(database: str, config: Config) -> Any:
+    """The worker's `Engine` on the file it loads (a temporary file, as replay's own: no
+    journal, no sync)."""
     from secretsight.engine import Engine
 
     engine = Engine(config, database=database)
-    try:
-        engine.conn.execute("PRAGMA journal_mode=OFF")  # a temporary file: as replay's own
-        engine.conn.execute("PRAGMA synchronous=OFF")
-        engine.load_rows(rows)
-        engine.conn.commit()
-        return engine.state()
-    finally:
-        engine.close()
+    engine.conn.execute("PRAGMA journal_mode=OFF")
+    engine.conn.execute("PRAGMA synchronous=OFF")
+    return engine

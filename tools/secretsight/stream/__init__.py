@@ -97,7 +97,12 @@ class StreamingDetectors(Detectors):
             return self.inner.process(event) if isinstance(event, dict) else []
         inner = self.inner
         buffer = self.buffer
-        if not inner.time_guard.accepts(ts, buffer.newest):
+        guard = inner.time_guard
+        newest = buffer.newest
+        # (TimeGuard.accepts' common case inline, as Detectors.process_at has it)
+        if (ts < guard.floor or ts > guard.horizon
+                or (newest is not None and ts < newest - guard.skew)
+                ) and not guard.accepts(ts, newest):
             # A forged or skewed time must not move the watermark (detect/timeguard.py): it
             # is refused before the buffer, so neither the detectors nor the rules see it.
             inner.last_rejected = OUT_OF_RANGE
@@ -107,7 +112,13 @@ class StreamingDetectors(Detectors):
         self.last_ts = ts
         self.arrived = inner.clock()
         late, dups = buffer.late, buffer.duplicates
-        out = self._grouped(self._run(buffer.add(event, ts)))
+        batches = buffer.add(event, ts)
+        out = self._run(batches) if batches else []
+        tracker = self.incidents
+        # _grouped when it has anything to do: findings to group, or episodes to close
+        if tracker is not None and (out or (buffer.bound is not None
+                                            and tracker.might_close(buffer.bound))):
+            out = self._grouped(out)
         if buffer.late != late:
             inner.last_rejected = "late"
             inner.rejected["late"] += 1  # older than the watermark (stream.lateness)
@@ -119,12 +130,18 @@ class StreamingDetectors(Detectors):
     def _run(self, batches: list[tuple[float, list[dict[str, Any]]]]) -> list[Finding]:
         out: list[Finding] = []
         ev = self.evaluator
+        process_at = self.inner.process_at
         for ts, events in batches:
             for e in events:
-                out.extend(self.inner.process_at(e, ts))
+                found = process_at(e, ts)
+                if found:
+                    out.extend(found)
             if ev is not None:
-                # The engine's table drops a time without a zone (detectors read it as UTC)
-                zoned = [e for e in events if _zoned(e.get("@timestamp"))]
+                # The engine's table drops a time without a zone (detectors read it as UTC);
+                # a `Z` time (what the normalizers write) is zoned without a call
+                zoned = [e for e in events
+                         if ((stamp := e.get("@timestamp")).__class__ is str
+                             and stamp[-1:] == "Z") or _zoned(stamp)]
                 if zoned:
                     out.extend(ev.process(ts, zoned))
         if ev is not None and batches and self.buffer.bound is not None:

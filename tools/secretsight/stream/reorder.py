@@ -15,7 +15,7 @@ in (`@timestamp`, arrival) order, all events of one timestamp together.
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
 
 from secretsight.detect.state import StateCache
@@ -44,7 +44,10 @@ class Reorder:
         self.queue: deque[list[Any]] = deque()  # in (timestamp, seq) order, appended at the tail
         self.heap: list[list[Any]] = []  # the entries that arrived out of order
         self.held: dict[tuple[Any, Any], list[Any]] = {}  # dedupe key -> its held entry
-        self.released: OrderedDict[tuple[Any, Any], None] = OrderedDict()
+        # the ids of the last RELEASED_KEYS events released, and the same in release order
+        # (a dict and a deque cost less per event than an OrderedDict and its linked list)
+        self.released: dict[tuple[Any, Any], None] = {}
+        self.released_order: deque[tuple[Any, Any]] = deque()
         self.bound: float | None = None
         self.newest: float | None = None
         self.seq = 0
@@ -163,6 +166,7 @@ class Reorder:
         """Release every held event older than `upto` (None: all of them)."""
         queue, heap = self.queue, self.heap
         held, released = self.held, self.released
+        remember = self.released_order.append
         live = self.live
         popleft = queue.popleft
         out: list[tuple[float, list[dict[str, Any]]]] = []
@@ -193,9 +197,11 @@ class Reorder:
             key = entry[_KEY]
             if key is not None:
                 held.pop(key, None)
+                # (never there already: a key released is a duplicate, never held again)
                 released[key] = None
+                remember(key)
                 if len(released) > RELEASED_KEYS:
-                    released.popitem(last=False)
+                    del released[self.released_order.popleft()]
             ts = entry[_TS]
             if out and out[-1][0] == ts:
                 out[-1][1].append(event)

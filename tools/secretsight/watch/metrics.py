@@ -94,16 +94,22 @@ class Metrics:
             return
         rows: list[tuple[str, float, bool, str | None, str | None, bool]] = []
         append = rows.append
+        empty = _EMPTY
         for event, ts in accepted:
-            secret = event.get("secret") or _EMPTY
-            op = secret.get("operation")
-            ok = (event.get("event") or _EMPTY).get("outcome") != "failure"
-            path = secret.get("path")
-            if not (ok and op == "read") or path.__class__ is not str or "*" in path:
-                path = None
-            append((event["event"]["dataset"], ts, op == "read",
-                    (event.get("user") or _EMPTY).get("id"), path,
-                    ok and (op == "read" or op == "list")))
+            meta = event["event"]
+            secret = event.get("secret")
+            if secret:
+                op = secret.get("operation")
+                read = op == "read"
+                ok = meta.get("outcome") != "failure"
+                path = secret.get("path") if ok and read else None
+                if path is not None and (path.__class__ is not str or "*" in path):
+                    path = None
+                append((meta["dataset"], ts, read, (event.get("user") or empty).get("id"),
+                        path, ok and (read or op == "list")))
+            else:  # no secret operation (the category is not secret): no read, no window
+                append((meta["dataset"], ts, False, (event.get("user") or empty).get("id"),
+                        None, False))
         with self.lock:
             self._record(rows, self.clock())
 
@@ -128,6 +134,7 @@ class Metrics:
         counts = self.reads_by_identity
         activity = self.window_activity
         lag_max = self.lag_max_seconds
+        keep = self._keep_buckets
         for dataset, ts, reads, identity, path, windowed in rows:
             by_source[dataset] += 1
             last = last_times.get(dataset)
@@ -148,11 +155,14 @@ class Metrics:
                 continue
             bucket = int(ts // BUCKET_SECONDS)
             per = activity.get(identity)
-            cell = per.get(bucket) if per is not None else None
-            if cell is None:
-                cell = self._new_bucket(identity, per, bucket)
-                if cell is None:
-                    continue
+            cell: list[Any] | None
+            if per is None or (cell := per.get(bucket)) is None:
+                if per is not None and len(per) < keep:
+                    cell = per[bucket] = [0, set()]  # _new_bucket's usual case: nothing to drop
+                else:
+                    cell = self._new_bucket(identity, per, bucket)
+                    if cell is None:
+                        continue
             cell[0] += 1
             if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
                 cell[1].add(path)

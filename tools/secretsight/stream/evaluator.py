@@ -57,7 +57,8 @@ class StreamEvaluator:
         self.timers: list[tuple[float, str]] = []
         self.scheduled: dict[str, float] = {}
         self.starts: list[tuple[float, str]] = []  # (burst start, key), lazily validated
-        # per correlation: the stream time of its next idle sweep (`_sweep`); the earliest
+        # per correlation: the stream time of its next idle sweep (`_sweep`); the earliest of
+        # them
         self._sweep_at = [-INF] * len(rules.correlations)
         self._next_sweep = -INF
         # state key -> (rule index, user or group keys): timers and flushes name their state
@@ -267,7 +268,7 @@ class StreamEvaluator:
 
     def _settle(self, g: Group, step: tuple[Any, ...], ts: float, out: list[Finding]) -> None:
         """After the group's entries of `ts`: trim it, anchor its windows at `ts`, mark it
-        changed and make sure its timer is set."""
+        changed and, with an open burst or windows, make sure its timer is set."""
         i, corr, stale, gate = step[0], step[1], step[7], step[8]
         if g.entries[0][0] < ts - stale:
             g.trim(corr, ts)

@@ -67,6 +67,12 @@ EVENTS = [
     _e(20, vault__path="auth/token/create/ops", vault__created_token__ttl="86401"),
     _e(21, vault__path="auth/token/create/ops", vault__created_token__ttl=86401.0),
     _e(22, vault__path="auth/token/create/ops", vault__created_token__ttl=86401),
+    # a dict where a value is: no value (flatten walks into it), also on a memo hit
+    _e(23, secretsight__category="secret", secret__operation="read", user__id="u",
+       source__ip="172.32.0.1"),
+    _e(24, secretsight__category="secret", secret__operation="read", user__id={"id": "u"},
+       source__ip={"ip": "172.32.0.1"}, user__roles={"x": ["root"]}),
+    _e(25, secretsight__category={"c": "secret"}, secret__operation="list", user__id="u"),
 ]
 
 
@@ -127,6 +133,25 @@ def test_the_classifier_matches_the_engine(both: tuple[dict[str, set[str]], Stre
             if bool(mask >> slot & 1) != (e["event"]["id"] in sql[name]):
                 problems.append(f"{name} on {e['event']['id']}: classifier {bool(mask >> slot & 1)}")
     assert not problems, "\n".join(problems)
+
+
+def test_only_dotted_keys_that_make_a_read_field_take_the_fallback(
+        both: tuple[dict[str, set[str]], StreamRules]) -> None:
+    """A dotted key that flatten would turn into a field the rules read (at the top, or
+    under `vault`: `created_token.ttl`) takes the exact fallback, and changes the answer
+    here; one that makes no such field (`x.y`, `user.a.b`) does not, and changes nothing."""
+    _, stream = both
+    classify = stream.classifier()
+    token = _e(30, vault__path="auth/token/create/ops", vault__created_token__ttl=60)
+    for extra in ({"x.y": 1}, {"user": {"id": "u", "a.b": "c"}}, {"vault.x": {"y": 1}}):
+        e = {**token, **extra} if "user" not in extra else {**token, "user": extra["user"]}
+        fast = classify.fast(e)
+        assert fast is not None and fast == classify.slow(e), extra
+    longer = {**token, "vault": {**token["vault"], "created_token.ttl": 86401}}
+    flat_ttl = {**token, "vault.created_token.ttl": 86401}
+    for e in (longer, flat_ttl):
+        assert classify.fast(e) is None
+        assert classify(e) == classify.slow(e) != classify.slow(token)
 
 
 def test_guards_pass_every_event_the_engine_matches(

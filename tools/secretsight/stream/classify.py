@@ -27,14 +27,17 @@ the words. Each memo holds at most MEMO keys (then starts again). The expression
 the classifier against the engine's SQL too.
 
 Reading a dotted name from the nested event equals reading the flattened event only when no
-dict on the way has a dotted key of its own (`{"secret.path": ...}` given flat, which
-`flatten` keeps, last one winning). The function checks each dict it walks through and
-returns None when one has: the caller then takes `slow`, the per-rule predicates over
-`flatten`, which is exact for any event.
+dict on the way has a dotted key of its own that `flatten` (which keeps them, last one
+winning) would turn into a field the function reads: `{"secret.path": ...}` given flat, or
+`"created_token.ttl"` under `vault`. The function looks for those keys (`_dangerous`: at the
+top of the event, and under a dict holding a field two or more levels down; a key such as
+`"x.y"` that makes no field read changes no answer) and returns None when one is there: the
+caller then takes `slow`, the per-rule predicates over `flatten`, which is exact for any event.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sigma.rule import SigmaRule
@@ -104,6 +107,14 @@ class Classifier:
         keys = tuple(_long(flat.get(f)) if lg else folded[f]
                      for f, lg in zip(self.key_fields, self._long_keys, strict=True))
         return mask, row, keys
+
+
+_CHECK = re.compile(r"#check<([^>]*)><(\w+)>")
+
+
+def _check(path: str, var: str) -> str:
+    """A mark for the dotted-key check of the dict `var` at `path` (`_Writer._dangerous`)."""
+    return f"#check<{path}><{var}>"
 
 
 def _folding(r: str) -> str:
@@ -195,6 +206,10 @@ class _Writer:
         self.ids: dict[str, int] = {}  # dotted name (field or node) -> its variable number
         self.lines: list[str] = []
         self.read: set[str] = set()  # fields read / nodes walked in the current branch
+        # fields whose "a dict is no value" check waits for a memo miss (`branch`), and
+        # those of the current branch read so far
+        self.defer: set[str] = set()
+        self.deferred: list[str] = []
         self.need: set[str] = set()  # fields the branch's tests read
         self.sets: set[str] = set()  # list fields whose L variable the branch uses
         self.folded: set[str] = set()  # fields whose F variable the branch uses
@@ -202,6 +217,7 @@ class _Writer:
         self.branches = 0
         self.defs: list[str] = []  # the atom functions
         self.nones: list[tuple[str, str]] = []  # (atom function, its answer for None)
+        self.fields_read: set[str] = set()  # by any branch (`_dangerous`)
 
     @staticmethod
     def consts_of(source: _Source) -> dict[str, Any]:
@@ -271,7 +287,7 @@ class _Writer:
         pvar = self.emit_node(parent, out, indent)
         out += [f"{indent}{name} = {pvar}.get({key!r})",
                 f"{indent}if type({name}) is dict:",
-                f"{indent}    if '.' in ''.join({name}): return None",
+                f"{indent}    {_check(path, name)}",
                 f"{indent}else: {name} = _E"]
         self.read.add(path)
         return name
@@ -282,6 +298,7 @@ class _Writer:
         parent, _, key = field.rpartition(".")
         pvar = self.emit_node(parent, out, indent)
         r = f"r{self.var(field)}"
+        self.fields_read.add(field)
         # (a dict where a value is: flatten walks into it, so the name has no value)
         out += [f"{indent}{r} = {pvar}.get({key!r})",
                 f"{indent}if type({r}) is dict: {r} = None"]
@@ -302,8 +319,12 @@ class _Writer:
                 below.setdefault(prefix + head, []).append(field)
             elif field not in self.read:
                 r = f"r{self.var(field)}"
-                out += [f"{indent}{r} = {pvar}.get({head!r})",
-                        f"{indent}if type({r}) is dict: {r} = None"]
+                self.fields_read.add(field)
+                out.append(f"{indent}{r} = {pvar}.get({head!r})")
+                if field in self.defer:
+                    self.deferred.append(field)
+                else:
+                    out.append(f"{indent}if type({r}) is dict: {r} = None")
                 self.read.add(field)
         for node, under in below.items():
             if node in self.read:
@@ -313,7 +334,7 @@ class _Writer:
             key = node.rpartition(".")[2]
             out += [f"{indent}{name} = {pvar}.get({key!r})",
                     f"{indent}if type({name}) is dict:",
-                    f"{indent}    if '.' in ''.join({name}): return None"]
+                    f"{indent}    {_check(node, name)}"]
             self.read.add(node)
             self.emit_fields(under, out, indent + "    ", node)
             # (nothing below `node` was read before it: reading walks the dicts first)
@@ -348,21 +369,29 @@ class _Writer:
             tests += [f"{indent}if {cond}: m |= {1 << slot}"]
         out: list[str] = []
         # Every field the branch reads, first: the answer but the row is memoized per
-        # combination of their values (`combos`), the tests' words on a miss (`_atoms`)
+        # combination of their values (`combos`), the tests' words on a miss (`_atoms`).
+        # A dict where a value is has none (flatten walks into it): a field of the
+        # combination is checked only on a miss, as a dict in the key makes the lookup
+        # raise (unhashable) and `_combo` never stores a key holding one.
         read = sorted({*self.need, *self.key_fields, *self.row_fields})
+        keyed = [f for f in read if f not in self.row_fields or f in self.need
+                 or f in self.key_fields]
+        self.defer, self.deferred = set(keyed), []
         self.emit_fields(read, out, indent)
+        self.defer = set()
         combo = "".join(
             (f"((_LIST, *r{self.var(f)}) if r{self.var(f)}.__class__ is list "
              f"else r{self.var(f)}), " if self.types.get(f) == "keyword[]"
              else f"r{self.var(f)}, ")
-            for f in read if f not in self.row_fields or f in self.need
-            or f in self.key_fields)
+            for f in keyed)
         combos = self._const({})
         row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
         out += [f"{indent}c = ({combo})", f"{indent}try: hit = {combos}.get(c)",
                 f"{indent}except TypeError: hit = None  # (a value that is no key: a list in a "
                 "text field, lists in a list)", f"{indent}if hit is not None:",
                 f"{indent}    return (hit[0], ({row},), hit[1]) if hit[0] else _NOTHING"]
+        out += [f"{indent}if type(r{self.var(f)}) is dict: r{self.var(f)} = None"
+                for f in self.deferred]
         out += [self._atoms(f, indent) for f in sorted(self.atoms)]
         # The mask from the words: memoized too (few distinct combinations)
         words = "".join(f"A{self.var(f)}, " for f in sorted(self.atoms))
@@ -388,6 +417,27 @@ class _Writer:
                 f"{indent}return m, ({row},), kv"]
         return out
 
+    def _dangerous(self, text: str) -> str:
+        """Write each dict's check (`_check` marks): the dotted keys under it that flatten
+        would make a field some branch reads (a superset of the branch's own)."""
+        under: dict[str, set[str]] = {}
+        for field in self.fields_read:
+            parts = field.split(".")
+            for n in range(len(parts)):  # the dict at parts[:n], '' = the event
+                node, rest = ".".join(parts[:n]), parts[n:]
+                under.setdefault(node, set()).update(
+                    ".".join(rest[:k]) for k in range(2, len(rest) + 1))
+
+        def check(match: re.Match[str]) -> str:
+            keys, var = sorted(under.get(match[1], ())), match[2]
+            if not keys:
+                return "pass"
+            if len(keys) <= 2:
+                return f"if {' or '.join(f'{k!r} in {var}' for k in keys)}: return None"
+            return f"if not {self._const(frozenset(keys))}.isdisjoint({var}): return None"
+
+        return _CHECK.sub(check, text)
+
     def _const(self, value: Any) -> str:
         name = f"_g{len(self.consts)}"
         self.consts[name] = value
@@ -408,7 +458,7 @@ class _Writer:
         d = self.var(_DATASET)
         head.append(f"    F{d} = {_folding(f'r{d}')}")
         shared = set(self.read)
-        lines = ["def classify(e):", "    if '.' in ''.join(e): return None", *head]
+        lines = ["def classify(e):", f"    {_check('', 'e')}", *head]
         for n, value in enumerate(sorted(by_dataset)):
             self.read = set(shared)
             lines.append(f"    {'if' if n == 0 else 'elif'} F{d} == {value!r}:")
@@ -416,9 +466,9 @@ class _Writer:
         self.read = set(shared)
         lines.append("    else:" if by_dataset else "    if True:")
         lines += self.branch(anywhere, "        ")
-        body = "\n".join(lines)
-        # a key that is not text (a JSON object's keys always are) makes join() raise:
-        # the caller takes the slow path
+        body = self._dangerous("\n".join(lines))
+        # (a key that is no key at all, a list in a text field: the caller takes the slow
+        # path)
         text = ("\n".join(self.defs) + "\n"
                 "def classify(e):\n    try:\n        return _classify(e)\n"
                 "    except TypeError:\n        return None\n\n"

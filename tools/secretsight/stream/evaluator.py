@@ -24,11 +24,13 @@ from secretsight.stream.rules import (
 )
 
 INF = float("inf")
-# A group without an open burst is visited (and dropped if idle) this many `keep`s after its
-# last event, not exactly one: a group that is still read is then visited less often (most
-# groups are; an anchor trims them), and one read again within that time (a token re-reading
-# its secrets every few minutes) is kept instead of dropped and created again; an idle one is
-# gone two `keep`s later.
+# A group without an open burst or windows has no timer: a sweep per correlation, every
+# `keep` of stream time, drops those idle for (IDLE_SLACK - 1) `keep`s (no window has held
+# any of their events for a while), so an idle group is gone at most IDLE_SLACK `keep`s
+# after its last event. One pass over a dict instead of a timer per group (a token re-reading
+# its secrets every few minutes had its group visited, rescheduled or dropped and created
+# again: 72,000 heap visits per 100,000 Vault reads); idle for two spans rather than one, a
+# group read every few minutes is dropped and created again half as often.
 IDLE_SLACK = 3.0
 # A touched group is trimmed once its oldest event is this many `keep`s old, not one: one cut
 # of several events instead of one per event (windows bisect to their start, so older events
@@ -55,6 +57,10 @@ class StreamEvaluator:
         self.timers: list[tuple[float, str]] = []
         self.scheduled: dict[str, float] = {}
         self.starts: list[tuple[float, str]] = []  # (burst start, key), lazily validated
+        # per correlation: the stream time of its next idle sweep (`_sweep`); the earliest of
+        # them
+        self._sweep_at = [-INF] * len(rules.correlations)
+        self._next_sweep = -INF
         # state key -> (rule index, user or group keys): timers and flushes name their state
         # by key, and parsing it back (JSON) on every visit cost more than the visit.
         self.keyof: dict[str, tuple[int, Any]] = {}
@@ -114,7 +120,8 @@ class StreamEvaluator:
                 g = Group.from_state(corr, data)
                 self._by[i][g.keys[0] if len(g.keys) == 1 else g.keys] = g
                 skey = g.skey = self._ckey(i, g.keys)
-                self._schedule(skey, self._group_due(corr, g))
+                if g.burst is not None or g.items:  # (else idle: the sweep's)
+                    self._schedule(skey, self._group_due(corr, g))
                 if g.burst is not None:
                     self._opened(skey, g.burst.start)
             else:  # a rule removed or renamed since: its state is dropped
@@ -174,7 +181,7 @@ class StreamEvaluator:
             hope = _HOPE_NONE if not corr.hope else (
                 _HOPE_VALUES if corr.hope_values else _HOPE_RULES)
             steps.append((i, corr, key_at[0] if len(key_at) == 1 else key_at, self._by[i],
-                          lbits, hope, corr.children[0].at))
+                          lbits, hope, corr.children[0].at, self._stale[i], corr.gate))
         plan = self._plans[mask] = (plains, steps)
         return plan
 
@@ -194,8 +201,12 @@ class StreamEvaluator:
         out: list[Finding] = []
         rules = self.rules
         classify, plans = self._classify, self._plans
-        # (by identity, in first-touch order) group -> its step
+        # One event (the common case): each group it feeds is settled (`_settle`) right
+        # after its entry; several: once all of them are in, in first-touch order, as a
+        # window anchored at `ts` holds every event of `ts`. (by identity) group -> step
+        single = len(events) == 1
         touched: dict[Group, tuple[Any, ...]] = {}
+        dirty = self.dirty
         for event in events:
             mask, row, kv = classify(event)
             if not mask:
@@ -205,7 +216,7 @@ class StreamEvaluator:
                 self._plain(i, rules.plains[i], ts, row, out)
             entry = (ts, row, mask, kv)  # (one for every group it feeds)
             for step in steps:
-                i, corr, key_at, by, lbits, hope, vat = step
+                i, corr, key_at, by, lbits, hope, vat, stale, gate = step
                 # (a group key is the classifier's value: one, or a tuple of several)
                 if key_at.__class__ is int:
                     key = kv[key_at]
@@ -221,7 +232,8 @@ class StreamEvaluator:
                     g = by.get(keys)
                     if g is None:
                         g = self._new_group(i, keys)
-                g.entries.append(entry)
+                entries = g.entries
+                entries.append(entry)
                 # Group.note, inline
                 if lbits:
                     last = g.last
@@ -239,25 +251,32 @@ class StreamEvaluator:
                                 g.ready, g.seen = True, None
                     elif g.matched >= corr.hope:
                         g.ready = True
-                touched[g] = step
-        dirty, scheduled = self.dirty, self.scheduled
-        stale = self._stale
+                if not single:
+                    touched[g] = step
+                    continue
+                # _settle, inline (the one event's groups)
+                if entries[0][0] < ts - stale:
+                    g.trim(corr, ts)
+                if g.ready and len(entries) >= gate:
+                    self._anchor(i, corr, g, ts, out)
+                dirty.add(g.skey)
+                if g.burst is not None or g.items:  # (else idle: the sweep's)
+                    self._schedule(g.skey, self._group_due(corr, g))
         for g, step in touched.items():
-            i, corr = step[0], step[1]
-            entries = g.entries
-            if entries[0][0] < ts - stale[i]:
-                g.trim(corr, ts)
-            if g.ready and len(entries) >= corr.gate:
-                self._anchor(i, corr, g, ts, out)
-            skey = g.skey
-            dirty.add(skey)
-            if g.burst is None and not g.items:
-                # due: idle at ts + keep, never earlier than a timer already set
-                if skey not in scheduled:
-                    self._schedule(skey, ts + corr.keep * IDLE_SLACK)
-            else:
-                self._schedule(skey, self._group_due(corr, g))
+            self._settle(g, step, ts, out)
         return out
+
+    def _settle(self, g: Group, step: tuple[Any, ...], ts: float, out: list[Finding]) -> None:
+        """After the group's entries of `ts`: trim it, anchor its windows at `ts`, mark it
+        changed and, with an open burst or windows, make sure its timer is set."""
+        i, corr, stale, gate = step[0], step[1], step[7], step[8]
+        if g.entries[0][0] < ts - stale:
+            g.trim(corr, ts)
+        if g.ready and len(g.entries) >= gate:
+            self._anchor(i, corr, g, ts, out)
+        self.dirty.add(g.skey)
+        if g.burst is not None or g.items:  # (else idle: the sweep's)
+            self._schedule(g.skey, self._group_due(corr, g))
 
     def _plain(self, i: int, plain: Any, ts: float, row: Any, out: list[Finding]) -> None:
         user = row[1]
@@ -392,6 +411,8 @@ class StreamEvaluator:
     def advance(self, bound: float, *, force: bool = False) -> list[Finding]:
         """No event older than `bound` will come: close the bursts that cannot grow any more
         and forget what no window needs (only the keys whose timer is due; `force`: all)."""
+        if bound >= self._next_sweep:
+            self._sweep(bound)
         timers = self.timers
         if not force and (not timers or timers[0][0] >= bound):
             return []  # (nothing due: the common case, once per released timestamp)
@@ -411,8 +432,32 @@ class StreamEvaluator:
         out: list[Finding] = []
         for skey in due_keys:
             self._expire(skey, INF if force else bound, out)
+        if force:
+            self._sweep(INF)  # (the groups whose burst just closed, too)
+            self._sweep_at = [-INF] * len(self._sweep_at)  # (a later event starts again)
+            self._next_sweep = -INF
         out.sort(key=lambda f: (f.start, f.rule_name or f.rule, f.user_id or ""))
         return out
+
+    def _sweep(self, bound: float) -> None:
+        """Drop the groups of each correlation due for a sweep that have no open burst, no
+        windows and no event in the last (IDLE_SLACK - 1) `keep`s before `bound` (no window
+        from `bound` on can hold any of their events, and what they knew of readiness was
+        about those events)."""
+        at = self._sweep_at
+        for i, corr in enumerate(self.rules.correlations):
+            if bound < at[i]:
+                continue
+            at[i] = bound + corr.keep
+            by, limit, gone = self._by[i], bound - corr.keep * (IDLE_SLACK - 1), []
+            for key, g in by.items():
+                if g.burst is None and not g.items:
+                    entries = g.entries
+                    if not entries or entries[-1][0] < limit:
+                        gone.append(key)
+            for key in gone:
+                self.dirty.add(by.pop(key).skey)
+        self._next_sweep = min(at, default=INF)
 
     def _expire(self, skey: str, bound: float, out: list[Finding]) -> None:
         ref = self.keyof.get(skey)
@@ -435,14 +480,8 @@ class StreamEvaluator:
         if g is None:
             return
         corr = self.rules.correlations[i]
-        if g.burst is None and not g.items:
-            entries = g.entries
-            if not entries or entries[-1][0] < bound - corr.keep:
-                self._drop_group(i, ref[1])  # idle: no window holds any of its events
-                self.dirty.add(skey)
-            else:  # still in use: its anchors trim it; look again once it may be idle
-                self._schedule(skey, entries[-1][0] + corr.keep * IDLE_SLACK)
-            return
+        if g.burst is None and not g.items:  # (a timer set before the burst closed)
+            return  # idle or not: the sweep's
         changed = False
         if g.burst is not None and bound - corr.span > g.burst.end:
             out.append(self._correlation_finding(i, corr, g, g.burst))
@@ -452,7 +491,7 @@ class StreamEvaluator:
             self.dirty.add(skey)
         if g.empty():
             self._drop_group(i, ref[1])
-        else:
+        elif g.burst is not None or g.items:  # (else idle: the sweep's)
             self._schedule(skey, self._group_due(corr, g))
 
     def finish(self) -> list[Finding]:

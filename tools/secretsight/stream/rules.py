@@ -114,12 +114,19 @@ class Correlation:
                 1 << b for b, s in enumerate(self.slots) if mask >> s & 1)
         return out
 
-    def values(self, keys: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """The counted value per child (None where a child counts none), or None if no
-        child counts values: an entry's stored form."""
-        if not any(c.at is not None for c in self.children):
-            return None
-        return tuple(None if c.at is None else keys[c.at] for c in self.children)
+    def stored(self, entries: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Entries in their stored form: (ts, row, `local` mask, the counted value per child
+        (None where a child counts none), or None if no child counts values)."""
+        local, known = self.local, self._local
+        ats = tuple(c.at for c in self.children)
+        if all(at is None for at in ats):
+            return [(e[0], e[1], known.get(e[2]) or local(e[2]), None) for e in entries]
+        if len(ats) == 1:
+            at = ats[0]
+            return [(e[0], e[1], known.get(e[2]) or local(e[2]), (e[3][at],))
+                    for e in entries]
+        return [(e[0], e[1], known.get(e[2]) or local(e[2]),
+                 tuple([None if a is None else e[3][a] for a in ats])) for e in entries]
 
 
 @dataclass
@@ -451,8 +458,7 @@ class Group:
         # (tuples as they are: the encoders write them as arrays. Entries in the stored form:
         # the correlation's own mask and values, which a change of other rules leaves
         # valid)
-        return {"k": list(self.keys), "e": [(e[0], e[1], corr.local(e[2]), corr.values(e[3]))
-                                            for e in self.entries], "b": self.base,
+        return {"k": list(self.keys), "e": corr.stored(self.entries), "b": self.base,
                 "lo": self.lo, "hi": self.hi, "i": self.items,
                 "burst": self.burst.to_state() if self.burst else None}
 

@@ -1,9 +1,11 @@
-"""The Vault normalizer's cells (`vault_cells`, what `scan` loads without walking the event
-again): the same event as `vault_record`, the same outcome for every bad line, and cells that
-are exactly the event's leaves, so `engine.table` stores the same row either way."""
+"""The Vault normalizer's cells (`vault_cells`, what `scan` loads without building or walking
+the event): the same outcome as `vault_record` for every bad line, cells that are exactly the
+event's leaves as the table stores them, so `engine.table` stores the same row either way,
+and the event made of that row is the normalized event."""
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from typing import Any
@@ -42,6 +44,19 @@ def _leaves(event: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _stored(value: Any) -> Any:
+    """A leaf as the table stores it (`normalize.cells`): NULL for absent, lists as JSON."""
+    if value is None:
+        return table.NULL
+    return json.dumps(value) if type(value) is list else value
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal tuples, a NaN (NULL) equal to a NaN; the types too (1 is not 1.0 or True)."""
+    return len(a) == len(b) and all(
+        (x != x and y != y) or (type(x) is type(y) and x == y) for x, y in zip(a, b, strict=True))
+
+
 def _outcome(fn: Any, obj: dict[str, Any]) -> Any:
     try:
         return fn(obj)
@@ -62,13 +77,13 @@ def test_cells_are_the_events_leaves(case: GoldenCase) -> None:
     if type(plain) is not dict:  # a skip or a dead letter: the same one
         assert celled == plain
         return
-    event, fields, cells = celled
+    fields, cells = celled
     assert fields is CELLS
-    assert event == plain
     assert len(cells) == len(CELLS)
-    leaves = _leaves(event)
+    leaves = _leaves(plain)
     assert set(leaves) <= set(CELLS)  # every field the event sets has its cell
-    assert dict(zip(CELLS, cells, strict=True)) == {name: leaves.get(name) for name in CELLS}
+    assert _same(cells, tuple(_stored(leaves.get(name)) for name in CELLS))
+    assert all(type(c) is not float or c != c for c in cells)  # the only float: NULL
 
 
 def test_cells_are_schema_fields_once() -> None:
@@ -94,7 +109,7 @@ def test_the_rows_of_cells_are_the_rows_of_the_walked_events(tmp_path: Any) -> N
     log.write_bytes(b"".join(c.values[0].raw.rstrip(b"\n") + b"\n" for c in VAULT_CASES))
     walked = list(table.rows(iter_files([log], "vault", Stats()), 1))
     celled = list(iter_files([log], "vault", Stats(), cells=True))
-    assert celled and all(type(item) is tuple and item[1] is CELLS for item in celled)
+    assert celled and all(type(item) is tuple and item[0] is CELLS for item in celled)
     assert _bound(list(table.rows(celled, 1))) == _bound(walked)
     dump = f"SELECT * FROM {table.TABLE} ORDER BY {table.ID_COLUMN}"
     tables = []
@@ -112,16 +127,20 @@ def test_the_event_made_of_a_fixed_row_is_the_normalized_event(tmp_path: Any) ->
     event, and `row_to_event` of the row as the table stores it."""
     log = tmp_path / "vault.log"
     log.write_bytes(b"".join(c.values[0].raw.rstrip(b"\n") + b"\n" for c in VAULT_CASES))
+    events = list(iter_files([log], "vault", Stats()))
     celled = list(iter_files([log], "vault", Stats(), cells=True))
     make = table.event_maker(CELLS)
     engine = Engine()
     columns = ", ".join(table.quote(c) for c in engine.columns)
-    for (event, _, _), (present, values, _) in zip(celled, table.rows(celled, 1), strict=True):
+    observed: list[dict[str, Any]] = []
+    rows = table.rows(celled, 1, lambda event, ts, key: observed.append(event))
+    for event, (present, values, _) in zip(events, rows, strict=True):
         assert make(values) == event
         engine.conn.execute(table.insert_sql(present), values)
         stored = engine.conn.execute(f"SELECT {columns} FROM {table.TABLE} WHERE _id = ?",
                                      (values[0],)).fetchone()
         assert table.row_to_event(engine.columns, stored) == event
+    assert observed == events  # what `rows` hands its observer: the event of the row
     with pytest.raises(ValueError, match="schema fields"):
         table.event_maker(("@timestamp", "no.such.field"))
 
@@ -143,3 +162,40 @@ def test_fixed_rows_refuse_what_is_not_a_set_of_schema_fields() -> None:
         builder.fixed(("@timestamp", "event.id", "event.id"))
     with pytest.raises(ValueError, match="@timestamp"):
         builder.fixed(("event.id",))
+
+
+def _entry(n: int, **auth: Any) -> dict[str, Any]:
+    return {"time": f"2026-05-09T10:00:0{n}Z", "type": "response", "auth": auth,
+            "request": {"id": f"r{n}", "operation": "read", "path": "kv/app/db"}}
+
+
+@pytest.mark.parametrize(("ttl", "changed", "code"), [
+    (3600, {"token_ttl": 3600.0}, "wrong_type"),  # equal to 3600, not an integer
+    (1, {"token_ttl": True}, "wrong_type"),  # equal to 1, a boolean
+    (1, {"token_ttl": 1.0}, "wrong_type"),
+    (3600, {"token_ttl": 60}, None),
+    (3600, {"policies": ["default", 7]}, "wrong_type"),
+    (3600, {"metadata": {"role": 1}}, "wrong_type"),
+    (3600, {"metadata": {"role": "other", "team": [1]}}, None),
+    (3600, {"policies": ["b", "a", "a"]}, None),
+    (3600, {"token_policies": ["default", "x"]}, None),
+    (3600, {"display_name": ""}, None),
+    (3600, {"entity_id": None}, None),
+])
+def test_a_token_whose_auth_block_changes_gets_the_cells_of_the_new_one(
+        ttl: int, changed: dict[str, Any], code: str | None) -> None:
+    """The auth block's cells are memoized per accessor (a token repeats its block): a block
+    that differs, or is equal only as numbers are (3600.0 == 3600), is checked again."""
+    first = {"accessor": f"acc-memo-{ttl}", "display_name": "svc", "entity_id": "ent",
+             "policies": ["default"], "token_policies": ["default"], "token_type": "service",
+             "token_ttl": ttl, "metadata": {"role": "app"}}
+    for n, auth in enumerate((first, first | changed, first)):
+        entry = _entry(n, **auth)
+        plain = _outcome(vault_record, entry)
+        if n == 1 and code is not None:
+            assert plain == ("dead_letter", code)
+            assert _outcome(vault_cells, entry) == plain
+            continue
+        fields, cells = _outcome(vault_cells, entry)
+        leaves = _leaves(plain)
+        assert _same(cells, tuple(_stored(leaves.get(name)) for name in fields)), (n, auth)

@@ -63,10 +63,11 @@ class Engine:
         batch: int = 20_000,
         observe: Callable[[dict[str, Any], float | None, int | None], None] | None = None,
     ) -> int:
-        """Insert normalized events (or `table.Celled` ones: a normalizer's event with its
-        cells, `normalize.iter_files(cells=True)`); returns how many were loaded by this call.
-        `observe(event, ts, key)` is called for each event, in input order, as it is read (`key`:
-        the hash of (event.dataset, event.id), None without an id)."""
+        """Insert normalized events (or `table.Celled` ones: a normalizer's cells of an
+        event, `normalize.iter_files(cells=True)`); returns how many were loaded by this call.
+        `observe(event, ts, key)` is called for each event (made of its row when given as
+        cells), in input order, as it is read (`key`: the hash of (event.dataset, event.id),
+        None without an id)."""
         return self.load_rows(table.rows(events, self.next_id, observe), batch=batch)
 
     @property

@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from secretsight import schema as _schema
+from secretsight.normalize.cells import NULL as NULL  # re-exported: what a fixed row binds
+from secretsight.normalize.cells import list_cell
 
 TABLE = "events"
 ID_COLUMN = "_id"
@@ -94,12 +96,6 @@ def _parse_slow(value: str) -> datetime | None:
     except ValueError:
         return None
 
-
-# A NULL cell that binds as fast as a number: SQLite stores a bound NaN as NULL (its
-# sqlite3_bind_double; tested), while Python's sqlite3 runs its adaptation protocol (a key
-# tuple, a dict lookup, two attribute lookups) for every None it binds: binding the dozen
-# absent fields of a fixed row as None doubled the INSERT's time.
-NULL = float("nan")
 
 # How a leaf becomes a cell, by schema type (codes, so the per-leaf dispatch is one compare).
 _TEXT, _LIST, _BOOL, _OBJECT, _LONG = range(5)
@@ -230,10 +226,10 @@ class RowBuilder:
     def fixed(
         self, fields: tuple[str, ...]
     ) -> Callable[[tuple[Any, ...], int], tuple[tuple[Any, ...], float | None, int | None]]:
-        """The row maker of cells given in `fields` order (`rows`' `Celled` items): values ->
-        (the row `rows` would make of the event, its time, its dedupe key), the row's id
-        given. Compiled once per set of fields; the values are of their field's type (as the
-        normalizer makes them), so only lists (JSON) and booleans need a conversion here."""
+        """The row maker of cells given in `fields` order (`rows`' `Celled` items, each cell as
+        the table stores it: `normalize.cells`): values -> (the row `rows` would make of the
+        event, its time, its dedupe key), the row's id given. Compiled once per set of fields;
+        the row is the cells behind the id, the time and the rank, so nothing is converted."""
         made = self._fixed.get(fields)
         if made is not None:
             return made
@@ -243,33 +239,24 @@ class RowBuilder:
         at = {name: i for i, name in enumerate(fields)}
         if "@timestamp" not in at:
             raise ValueError("cells without @timestamp")
-        space: dict[str, Any] = {"convert": self._convert, "parse": parse_zoned_ts,
-                                 "stage_rank": _STAGE_RANK.get}
-        space["NULL"] = NULL
-        cells = []
-        for i, name in enumerate(fields):
-            code = self._codes[name]
-            if code == _TEXT or code == _LONG:
-                cells.append(f"(NULL if v{i} is None else v{i})")
-            else:
-                cells.append(f"(NULL if v{i} is None else convert({code}, v{i}))")
+
+        def cell(name: str) -> str:  # the cell as a value, None when NULL (a NaN: not equal)
+            return f"(c if (c := values[{at[name]}]) == c else None)" if name in at else "None"
+
+        space: dict[str, Any] = {"parse": parse_zoned_ts, "stage_rank": _STAGE_RANK.get}
         if "vault.entry_type" in at:  # as `rows` ranks a walked event
-            e = f"v{at['vault.entry_type']}"
-            stage = f"v{at['kubernetes.stage']}" if "kubernetes.stage" in at else "None"
-            rank = f"(1 if {e} != 'response' else 2) if {e} is not None else stage_rank({stage}, 0)"
+            rank = (f"(1 if e != 'response' else 2) if (e := {cell('vault.entry_type')}) "
+                    f"is not None else stage_rank({cell('kubernetes.stage')}, 0)")
         elif "kubernetes.stage" in at:
-            rank = f"stage_rank(v{at['kubernetes.stage']}, 0)"
+            rank = f"stage_rank({cell('kubernetes.stage')}, 0)"
         else:
             rank = "0"
-        event_id = f"v{at['event.id']}" if "event.id" in at else "None"
-        dataset = f"v{at['event.dataset']}" if "event.dataset" in at else "None"
-        unpack = ", ".join(f"v{i}" for i in range(len(fields)))
         source = "\n".join([
             "def row(values, next_id):",
-            f"    {unpack}, = values",
-            f"    ts = parse(v{at['@timestamp']})",
-            f"    return (next_id, ts, {rank}, {', '.join(cells)}), ts, "
-            f"(None if {event_id} is None else hash(({dataset}, {event_id})))",
+            f"    ts = parse(values[{at['@timestamp']}])",
+            f"    key = None if (i := {cell('event.id')}) is None else "
+            f"hash(({cell('event.dataset')}, i))",
+            f"    return (next_id, ts, {rank}, *values), ts, key",
         ])
         exec(compile(source, "<fixed row>", "exec"), space)  # noqa: S102
         made = self._fixed[fields] = space["row"]
@@ -330,11 +317,11 @@ class RowBuilder:
                 key = tuple(items)
                 cached = self._lists.get(key)
             except TypeError:  # unhashable elements: encode every time
-                return json.dumps(items)
+                return list_cell(items)
             if cached is None:
                 if len(self._lists) >= _LIST_CACHE_MAX:  # per-event lists (secret ids): bounded
                     self._lists.clear()
-                cached = self._lists[key] = json.dumps(items)
+                cached = self._lists[key] = list_cell(items)
             return cached
         if code == _LONG:
             return value if isinstance(value, int) else None
@@ -356,10 +343,10 @@ def _leaf_source(i: int, code: int) -> list[str]:
     return lines
 
 
-# What a normalizer that also made an event's cells yields instead of the bare event
-# (`normalize.reader.iter_files(cells=True)`): (event, field names, the event's leaf values in
-# that order, None where it has no such field, lists as lists, each of its field's type).
-Celled = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]]
+# What a normalizer that made an event's cells yields instead of the event
+# (`normalize.reader.iter_files(cells=True)`): (field names, the event's fields in that order,
+# each as the table stores it: NULL where it has no such field, see `normalize.cells`).
+Celled = tuple[tuple[str, ...], tuple[Any, ...]]
 Row = tuple[tuple[str, ...], tuple[Any, ...], int | None]  # (columns bound, values, dedupe key)
 
 
@@ -377,9 +364,9 @@ def rows(
     and binding NULLs was most of the load time. Dotted keys given flat (`{"secret.path": ...}`)
     are accepted too (a few producers emit them that way). Fields outside the schema are ignored.
 
-    An event its normalizer gave with its cells (`Celled`) is not walked: its row is those
-    cells, converted as `RowBuilder` converts them (`fixed_row`), under that fixed set of
-    columns (NULL where the event has no such field: the same stored row).
+    An event its normalizer gave as cells (`Celled`) is not walked: its row is those cells
+    (`RowBuilder.fixed`), under that fixed set of columns (NULL where the event has no such
+    field: the same stored row); `observe` gets the event made of the row (`event_maker`).
     """
     builder = RowBuilder()
     cells = builder.cells
@@ -387,18 +374,20 @@ def rows(
     next_id = start_id
     fields: tuple[str, ...] | None = None
     make: Callable[[tuple[Any, ...], int], tuple[tuple[Any, ...], float | None, int | None]]
+    event_of: Callable[[tuple[Any, ...]], dict[str, Any]]
     for item in events:
         if item.__class__ is tuple:
-            event, names, values = item  # type: ignore[misc]
+            names, values = item  # type: ignore[misc]
             if names is not fields:
                 fields, make = names, builder.fixed(names)
+                event_of = event_maker(names)
             row, ts, key = make(values, next_id)
             if observe is not None:
-                observe(event, ts, key)
+                observe(event_of(row), ts, key)
             yield names, row, key
             next_id += 1
             continue
-        event = item  # type: ignore[assignment]
+        event: dict[str, Any] = item  # type: ignore[assignment]
         flat = cells(event)
         entry = flat.get("vault.entry_type")
         if entry is not None:
@@ -471,29 +460,33 @@ def event_maker(fields: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str
         code, parent = [], ""
         for depth, part in enumerate(parts[:-1]):
             prefix = ".".join(parts[: depth + 1])
-            local = nodes.setdefault(prefix, f"d{len(nodes)}")
-            code += [f"if {local} is None:", f"    {local} = {nodes[parent]}[{part!r}] = {{}}"]
+            make = f"{nodes[parent]}[{part!r}] = {{}}"
+            if prefix in nodes:  # an earlier field's: made when that one was not NULL
+                local = nodes[prefix]
+                code += [f"if {local} is None:", f"    {local} = {make}"]
+            else:  # the first field under it: not made yet
+                local = nodes[prefix] = f"d{len(nodes)}"
+                code.append(f"{local} = {make}")
             parent = prefix
-        code.append(f"{nodes[parent]}[{parts[-1]!r}] = v")
-        ensure.append(code)
+        ensure.append(code + [f"{nodes[parent]}[{parts[-1]!r}] = v{len(ensure)}"])
     unpack = ", ".join(["_id", "_ts", "_rank", *(f"v{i}" for i in range(len(fields)))])
     body = ["def event(row):", f"    {unpack}, = row", "    out = {}"]
     body += [f"    {local} = None" for prefix, local in nodes.items() if prefix]
     for i, name in enumerate(fields):
-        body.append(f"    v = v{i}")
-        body.append("    if v == v and v is not None:")  # NaN (NULL) is not equal to itself
+        v = f"v{i}"
+        body.append(f"    if {v} == {v} and {v} is not None:")  # NaN (NULL) is not equal to itself
         ftype = types[name]
         if ftype == "keyword[]":
-            body += ["        items = lists.get(v)",
+            body += [f"        items = lists.get({v})",
                      "        if items is None:",
                      "            if len(lists) > 50_000:",
                      "                lists.clear()",
-                     "            items = lists[v] = tuple(loads(v))",
-                     "        v = list(items)"]
+                     f"            items = lists[{v}] = tuple(loads({v}))",
+                     f"        {v} = list(items)"]
         elif ftype == "object":
-            body.append("        v = loads(v)")
+            body.append(f"        {v} = loads({v})")
         elif ftype == "boolean":
-            body.append("        v = v == 'true'")
+            body.append(f"        {v} = {v} == 'true'")
         body += ["        " + line for line in ensure[i]]
     body.append("    return out")
     exec(compile("\n".join(body), "<fixed event>", "exec"), space)  # noqa: S102

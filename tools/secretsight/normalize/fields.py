@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from secretsight.normalize.cells import list_cell
 from secretsight.normalize.codes import DeadLetter
 
 # ---------------------------------------------------------------- typed getters
@@ -122,6 +123,27 @@ def sorted_strs(v: Any) -> list[str] | None:
 
 
 _MISS: Any = object()
+_sorted_cells: dict[tuple[str, ...], str | None] = {}
+
+
+def sorted_strs_cell(v: Any) -> str | None:
+    """`sorted_strs` as its stored cell (`cells.list_cell`, the JSON text), None when absent or
+    empty; the same `wrong_type`. Memoized apart: the text is what repeats in a row."""
+    if type(v) is list:
+        try:
+            hit = _sorted_cells.get(tuple(v), _MISS)
+        except TypeError:  # an unhashable element (object, list): not a string
+            raise DeadLetter("wrong_type") from None
+        if hit is not _MISS:
+            return hit  # type: ignore[no-any-return]
+    elif v is None:
+        return None
+    result = sorted_set(_str_list(v))
+    text = None if result is None else list_cell(result)
+    if len(_sorted_cells) > 4096:
+        _sorted_cells.clear()
+    _sorted_cells[tuple(v)] = text
+    return text
 
 
 def sorted_set(values: list[str] | None) -> list[str] | None:

@@ -273,9 +273,9 @@ def iter_files(
     fields the normalizer already checked. Every other line goes through the items of
     `normalize_line`, parsing included only when the fast parse refused the line.
 
-    `cells`: a Vault event comes as (event, `vault.CELLS`, its values) (`vault_cells`, what
-    `engine.table.rows` takes as the event's row, the event not walked again); other events
-    as themselves."""
+    `cells`: a Vault event comes as (`vault.CELLS`, its cells) (`vault_cells`: no event is
+    built; `engine.table.rows` takes the pair as the event's row, and makes the event of
+    that row only where it is needed); other events as themselves."""
     if source != "auto" and source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected auto, {', '.join(SOURCES)})")
     stats = stats if stats is not None else Stats()
@@ -326,7 +326,13 @@ def iter_files(
                         if type(obj) is not dict:
                             items = [{"dead_letter": "not_an_object"}]
                         else:
-                            src = detect_source(obj) if auto else source
+                            src: str | None
+                            if not auto:
+                                src = source
+                            elif (kind := obj.get("type")) == "response" or kind == "request":
+                                src = "vault"  # what detect_source says first, without a call
+                            else:
+                                src = detect_source(obj)
                             if src == "vault":
                                 stats.events_in += 1
                                 try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from secretsight import schema
+from secretsight.normalize.cells import NULL
 from secretsight.normalize.codes import DeadLetter
-from secretsight.normalize.fields import sorted_strs, split_address, timestamp
+from secretsight.normalize.fields import sorted_strs, sorted_strs_cell, split_address, timestamp
 
 # KV v2 API segments right after the mount, taken out of `secret.path`.
 KV2_SEGMENTS = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
@@ -138,7 +139,7 @@ def _missing_or_wrong(value: Any) -> NoReturn:
 
 
 # The schema fields a Vault event can set, in the order of `vault_cells`' values (a fixed
-# table row shape: `engine.table` binds NULL for those an event lacks).
+# table row shape: an event's absent fields are NULL cells there).
 CELLS = (
     "@timestamp", "event.dataset", "event.action", "event.outcome", "event.id",
     "secretsight.category", "secret.operation", "secret.path", "user.id", "user.name",
@@ -151,7 +152,7 @@ CELLS = (
 )
 
 
-_NO_METADATA = (None,) * len(AUTH_METADATA_KEYS)
+_NO_METADATA = (NULL,) * len(AUTH_METADATA_KEYS)
 
 
 def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
@@ -159,22 +160,20 @@ def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
     return _vault(rec, False)  # type: ignore[return-value]
 
 
-def vault_cells(
-    rec: dict[str, Any],
-) -> tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]] | str:
-    """`vault_record` as (event, CELLS, the event's leaf values in `CELLS` order: None where
-    the event has no such field, lists as lists): the table row of the event, made from what
-    the normalizer has in hand instead of a second walk of the event (`engine.table.rows`
-    takes this triple as it is)."""
+def vault_cells(rec: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]] | str:
+    """`vault_record` as (CELLS, the event's fields in `CELLS` order, each as stored: see
+    `normalize.cells`), or the same skip code or DeadLetter. No event is built: `scan` loads
+    the cells as the event's table row (`engine.table.rows` takes this pair as it is), and
+    what needs the event makes it of that row (`engine.table.event_maker`)."""
     return _vault(rec, True)  # type: ignore[return-value]
 
 
 def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...] | str:
     """One pass over the entry: each field is read once, type-checked where it is read (a present
-    field of the wrong type dead-letters the record even when a fallback wins), and written to
-    the event (and to its cells). The checks before the timestamp decide between codes; every
-    later check can only say `wrong_type`, so their order is free and they are grouped into
-    one test."""
+    field of the wrong type dead-letters the record even when a fallback wins), then the
+    event, or its cells, is written. The checks before the timestamp decide between codes;
+    every later check can only say `wrong_type`, so their order is free and they are grouped
+    into one test."""
     etype = rec.get("type")
     if etype != "response" and etype != "request":
         if etype is None or etype == "":
@@ -230,10 +229,11 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         raise DeadLetter("wrong_type")
     if response is None:
         response = typo_response
+    # The list fields: sorted lists for the event, their stored text for the cells.
+    listed: Any = sorted_strs_cell if cells else sorted_strs
 
-    vault: dict[str, Any] = {"entry_type": etype, "path": path}
     resp_mount_type = None
-    created: dict[str, Any] = {}
+    created_ttl = created_policies = None
     if response is not None:
         resp_mount_type = response.get("mount_type")
         rauth = response.get("auth")
@@ -242,22 +242,12 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         ):
             raise DeadLetter("wrong_type")
         if rauth is not None:
-            ttl = rauth.get("token_ttl")
-            if ttl is not None:
-                if type(ttl) is not int:
-                    raise DeadLetter("wrong_type")
-                created["ttl"] = ttl
-            pols = rauth.get("policies")
-            if pols is not None:
-                pols = sorted_strs(pols)
-                if pols:
-                    created["policies"] = pols
+            created_ttl = rauth.get("token_ttl")
+            if created_ttl is not None and type(created_ttl) is not int:
+                raise DeadLetter("wrong_type")
+            created_policies = listed(rauth.get("policies"))
     mount_type = req_mount_type or resp_mount_type or None
-    if mount_type:
-        vault["mount_type"] = mount_type
-    if mount_point:
-        vault["mount_point"] = mount_point
-    else:
+    if not mount_point:
         mount_point = None
 
     key = (path, op, mount_type, mount_point)
@@ -269,15 +259,6 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         _routes[key] = routed
     category, secret_op, secret_path, kv2 = routed
     outcome = "failure" if error else ("success" if etype == "response" else "unknown")
-    event: dict[str, Any] = {
-        "@timestamp": ts,
-        "event": {"dataset": "vault.audit", "action": op, "outcome": outcome, "id": rid},
-        "secretsight": {"category": category},
-    }
-    if secret_op is not None:
-        event["secret"] = {"operation": secret_op, "path": secret_path}
-        if kv2:
-            vault["kv_version"] = 2
 
     ns = None
     if namespace is not None:
@@ -288,43 +269,49 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         ):
             raise DeadLetter("wrong_type")
         ns = ns_path or ns_id or None
-        if ns:
-            vault["namespace"] = ns
 
+    if cells:  # the auth block's cells (a token's repeat on each of its requests)
+        user_cells, token_cells = _NO_AUTH_CELLS if auth is None else _auth_cells(auth)
+    elif auth is not None:
+        (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+         entity_id, identity_policies, kept) = _auth(auth, sorted_strs)
+
+    ip = port = None
+    if remote_address or remote_port is not None:
+        if remote_address:
+            ip, port = split_address(remote_address)
+        if remote_port is not None:
+            port = remote_port
+    ua = _user_agent(headers) if headers is not None else None
+
+    if cells:  # what the event holds, field by field, in CELLS order, as stored (`cells`)
+        return CELLS, (
+            ts, "vault.audit", op, outcome, rid, category,
+            NULL if secret_op is None else secret_op, NULL if secret_path is None else secret_path,
+            *user_cells, NULL if ip is None else ip, NULL if port is None else port, ua or NULL,
+            etype, path, mount_type or NULL, mount_point or NULL, 2 if kv2 else NULL, ns or NULL,
+            *token_cells, error or NULL,
+            NULL if created_ttl is None else created_ttl, created_policies or NULL,
+        )
+
+    event: dict[str, Any] = {
+        "@timestamp": ts,
+        "event": {"dataset": "vault.audit", "action": op, "outcome": outcome, "id": rid},
+        "secretsight": {"category": category},
+    }
+    vault: dict[str, Any] = {"entry_type": etype, "path": path}
+    if mount_type:
+        vault["mount_type"] = mount_type
+    if mount_point:
+        vault["mount_point"] = mount_point
+    if secret_op is not None:
+        event["secret"] = {"operation": secret_op, "path": secret_path}
+        if kv2:
+            vault["kv_version"] = 2
+    if ns:
+        vault["namespace"] = ns
     if auth is not None:
-        a = auth.get
-        accessor = a("accessor")
-        display_name = a("display_name")
-        token_type = a("token_type")
-        entity_id = a("entity_id")
-        token_ttl = a("token_ttl")
-        metadata = a("metadata")
-        if (
-            (accessor is not None and type(accessor) is not str)
-            or (display_name is not None and type(display_name) is not str)
-            or (token_type is not None and type(token_type) is not str)
-            or (entity_id is not None and type(entity_id) is not str)
-            or (token_ttl is not None and type(token_ttl) is not int)
-            or (metadata is not None and type(metadata) is not dict)
-        ):
-            raise DeadLetter("wrong_type")
-        policies = a("policies")
-        if policies is not None:
-            policies = sorted_strs(policies)
-        token_policies = a("token_policies")
-        if token_policies is not None:
-            # Usually the same list as `policies` (no identity policies): sorted once then.
-            if token_policies == a("policies"):
-                token_policies = list(policies) if policies is not None else None
-            else:
-                token_policies = sorted_strs(token_policies)
-        identity_policies = a("identity_policies")
-        if identity_policies is not None:
-            identity_policies = sorted_strs(identity_policies)
         user: dict[str, Any] = {}
-        # The entity is the principal; tokens without one (root, entity-less, pre-identity
-        # Vault) fall back to the accessor (event.yml `user.id`).
-        principal = entity_id or accessor
         if principal:
             user["id"] = principal
         if display_name:
@@ -335,17 +322,9 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
             event["user"] = user
         if accessor:
             event["credential"] = {"id": accessor, "type": "vault_token"}
-        kept: dict[str, str] | None = None
-        if metadata:
-            kept = {}
-            for mkey, value in metadata.items():  # a few keys: fewer lookups this way
-                if mkey in _METADATA_KEY_SET and value is not None and value != "":
-                    if type(value) is not str:
-                        raise DeadLetter("wrong_type")
-                    kept[mkey] = value
-            if kept:
-                role = kept.get("role") or kept.get("role_name")
-                vault["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
+        if kept:
+            role = kept.get("role") or kept.get("role_name")
+            vault["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
         if identity_policies:
             vault["identity_policies"] = identity_policies
         if token_type:
@@ -356,48 +335,110 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
             vault["token_policies"] = token_policies
         if entity_id:
             vault["entity_id"] = entity_id
-
-    if remote_address or remote_port is not None:
-        ip, port = split_address(remote_address) if remote_address else (None, None)
-        if remote_port is not None:
-            port = remote_port
-        if ip is not None:
-            event["source"] = {"ip": ip, "port": port} if port is not None else {"ip": ip}
-        elif port is not None:
-            event["source"] = {"port": port}
-
-    if headers is not None:
-        ua = _user_agent(headers)
-        if ua:
-            event["user_agent"] = {"original": ua}
-
+    if ip is not None:
+        event["source"] = {"ip": ip, "port": port} if port is not None else {"ip": ip}
+    elif port is not None:
+        event["source"] = {"port": port}
+    if ua:
+        event["user_agent"] = {"original": ua}
     if error:
         vault["error"] = error
-    if created:
+    if created_ttl is not None or created_policies:
+        created: dict[str, Any] = {}
+        if created_ttl is not None:
+            created["ttl"] = created_ttl
+        if created_policies:
+            created["policies"] = created_policies
         vault["created_token"] = created
     event["vault"] = vault
-    if not cells:
-        return event
+    return event
 
-    # The cells: what the event holds, field by field, in CELLS order (`vault_cells`).
-    if auth is None:
-        principal = display_name = accessor = policies = kept = identity_policies = None
-        token_type = token_ttl = token_policies = entity_id = None
+
+_AuthFields = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, "dict[str, str] | None"]
+
+
+def _auth(auth: dict[str, Any], listed: Any) -> _AuthFields:
+    """An entry's `auth` object, checked -> (principal, display_name, accessor, policies,
+    token_type, token_ttl, token_policies, entity_id, identity_policies, the kept metadata);
+    `listed` makes the list fields (`sorted_strs`, or `sorted_strs_cell` for cells)."""
+    a = auth.get
+    accessor = a("accessor")
+    display_name = a("display_name")
+    token_type = a("token_type")
+    entity_id = a("entity_id")
+    token_ttl = a("token_ttl")
+    metadata = a("metadata")
+    if (
+        (accessor is not None and type(accessor) is not str)
+        or (display_name is not None and type(display_name) is not str)
+        or (token_type is not None and type(token_type) is not str)
+        or (entity_id is not None and type(entity_id) is not str)
+        or (token_ttl is not None and type(token_ttl) is not int)
+        or (metadata is not None and type(metadata) is not dict)
+    ):
+        raise DeadLetter("wrong_type")
+    raw_policies = a("policies")
+    policies = listed(raw_policies)
+    token_policies = a("token_policies")
+    if token_policies is not None:
+        # Usually the same list as `policies` (no identity policies): sorted once then.
+        if token_policies == raw_policies:
+            token_policies = policies if type(policies) is not list else list(policies)
+        else:
+            token_policies = listed(token_policies)
+    identity_policies = listed(a("identity_policies"))
+    kept: dict[str, str] | None = None
+    if metadata:
+        kept = {}
+        for mkey, value in metadata.items():  # a few keys: fewer lookups this way
+            if mkey in _METADATA_KEY_SET and value is not None and value != "":
+                if type(value) is not str:
+                    raise DeadLetter("wrong_type")
+                kept[mkey] = value
+    # The entity is the principal; tokens without one (root, entity-less, pre-identity
+    # Vault) fall back to the accessor (event.yml `user.id`).
+    principal = entity_id or accessor
+    return (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+            entity_id, identity_policies, kept)
+
+
+# The auth block's cells: (user.id .. user.roles), (vault.token_type .. the auth metadata), the
+# two runs of CELLS it fills.
+_AuthCells = tuple[tuple[Any, ...], tuple[Any, ...]]
+_NO_AUTH_CELLS: _AuthCells = ((NULL,) * 5, (NULL,) * 6 + _NO_METADATA)
+# accessor -> (the fields `_auth` reads, as logged; their cells): a token logs the same auth
+# block on each of its requests, which then costs a tuple compare instead of its checks.
+_auth_memo: dict[str, tuple[tuple[Any, ...], _AuthCells]] = {}
+
+
+def _auth_cells(auth: dict[str, Any]) -> _AuthCells:
+    """`_auth`'s fields as cells, memoized on the fields it reads. A hit is exact: the logged
+    values equal checked ones, so they are of the same JSON types (a string equals only a
+    string, a list of strings only such a list), except a number, which equals a float or a
+    bool too: `token_ttl` is checked again."""
+    a = auth.get
+    read = (a("accessor"), a("display_name"), a("token_type"), a("entity_id"), a("token_ttl"),
+            a("metadata"), a("policies"), a("token_policies"), a("identity_policies"))
+    accessor = read[0]
+    if accessor.__class__ is str:
+        known = _auth_memo.get(accessor)
+        if known is not None and known[0] == read and (read[4] is None or read[4].__class__ is int):
+            return known[1]
+    (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+     entity_id, identity_policies, kept) = _auth(auth, sorted_strs_cell)
     if kept:
-        role = kept.get("role") or kept.get("role_name")
-        meta = tuple(map(kept.get, AUTH_METADATA_KEYS))
+        role = kept.get("role") or kept.get("role_name") or NULL
+        meta = tuple(map(kept.get, AUTH_METADATA_KEYS, _NO_METADATA))
     else:
-        role, meta = None, _NO_METADATA
-    if not (remote_address or remote_port is not None):
-        ip = port = None
-    if headers is None:
-        ua = None
-    return event, CELLS, (
-        ts, "vault.audit", op, outcome, rid, category, secret_op, secret_path,
-        principal or None, display_name or None, accessor or None,
-        "vault_token" if accessor else None, policies or None, ip, port, ua or None,
-        etype, path, mount_type or None, mount_point, 2 if kv2 else None, ns,
-        token_type or None, token_ttl, token_policies or None, entity_id or None,
-        identity_policies or None, role or None, *meta, error or None,
-        created.get("ttl"), created.get("policies"),
+        role, meta = NULL, _NO_METADATA
+    made = (
+        (principal or NULL, display_name or NULL, accessor or NULL,
+         "vault_token" if accessor else NULL, policies or NULL),
+        (token_type or NULL, NULL if token_ttl is None else token_ttl, token_policies or NULL,
+         entity_id or NULL, identity_policies or NULL, role, *meta),
     )
+    if accessor.__class__ is str:
+        if len(_auth_memo) > 4096:
+            _auth_memo.clear()
+        _auth_memo[accessor] = (read, made)
+    return made

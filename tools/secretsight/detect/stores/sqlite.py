@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
+_CACHE_KIB = 32 * 1024  # the page cache's bound (see SQLiteStore.__init__)
+
 # json.dumps(v) with default arguments, minus its per-call argument checks (thousands of
 # window states per commit).
 _encode = json.JSONEncoder().encode
@@ -64,6 +66,12 @@ class SQLiteStore(Store):
                 # NORMAL is durable across process crashes in WAL mode (only an OS crash can
                 # lose the last commits, and then offsets roll back with the state).
                 self.db.execute("PRAGMA synchronous=NORMAL")
+            # A page cache of up to 32 MiB (SQLite's default is 2 MiB), grown only as pages are
+            # used. Each commit of `watch` with every rule rewrites every touched window (~10 MB
+            # a second on a dense Vault stream: bench_watch's 400,000 operations); with 2 MiB
+            # most of the upserts re-read their B-tree pages from the OS. Measured on that run
+            # (20 commits, load ~1): 1.2-1.3 s of store CPU with the default, 0.88 s with this.
+            self.db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self.db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite state store: {exc}", file=path) from exc

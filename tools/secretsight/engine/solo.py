@@ -1,5 +1,5 @@
 """SQLite reconfigured for a forked process that uses it from one thread only (`scan`'s load
-worker, the rules' second lane).
+worker; not the rules' second lane, whose time is SQLite's VM: engine/README.md, Speed).
 
 Python's SQLite is built thread-safe ("serialized"): every call into the library (each of the
 ~40 parameters an INSERT binds, each step, each allocation, which also updates the memory

@@ -20,6 +20,9 @@ AUTH_METADATA_KEYS = tuple(
     name[len(_METADATA_PREFIX) :] for name in schema.load().fields if name.startswith(_METADATA_PREFIX)
 )
 _METADATA_KEY_SET = frozenset(AUTH_METADATA_KEYS)
+# The skip code of a request entry (its response repeats it), unless it configures an audit
+# device (sys/audit...: `is_audit_path`), which may have no response.
+REQUEST_ENTRY = "vault_request_entry"
 # An audit device that HMACs a header logs its hash with this prefix.
 HMAC_PREFIX = "hmac-sha256:"
 _GENERIC_OP = {
@@ -191,7 +194,7 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if etype == "request" and not (
         type(path) is str and path.startswith("sys/audit") and is_audit_path(path)
     ):
-        return "vault_request_entry"
+        return REQUEST_ENTRY
 
     ts = timestamp(rec.get("time"))
     rid = g("id")

@@ -202,7 +202,7 @@ def test_a_token_whose_auth_block_changes_gets_the_cells_of_the_new_one(
 
 
 def test_a_token_repeating_its_auth_block_gets_the_fields_of_a_fresh_read() -> None:
-    """vault_record memoizes the auth block per accessor too (`_auth_event`): a repeat gives
+    """vault_record memoizes the auth block per accessor too (`_auth_parts`): a repeat gives
     the event a first read gives, and no two events share a list or the metadata (an
     event's consumer may change its own)."""
     from secretsight.normalize import vault
@@ -210,10 +210,10 @@ def test_a_token_repeating_its_auth_block_gets_the_fields_of_a_fresh_read() -> N
     auth = {"accessor": "acc-event-memo", "display_name": "svc", "entity_id": "ent",
             "policies": ["b", "a"], "token_policies": ["a", "b"], "identity_policies": ["i"],
             "token_type": "service", "token_ttl": 60, "metadata": {"role": "app", "x": [1]}}
-    vault._auth_fields.clear()
+    vault._auth_memo_event.clear()
     first = vault_record(_entry(1, **auth))
     second = vault_record(_entry(1, **json.loads(json.dumps(auth))))  # equal, not the same
-    vault._auth_fields.clear()
+    vault._auth_memo_event.clear()
     fresh = vault_record(_entry(1, **auth))
     assert first == second == fresh
     assert isinstance(first, dict) and isinstance(second, dict)

@@ -276,8 +276,8 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if cells:  # the auth block's cells (a token's repeat on each of its requests)
         user_cells, token_cells = _NO_AUTH_CELLS if auth is None else _auth_cells(auth)
     elif auth is not None:
-        (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
-         entity_id, identity_policies, kept) = _auth_event(auth)
+        user_t, roles, credential_t, tail_t, meta, identity_policies, token_policies = (
+            _auth_parts(auth))
 
     ip = port = None
     if remote_address or remote_port is not None:
@@ -314,30 +314,24 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if ns:
         vault["namespace"] = ns
     if auth is not None:
-        user: dict[str, Any] = {}
-        if principal:
-            user["id"] = principal
-        if display_name:
-            user["name"] = display_name
-        if policies:
-            user["roles"] = policies
-        if user:
+        # The token's parts (`_auth_parts`), copied: each event owns its dicts and lists.
+        if user_t is not None:
+            user = user_t.copy()
+            if roles is not None:
+                user["roles"] = [*roles]  # the last key of `user`
             event["user"] = user
-        if accessor:
-            event["credential"] = {"id": accessor, "type": "vault_token"}
-        if kept:
-            role = kept.get("role") or kept.get("role_name")
-            vault["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
-        if identity_policies:
-            vault["identity_policies"] = identity_policies
-        if token_type:
-            vault["token_type"] = token_type
-        if token_ttl is not None:
-            vault["token_ttl"] = token_ttl
-        if token_policies:
-            vault["token_policies"] = token_policies
-        if entity_id:
-            vault["entity_id"] = entity_id
+        if credential_t is not None:
+            event["credential"] = credential_t.copy()
+        if tail_t is not None:  # in order; the nested values replaced by copies in place
+            vault.update(tail_t)
+            if meta is not None:
+                vault_auth = tail_t["auth"].copy()
+                vault_auth["metadata"] = meta.copy()
+                vault["auth"] = vault_auth
+            if identity_policies is not None:
+                vault["identity_policies"] = [*identity_policies]
+            if token_policies is not None:
+                vault["token_policies"] = [*token_policies]
     if ip is not None:
         event["source"] = {"ip": ip, "port": port} if port is not None else {"ip": ip}
     elif port is not None:
@@ -405,38 +399,59 @@ def _auth(auth: dict[str, Any], listed: Any) -> _AuthFields:
             entity_id, identity_policies, kept)
 
 
-# accessor -> (the auth block as logged, `_auth`'s fields of it) for the event form: a token logs
-# the same block on each of its requests, which then costs one dict compare (in C) instead of
-# a dozen reads and checks.
-_auth_fields: dict[str, tuple[dict[str, Any], _AuthFields]] = {}
+# What an auth block gives the event: `user` without its roles, the roles, `credential`, the
+# run of `vault` keys it sets (in their order), then the nested values of that run: the
+# metadata of `vault.auth`, `vault.identity_policies`, `vault.token_policies` (None: absent).
+_AuthParts = tuple[Any, Any, Any, Any, Any, Any, Any]
+# accessor -> (the auth block as logged, its parts), for the event form: a token logs the same
+# block on each of its requests, which then costs one dict compare (in C) instead of a dozen
+# reads, checks and conditional stores.
+_auth_memo_event: dict[str, tuple[dict[str, Any], _AuthParts]] = {}
 
 
-def _auth_event(auth: dict[str, Any]) -> _AuthFields:
-    """`_auth(auth, sorted_strs)`, memoized on the whole block. A hit is exact: an equal block
-    holds equal values under every key `_auth` reads, of the same JSON types (see
-    `_auth_cells`), except a number, which equals a float or a bool too: `token_ttl` is checked
-    again. The lists and the metadata are fresh for each event, as `_auth` makes them."""
+def _auth_parts(auth: dict[str, Any]) -> _AuthParts:
+    """The event's parts of an auth block (`_AuthParts`; the caller copies them), memoized on
+    the whole block. A hit is exact: an equal block holds equal values under every key
+    `_auth` reads, of the same JSON types (see `_auth_cells`), except a number, which equals
+    a float or a bool too: `token_ttl` is checked again."""
     accessor = auth.get("accessor")
-    known = _auth_fields.get(accessor) if accessor.__class__ is str else None
-    if known is not None and known[0] == auth:
-        ttl = auth.get("token_ttl")
-        if ttl is None or ttl.__class__ is int:
-            (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
-             entity_id, identity_policies, kept) = known[1]
-            return (principal, display_name, accessor, policies and list(policies), token_type,
-                    token_ttl, token_policies and list(token_policies), entity_id,
-                    identity_policies and list(identity_policies), kept and dict(kept))
-    fields = _auth(auth, sorted_strs)
     if accessor.__class__ is str:
-        if len(_auth_fields) > 4096:
-            _auth_fields.clear()
-        _auth_fields[accessor] = (auth, fields)
-        (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
-         entity_id, identity_policies, kept) = fields
-        return (principal, display_name, accessor, policies and list(policies), token_type,
-                token_ttl, token_policies and list(token_policies), entity_id,
-                identity_policies and list(identity_policies), kept and dict(kept))
-    return fields
+        known = _auth_memo_event.get(accessor)
+        if known is not None and known[0] == auth:
+            ttl = auth.get("token_ttl")
+            if ttl is None or ttl.__class__ is int:
+                return known[1]
+    (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+     entity_id, identity_policies, kept) = _auth(auth, sorted_strs)
+    user: dict[str, Any] = {}
+    if principal:
+        user["id"] = principal
+    if display_name:
+        user["name"] = display_name
+    tail: dict[str, Any] = {}
+    meta = None
+    if kept:
+        role = kept.get("role") or kept.get("role_name")
+        tail["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
+        meta = kept
+    if identity_policies:
+        tail["identity_policies"] = identity_policies
+    if token_type:
+        tail["token_type"] = token_type
+    if token_ttl is not None:
+        tail["token_ttl"] = token_ttl
+    if token_policies:
+        tail["token_policies"] = token_policies
+    if entity_id:
+        tail["entity_id"] = entity_id
+    parts = (user if user or policies else None, policies or None,
+             {"id": accessor, "type": "vault_token"} if accessor else None, tail or None,
+             meta, identity_policies or None, token_policies or None)
+    if accessor.__class__ is str:
+        if len(_auth_memo_event) > 4096:
+            _auth_memo_event.clear()
+        _auth_memo_event[accessor] = (auth, parts)
+    return parts
 
 
 # The auth block's cells: (user.id .. user.roles), (vault.token_type .. the auth metadata), the

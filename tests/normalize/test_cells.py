@@ -223,3 +223,18 @@ def test_a_token_repeating_its_auth_block_gets_the_fields_of_a_fresh_read() -> N
     assert first["vault"]["auth"]["metadata"] is not second["vault"]["auth"]["metadata"]
     first["user"]["roles"].append("changed")
     assert vault_record(_entry(1, **auth)) == fresh
+
+
+def test_an_auth_block_nested_too_deep_to_compare_is_read_again() -> None:
+    """The memos compare a repeated auth block with the one they keep: an unread metadata value
+    nested deeper than Python compares (orjson parses up to 1,024 levels) must not fail the
+    entry; it is read again."""
+    deep = "1"
+    for _ in range(1000):
+        deep = '{"a":' + deep + "}"
+    line = ('{"time":"2026-05-09T10:00:01Z","type":"response","auth":{"accessor":"acc-deep",'
+            '"metadata":{"role":"r","x":' + deep + '}},"request":{"id":"r1","operation":"read",'
+            '"path":"kv/a"}}')
+    for fn in (vault_record, vault_cells):
+        first, second = fn(strict_loads(line)), fn(strict_loads(line))
+        assert first == second and not isinstance(first, str)

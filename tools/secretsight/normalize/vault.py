@@ -417,10 +417,13 @@ def _auth_parts(auth: dict[str, Any]) -> _AuthParts:
     accessor = auth.get("accessor")
     if accessor.__class__ is str:
         known = _auth_memo_event.get(accessor)
-        if known is not None and known[0] == auth:
-            ttl = auth.get("token_ttl")
-            if ttl is None or ttl.__class__ is int:
-                return known[1]
+        try:
+            if known is not None and known[0] == auth:
+                ttl = auth.get("token_ttl")
+                if ttl is None or ttl.__class__ is int:
+                    return known[1]
+        except RecursionError:  # an unread value nested deeper than a compare goes: read again
+            pass
     (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
      entity_id, identity_policies, kept) = _auth(auth, sorted_strs)
     user: dict[str, Any] = {}
@@ -474,8 +477,12 @@ def _auth_cells(auth: dict[str, Any]) -> _AuthCells:
     accessor = read[0]
     if accessor.__class__ is str:
         known = _auth_memo.get(accessor)
-        if known is not None and known[0] == read and (read[4] is None or read[4].__class__ is int):
-            return known[1]
+        try:
+            if (known is not None and known[0] == read
+                    and (read[4] is None or read[4].__class__ is int)):
+                return known[1]
+        except RecursionError:  # an unread metadata value nested deeper than a compare goes
+            pass
     (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
      entity_id, identity_policies, kept) = _auth(auth, sorted_strs_cell)
     if kept:

@@ -94,9 +94,11 @@ def _secret_fields(
     return _GENERIC_OP.get(op, "other"), path, False
 
 
-_routes: dict[
-    tuple[str, str, str | None, str | None], tuple[str, str | None, str | None, bool]
-] = {}
+# (path, operation, mount type, mount point, entry type) -> `_route`'s fields and, for the
+# event form, the run of `vault` keys they set first and the `secret` object (None: absent),
+# which each event copies: paths repeat.
+_Routed = tuple[str, "str | None", "str | None", bool, dict[str, Any], "dict[str, Any] | None"]
+_routes: dict[tuple[str, str, str | None, str | None, str], _Routed] = {}
 
 
 def _route(
@@ -109,6 +111,22 @@ def _route(
         return category, None, None, False
     sop, spath, kv2 = _secret_fields(op, path, mount_type, mount_point)
     return category, sop, spath, kv2
+
+
+def _routed(path: str, op: str, mount_type: str | None, mount_point: str | None,
+            etype: str) -> _Routed:
+    """`_route`'s fields, the head of `vault` (entry type .. kv version, in the event's order)
+    and `secret`."""
+    category, sop, spath, kv2 = _route(path, op, mount_type, mount_point)
+    head: dict[str, Any] = {"entry_type": etype, "path": path}
+    if mount_type:
+        head["mount_type"] = mount_type
+    if mount_point:
+        head["mount_point"] = mount_point
+    if kv2:
+        head["kv_version"] = 2
+    secret = {"operation": sop, "path": spath} if sop is not None else None
+    return category, sop, spath, kv2, head, secret
 
 
 def _user_agent(headers: dict[str, Any]) -> str | None:
@@ -253,14 +271,14 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if not mount_point:
         mount_point = None
 
-    key = (path, op, mount_type, mount_point)
+    key = (path, op, mount_type, mount_point, etype)
     routed = _routes.get(key)
     if routed is None:
-        routed = _route(path, op, mount_type, mount_point)
+        routed = _routed(path, op, mount_type, mount_point, etype)
         if len(_routes) > 8192:
             _routes.clear()
         _routes[key] = routed
-    category, secret_op, secret_path, kv2 = routed
+    category, secret_op, secret_path, kv2, vault_head, secret = routed
     outcome = "failure" if error else ("success" if etype == "response" else "unknown")
 
     ns = None
@@ -302,15 +320,9 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         "event": {"dataset": "vault.audit", "action": op, "outcome": outcome, "id": rid},
         "secretsight": {"category": category},
     }
-    vault: dict[str, Any] = {"entry_type": etype, "path": path}
-    if mount_type:
-        vault["mount_type"] = mount_type
-    if mount_point:
-        vault["mount_point"] = mount_point
-    if secret_op is not None:
-        event["secret"] = {"operation": secret_op, "path": secret_path}
-        if kv2:
-            vault["kv_version"] = 2
+    vault = vault_head.copy()  # entry_type, path, mount_type, mount_point, kv_version
+    if secret is not None:
+        event["secret"] = secret.copy()
     if ns:
         vault["namespace"] = ns
     if auth is not None:

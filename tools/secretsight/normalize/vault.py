@@ -174,6 +174,7 @@ CELLS = (
 
 
 _NO_METADATA = (NULL,) * len(AUTH_METADATA_KEYS)
+_ROOT_NAMESPACE = {"id": "root"}  # compared only (equal: its one string, ns "root")
 
 
 def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
@@ -282,7 +283,9 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     outcome = "failure" if error else ("success" if etype == "response" else "unknown")
 
     ns = None
-    if namespace is not None:
+    if namespace == _ROOT_NAMESPACE:  # what Vault without namespaces (not Enterprise) logs
+        ns = "root"
+    elif namespace is not None:
         ns_path = namespace.get("path")
         ns_id = namespace.get("id")
         if (ns_path is not None and type(ns_path) is not str) or (

@@ -328,7 +328,7 @@ class Group:
     """
 
     __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "latest",
-                 "lo", "matched", "ready", "seen", "skey")
+                 "lo", "matched", "oldest", "ready", "seen", "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
@@ -337,6 +337,10 @@ class Group:
         # rule, the group-by and counted values), ONE tuple shared by every group it feeds
         self.entries: list[tuple[float, Row, int, tuple[Any, ...]]] = []
         self.base = 0  # global index of entries[0]
+        # entries[0]'s time once the evaluator has looked (steps.py), else -INF: whether the
+        # group is due for a trim is then read from the group itself, not from its oldest
+        # entry (an old tuple and float, out of the cache by now). Every cut resets it.
+        self.oldest = -INF
         # (each only for the correlations that read it: most groups live a few minutes)
         n = len(corr.children) if corr.counted else 0
         self.lo = [0] * n  # per counted child: global index range [lo, hi) in `counts`
@@ -427,6 +431,7 @@ class Group:
                 self.hi[i] = max(hi, new)
         del entries[:n]
         self.base = new
+        self.oldest = -INF
 
     def trim(self, corr: Correlation, ts: float) -> None:
         """At `ts`, before its windows (each starts at or after ts - keep): drop the events

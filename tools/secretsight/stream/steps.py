@@ -71,15 +71,20 @@ def runner_source(plains: list[int], steps: list[tuple[Any, ...]]) -> str:
         elif hope == HOPE_RULES:
             body += [f"        if not g.ready and g.matched >= {corr.hope}:",
                      "            g.ready = True"]
-        # _settle, unrolled (a group of a correlation without `hope` is always ready)
+        # _settle, unrolled: trim (`Group.oldest`: entries[0]'s time, or -INF until looked
+        # up again after a cut), anchor (a group of a correlation without `hope` is always
+        # ready), mark changed, timer
         body += ["        if touched is None:",
-                 f"            if entries[0][0] < ts - {stale!r}:"]
+                 f"            if g.oldest < ts - {stale!r}:",
+                 "                oldest = g.oldest = entries[0][0]",
+                 f"                if oldest < ts - {stale!r}:"]
         if corr.counted:
-            body.append(f"                g.trim(c{n}, ts)")
+            body.append(f"                    g.trim(c{n}, ts)")
         else:  # (Group.trim and _cut without counts: stale >= keep, so the cut is due)
-            body += [f"                cut = bisect_left(entries, ts - {corr.keep!r}, key=_TS)",
-                     "                del entries[:cut]",
-                     "                g.base += cut"]
+            body += [f"                    cut = bisect_left(entries, ts - {corr.keep!r}, key=_TS)",
+                     "                    del entries[:cut]",
+                     "                    g.base += cut",
+                     "                    g.oldest = _UNSEEN"]
         ready = "g.ready and " if hope != HOPE_NONE else ""
         body += [f"            if {ready}len(entries) >= {gate}:",
                  f"                anchor({i}, c{n}, g, ts, out)",
@@ -100,7 +105,8 @@ def runner_source(plains: list[int], steps: list[tuple[Any, ...]]) -> str:
 def make_runner(source: str, steps: list[tuple[Any, ...]], plain_rules: list[Any],
                 plain: Any, new_group: Any, anchor: Any, schedule: Any,
                 group_due: Any, never: float, ts_key: Any) -> Runner:
-    namespace: dict[str, Any] = {"bisect_left": bisect_left, "_NEVER": never, "_TS": ts_key}
+    namespace: dict[str, Any] = {"bisect_left": bisect_left, "_NEVER": never, "_TS": ts_key,
+                                 "_UNSEEN": -float("inf")}
     exec(compile(source, "<stream steps>", "exec"), namespace)  # noqa: S102 - our own generated code
     run: Runner = namespace["make"](steps, plain_rules, plain, new_group, anchor, schedule,
                                     group_due)

@@ -148,14 +148,18 @@ def _need(rule: SigmaCorrelationRule) -> tuple[Callable[[int], bool], int]:
 
 
 class StreamRules:
-    def __init__(self, config: Config, ruleset: Any) -> None:
+    def __init__(self, config: Config, ruleset: Any, *, owned: bool = False) -> None:
+        """`owned`: the caller loaded `ruleset` for these rules alone (open_detectors), so the
+        placeholder pipeline may rewrite its rules in place, after the engine's compile (which
+        works on its own copy): no second copy of every rule at start-up."""
         from secretsight.rules import placeholder_pipeline  # pySigma's transformations: on use
 
         self.compiled = compiled_for(ruleset, config)
         self.skipped: list[tuple[str, str]] = []  # (rule, why it does not stream)
         # The pipeline rewrites rules in place: a copy, as the engine compiles one.
-        collection = copy.deepcopy(
-            ruleset if isinstance(ruleset, SigmaCollection) else ruleset.collection)
+        collection = ruleset if isinstance(ruleset, SigmaCollection) else ruleset.collection
+        if not owned:
+            collection = copy.deepcopy(collection)
         pipeline = placeholder_pipeline(config)
         by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
         self.bases: list[tuple[str, Predicate]] = []

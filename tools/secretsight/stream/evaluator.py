@@ -92,7 +92,9 @@ class StreamEvaluator:
         # rules, the evidence row, the group-by and counted values; then, per distinct mask,
         # the plain rules and correlations it feeds (`_plan`).
         classifier = rules.classifier()
-        self._classify = classifier
+        # (its generated function, and the exact fallback when that answers None: no call
+        # of the Classifier object in between)
+        self._fast, self._slow = classifier.fast, classifier.slow
         where = {f: n for n, f in enumerate(classifier.key_fields)}
         self._key_at = [tuple(where[f] for f in c.group_by) for c in rules.correlations]
         self._plans: dict[int, tuple[list[int], list[tuple[Any, ...]]]] = {}
@@ -218,13 +220,14 @@ class StreamEvaluator:
     def process(self, ts: float, events: list[dict[str, Any]]) -> list[Finding]:
         """All the events of timestamp `ts` (arrival order)."""
         out: list[Finding] = []
-        classify, runs = self._classify, self._runs
+        fast, slow, runs = self._fast, self._slow, self._runs
         # Each event's mask runs its generated steps (steps.py). One event (the common case):
         # each group it feeds is settled right after its entry; several: once all of them are
         # in, in first-touch order (`_settle`), as a window anchored at `ts` holds every
         # event of `ts`.
         if len(events) == 1:
-            mask, row, kv = classify(events[0])
+            event = events[0]
+            mask, row, kv = fast(event) or slow(event)
             if mask:
                 (runs.get(mask) or self._runner(mask))(ts, row, mask, kv, out, self.dirty,
                                                        None)
@@ -232,7 +235,7 @@ class StreamEvaluator:
         touched: dict[Group, tuple[Any, ...]] = {}  # (by identity) group -> step
         dirty = self.dirty
         for event in events:
-            mask, row, kv = classify(event)
+            mask, row, kv = fast(event) or slow(event)
             if mask:
                 (runs.get(mask) or self._runner(mask))(ts, row, mask, kv, out, dirty, touched)
         for g, step in touched.items():

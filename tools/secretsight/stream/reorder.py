@@ -223,8 +223,12 @@ class Reorder:
             if self.chunk not in self.live:
                 self.emptied.add(self.chunk)
             self.chunk += 1
+        live = self.live
         for chunk in self.emptied:
-            cache.put(NS, str(chunk), None)
+            # (not the current chunk if it was emptied, then added to again before this flush:
+            # deleting it would lose those events at a restart)
+            if chunk not in live:
+                cache.put(NS, str(chunk), None)
         self.emptied = set()
         cache.put(NS, _META, {"bound": self.bound, "newest": self.newest, "seq": self.seq,
                               "chunk": self.chunk})

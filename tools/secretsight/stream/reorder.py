@@ -55,7 +55,12 @@ class Reorder:
         self.duplicates = 0
         self.chunk = 0
         self.live: dict[int, int] = {}  # chunk -> events still held
-        self.fresh: list[list[Any]] = []  # added since the last flush
+        # Whether an event was held since the last flush, and the entries pushed on the heap
+        # since then: the chunk written at a flush is those of the heap and the tail of the
+        # deque (appended since), not a list of every entry added (which would keep each
+        # one alive until the commit, not just until its release).
+        self.added = False
+        self.strays: list[list[Any]] = []
         self.emptied: set[int] = set()
         if cache is not None:
             self._load()
@@ -112,6 +117,8 @@ class Reorder:
             queue.append(entry)
         else:
             heapq.heappush(self.heap, entry)
+            if self.cache is not None:  # (only a flush empties it)
+                self.strays.append(entry)
         chunk = entry[_CHUNK]
         self.live[chunk] = self.live.get(chunk, 0) + 1
         return True
@@ -151,9 +158,9 @@ class Reorder:
             queue.append(entry)
             live = self.live
             live[chunk] = live.get(chunk, 0) + 1
-            self.fresh.append(entry)
+            self.added = True
         elif self._hold(entry):
-            self.fresh.append(entry)
+            self.added = True
         newest = self.newest
         if newest is None or ts > newest:
             self.newest = ts
@@ -215,13 +222,20 @@ class Reorder:
         cache = self.cache
         if cache is None:
             return
-        if self.fresh:
-            alive = [[e[_TS], e[_SEQ], e[_EVENT]] for e in self.fresh if e[_EVENT] is not None]
+        if self.added:
+            chunk = self.chunk
+            fresh = [e for e in self.strays if e[_CHUNK] == chunk]
+            for e in reversed(self.queue):  # (chunks never decrease along the deque)
+                if e[_CHUNK] != chunk:
+                    break
+                fresh.append(e)
+            fresh.sort(key=lambda e: e[_SEQ])  # in arrival order
+            alive = [[e[_TS], e[_SEQ], e[_EVENT]] for e in fresh if e[_EVENT] is not None]
             if alive:
-                cache.put(NS, str(self.chunk), pack(alive))
-            self.fresh = []
-            if self.chunk not in self.live:
-                self.emptied.add(self.chunk)
+                cache.put(NS, str(chunk), pack(alive))
+            self.added = False
+            if chunk not in self.live:
+                self.emptied.add(chunk)
             self.chunk += 1
         live = self.live
         for chunk in self.emptied:
@@ -230,5 +244,6 @@ class Reorder:
             if chunk not in live:
                 cache.put(NS, str(chunk), None)
         self.emptied = set()
+        self.strays = []
         cache.put(NS, _META, {"bound": self.bound, "newest": self.newest, "seq": self.seq,
                               "chunk": self.chunk})

@@ -86,47 +86,31 @@ class Metrics:
 
     def observe_many(self, accepted: list[tuple[dict[str, Any], float]]) -> None:
         """The normalized events the detectors accepted, each at its stream time, in order:
-        one lock and one clock reading for a whole read of the watch loop, not per event. The
-        window gauges count what the bulk_read detector counts (successful reads and lists)
-        and the paths path_diversity counts (successful reads of one concrete path: a
-        wildcard list or a BatchGetSecretValue adds no path)."""
+        one lock and one clock reading for a whole read of the watch loop, not per event (the
+        lag is the wall clock minus each event's time). The window gauges count what the
+        bulk_read detector counts (successful reads and lists) and the paths path_diversity
+        counts (successful reads of one concrete path: a wildcard list or a
+        BatchGetSecretValue adds no path)."""
         if not accepted:
             return
-        rows: list[tuple[str, float, bool, str | None, str | None, bool]] = []
-        append = rows.append
-        empty = _EMPTY
-        for event, ts in accepted:
-            meta = event["event"]
-            secret = event.get("secret")
-            if secret:
-                op = secret.get("operation")
-                read = op == "read"
-                ok = meta.get("outcome") != "failure"
-                path = secret.get("path") if ok and read else None
-                if path is not None and (path.__class__ is not str or "*" in path):
-                    path = None
-                append((meta["dataset"], ts, read, (event.get("user") or empty).get("id"),
-                        path, ok and (read or op == "list")))
-            else:  # no secret operation (the category is not secret): no read, no window
-                append((meta["dataset"], ts, False, (event.get("user") or empty).get("id"),
-                        None, False))
         with self.lock:
-            self._record(rows, self.clock())
+            self._record(accepted, self.clock())
 
     def record_event(self, dataset: str, ts: float, reads: bool, identity: str | None,
                      path: str | None = None, windowed: bool | None = None) -> None:
-        """`reads`: a read (secretsight_identity_reads_total); `windowed` (default: `reads`):
-        counts in the window gauges; `path`: the path it read, for distinct paths."""
-        # called from the processing thread only; the lock guards the scrape
-        with self.lock:
-            self._record([(dataset, ts, reads, identity, path,
-                           reads if windowed is None else windowed)], self.clock())
+        """observe() of the event these describe: `reads` a read (counted in
+        secretsight_identity_reads_total), `windowed` (default: `reads`) counted in the window
+        gauges (a failed read is not; a list is, with no path), `path` the path it read."""
+        windowed = reads if windowed is None else windowed
+        op = "read" if reads else "list" if windowed else "write"
+        self.observe({"event": {"dataset": dataset,
+                                "outcome": "success" if windowed else "failure"},
+                      "secret": {"operation": op, "path": path}, "user": {"id": identity}}, ts)
 
-    def _record(self, rows: list[tuple[str, float, bool, str | None, str | None, bool]],
-                now: float) -> None:
-        """record_event of each row (dataset, ts, reads, identity, path, windowed), in order,
-        under the lock, `now` the wall clock (the lag is now - ts). One call for a whole read
-        of the watch loop: a call per event cost as much as its bookkeeping."""
+    def _record(self, accepted: list[tuple[dict[str, Any], float]], now: float) -> None:
+        """observe_many's bookkeeping, under the lock, `now` the wall clock. One call and one
+        pass for a whole read of the watch loop: a call per event cost as much as its
+        bookkeeping, and so did a row built per event for a second pass."""
         by_source = self.events_by_source
         last_times = self.last_event_time
         continuous = self.continuous_since
@@ -135,7 +119,10 @@ class Metrics:
         activity = self.window_activity
         lag_max = self.lag_max_seconds
         keep = self._keep_buckets
-        for dataset, ts, reads, identity, path, windowed in rows:
+        empty = _EMPTY
+        for event, ts in accepted:
+            meta = event["event"]
+            dataset = meta["dataset"]
             by_source[dataset] += 1
             last = last_times.get(dataset)
             if last is None or ts - last > max_silence:
@@ -144,14 +131,22 @@ class Metrics:
                 last_times[dataset] = ts
             if now - ts > lag_max:
                 lag_max = now - ts
+            secret = event.get("secret")
+            if not secret:  # no secret operation (the category is not secret): no read
+                continue
+            identity = (event.get("user") or empty).get("id")
             if identity is None:
                 continue
-            if reads:
+            op = secret.get("operation")
+            read = op == "read"
+            if read:  # (failed reads too)
                 if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
                     counts[identity] += 1
                 else:
                     self.reads_untracked += 1
-            if not windowed:
+            elif op != "list":
+                continue
+            if meta.get("outcome") == "failure":  # windowed: successful reads and lists
                 continue
             bucket = int(ts // BUCKET_SECONDS)
             per = activity.get(identity)
@@ -164,9 +159,11 @@ class Metrics:
                     if cell is None:
                         continue
             cell[0] += 1
-            if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
-                cell[1].add(path)
-        self.lag_seconds = now - rows[-1][1]
+            if read and len(cell[1]) < MAX_BUCKET_PATHS:
+                path = secret.get("path")  # one concrete path (a wildcard is none)
+                if path.__class__ is str and "*" not in path:
+                    cell[1].add(path)
+        self.lag_seconds = now - accepted[-1][1]
         self.lag_max_seconds = lag_max
 
     def _new_bucket(self, identity: str, per: dict[int, list[Any]] | None,

@@ -47,7 +47,8 @@ class Metrics:
         self.paths_window = config.thresholds.path_diversity.window.total_seconds()
         self.top_identities = config.alerting.metrics_top_identities
         self.max_silence = config.stateful.audit_gap_max_silence.total_seconds()
-        # identity -> bucket index -> [reads, {paths}], buckets of the widest window only
+        # identity -> bucket index -> [reads, paths], buckets of the widest window only; paths
+        # None, one path (a str: most buckets of an identity hold one read), or a set
         self.window_activity: dict[str, dict[int, list[Any]]] = {}
         self.window_untracked = 0  # reads of identities past MAX_WINDOW_IDENTITIES
         self._keep_buckets = int(max(self.reads_window, self.paths_window) // BUCKET_SECONDS) + 1
@@ -153,16 +154,23 @@ class Metrics:
             cell: list[Any] | None
             if per is None or (cell := per.get(bucket)) is None:
                 if per is not None and len(per) < keep:
-                    cell = per[bucket] = [0, set()]  # _new_bucket's usual case: nothing to drop
+                    cell = per[bucket] = [0, None]  # _new_bucket's usual case: nothing to drop
                 else:
                     cell = self._new_bucket(identity, per, bucket)
                     if cell is None:
                         continue
             cell[0] += 1
-            if read and len(cell[1]) < MAX_BUCKET_PATHS:
+            if read:
                 path = secret.get("path")  # one concrete path (a wildcard is none)
                 if path.__class__ is str and "*" not in path:
-                    cell[1].add(path)
+                    paths = cell[1]
+                    if paths is None:
+                        cell[1] = path
+                    elif paths.__class__ is str:
+                        if paths != path:
+                            cell[1] = {paths, path}
+                    elif len(paths) < MAX_BUCKET_PATHS:
+                        paths.add(path)
         self.lag_seconds = now - accepted[-1][1]
         self.lag_max_seconds = lag_max
 
@@ -177,7 +185,7 @@ class Metrics:
                     self.window_untracked += 1
                     return None
             per = self.window_activity[identity] = {}
-        cell: list[Any] = [0, set()]
+        cell: list[Any] = [0, None]
         per[bucket] = cell
         if len(per) > self._keep_buckets:
             for old in [b for b in per if b <= bucket - self._keep_buckets]:
@@ -205,7 +213,11 @@ class Metrics:
             paths: set[str] = set()
             for b, c in per.items():
                 if b >= paths_from:
-                    paths |= c[1]
+                    p = c[1]
+                    if p.__class__ is str:
+                        paths.add(p)
+                    elif p is not None:
+                        paths |= p
             if reads or paths:
                 rows.append((identity, reads, len(paths)))
         n = self.top_identities

@@ -107,54 +107,63 @@ class StreamingDetectors(Detectors):
         inner = self.inner
         buffer = self.buffer
         guard = inner.time_guard
+        floor, skew = guard.floor, guard.skew  # (fixed; the horizon moves: read each time)
         tracker = self.incidents
-        clock = inner.clock
         add = buffer.add
         run = self._run
         take = accepted.append
         refuse = refused.append
-        for event in events:
-            ts = parse_ts(event.get("@timestamp")) if isinstance(event, dict) else None
-            if ts is None:
-                # No time, no place in the stream: the detectors reject and count it.
-                if isinstance(event, dict):
-                    found = inner.process(event)
-                    if found:
-                        out.extend(found)
-                refuse(inner.last_rejected)
-                continue
-            newest = buffer.newest
-            # (TimeGuard.accepts' common case inline, as Detectors.process_at has it)
-            if (ts < guard.floor or ts > guard.horizon
-                    or (newest is not None and ts < newest - guard.skew)
-                    ) and not guard.accepts(ts, newest):
-                # A forged or skewed time must not move the watermark (detect/timeguard.py):
-                # it is refused before the buffer, so neither the detectors nor the rules see it.
-                inner.last_rejected = OUT_OF_RANGE
-                inner.rejected[OUT_OF_RANGE] += 1
-                refuse(OUT_OF_RANGE)
-                continue
-            self.events += 1
-            self.last_ts = ts
-            self.arrived = clock()
-            late, dups = buffer.late, buffer.duplicates
-            batches = add(event, ts)
-            found = run(batches) if batches else []
-            # _grouped when it has anything to do: findings to group, or episodes to close
-            if tracker is not None and (found or (buffer.bound is not None
-                                                  and tracker.might_close(buffer.bound))):
-                found = self._grouped(found)
-            if found:
-                out.extend(found)
-            if buffer.late != late:
-                inner.last_rejected = "late"
-                inner.rejected["late"] += 1  # older than the watermark (stream.lateness)
-                self.events -= 1
-                refuse("late")
-                continue
-            if buffer.duplicates != dups:
-                inner.rejected["duplicate"] += 1
-            take((event, ts))
+        # (the counters of the events past the time guard are written once, at the end)
+        passed = taken = 0
+        last_ts = 0.0
+        try:
+            for event in events:
+                ts = parse_ts(event.get("@timestamp")) if isinstance(event, dict) else None
+                if ts is None:
+                    # No time, no place in the stream: the detectors reject and count it.
+                    if isinstance(event, dict):
+                        found = inner.process(event)
+                        if found:
+                            out.extend(found)
+                    refuse(inner.last_rejected)
+                    continue
+                newest = buffer.newest
+                # (TimeGuard.accepts' common case inline, as Detectors.process_at has it)
+                if (ts < floor or ts > guard.horizon
+                        or (newest is not None and ts < newest - skew)
+                        ) and not guard.accepts(ts, newest):
+                    # A forged or skewed time must not move the watermark (timeguard.py): it
+                    # is refused before the buffer, so neither the detectors nor the rules see it.
+                    inner.last_rejected = OUT_OF_RANGE
+                    inner.rejected[OUT_OF_RANGE] += 1
+                    refuse(OUT_OF_RANGE)
+                    continue
+                passed += 1
+                taken += 1
+                last_ts = ts
+                late, dups = buffer.late, buffer.duplicates
+                batches = add(event, ts)
+                found = run(batches) if batches else []
+                # _grouped when it has anything to do: findings to group, or episodes to close
+                if tracker is not None and (found or (buffer.bound is not None
+                                                      and tracker.might_close(buffer.bound))):
+                    found = self._grouped(found)
+                if found:
+                    out.extend(found)
+                if buffer.late != late:
+                    inner.last_rejected = "late"
+                    inner.rejected["late"] += 1  # older than the watermark (stream.lateness)
+                    taken -= 1
+                    refuse("late")
+                    continue
+                if buffer.duplicates != dups:
+                    inner.rejected["duplicate"] += 1
+                take((event, ts))
+        finally:
+            if passed:
+                self.events += taken
+                self.last_ts = last_ts
+                self.arrived = inner.clock()
 
     def _run(self, batches: list[tuple[float, list[dict[str, Any]]]]) -> list[Finding]:
         out: list[Finding] = []

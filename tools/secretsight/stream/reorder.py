@@ -45,9 +45,11 @@ class Reorder:
         self.heap: list[list[Any]] = []  # the entries that arrived out of order
         self.held: dict[tuple[Any, Any], list[Any]] = {}  # dedupe key -> its held entry
         # the ids of the last RELEASED_KEYS events released, and the same in release order
-        # (a dict and a deque cost less per event than an OrderedDict and its linked list)
-        self.released: dict[tuple[Any, Any], None] = {}
-        self.released_order: deque[tuple[Any, Any]] = deque()
+        # (a set and a deque cost less per event than an OrderedDict and its linked list), by
+        # the hash of the key, as the watch loop remembers recent records: an int is not
+        # tracked by the collector, the 200,000 (dataset, id) tuples it replaces were
+        self.released: set[int] = set()
+        self.released_order: deque[int] = deque()
         self.bound: float | None = None
         self.newest: float | None = None
         self.seq = 0
@@ -100,7 +102,7 @@ class Reorder:
     def _hold(self, entry: list[Any]) -> bool:
         key = entry[_KEY]
         if key is not None:
-            if key in self.released:
+            if hash(key) in self.released:
                 self.duplicates += 1
                 return False
             held = self.held.get(key)
@@ -148,7 +150,7 @@ class Reorder:
         entry = [ts, seq, event, key, chunk]
         queue = self.queue
         try:
-            usual = key is None or not (key in self.released or key in self.held)
+            usual = key is None or not (hash(key) in self.released or key in self.held)
         except TypeError:  # an unhashable id (bad input): no key, as _key decides
             entry[_KEY] = key = None
             usual = True
@@ -205,10 +207,11 @@ class Reorder:
             if key is not None:
                 held.pop(key, None)
                 # (never there already: a key released is a duplicate, never held again)
-                released[key] = None
+                key = hash(key)
+                released.add(key)
                 remember(key)
                 if len(released) > RELEASED_KEYS:
-                    del released[self.released_order.popleft()]
+                    released.discard(self.released_order.popleft())
             ts = entry[_TS]
             if out and out[-1][0] == ts:
                 out[-1][1].append(event)

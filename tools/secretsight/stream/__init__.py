@@ -242,11 +242,12 @@ def open_detectors(config: Config, store: Store, *, only: Iterable[str] | None =
     detectors = Detectors(config, store, only=only, instance=instance)
     compiled = None
     if rules:
+        owned = ruleset is None  # (loaded here for the stream alone: used without a copy)
         if ruleset is None:
             from secretsight.rules import load_rules
 
             ruleset = load_rules(config=config)
-        compiled = StreamRules(config, ruleset)
+        compiled = StreamRules(config, ruleset, owned=owned)
         for err in compiled.compiled.errors:
             log(f"rule not loaded: {err}")
         # (`embedded: false` rules are skipped silently, as scan skips them: by design)

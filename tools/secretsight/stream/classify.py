@@ -386,10 +386,16 @@ class _Writer:
             for f in keyed)
         combos = self._const({})
         row = ", ".join(_texting(f"r{self.var(f)}") for f in self.row_fields)
+        # On a hit each value of the combination equals one of a stored one, all text or None
+        # (`_combo`): the row takes those fields as they are (a str subclass, equal too, is
+        # text as well), and `_text` only the others (the time, the event id).
+        hit_row = ", ".join(
+            f"r{self.var(f)}" if f in keyed and self.types.get(f) != "keyword[]"
+            else _texting(f"r{self.var(f)}") for f in self.row_fields)
         out += [f"{indent}c = ({combo})", f"{indent}try: hit = {combos}.get(c)",
                 f"{indent}except TypeError: hit = None  # (a value that is no key: a list in a "
                 "text field, lists in a list)", f"{indent}if hit is not None:",
-                f"{indent}    return (hit[0], ({row},), hit[1]) if hit[0] else _NOTHING"]
+                f"{indent}    return (hit[0], ({hit_row},), hit[1]) if hit[0] else _NOTHING"]
         out += [f"{indent}if type(r{self.var(f)}) is dict: r{self.var(f)} = None"
                 for f in self.deferred]
         out += [self._atoms(f, indent) for f in sorted(self.atoms)]
@@ -468,9 +474,9 @@ class _Writer:
         lines += self.branch(anywhere, "        ")
         body = self._dangerous("\n".join(lines))
         # (a key that is no key at all, a list in a text field: the caller takes the slow
-        # path)
-        text = ("\n".join(self.defs) + "\n"
-                "def classify(e):\n    try:\n        return _classify(e)\n"
-                "    except TypeError:\n        return None\n\n"
-                + body.replace("def classify(e):", "def _classify(e):", 1))
+        # path. The body inside the `try`, not a wrapper calling it: one call per event)
+        first, _, rest = body.partition("\n")
+        text = ("\n".join(self.defs) + "\n" + first + "\n    try:\n"
+                + "\n".join("    " + line for line in rest.split("\n"))
+                + "\n    except TypeError:\n        return None\n")
         return _Source(text, self.consts, self.nones)

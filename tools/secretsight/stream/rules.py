@@ -148,14 +148,18 @@ def _need(rule: SigmaCorrelationRule) -> tuple[Callable[[int], bool], int]:
 
 
 class StreamRules:
-    def __init__(self, config: Config, ruleset: Any) -> None:
+    def __init__(self, config: Config, ruleset: Any, *, owned: bool = False) -> None:
+        """`owned`: the caller loaded `ruleset` for these rules alone (open_detectors), so the
+        placeholder pipeline may rewrite its rules in place, after the engine's compile (which
+        works on its own copy): no second copy of every rule at start-up."""
         from secretsight.rules import placeholder_pipeline  # pySigma's transformations: on use
 
         self.compiled = compiled_for(ruleset, config)
         self.skipped: list[tuple[str, str]] = []  # (rule, why it does not stream)
         # The pipeline rewrites rules in place: a copy, as the engine compiles one.
-        collection = copy.deepcopy(
-            ruleset if isinstance(ruleset, SigmaCollection) else ruleset.collection)
+        collection = ruleset if isinstance(ruleset, SigmaCollection) else ruleset.collection
+        if not owned:
+            collection = copy.deepcopy(collection)
         pipeline = placeholder_pipeline(config)
         by_name: dict[str, Any] = {r.name: r for r in collection.rules if r.name}
         self.bases: list[tuple[str, Predicate]] = []
@@ -328,7 +332,7 @@ class Group:
     """
 
     __slots__ = ("base", "burst", "counts", "entries", "hi", "items", "keys", "last", "latest",
-                 "lo", "matched", "ready", "seen", "skey")
+                 "lo", "matched", "oldest", "ready", "seen", "skey")
 
     def __init__(self, corr: Correlation, keys: tuple[Any, ...], skey: str = "") -> None:
         self.keys = keys
@@ -337,6 +341,10 @@ class Group:
         # rule, the group-by and counted values), ONE tuple shared by every group it feeds
         self.entries: list[tuple[float, Row, int, tuple[Any, ...]]] = []
         self.base = 0  # global index of entries[0]
+        # entries[0]'s time once the evaluator has looked (steps.py), else -INF: whether the
+        # group is due for a trim is then read from the group itself, not from its oldest
+        # entry (an old tuple and float, out of the cache by now). Every cut resets it.
+        self.oldest = -INF
         # (each only for the correlations that read it: most groups live a few minutes)
         n = len(corr.children) if corr.counted else 0
         self.lo = [0] * n  # per counted child: global index range [lo, hi) in `counts`
@@ -427,6 +435,7 @@ class Group:
                 self.hi[i] = max(hi, new)
         del entries[:n]
         self.base = new
+        self.oldest = -INF
 
     def trim(self, corr: Correlation, ts: float) -> None:
         """At `ts`, before its windows (each starts at or after ts - keep): drop the events

@@ -37,6 +37,23 @@ def test_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
     assert drain(f) == [b"two"]
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64])
+def test_reads_of_any_size_give_the_lines_and_offsets_of_the_file(tmp_path: Path,
+                                                                  size: int) -> None:
+    """A read may end anywhere (inside a line, on a newline, inside the byte order mark):
+    the lines handed out are the file's, and the offset is always just past the last one."""
+    data = b"\xef\xbb\xbffirst\n\nsecond line\nx\n\n" + lines(5) + b"partial"
+    p = tmp_path / "a.log"
+    p.write_bytes(data)
+    f = FileInput(p)
+    got: list[bytes] = []
+    for _ in range(len(data) + 2):
+        got += f.poll(size)
+        assert f.offset()["pos"] == len(b"".join(x + b"\n" for x in got)) + 3 * bool(got)
+    assert got == data[3:].split(b"\n")[:-1]
+    assert f.flush_partial() == [b"partial"]
+
+
 def test_rename_rotation_drains_old_then_follows_new(tmp_path: Path) -> None:
     p = tmp_path / "audit.log"
     p.write_bytes(lines(3))

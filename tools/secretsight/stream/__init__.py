@@ -91,41 +91,79 @@ class StreamingDetectors(Detectors):
         return self.inner.advance_to(now)
 
     def process(self, event: dict[str, Any]) -> list[Finding]:
-        ts = parse_ts(event.get("@timestamp")) if isinstance(event, dict) else None
-        if ts is None:
-            # No time, no place in the stream: the detectors reject and count it.
-            return self.inner.process(event) if isinstance(event, dict) else []
+        out: list[Finding] = []
+        self.process_many((event,), out, [], [])
+        return out
+
+    def process_many(self, events: Iterable[Any], out: list[Finding],
+                     accepted: list[tuple[dict[str, Any], float]], refused: list[str]) -> None:
+        """process() of each event in turn, for a whole read of the watch loop: the findings
+        are appended to `out`, each event taken to `accepted` as (event, timestamp), and for
+        each event refused (no time, out of range, late) the detectors' `last_rejected` at
+        that moment to `refused`. A duplicate in the buffer is taken (counted under
+        rejected["duplicate"]). One call per read, not per event: the buffer, the guard and
+        the incident tracker are looked up once, and `events` may be a generator (the loop's
+        dedupe), pulled one event at a time."""
         inner = self.inner
         buffer = self.buffer
         guard = inner.time_guard
-        newest = buffer.newest
-        # (TimeGuard.accepts' common case inline, as Detectors.process_at has it)
-        if (ts < guard.floor or ts > guard.horizon
-                or (newest is not None and ts < newest - guard.skew)
-                ) and not guard.accepts(ts, newest):
-            # A forged or skewed time must not move the watermark (detect/timeguard.py): it
-            # is refused before the buffer, so neither the detectors nor the rules see it.
-            inner.last_rejected = OUT_OF_RANGE
-            inner.rejected[OUT_OF_RANGE] += 1
-            return []
-        self.events += 1
-        self.last_ts = ts
-        self.arrived = inner.clock()
-        late, dups = buffer.late, buffer.duplicates
-        batches = buffer.add(event, ts)
-        out = self._run(batches) if batches else []
+        floor, skew = guard.floor, guard.skew  # (fixed; the horizon moves: read each time)
         tracker = self.incidents
-        # _grouped when it has anything to do: findings to group, or episodes to close
-        if tracker is not None and (out or (buffer.bound is not None
-                                            and tracker.might_close(buffer.bound))):
-            out = self._grouped(out)
-        if buffer.late != late:
-            inner.last_rejected = "late"
-            inner.rejected["late"] += 1  # older than the watermark (stream.lateness)
-            self.events -= 1
-        elif buffer.duplicates != dups:
-            inner.rejected["duplicate"] += 1
-        return out
+        add = buffer.add
+        run = self._run
+        take = accepted.append
+        refuse = refused.append
+        # (the counters of the events past the time guard are written once, at the end)
+        passed = taken = 0
+        last_ts = 0.0
+        try:
+            for event in events:
+                ts = parse_ts(event.get("@timestamp")) if isinstance(event, dict) else None
+                if ts is None:
+                    # No time, no place in the stream: the detectors reject and count it.
+                    if isinstance(event, dict):
+                        found = inner.process(event)
+                        if found:
+                            out.extend(found)
+                    refuse(inner.last_rejected)
+                    continue
+                newest = buffer.newest
+                # (TimeGuard.accepts' common case inline, as Detectors.process_at has it)
+                if (ts < floor or ts > guard.horizon
+                        or (newest is not None and ts < newest - skew)
+                        ) and not guard.accepts(ts, newest):
+                    # A forged or skewed time must not move the watermark (timeguard.py): it
+                    # is refused before the buffer, so neither the detectors nor the rules see it.
+                    inner.last_rejected = OUT_OF_RANGE
+                    inner.rejected[OUT_OF_RANGE] += 1
+                    refuse(OUT_OF_RANGE)
+                    continue
+                passed += 1
+                taken += 1
+                last_ts = ts
+                late, dups = buffer.late, buffer.duplicates
+                batches = add(event, ts)
+                found = run(batches) if batches else []
+                # _grouped when it has anything to do: findings to group, or episodes to close
+                if tracker is not None and (found or (buffer.bound is not None
+                                                      and tracker.might_close(buffer.bound))):
+                    found = self._grouped(found)
+                if found:
+                    out.extend(found)
+                if buffer.late != late:
+                    inner.last_rejected = "late"
+                    inner.rejected["late"] += 1  # older than the watermark (stream.lateness)
+                    taken -= 1
+                    refuse("late")
+                    continue
+                if buffer.duplicates != dups:
+                    inner.rejected["duplicate"] += 1
+                take((event, ts))
+        finally:
+            if passed:
+                self.events += taken
+                self.last_ts = last_ts
+                self.arrived = inner.clock()
 
     def _run(self, batches: list[tuple[float, list[dict[str, Any]]]]) -> list[Finding]:
         out: list[Finding] = []
@@ -138,10 +176,14 @@ class StreamingDetectors(Detectors):
                     out.extend(found)
             if ev is not None:
                 # The engine's table drops a time without a zone (detectors read it as UTC);
-                # a `Z` time (what the normalizers write) is zoned without a call
-                zoned = [e for e in events
-                         if ((stamp := e.get("@timestamp")).__class__ is str
-                             and stamp[-1:] == "Z") or _zoned(stamp)]
+                # a `Z` time (what the normalizers write) is zoned without a call, and when
+                # every one is (the usual case) the batch goes as it is, not copied
+                zoned = events
+                for e in events:
+                    if not (((stamp := e.get("@timestamp")).__class__ is str
+                             and stamp[-1:] == "Z") or _zoned(stamp)):
+                        zoned = [e for e in events if _zoned(e.get("@timestamp"))]
+                        break
                 if zoned:
                     out.extend(ev.process(ts, zoned))
         if ev is not None and batches and self.buffer.bound is not None:

@@ -45,9 +45,11 @@ class Reorder:
         self.heap: list[list[Any]] = []  # the entries that arrived out of order
         self.held: dict[tuple[Any, Any], list[Any]] = {}  # dedupe key -> its held entry
         # the ids of the last RELEASED_KEYS events released, and the same in release order
-        # (a dict and a deque cost less per event than an OrderedDict and its linked list)
-        self.released: dict[tuple[Any, Any], None] = {}
-        self.released_order: deque[tuple[Any, Any]] = deque()
+        # (a set and a deque cost less per event than an OrderedDict and its linked list), by
+        # the hash of the key, as the watch loop remembers recent records: an int is not
+        # tracked by the collector, the 200,000 (dataset, id) tuples it replaces were
+        self.released: set[int] = set()
+        self.released_order: deque[int] = deque()
         self.bound: float | None = None
         self.newest: float | None = None
         self.seq = 0
@@ -55,7 +57,12 @@ class Reorder:
         self.duplicates = 0
         self.chunk = 0
         self.live: dict[int, int] = {}  # chunk -> events still held
-        self.fresh: list[list[Any]] = []  # added since the last flush
+        # Whether an event was held since the last flush, and the entries pushed on the heap
+        # since then: the chunk written at a flush is those of the heap and the tail of the
+        # deque (appended since), not a list of every entry added (which would keep each
+        # one alive until the commit, not just until its release).
+        self.added = False
+        self.strays: list[list[Any]] = []
         self.emptied: set[int] = set()
         if cache is not None:
             self._load()
@@ -95,7 +102,7 @@ class Reorder:
     def _hold(self, entry: list[Any]) -> bool:
         key = entry[_KEY]
         if key is not None:
-            if key in self.released:
+            if hash(key) in self.released:
                 self.duplicates += 1
                 return False
             held = self.held.get(key)
@@ -112,6 +119,8 @@ class Reorder:
             queue.append(entry)
         else:
             heapq.heappush(self.heap, entry)
+            if self.cache is not None:  # (only a flush empties it)
+                self.strays.append(entry)
         chunk = entry[_CHUNK]
         self.live[chunk] = self.live.get(chunk, 0) + 1
         return True
@@ -141,7 +150,7 @@ class Reorder:
         entry = [ts, seq, event, key, chunk]
         queue = self.queue
         try:
-            usual = key is None or not (key in self.released or key in self.held)
+            usual = key is None or not (hash(key) in self.released or key in self.held)
         except TypeError:  # an unhashable id (bad input): no key, as _key decides
             entry[_KEY] = key = None
             usual = True
@@ -151,9 +160,9 @@ class Reorder:
             queue.append(entry)
             live = self.live
             live[chunk] = live.get(chunk, 0) + 1
-            self.fresh.append(entry)
+            self.added = True
         elif self._hold(entry):
-            self.fresh.append(entry)
+            self.added = True
         newest = self.newest
         if newest is None or ts > newest:
             self.newest = ts
@@ -198,10 +207,11 @@ class Reorder:
             if key is not None:
                 held.pop(key, None)
                 # (never there already: a key released is a duplicate, never held again)
-                released[key] = None
+                key = hash(key)
+                released.add(key)
                 remember(key)
                 if len(released) > RELEASED_KEYS:
-                    del released[self.released_order.popleft()]
+                    released.discard(self.released_order.popleft())
             ts = entry[_TS]
             if out and out[-1][0] == ts:
                 out[-1][1].append(event)
@@ -215,16 +225,28 @@ class Reorder:
         cache = self.cache
         if cache is None:
             return
-        if self.fresh:
-            alive = [[e[_TS], e[_SEQ], e[_EVENT]] for e in self.fresh if e[_EVENT] is not None]
+        if self.added:
+            chunk = self.chunk
+            fresh = [e for e in self.strays if e[_CHUNK] == chunk]
+            for e in reversed(self.queue):  # (chunks never decrease along the deque)
+                if e[_CHUNK] != chunk:
+                    break
+                fresh.append(e)
+            fresh.sort(key=lambda e: e[_SEQ])  # in arrival order
+            alive = [[e[_TS], e[_SEQ], e[_EVENT]] for e in fresh if e[_EVENT] is not None]
             if alive:
-                cache.put(NS, str(self.chunk), pack(alive))
-            self.fresh = []
-            if self.chunk not in self.live:
-                self.emptied.add(self.chunk)
+                cache.put(NS, str(chunk), pack(alive))
+            self.added = False
+            if chunk not in self.live:
+                self.emptied.add(chunk)
             self.chunk += 1
+        live = self.live
         for chunk in self.emptied:
-            cache.put(NS, str(chunk), None)
+            # (not the current chunk if it was emptied, then added to again before this flush:
+            # deleting it would lose those events at a restart)
+            if chunk not in live:
+                cache.put(NS, str(chunk), None)
         self.emptied = set()
+        self.strays = []
         cache.put(NS, _META, {"bound": self.bound, "newest": self.newest, "seq": self.seq,
                               "chunk": self.chunk})

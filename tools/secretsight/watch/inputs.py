@@ -133,16 +133,20 @@ class FileInput:
             return []
         data = self._read(max_bytes)
         if data:
-            buf = self.buf + data
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                self.buf = buf
+            # split the read itself: joining it to the partial line first, then cutting at
+            # its last newline, copied each read twice more (~40% of this method)
+            lines = data.split(b"\n")
+            rest = lines.pop()  # after the last newline: the next partial line
+            buf = self.buf
+            if not lines:  # no newline yet
+                self.buf = buf + rest
                 return []
-            lines = buf[:cut].split(b"\n")
+            if buf:
+                lines[0] = buf + lines[0]
             if self.pos == 0 and lines[0][:3] == BOM:
                 lines[0] = lines[0][3:]
-            self.buf = buf[cut + 1:]
-            self.pos += cut + 1  # buf began at self.pos
+            self.buf = rest
+            self.pos += len(buf) + len(data) - len(rest)  # buf began at self.pos
             self.lines_out += len(lines)
             return lines
         if self.gz is not None:

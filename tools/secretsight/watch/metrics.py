@@ -47,7 +47,8 @@ class Metrics:
         self.paths_window = config.thresholds.path_diversity.window.total_seconds()
         self.top_identities = config.alerting.metrics_top_identities
         self.max_silence = config.stateful.audit_gap_max_silence.total_seconds()
-        # identity -> bucket index -> [reads, {paths}], buckets of the widest window only
+        # identity -> bucket index -> [reads, paths], buckets of the widest window only; paths
+        # None, one path (a str: most buckets of an identity hold one read), or a set
         self.window_activity: dict[str, dict[int, list[Any]]] = {}
         self.window_untracked = 0  # reads of identities past MAX_WINDOW_IDENTITIES
         self._keep_buckets = int(max(self.reads_window, self.paths_window) // BUCKET_SECONDS) + 1
@@ -86,47 +87,31 @@ class Metrics:
 
     def observe_many(self, accepted: list[tuple[dict[str, Any], float]]) -> None:
         """The normalized events the detectors accepted, each at its stream time, in order:
-        one lock and one clock reading for a whole read of the watch loop, not per event. The
-        window gauges count what the bulk_read detector counts (successful reads and lists)
-        and the paths path_diversity counts (successful reads of one concrete path: a
-        wildcard list or a BatchGetSecretValue adds no path)."""
+        one lock and one clock reading for a whole read of the watch loop, not per event (the
+        lag is the wall clock minus each event's time). The window gauges count what the
+        bulk_read detector counts (successful reads and lists) and the paths path_diversity
+        counts (successful reads of one concrete path: a wildcard list or a
+        BatchGetSecretValue adds no path)."""
         if not accepted:
             return
-        rows: list[tuple[str, float, bool, str | None, str | None, bool]] = []
-        append = rows.append
-        empty = _EMPTY
-        for event, ts in accepted:
-            meta = event["event"]
-            secret = event.get("secret")
-            if secret:
-                op = secret.get("operation")
-                read = op == "read"
-                ok = meta.get("outcome") != "failure"
-                path = secret.get("path") if ok and read else None
-                if path is not None and (path.__class__ is not str or "*" in path):
-                    path = None
-                append((meta["dataset"], ts, read, (event.get("user") or empty).get("id"),
-                        path, ok and (read or op == "list")))
-            else:  # no secret operation (the category is not secret): no read, no window
-                append((meta["dataset"], ts, False, (event.get("user") or empty).get("id"),
-                        None, False))
         with self.lock:
-            self._record(rows, self.clock())
+            self._record(accepted, self.clock())
 
     def record_event(self, dataset: str, ts: float, reads: bool, identity: str | None,
                      path: str | None = None, windowed: bool | None = None) -> None:
-        """`reads`: a read (secretsight_identity_reads_total); `windowed` (default: `reads`):
-        counts in the window gauges; `path`: the path it read, for distinct paths."""
-        # called from the processing thread only; the lock guards the scrape
-        with self.lock:
-            self._record([(dataset, ts, reads, identity, path,
-                           reads if windowed is None else windowed)], self.clock())
+        """observe() of the event these describe: `reads` a read (counted in
+        secretsight_identity_reads_total), `windowed` (default: `reads`) counted in the window
+        gauges (a failed read is not; a list is, with no path), `path` the path it read."""
+        windowed = reads if windowed is None else windowed
+        op = "read" if reads else "list" if windowed else "write"
+        self.observe({"event": {"dataset": dataset,
+                                "outcome": "success" if windowed else "failure"},
+                      "secret": {"operation": op, "path": path}, "user": {"id": identity}}, ts)
 
-    def _record(self, rows: list[tuple[str, float, bool, str | None, str | None, bool]],
-                now: float) -> None:
-        """record_event of each row (dataset, ts, reads, identity, path, windowed), in order,
-        under the lock, `now` the wall clock (the lag is now - ts). One call for a whole read
-        of the watch loop: a call per event cost as much as its bookkeeping."""
+    def _record(self, accepted: list[tuple[dict[str, Any], float]], now: float) -> None:
+        """observe_many's bookkeeping, under the lock, `now` the wall clock. One call and one
+        pass for a whole read of the watch loop: a call per event cost as much as its
+        bookkeeping, and so did a row built per event for a second pass."""
         by_source = self.events_by_source
         last_times = self.last_event_time
         continuous = self.continuous_since
@@ -135,7 +120,10 @@ class Metrics:
         activity = self.window_activity
         lag_max = self.lag_max_seconds
         keep = self._keep_buckets
-        for dataset, ts, reads, identity, path, windowed in rows:
+        empty = _EMPTY
+        for event, ts in accepted:
+            meta = event["event"]
+            dataset = meta["dataset"]
             by_source[dataset] += 1
             last = last_times.get(dataset)
             if last is None or ts - last > max_silence:
@@ -144,29 +132,46 @@ class Metrics:
                 last_times[dataset] = ts
             if now - ts > lag_max:
                 lag_max = now - ts
+            secret = event.get("secret")
+            if not secret:  # no secret operation (the category is not secret): no read
+                continue
+            identity = (event.get("user") or empty).get("id")
             if identity is None:
                 continue
-            if reads:
+            op = secret.get("operation")
+            read = op == "read"
+            if read:  # (failed reads too)
                 if identity in counts or len(counts) < MAX_TRACKED_IDENTITIES:
                     counts[identity] += 1
                 else:
                     self.reads_untracked += 1
-            if not windowed:
+            elif op != "list":
+                continue
+            if meta.get("outcome") == "failure":  # windowed: successful reads and lists
                 continue
             bucket = int(ts // BUCKET_SECONDS)
             per = activity.get(identity)
             cell: list[Any] | None
             if per is None or (cell := per.get(bucket)) is None:
                 if per is not None and len(per) < keep:
-                    cell = per[bucket] = [0, set()]  # _new_bucket's usual case: nothing to drop
+                    cell = per[bucket] = [0, None]  # _new_bucket's usual case: nothing to drop
                 else:
                     cell = self._new_bucket(identity, per, bucket)
                     if cell is None:
                         continue
             cell[0] += 1
-            if path is not None and len(cell[1]) < MAX_BUCKET_PATHS:
-                cell[1].add(path)
-        self.lag_seconds = now - rows[-1][1]
+            if read:
+                path = secret.get("path")  # one concrete path (a wildcard is none)
+                if path.__class__ is str and "*" not in path:
+                    paths = cell[1]
+                    if paths is None:
+                        cell[1] = path
+                    elif paths.__class__ is str:
+                        if paths != path:
+                            cell[1] = {paths, path}
+                    elif len(paths) < MAX_BUCKET_PATHS:
+                        paths.add(path)
+        self.lag_seconds = now - accepted[-1][1]
         self.lag_max_seconds = lag_max
 
     def _new_bucket(self, identity: str, per: dict[int, list[Any]] | None,
@@ -180,7 +185,7 @@ class Metrics:
                     self.window_untracked += 1
                     return None
             per = self.window_activity[identity] = {}
-        cell: list[Any] = [0, set()]
+        cell: list[Any] = [0, None]
         per[bucket] = cell
         if len(per) > self._keep_buckets:
             for old in [b for b in per if b <= bucket - self._keep_buckets]:
@@ -208,7 +213,11 @@ class Metrics:
             paths: set[str] = set()
             for b, c in per.items():
                 if b >= paths_from:
-                    paths |= c[1]
+                    p = c[1]
+                    if p.__class__ is str:
+                        paths.add(p)
+                    elif p is not None:
+                        paths |= p
             if reads or paths:
                 rows.append((identity, reads, len(paths)))
         n = self.top_identities

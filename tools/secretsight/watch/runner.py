@@ -20,7 +20,7 @@ import queue
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from secretsight.detect import Detectors
@@ -48,6 +48,22 @@ GC_THRESHOLDS = (50_000, 20, 10)
 OUTBOX = "__outbox__"
 OUTPUT_POS = "__output__"
 LOST = "__lost__"
+
+
+def process_each(det: Detectors, events: Iterable[Any], out: list[Finding],
+                 accepted: list[tuple[dict[str, Any], float]], refused: list[str]) -> None:
+    """StreamingDetectors.process_many's contract for any `Detectors`, one process() call
+    per event: findings to `out`, (event, timestamp) of each event taken to `accepted`, the
+    detectors' last_rejected of each refused to `refused`."""
+    for e in events:
+        before = det.events
+        found = det.process(e)
+        if found:  # (an event rejected half-way may still have completed findings)
+            out.extend(found)
+        if det.events == before:  # rejected (counted by reason in det.rejected)
+            refused.append(det.last_rejected)
+        else:
+            accepted.append((e, det.last_ts or 0.0))
 
 
 class Watcher:
@@ -119,43 +135,55 @@ class Watcher:
 
     def _process(self, source: str, events: list[dict[str, Any]],
                  accepted: list[tuple[dict[str, Any], float]]) -> None:
-        det, m, recent = self.det, self.metrics, self.recent
-        remember, order = self.recent_order.append, self.recent_order
-        process, accept, pending = det.process, accepted.append, self.pending
+        det, m = self.det, self.metrics
+        refused: list[str] = []
+        repeats = [0]
         taken = len(accepted)
+        # The whole read in one call (StreamingDetectors.process_many); the repeats are
+        # dropped on the way, one event at a time, as the detectors pull them.
+        many = getattr(det, "process_many", None)
         try:
-            for e in events:
-                try:
-                    # dedupe_key, its Vault case inline (most events): the same tuple hashed
-                    meta = e["event"]
-                    ds = meta["dataset"]
-                    if ds == "vault.audit":
-                        vault = e.get("vault")
-                        key: int | None = hash((ds, meta["id"], vault.get("entry_type")
-                                                if vault else None))
-                    else:
-                        key = dedupe_key(e)
-                except (KeyError, TypeError, AttributeError):
-                    key = None  # not a well-formed event: the detectors reject and count it
-                if key is not None:
-                    if key in recent:
-                        m.count("duplicates", source)
-                        continue
-                    recent.add(key)
-                    remember(key)
-                    if len(recent) > RECENT_RECORDS:
-                        recent.discard(order.popleft())
-                before = det.events
-                found = process(e)
-                if found:  # (an event rejected half-way may still have completed findings)
-                    pending.extend(found)
-                if det.events == before:  # rejected (counted by reason in det.rejected)
-                    reason = OUT_OF_RANGE if det.last_rejected == OUT_OF_RANGE else "invalid_event"
-                    m.count("parse_errors", (source, reason))
-                    continue
-                accept((e, det.last_ts or 0.0))
+            if many is not None:
+                many(self._unseen(events, repeats), self.pending, accepted, refused)
+            else:
+                process_each(det, self._unseen(events, repeats), self.pending, accepted, refused)
         finally:  # (counted once per read; a store failure half-way counts what was accepted)
             self.since_commit += len(accepted) - taken
+            if repeats[0]:
+                m.count("duplicates", source, repeats[0])
+            if refused:  # by reason (counted by reason in det.rejected too)
+                for reason, n in Counter(refused).items():
+                    m.count("parse_errors", (source, OUT_OF_RANGE if reason == OUT_OF_RANGE
+                                             else "invalid_event"), n)
+
+    def _unseen(self, events: list[dict[str, Any]], repeats: list[int]) -> Iterator[Any]:
+        """The events that are not a repeat of a recent audit record; repeats[0] counts the
+        others. A generator: an event's key is remembered only once the one before it was
+        processed (a failure half-way leaves the rest unseen, as they were)."""
+        recent = self.recent
+        remember, order = self.recent_order.append, self.recent_order
+        for e in events:
+            try:
+                # dedupe_key, its Vault case inline (most events): the same tuple hashed
+                meta = e["event"]
+                ds = meta["dataset"]
+                if ds == "vault.audit":
+                    vault = e.get("vault")
+                    key: int | None = hash((ds, meta["id"], vault.get("entry_type")
+                                            if vault else None))
+                else:
+                    key = dedupe_key(e)
+            except (KeyError, TypeError, AttributeError):
+                key = None  # not a well-formed event: the detectors reject and count it
+            if key is not None:
+                if key in recent:
+                    repeats[0] += 1
+                    continue
+                recent.add(key)
+                remember(key)
+                if len(recent) > RECENT_RECORDS:
+                    recent.discard(order.popleft())
+            yield e
 
     def commit(self) -> None:
         t0 = time.perf_counter()

@@ -12,6 +12,7 @@ from support.event_builders import at, ev
 
 from secretsight.config import Config
 from secretsight.detect import BATCH_DETECTORS, Detectors, open_store
+from secretsight.detect import events as ts_cache
 from secretsight.detect.detectors import Route, RouteKey
 from secretsight.detect.events import Ev, extract, parse_ts
 
@@ -93,11 +94,17 @@ TIMES = [
 @pytest.mark.parametrize(("value", "epoch"), [t[1:] for t in TIMES], ids=[t[0] for t in TIMES])
 def test_timestamp_fast_paths(value: Any, epoch: float | None, call: str) -> None:
     """parse_ts and extract's inline copy agree, on a cold and on a warm prefix cache (the
-    minute of the previous event's time, extract's own, warm too)."""
+    minute of the previous time parsed, which both test first, warm too); a warm parse
+    equals a cold one exactly."""
+    ts_cache._MINUTES.clear()
+    ts_cache._SECS.clear()
+    ts_cache._LAST_MINUTE[:] = ["\0" * 18, 0.0]
+    cold = parse_ts(value)
     if call == "cached":
         parse_ts(value)
         extract({"@timestamp": "2026-01-05T00:00:00.005Z", "event": {"dataset": "vault.audit"}})
     got = parse_ts(value)
+    assert got == cold
     assert got == pytest.approx(epoch) if epoch is not None else got is None
     ev = extract({"@timestamp": value, "event": {"dataset": "vault.audit"}})
     if epoch is None:

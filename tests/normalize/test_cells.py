@@ -199,3 +199,42 @@ def test_a_token_whose_auth_block_changes_gets_the_cells_of_the_new_one(
         fields, cells = _outcome(vault_cells, entry)
         leaves = _leaves(plain)
         assert _same(cells, tuple(_stored(leaves.get(name)) for name in fields)), (n, auth)
+
+
+def test_a_token_repeating_its_auth_block_gets_the_fields_of_a_fresh_read() -> None:
+    """vault_record memoizes the auth block per accessor too (`_auth_parts`): a repeat gives
+    the event a first read gives, and no two events share a list or the metadata (an
+    event's consumer may change its own)."""
+    from secretsight.normalize import vault
+
+    auth = {"accessor": "acc-event-memo", "display_name": "svc", "entity_id": "ent",
+            "policies": ["b", "a"], "token_policies": ["a", "b"], "identity_policies": ["i"],
+            "token_type": "service", "token_ttl": 60, "metadata": {"role": "app", "x": [1]}}
+    vault._auth_memo_event.clear()
+    first = vault_record(_entry(1, **auth))
+    second = vault_record(_entry(1, **json.loads(json.dumps(auth))))  # equal, not the same
+    vault._auth_memo_event.clear()
+    fresh = vault_record(_entry(1, **auth))
+    assert first == second == fresh
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert first["user"]["roles"] is not second["user"]["roles"]
+    for key in ("token_policies", "identity_policies", "auth"):
+        assert first["vault"][key] is not second["vault"][key], key
+    assert first["vault"]["auth"]["metadata"] is not second["vault"]["auth"]["metadata"]
+    first["user"]["roles"].append("changed")
+    assert vault_record(_entry(1, **auth)) == fresh
+
+
+def test_an_auth_block_nested_too_deep_to_compare_is_read_again() -> None:
+    """The memos compare a repeated auth block with the one they keep: an unread metadata value
+    nested deeper than Python compares (orjson parses up to 1,024 levels) must not fail the
+    entry; it is read again."""
+    deep = "1"
+    for _ in range(1000):
+        deep = '{"a":' + deep + "}"
+    line = ('{"time":"2026-05-09T10:00:01Z","type":"response","auth":{"accessor":"acc-deep",'
+            '"metadata":{"role":"r","x":' + deep + '}},"request":{"id":"r1","operation":"read",'
+            '"path":"kv/a"}}')
+    for fn in (vault_record, vault_cells):
+        first, second = fn(strict_loads(line)), fn(strict_loads(line))
+        assert first == second and not isinstance(first, str)

@@ -37,7 +37,14 @@ def _lines() -> list[bytes]:
               json.dumps({**obj, "type": "kmip-response"}).encode(),
               json.dumps({**obj, "time": None}).encode(),
               json.dumps({**obj, "auth": []}).encode()]
-    return raw + wrapped + broken
+    # request entries: skipped unless they may configure an audit device (decode_lines tests
+    # that inline); a `request` that is no object dead-letters first
+    requests = [json.dumps({**obj, "type": "request", "request": request}).encode()
+                for request in ({**obj["request"], "path": path} for path in (
+                    "kv/app/db", "sys/audit/file", "sys/audit-hash/file", "sys/auditor", 7, None))]
+    requests += [json.dumps({**obj, "type": "request", "request": value}).encode()
+                 for value in ("x", None, [], {"path": "kv/x"})]
+    return raw + wrapped + broken + requests
 
 
 def test_decode_lines_matches_decode_line_on_every_golden_line() -> None:

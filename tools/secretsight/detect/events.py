@@ -40,6 +40,11 @@ _LAST_MINUTE: list[Any] = ["\0" * 18, 0.0]
 _SECS: dict[str, float] = {}
 
 
+# What follows a minute prefix "YYYY-MM-DDTHH:MM:" in the fast path: `SS` or `SS.fff` (ASCII
+# digits, as many as written) and `Z`.
+_seconds = re.compile(r"[0-9]{2}(?:\.[0-9]+)?Z").fullmatch
+
+
 def _fast_prefix(value: str) -> float | None:
     """Validate and cache the minute prefix of a `YYYY-MM-DDTHH:MM:SS(.|Z)` time."""
     if not (len(value) >= 20 and value[10] == "T" and value[16] == ":"):
@@ -58,20 +63,20 @@ def parse_ts(value: Any) -> float | None:
     """RFC 3339 -> epoch seconds; None when it is not one (the caller counts it)."""
     if value.__class__ is not str:
         return None
-    # Fast path: UTC `Z` timestamps (what normalizers emit): the minute is looked up, only the
-    # seconds (`SS` or `SS.fff`, ASCII digits) are parsed.
-    if value[-1:] == "Z":
+    # Fast path: UTC `Z` timestamps (what normalizers emit): the minute is that of the previous
+    # time (input is time-ordered) or looked up, the seconds (`SS` or `SS.fff`, ASCII digits)
+    # checked by one match and parsed.
+    last = _LAST_MINUTE
+    if value.startswith(last[0]):
+        if _seconds(value, 17) is not None:
+            return last[1] + float(value[17:-1])  # type: ignore[no-any-return]
+    elif value[-1:] == "Z":
         base = _MINUTES.get(value[:17])
         if base is None:
             base = _fast_prefix(value)
-        sec = value[17:19]
-        if base is not None and sec.isdigit() and sec.isascii():
-            if value[19] == ".":
-                frac = value[20:-1]
-                if frac.isdigit() and frac.isascii():
-                    return base + float(value[17:-1])
-            elif len(value) == 20:  # "...:SSZ"
-                return base + float(sec)
+        if base is not None and _seconds(value, 17) is not None:
+            last[0], last[1] = value[:17], base
+            return base + float(value[17:-1])
     m = _TS.match(value)
     if m is None:
         try:

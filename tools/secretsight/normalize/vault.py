@@ -20,6 +20,9 @@ AUTH_METADATA_KEYS = tuple(
     name[len(_METADATA_PREFIX) :] for name in schema.load().fields if name.startswith(_METADATA_PREFIX)
 )
 _METADATA_KEY_SET = frozenset(AUTH_METADATA_KEYS)
+# The skip code of a request entry (its response repeats it), unless it configures an audit
+# device (sys/audit...: `is_audit_path`), which may have no response.
+REQUEST_ENTRY = "vault_request_entry"
 # An audit device that HMACs a header logs its hash with this prefix.
 HMAC_PREFIX = "hmac-sha256:"
 _GENERIC_OP = {
@@ -91,9 +94,11 @@ def _secret_fields(
     return _GENERIC_OP.get(op, "other"), path, False
 
 
-_routes: dict[
-    tuple[str, str, str | None, str | None], tuple[str, str | None, str | None, bool]
-] = {}
+# (path, operation, mount type, mount point, entry type) -> `_route`'s fields and, for the
+# event form, the run of `vault` keys they set first and the `secret` object (None: absent),
+# which each event copies: paths repeat.
+_Routed = tuple[str, "str | None", "str | None", bool, dict[str, Any], "dict[str, Any] | None"]
+_routes: dict[tuple[str, str, str | None, str | None, str], _Routed] = {}
 
 
 def _route(
@@ -106,6 +111,22 @@ def _route(
         return category, None, None, False
     sop, spath, kv2 = _secret_fields(op, path, mount_type, mount_point)
     return category, sop, spath, kv2
+
+
+def _routed(path: str, op: str, mount_type: str | None, mount_point: str | None,
+            etype: str) -> _Routed:
+    """`_route`'s fields, the head of `vault` (entry type .. kv version, in the event's order)
+    and `secret`."""
+    category, sop, spath, kv2 = _route(path, op, mount_type, mount_point)
+    head: dict[str, Any] = {"entry_type": etype, "path": path}
+    if mount_type:
+        head["mount_type"] = mount_type
+    if mount_point:
+        head["mount_point"] = mount_point
+    if kv2:
+        head["kv_version"] = 2
+    secret = {"operation": sop, "path": spath} if sop is not None else None
+    return category, sop, spath, kv2, head, secret
 
 
 def _user_agent(headers: dict[str, Any]) -> str | None:
@@ -153,6 +174,7 @@ CELLS = (
 
 
 _NO_METADATA = (NULL,) * len(AUTH_METADATA_KEYS)
+_ROOT_NAMESPACE = {"id": "root"}  # compared only (equal: its one string, ns "root")
 
 
 def vault_record(rec: dict[str, Any]) -> dict[str, Any] | str:
@@ -191,7 +213,7 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if etype == "request" and not (
         type(path) is str and path.startswith("sys/audit") and is_audit_path(path)
     ):
-        return "vault_request_entry"
+        return REQUEST_ENTRY
 
     ts = timestamp(rec.get("time"))
     rid = g("id")
@@ -250,18 +272,20 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if not mount_point:
         mount_point = None
 
-    key = (path, op, mount_type, mount_point)
+    key = (path, op, mount_type, mount_point, etype)
     routed = _routes.get(key)
     if routed is None:
-        routed = _route(path, op, mount_type, mount_point)
+        routed = _routed(path, op, mount_type, mount_point, etype)
         if len(_routes) > 8192:
             _routes.clear()
         _routes[key] = routed
-    category, secret_op, secret_path, kv2 = routed
+    category, secret_op, secret_path, kv2, vault_head, secret = routed
     outcome = "failure" if error else ("success" if etype == "response" else "unknown")
 
     ns = None
-    if namespace is not None:
+    if namespace == _ROOT_NAMESPACE:  # what Vault without namespaces (not Enterprise) logs
+        ns = "root"
+    elif namespace is not None:
         ns_path = namespace.get("path")
         ns_id = namespace.get("id")
         if (ns_path is not None and type(ns_path) is not str) or (
@@ -273,8 +297,8 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
     if cells:  # the auth block's cells (a token's repeat on each of its requests)
         user_cells, token_cells = _NO_AUTH_CELLS if auth is None else _auth_cells(auth)
     elif auth is not None:
-        (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
-         entity_id, identity_policies, kept) = _auth(auth, sorted_strs)
+        user_t, roles, credential_t, tail_t, meta, identity_policies, token_policies = (
+            _auth_parts(auth))
 
     ip = port = None
     if remote_address or remote_port is not None:
@@ -299,42 +323,30 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         "event": {"dataset": "vault.audit", "action": op, "outcome": outcome, "id": rid},
         "secretsight": {"category": category},
     }
-    vault: dict[str, Any] = {"entry_type": etype, "path": path}
-    if mount_type:
-        vault["mount_type"] = mount_type
-    if mount_point:
-        vault["mount_point"] = mount_point
-    if secret_op is not None:
-        event["secret"] = {"operation": secret_op, "path": secret_path}
-        if kv2:
-            vault["kv_version"] = 2
+    vault = vault_head.copy()  # entry_type, path, mount_type, mount_point, kv_version
+    if secret is not None:
+        event["secret"] = secret.copy()
     if ns:
         vault["namespace"] = ns
     if auth is not None:
-        user: dict[str, Any] = {}
-        if principal:
-            user["id"] = principal
-        if display_name:
-            user["name"] = display_name
-        if policies:
-            user["roles"] = policies
-        if user:
+        # The token's parts (`_auth_parts`), copied: each event owns its dicts and lists.
+        if user_t is not None:
+            user = user_t.copy()
+            if roles is not None:
+                user["roles"] = [*roles]  # the last key of `user`
             event["user"] = user
-        if accessor:
-            event["credential"] = {"id": accessor, "type": "vault_token"}
-        if kept:
-            role = kept.get("role") or kept.get("role_name")
-            vault["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
-        if identity_policies:
-            vault["identity_policies"] = identity_policies
-        if token_type:
-            vault["token_type"] = token_type
-        if token_ttl is not None:
-            vault["token_ttl"] = token_ttl
-        if token_policies:
-            vault["token_policies"] = token_policies
-        if entity_id:
-            vault["entity_id"] = entity_id
+        if credential_t is not None:
+            event["credential"] = credential_t.copy()
+        if tail_t is not None:  # in order; the nested values replaced by copies in place
+            vault.update(tail_t)
+            if meta is not None:
+                vault_auth = tail_t["auth"].copy()
+                vault_auth["metadata"] = meta.copy()
+                vault["auth"] = vault_auth
+            if identity_policies is not None:
+                vault["identity_policies"] = [*identity_policies]
+            if token_policies is not None:
+                vault["token_policies"] = [*token_policies]
     if ip is not None:
         event["source"] = {"ip": ip, "port": port} if port is not None else {"ip": ip}
     elif port is not None:
@@ -402,6 +414,64 @@ def _auth(auth: dict[str, Any], listed: Any) -> _AuthFields:
             entity_id, identity_policies, kept)
 
 
+# What an auth block gives the event: `user` without its roles, the roles, `credential`, the
+# run of `vault` keys it sets (in their order), then the nested values of that run: the
+# metadata of `vault.auth`, `vault.identity_policies`, `vault.token_policies` (None: absent).
+_AuthParts = tuple[Any, Any, Any, Any, Any, Any, Any]
+# accessor -> (the auth block as logged, its parts), for the event form: a token logs the same
+# block on each of its requests, which then costs one dict compare (in C) instead of a dozen
+# reads, checks and conditional stores.
+_auth_memo_event: dict[str, tuple[dict[str, Any], _AuthParts]] = {}
+
+
+def _auth_parts(auth: dict[str, Any]) -> _AuthParts:
+    """The event's parts of an auth block (`_AuthParts`; the caller copies them), memoized on
+    the whole block. A hit is exact: an equal block holds equal values under every key
+    `_auth` reads, of the same JSON types (see `_auth_cells`), except a number, which equals
+    a float or a bool too: `token_ttl` is checked again."""
+    accessor = auth.get("accessor")
+    if accessor.__class__ is str:
+        known = _auth_memo_event.get(accessor)
+        try:
+            if known is not None and known[0] == auth:
+                ttl = auth.get("token_ttl")
+                if ttl is None or ttl.__class__ is int:
+                    return known[1]
+        except RecursionError:  # an unread value nested deeper than a compare goes: read again
+            pass
+    (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
+     entity_id, identity_policies, kept) = _auth(auth, sorted_strs)
+    user: dict[str, Any] = {}
+    if principal:
+        user["id"] = principal
+    if display_name:
+        user["name"] = display_name
+    tail: dict[str, Any] = {}
+    meta = None
+    if kept:
+        role = kept.get("role") or kept.get("role_name")
+        tail["auth"] = {"role": role, "metadata": kept} if role else {"metadata": kept}
+        meta = kept
+    if identity_policies:
+        tail["identity_policies"] = identity_policies
+    if token_type:
+        tail["token_type"] = token_type
+    if token_ttl is not None:
+        tail["token_ttl"] = token_ttl
+    if token_policies:
+        tail["token_policies"] = token_policies
+    if entity_id:
+        tail["entity_id"] = entity_id
+    parts = (user if user or policies else None, policies or None,
+             {"id": accessor, "type": "vault_token"} if accessor else None, tail or None,
+             meta, identity_policies or None, token_policies or None)
+    if accessor.__class__ is str:
+        if len(_auth_memo_event) > 4096:
+            _auth_memo_event.clear()
+        _auth_memo_event[accessor] = (auth, parts)
+    return parts
+
+
 # The auth block's cells: (user.id .. user.roles), (vault.token_type .. the auth metadata), the
 # two runs of CELLS it fills.
 _AuthCells = tuple[tuple[Any, ...], tuple[Any, ...]]
@@ -422,8 +492,12 @@ def _auth_cells(auth: dict[str, Any]) -> _AuthCells:
     accessor = read[0]
     if accessor.__class__ is str:
         known = _auth_memo.get(accessor)
-        if known is not None and known[0] == read and (read[4] is None or read[4].__class__ is int):
-            return known[1]
+        try:
+            if (known is not None and known[0] == read
+                    and (read[4] is None or read[4].__class__ is int)):
+                return known[1]
+        except RecursionError:  # an unread metadata value nested deeper than a compare goes
+            pass
     (principal, display_name, accessor, policies, token_type, token_ttl, token_policies,
      entity_id, identity_policies, kept) = _auth(auth, sorted_strs_cell)
     if kept:

@@ -14,7 +14,7 @@ from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
 from secretsight.stream.codec import pack, unpack
 from secretsight.stream.evidence import Evidence
-from secretsight.stream.records import FORMAT, Run, Runs, assemble, group_id, plan, run_key
+from secretsight.stream.records import FORMAT, Run, Runs, assemble, group_id, plan
 from secretsight.stream.rules import (
     EVIDENCE_COLUMNS,
     NS,
@@ -101,6 +101,7 @@ class StreamEvaluator:
         assert self.cache is not None
         # (set here, not in __init__: the records exist only with a cache; flush runs after)
         self._runs: dict[str, Runs] = {}  # group state key -> its records (records.py)
+        self._now = -INF  # stream time as `flush` last knew it
         plains = {p.meta.name: i for i, p in enumerate(self.rules.plains)}
         corrs = {c.meta.name: i for i, c in enumerate(self.rules.correlations)}
         groups: dict[tuple[str, str], list[Run]]
@@ -147,21 +148,12 @@ class StreamEvaluator:
         if cache is None:
             return
         keyof, stored, written = self.keyof, self.stored, self._runs
-        # Stream time: the newest entry of the groups written (a group is written after its
-        # events; later events are not older). Entries older than it minus `keep` are in no
-        # window to come: not written.
-        now = -INF
-        groups: list[tuple[str, int, Any, Group | None]] = []
+        # Stream time, at least: the newest entry of the groups written so far (a group is
+        # written after its events; later events are not older). Entries older than it
+        # minus `keep` are in no window to come: not written.
+        now = self._now
         for key in self.dirty:
             i, ident = keyof[key]
-            if key[0] == "p":
-                groups.append((key, i, ident, None))
-                continue
-            g = self._group(i, ident)
-            groups.append((key, i, ident, g))
-            if g is not None and g.entries and g.entries[-1][0] > now:
-                now = g.entries[-1][0]
-        for key, i, ident, g in groups:
             if key[0] == "p":
                 burst = self.plain_state.get((i, ident))
                 if burst is not None:
@@ -173,6 +165,7 @@ class StreamEvaluator:
                     stored.discard(key)
                     cache.put(NS, key, None)
             else:
+                g = self._group(i, ident)
                 runs = written.get(key)
                 if runs is not None and runs.group is not g:  # gone, or gone and created again
                     for run in runs.runs:
@@ -180,16 +173,25 @@ class StreamEvaluator:
                     del written[key]
                     runs = None
                 if g is not None:
-                    if runs is None:
-                        runs = written[key] = Runs(g)
                     corr = self.rules.correlations[i]
                     entries, base = g.entries, g.base
+                    if entries and entries[-1][0] > now:
+                        now = entries[-1][0]
                     live = base + bisect_left(entries, now - corr.keep, key=_END)
                     end = base + len(entries)
-                    first, gone = plan(runs.runs, live, end)
-                    for old in gone:
-                        cache.put(NS, old, None)
-                    new = runs.runs[-1][2] = run_key(key, first)
+                    if runs is None:
+                        runs = written[key] = Runs(g)
+                    held = runs.runs
+                    if len(held) == 1 and held[0][0] + held[0][1] <= live:
+                        # (the common case when commits are further apart than the window:
+                        # its one run, all of it out of the window, replaced; `plan`'s result)
+                        run = held[0]
+                        run[0], run[1] = live, end - live
+                        first, new = live, run[2]
+                    else:
+                        first, new, gone = plan(held, live, end, key)
+                        for old in gone:
+                            cache.put(NS, old, None)
                     cache.put(NS, new, pack({
                         "t": "c", "r": corr.meta.name, "v": FORMAT, "f": first,
                         "s": g.to_state(live), "e": corr.stored(entries[first - base:])}))
@@ -199,6 +201,7 @@ class StreamEvaluator:
                 if key[0] == "c":
                     del self.skey_of[(i, ident)]
         self.dirty.clear()
+        self._now = now
 
     # ---- events
     def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:

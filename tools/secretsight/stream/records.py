@@ -3,7 +3,7 @@
 Format 1 (0.2.0 to 0.3.2) was one record per group, rewritten at every commit that touched
 the group with every event of its window: a one-hour window of a token read each second
 rewrote its hour of events each second. Format 2 writes a group as *runs*: each commit that
-touches the group writes one new record, under `{group key}#{first entry index}`, holding the
+touches the group writes one new record, under `{group key}#{slot}`, holding the
 entries added since the last commit (`"e"`, from global index `"f"`) and the group's small
 state of now (`"s"`: group-by values, first live entry index `b`, counted range, nested
 items, open burst; `Group.to_state`). The newest run (the largest `f`) holds the state of
@@ -30,7 +30,7 @@ import json
 from typing import Any
 
 FORMAT = 2
-SEP = "#"  # a run's key: its group's key, SEP, its first entry's global index
+SEP = "#"  # a run's key: its group's key, SEP, a slot number (`plan`)
 # A record as loaded: (first entry index, format, entries, state, key)
 Run = tuple[int, int, list[Any], dict[str, Any], str]
 
@@ -47,11 +47,18 @@ class Runs:
         self.runs = runs or []
 
 
-def plan(runs: list[list[Any]], live: int, end: int) -> tuple[int, list[str]]:
-    """A commit of a group whose entries [live, end) are live (global indices): the first
-    index of the run to write (it holds [start, end)) and the keys of the runs it deletes
-    (dead, or merged into it). `runs` is updated to what the store will hold, the new run
-    last (its key left None for the caller)."""
+def plan(runs: list[list[Any]], live: int, end: int, skey: str
+         ) -> tuple[int, str, list[str]]:
+    """A commit of a group (state key `skey`) whose entries [live, end) are live (global
+    indices): the first index of the run to write (it holds [start, end)), its key, and the
+    keys of the runs it deletes (dead, or merged into it). `runs` is updated to what the
+    store will hold, the new run last.
+
+    The new run takes the key of a run it replaces when there is one (one upsert instead of
+    a delete and an insert: a group read more often than its window's length between two
+    commits, all of `bench_watch`'s, replaces its one run at every commit; a format-1
+    record's key too, the loader tells formats by content); else the first free slot
+    (`{skey}#0`, `#1`, ...)."""
     gone = []
     while runs and runs[0][0] + runs[0][1] <= live:  # every entry older than any window
         gone.append(runs.pop(0)[2])
@@ -61,8 +68,15 @@ def plan(runs: list[list[Any]], live: int, end: int) -> tuple[int, list[str]]:
         first, _, key = runs.pop()
         gone.append(key)
         start = max(first, live)
-    runs.append([start, end - start, None])
-    return start, gone
+    if gone:
+        key = gone.pop()
+    else:
+        used = {r[2] for r in runs}
+        slot = 0
+        while (key := f"{skey}{SEP}{slot}") in used:
+            slot += 1
+    runs.append([start, end - start, key])
+    return start, key, gone
 
 
 def assemble(runs: list[Run]) -> dict[str, Any]:
@@ -85,7 +99,3 @@ def assemble(runs: list[Run]) -> dict[str, Any]:
 def group_id(record: dict[str, Any]) -> tuple[str, str]:
     """Which group a record belongs to: its rule and group-by values."""
     return record["r"], json.dumps(record["s"]["k"])
-
-
-def run_key(skey: str, first: int) -> str:
-    return f"{skey}{SEP}{first}"

@@ -152,12 +152,15 @@ class SQLiteStore(Store):
             puts = [(ns, k, v if v.__class__ is bytes else _encode(v))
                     for (ns, k), v in batch.kv.items() if v is not None]
             dels = [(ns, k) for (ns, k), v in batch.kv.items() if v is None]
+            # Deletions first (a key is put or deleted, not both): the pages they free are
+            # reused by the puts instead of new ones written to the WAL (the stream's window
+            # runs, stream/records.py, delete about as many records as they write).
+            if dels:
+                db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?", dels)
             if puts:
                 db.executemany(
                     "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
                     "ON CONFLICT(ns, key) DO UPDATE SET value = excluded.value", puts)
-            if dels:
-                db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?", dels)
             if batch.offsets:
                 db.executemany(
                     "INSERT INTO offsets (ns, input, value) VALUES (?, ?, ?) "

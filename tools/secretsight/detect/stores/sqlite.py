@@ -67,10 +67,12 @@ class SQLiteStore(Store):
                 # lose the last commits, and then offsets roll back with the state).
                 self.db.execute("PRAGMA synchronous=NORMAL")
             # A page cache of up to 32 MiB (SQLite's default is 2 MiB), grown only as pages are
-            # used. Each commit of `watch` with every rule rewrites every touched window (~10 MB
-            # a second on a dense Vault stream: bench_watch's 400,000 operations); with 2 MiB
-            # most of the upserts re-read their B-tree pages from the OS. Measured on that run
-            # (20 commits, load ~1): 1.2-1.3 s of store CPU with the default, 0.88 s with this.
+            # used. A commit of `watch` with every rule writes the touched windows' new entries
+            # (stream/records.py), which on a replay as fast as bench_watch's 400,000
+            # operations (an hour of stream per commit) is most of every window: ~6.5 MB a
+            # second; with 2 MiB most of the upserts re-read their B-tree pages from the OS.
+            # Measured on that run when it wrote ~10 MB a second (state format 1; 20 commits,
+            # load ~1): 1.2-1.3 s of store CPU with the default, 0.88 s with this.
             self.db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self.db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,13 +54,13 @@ def _as_format_1(det: StreamingDetectors, *, without_hi: bool) -> int:
 
 @pytest.mark.parametrize("release", ["0.3.2", "0.2.0"])
 def test_state_of_an_earlier_release_resumes_as_an_uninterrupted_run(
-        tmp_path: Path, release: str) -> None:
+        state_url: str, release: str) -> None:
     events = rule_stream(days=4)
     config = Config()
     straight = open_detectors(config, open_store(None), incidents=False, log=lambda m: None)
     expected = _lines(straight.run(events))
 
-    url = f"sqlite:///{tmp_path}/state.db"
+    url = state_url
     half = len(events) // 2
     store = open_store(url)
     first = open_detectors(config, store, incidents=False, log=lambda m: None)
@@ -87,7 +86,7 @@ def test_state_of_an_earlier_release_resumes_as_an_uninterrupted_run(
     assert left == [], "every group written since is in format 2"
 
 
-def test_runs_resume_as_an_uninterrupted_run_and_stay_bounded(tmp_path: Path) -> None:
+def test_runs_resume_as_an_uninterrupted_run_and_stay_bounded(state_url: str) -> None:
     """Committed every few events (runs pile up, merge and die), stopped and resumed at
     several points: the findings of an uninterrupted run. Each group's runs hold no entry
     older than its window (as of its last write) and number at most log2(its entries) + 2."""
@@ -95,7 +94,7 @@ def test_runs_resume_as_an_uninterrupted_run_and_stay_bounded(tmp_path: Path) ->
     config = Config()
     straight = open_detectors(config, open_store(None), incidents=False, log=lambda m: None)
     expected = _lines(straight.run(events))
-    url = f"sqlite:///{tmp_path}/state.db"
+    url = state_url
     found: list[Any] = []
     cuts = [0, len(events) // 3, len(events) // 2 + 17, len(events)]
     checked = 0

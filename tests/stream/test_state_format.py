@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +202,32 @@ def test_entries_are_stored_in_their_correlations_terms() -> None:
                     assert v == fold(row[column]), (corr.meta.name, v, row)
             checked += 1
     assert checked, "the stream stores groups with counted values"
+
+
+def test_a_state_file_of_0_3_2_keeps_its_table_and_resumes(tmp_path: Path) -> None:
+    """0.3.2 created `kv` WITHOUT ROWID; a new file gets a rowid table (large rows). The
+    same queries serve both: a stream on an old file, stopped and resumed, gives the findings
+    of an uninterrupted run."""
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+               "PRIMARY KEY (ns, key)) WITHOUT ROWID")
+    db.close()
+    events = rule_stream(days=2)
+    config = Config()
+    straight = open_detectors(config, open_store(None), incidents=False, log=lambda m: None)
+    expected = _lines(straight.run(events))
+    found: list[Any] = []
+    for part in (events[: len(events) // 2], events[len(events) // 2:]):
+        store = open_store(f"sqlite:///{path}")
+        det = open_detectors(config, store, incidents=False, log=lambda m: None)
+        found += [f for e in part for f in det.process(e)]
+        if part[-1] is events[-1]:
+            found += det.finish()
+        det.commit({})
+        store.close()
+    db = sqlite3.connect(path)
+    (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'kv'").fetchone()
+    db.close()
+    assert "WITHOUT ROWID" in ddl
+    assert _lines(found) == expected

@@ -17,8 +17,8 @@ What a commit writes per touched group:
   the store holds what the windows hold, bounded by time like them;
 - merged runs: a new run takes in the runs before it while they are no more than twice its
   size (their live entries rewritten in it, their records deleted), so a group has at most
-  log2(its entries) + 1 runs and an entry is rewritten O(log n) times over its life, not at
-  every commit.
+  log2(its live entries) + 2 runs (the newest may hold none) and an entry is rewritten
+  O(log n) times over its life, not at every commit.
 
 A group gone deletes its runs. Format-1 records load as runs (their `b` is their first
 entry), and the next write of their group takes them in or deletes them like any other run.

@@ -148,6 +148,7 @@ class StreamEvaluator:
         if cache is None:
             return
         keyof, stored, written = self.keyof, self.stored, self._runs
+        by, corrs = self._by, self.rules.correlations
         # Stream time, at least: the newest entry of the groups written so far (a group is
         # written after its events; later events are not older). Entries older than it
         # minus `keep` are in no window to come: not written.
@@ -165,7 +166,7 @@ class StreamEvaluator:
                     stored.discard(key)
                     cache.put(NS, key, None)
             else:
-                g = self._group(i, ident)
+                g = by[i].get(ident[0] if len(ident) == 1 else ident)  # (_group, inline)
                 runs = written.get(key)
                 if runs is not None and runs.group is not g:  # gone, or gone and created again
                     for run in runs.runs:
@@ -173,11 +174,15 @@ class StreamEvaluator:
                     del written[key]
                     runs = None
                 if g is not None:
-                    corr = self.rules.correlations[i]
+                    corr = corrs[i]
                     entries, base = g.entries, g.base
-                    if entries and entries[-1][0] > now:
-                        now = entries[-1][0]
-                    live = base + bisect_left(entries, now - corr.keep, key=_END)
+                    live = base
+                    if entries:
+                        if entries[-1][0] > now:
+                            now = entries[-1][0]
+                        cutoff = now - corr.keep
+                        if entries[0][0] < cutoff:
+                            live += bisect_left(entries, cutoff, key=_END)
                     end = base + len(entries)
                     if runs is None:
                         runs = written[key] = Runs(g)

@@ -100,8 +100,8 @@ class StreamEvaluator:
     def _load(self) -> None:
         assert self.cache is not None
         # (set here, not in __init__: the records exist only with a cache; flush runs after)
-        self._runs: dict[str, Runs] = {}  # group state key -> its records (records.py)
-        self._now = -INF  # stream time as `flush` last knew it
+        self._written: dict[str, Runs] = {}  # group state key -> its records (records.py)
+        self._stream_time = -INF  # stream time as `flush` last knew it
         plains = {p.meta.name: i for i, p in enumerate(self.rules.plains)}
         corrs = {c.meta.name: i for i, c in enumerate(self.rules.correlations)}
         groups: dict[tuple[str, str], list[Run]]
@@ -135,7 +135,7 @@ class StreamEvaluator:
             g = Group.from_state(corr, assemble(runs))
             self._by[i][g.keys[0] if len(g.keys) == 1 else g.keys] = g
             skey = g.skey = self._ckey(i, g.keys)
-            self._runs[skey] = Runs(g, [[r[0], len(r[2]), r[4]] for r in runs])
+            self._written[skey] = Runs(g, [[r[0], len(r[2]), r[4]] for r in runs])
             if g.burst is not None or g.items:  # (else idle: the sweep's)
                 self._schedule(skey, self._group_due(corr, g))
             if g.burst is not None:
@@ -147,12 +147,12 @@ class StreamEvaluator:
         cache = self.cache
         if cache is None:
             return
-        keyof, stored, written = self.keyof, self.stored, self._runs
+        keyof, stored, written = self.keyof, self.stored, self._written
         by, corrs = self._by, self.rules.correlations
         # Stream time, at least: the newest entry of the groups written so far (a group is
         # written after its events; later events are not older). Entries older than it
         # minus `keep` are in no window to come: not written.
-        now = self._now
+        now = self._stream_time
         for key in self.dirty:
             i, ident = keyof[key]
             if key[0] == "p":
@@ -206,7 +206,7 @@ class StreamEvaluator:
                 if key[0] == "c":
                     del self.skey_of[(i, ident)]
         self.dirty.clear()
-        self._now = now
+        self._stream_time = now
 
     # ---- events
     def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:

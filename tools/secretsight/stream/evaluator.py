@@ -14,6 +14,7 @@ from secretsight.engine.evaluate import PLAIN_BURST_GAP
 from secretsight.findings import Finding
 from secretsight.stream.codec import pack, unpack
 from secretsight.stream.evidence import Evidence
+from secretsight.stream.records import FORMAT, Run, Runs, assemble, group_id, plan
 from secretsight.stream.rules import (
     EVIDENCE_COLUMNS,
     NS,
@@ -119,67 +120,114 @@ class StreamEvaluator:
 
     def _load(self) -> None:
         assert self.cache is not None
+        # (set here, not in __init__: the records exist only with a cache; flush runs after)
+        self._written: dict[str, Runs] = {}  # group state key -> its records (records.py)
+        self._stream_time = -INF  # stream time as `flush` last knew it
         plains = {p.meta.name: i for i, p in enumerate(self.rules.plains)}
         corrs = {c.meta.name: i for i, c in enumerate(self.rules.correlations)}
+        groups: dict[tuple[str, str], list[Run]]
+        groups = {}
         for key, value in self.cache.scan(NS):
             if value is None:
                 continue
             if key == _META:  # (older state: a sweep time, now timers rebuilt from the state)
                 continue
             value = unpack(value)
-            self.stored.add(key)
             kind, name, data = value["t"], value["r"], value["s"]
             if kind == "p" and name in plains:
+                self.stored.add(key)
                 i = plains[name]
                 burst = self.plain_state[(i, value["u"])] = Burst.from_state(data)
                 skey = self._pkey(i, value["u"])
                 self._schedule(skey, burst.end + PLAIN_BURST_GAP)
                 self._opened(skey, burst.start)
             elif kind == "c" and name in corrs:
-                i = corrs[name]
-                corr = self.rules.correlations[i]
-                g = Group.from_state(corr, data)
-                self._by[i][g.keys[0] if len(g.keys) == 1 else g.keys] = g
-                skey = g.skey = self._ckey(i, g.keys)
-                if g.burst is not None or g.items:  # (else idle: the sweep's)
-                    self._schedule(skey, self._group_due(corr, g))
-                if g.burst is not None:
-                    self._opened(skey, g.burst.start)
+                # a run of format 2 (its entries beside the state), or a whole group of
+                # format 1 (0.3.2 and before: its entries in the state, from `b`)
+                run = ((value["f"], 2, value["e"], data, key) if value.get("v") == FORMAT
+                       else (data["b"], 1, data.pop("e"), data, key))
+                groups.setdefault(group_id(value), []).append(run)
             else:  # a rule removed or renamed since: its state is dropped
                 self.cache.delete(NS, key)
+        for (name, _), runs in groups.items():
+            i = corrs[name]
+            corr = self.rules.correlations[i]
+            runs.sort(key=itemgetter(0, 1))  # (oldest first; the newest holds the state)
+            g = Group.from_state(corr, assemble(runs))
+            self._by[i][g.keys[0] if len(g.keys) == 1 else g.keys] = g
+            skey = g.skey = self._ckey(i, g.keys)
+            self._written[skey] = Runs(g, [[r[0], len(r[2]), r[4]] for r in runs])
+            if g.burst is not None or g.items:  # (else idle: the sweep's)
+                self._schedule(skey, self._group_due(corr, g))
+            if g.burst is not None:
+                self._opened(skey, g.burst.start)
 
     def flush(self) -> None:
-        """Write the changed state into the cache (committed with the offsets by the caller)."""
+        """Write the changed state into the cache (committed with the offsets by the caller):
+        a plain burst as one record, a correlation group as runs (records.py)."""
         cache = self.cache
         if cache is None:
             return
-        # (a group holds its window's events: packed, see codec.py)
-        keyof, stored = self.keyof, self.stored
+        keyof, stored, written = self.keyof, self.stored, self._written
+        by, corrs = self._by, self.rules.correlations
+        # Stream time, at least: the newest entry of the groups written so far (a group is
+        # written after its events; later events are not older). Entries older than it
+        # minus `keep` are in no window to come: not written.
+        now = self._stream_time
         for key in self.dirty:
             i, ident = keyof[key]
-            state: Any
             if key[0] == "p":
                 burst = self.plain_state.get((i, ident))
-                state = None if burst is None else {
-                    "t": "p", "r": self.rules.plains[i].meta.name, "u": ident,
-                    "s": burst.to_state()}
-            else:
-                g = self._group(i, ident)
-                state = None if g is None else {
-                    "t": "c", "r": self.rules.correlations[i].meta.name,
-                    "s": g.to_state(self.rules.correlations[i])}
-            if state is None:
-                if key in stored:  # (a group born and gone since the last commit: no write)
+                if burst is not None:
+                    stored.add(key)
+                    cache.put(NS, key, pack({"t": "p", "r": self.rules.plains[i].meta.name,
+                                             "u": ident, "s": burst.to_state()}))
+                    continue
+                if key in stored:  # (a burst opened and closed since the last commit: no write)
                     stored.discard(key)
                     cache.put(NS, key, None)
-                if key not in self.scheduled:
-                    del keyof[key]  # gone, and no timer names it any more
-                    if key[0] == "c":
-                        del self.skey_of[(i, ident)]
             else:
-                stored.add(key)
-                cache.put(NS, key, pack(state))
+                g = by[i].get(ident[0] if len(ident) == 1 else ident)  # (_group, inline)
+                runs = written.get(key)
+                if runs is not None and runs.group is not g:  # gone, or gone and created again
+                    for run in runs.runs:
+                        cache.put(NS, run[2], None)
+                    del written[key]
+                    runs = None
+                if g is not None:
+                    corr = corrs[i]
+                    entries, base = g.entries, g.base
+                    live = base
+                    if entries:
+                        if entries[-1][0] > now:
+                            now = entries[-1][0]
+                        cutoff = now - corr.keep
+                        if entries[0][0] < cutoff:
+                            live += bisect_left(entries, cutoff, key=_END)
+                    end = base + len(entries)
+                    if runs is None:
+                        runs = written[key] = Runs(g)
+                    held = runs.runs
+                    if len(held) == 1 and held[0][0] + held[0][1] <= live:
+                        # (the common case when commits are further apart than the window:
+                        # its one run, all of it out of the window, replaced; `plan`'s result)
+                        run = held[0]
+                        run[0], run[1] = live, end - live
+                        first, new = live, run[2]
+                    else:
+                        first, new, gone = plan(held, live, end, key)
+                        for old in gone:
+                            cache.put(NS, old, None)
+                    cache.put(NS, new, pack({
+                        "t": "c", "r": corr.meta.name, "v": FORMAT, "f": first,
+                        "s": g.to_state(live), "e": corr.stored(entries[first - base:])}))
+                    continue
+            if key not in self.scheduled:
+                del keyof[key]  # gone, and no timer names it any more
+                if key[0] == "c":
+                    del self.skey_of[(i, ident)]
         self.dirty.clear()
+        self._stream_time = now
 
     # ---- events
     def _plan(self, mask: int) -> tuple[list[int], list[tuple[Any, ...]]]:

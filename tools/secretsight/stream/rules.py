@@ -463,16 +463,18 @@ class Group:
     def empty(self) -> bool:
         return not self.entries and not self.items and self.burst is None
 
-    def to_state(self, corr: Correlation) -> dict[str, Any]:
-        # (tuples as they are: the encoders write them as arrays. Entries in the stored form:
-        # the correlation's own mask and values, which a change of other rules leaves
-        # valid)
-        return {"k": list(self.keys), "e": corr.stored(self.entries), "b": self.base,
-                "lo": self.lo, "hi": self.hi, "i": self.items,
-                "burst": self.burst.to_state() if self.burst else None}
+    def to_state(self, base: int) -> dict[str, Any]:
+        """Everything but the entries (stream/records.py writes those in runs, in their
+        stored form: `Correlation.stored`); `base`: the global index of the first entry a
+        window can still read (older ones are not written)."""
+        # (tuples as they are: the encoders write them as arrays)
+        return {"k": list(self.keys), "b": base, "lo": self.lo, "hi": self.hi,
+                "i": self.items, "burst": self.burst.to_state() if self.burst else None}
 
     @classmethod
     def from_state(cls, corr: Correlation, d: dict[str, Any]) -> Group:
+        """`d` in format 1's shape: the state with its entries `e` from index `b`
+        (records.assemble gives format 2's runs that shape)."""
         g = cls(corr, tuple(d["k"]))
         g.base = d["b"]
         width = max((c.at for c in corr.children if c.at is not None), default=-1) + 1

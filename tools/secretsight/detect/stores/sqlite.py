@@ -19,12 +19,17 @@ CREATE TABLE IF NOT EXISTS known_paths (
   id TEXT NOT NULL, path TEXT NOT NULL, last_seen REAL NOT NULL, PRIMARY KEY (id, path))
   WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
-  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ns, key));
 CREATE TABLE IF NOT EXISTS offsets (
   ns TEXT NOT NULL, input TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ns, input));
 """
 
 
+# kv is a rowid table (a file created by 0.3.2 or before keeps its WITHOUT ROWID one: the same
+# queries work on both): its values are mostly the stream's window runs, kilobytes each, and
+# SQLite keeps large rows better in a rowid table (the key index stays small). Measured by
+# replaying the commits of a `watch` run on bench_watch's 100,000 operations into a fresh
+# file (2026-12-06, load ~5, two runs each): 0.071 / 0.072 s -> 0.065 / 0.061 s of store CPU.
 _CACHE_KIB = 32 * 1024  # the page cache's bound (see SQLiteStore.__init__)
 
 # json.dumps(v) with default arguments, minus its per-call argument checks (thousands of
@@ -67,10 +72,12 @@ class SQLiteStore(Store):
                 # lose the last commits, and then offsets roll back with the state).
                 self.db.execute("PRAGMA synchronous=NORMAL")
             # A page cache of up to 32 MiB (SQLite's default is 2 MiB), grown only as pages are
-            # used. Each commit of `watch` with every rule rewrites every touched window (~10 MB
-            # a second on a dense Vault stream: bench_watch's 400,000 operations); with 2 MiB
-            # most of the upserts re-read their B-tree pages from the OS. Measured on that run
-            # (20 commits, load ~1): 1.2-1.3 s of store CPU with the default, 0.88 s with this.
+            # used. A commit of `watch` with every rule writes the touched windows' new entries
+            # (stream/records.py), which on a replay as fast as bench_watch's 400,000
+            # operations (an hour of stream per commit) is most of every window: ~6.5 MB a
+            # second; with 2 MiB most of the upserts re-read their B-tree pages from the OS.
+            # Measured on that run when it wrote ~10 MB a second (state format 1; 20 commits,
+            # load ~1): 1.2-1.3 s of store CPU with the default, 0.88 s with this.
             self.db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self.db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
@@ -152,12 +159,15 @@ class SQLiteStore(Store):
             puts = [(ns, k, v if v.__class__ is bytes else _encode(v))
                     for (ns, k), v in batch.kv.items() if v is not None]
             dels = [(ns, k) for (ns, k), v in batch.kv.items() if v is None]
+            # Deletions first (a key is put or deleted, not both): the pages they free are
+            # reused by the puts instead of new ones written to the WAL (the stream's window
+            # runs, stream/records.py, delete about as many records as they write).
+            if dels:
+                db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?", dels)
             if puts:
                 db.executemany(
                     "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
                     "ON CONFLICT(ns, key) DO UPDATE SET value = excluded.value", puts)
-            if dels:
-                db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?", dels)
             if batch.offsets:
                 db.executemany(
                     "INSERT INTO offsets (ns, input, value) VALUES (?, ?, ?) "

@@ -372,6 +372,18 @@ def test_row_cells_from_nested_and_flat_keys() -> None:
     assert build({"user": {"roles": "solo"}}) == {"user.roles": '["solo"]'}
 
 
+def test_a_long_beyond_64_bits_given_as_a_dict_is_stored_as_null() -> None:
+    """The normalizers dead-letter such a value; an event another producer gives as a dict is
+    loaded with the field NULL instead of stopping the load (sqlite3's OverflowError)."""
+    engine = Engine()
+    events = [ev(i, vault__token_ttl=ttl, source__port=port) for i, (ttl, port) in
+              enumerate([(2**63, -(2**63) - 1), (2**63 - 1, -(2**63)), (2**64 + 5, 443)])]
+    assert engine.load(events) == 3
+    stored = engine.conn.execute(
+        "SELECT `vault.token_ttl`, `source.port` FROM events ORDER BY _id").fetchall()
+    assert stored == [(None, None), (2**63 - 1, -(2**63)), (None, 443)]
+
+
 def _walked(builder: object, event: dict) -> dict:
     """The generic, uncompiled walk's cells (what every compiled walk must give)."""
     out: dict = {}

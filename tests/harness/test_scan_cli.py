@@ -91,6 +91,31 @@ def test_bad_lines_are_reported_with_file_and_line_and_counted(benign: Path, tmp
     assert result.stdout.strip().endswith("2 dead letters")
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_long_beyond_64_bits_is_a_dead_letter_not_a_crash(benign: Path, tmp_path: Path,
+                                                            jobs: str) -> None:
+    """orjson reads integers up to 2**64 - 1; SQLite stores 64 signed bits. A hostile token
+    TTL, port or created-token TTL in that gap is `wrong_type` (as VRL and the Lua filters
+    decide), and the scan goes on: it once stopped with sqlite3's OverflowError."""
+    lines = benign.read_text().splitlines()
+    hostile = []
+    for n, (where, value) in enumerate([(("auth", "token_ttl"), 2**63),
+                                        (("request", "remote_port"), 2**64 - 1),
+                                        (("auth", "token_ttl"), 2**63 - 1)]):
+        entry = json.loads(lines[1])
+        entry["request"]["id"] = f"beyond-{n}"
+        entry[where[0]][where[1]] = value
+        hostile.append(json.dumps(entry))
+    mixed = tmp_path / "hostile.log"
+    mixed.write_text("\n".join([*lines, *hostile]) + "\n")
+    result = scan("--jobs", jobs, str(mixed))
+    assert result.exit_code == 0, result.output
+    assert f"{mixed}:{len(lines) + 1}: dead letter (wrong_type)" in result.stderr
+    assert f"{mixed}:{len(lines) + 2}: dead letter (wrong_type)" in result.stderr
+    assert result.stdout.strip().startswith("6 events")  # 2**63 - 1 is a long: read
+    assert result.stdout.strip().endswith("2 dead letters")
+
+
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_jobs_2_gives_what_jobs_1_gives(harvest: Path, tmp_path: Path, fmt: str) -> None:
     """The detectors in a second process (--jobs 2): the same findings, summary, dead letters

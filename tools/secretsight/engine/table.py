@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from secretsight import schema as _schema
+from secretsight.normalize.cells import LONG_MAX, LONG_MIN, list_cell
 from secretsight.normalize.cells import NULL as NULL  # re-exported: what a fixed row binds
-from secretsight.normalize.cells import list_cell
 
 TABLE = "events"
 ID_COLUMN = "_id"
@@ -324,7 +324,9 @@ class RowBuilder:
                 cached = self._lists[key] = list_cell(items)
             return cached
         if code == _LONG:
-            return value if isinstance(value, int) else None
+            # (the normalizers dead-letter a long beyond 64 bits; an event given as a dict by
+            # another producer stores it as NULL rather than stop the load)
+            return value if isinstance(value, int) and LONG_MIN <= value <= LONG_MAX else None
         if code == _BOOL:
             return "true" if value else "false"
         return json.dumps(value, sort_keys=True)  # _OBJECT

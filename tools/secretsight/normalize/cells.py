@@ -7,7 +7,8 @@ one tuple build, with no conversion per field.
   protocol for every None it binds (a dozen absent fields per Vault row doubled the INSERT's
   time); a NaN is the one value not equal to itself, which is how a reader tells it apart;
 - a `keyword[]` field is its list's JSON text (`list_cell`), as rules match it element-wise;
-- any other field is its value (a string, or an int for a `long`).
+- any other field is its value (a string, or an int for a `long`: a signed 64-bit integer,
+  `LONG_MIN`..`LONG_MAX`, what SQLite's INTEGER, ECS and VRL's integer hold).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import json
 from typing import Any
 
 NULL = float("nan")
+
+# A `long` field's range. The normalizers dead-letter a JSON integer beyond it (`wrong_type`, as
+# VRL and the Lua filters decide): orjson reads integers up to 2**64 - 1, and one such value
+# bound to the table stops the load (sqlite3's OverflowError).
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 
 def list_cell(items: list[Any]) -> str:

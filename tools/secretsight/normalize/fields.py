@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from secretsight.normalize.cells import list_cell
+from secretsight.normalize.cells import LONG_MAX, LONG_MIN, list_cell
 from secretsight.normalize.codes import DeadLetter
 
 # ---------------------------------------------------------------- typed getters
@@ -46,7 +46,7 @@ def opt_int(obj: dict[str, Any], key: str) -> int | None:
     v = obj.get(key)
     if v is None:
         return None
-    if type(v) is not int:  # bool is not int here: type() is exact
+    if type(v) is not int or not LONG_MIN <= v <= LONG_MAX:  # bool is not int: type() is exact
         raise DeadLetter("wrong_type")
     return v
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from secretsight import schema
-from secretsight.normalize.cells import NULL
+from secretsight.normalize.cells import LONG_MAX, LONG_MIN, NULL
 from secretsight.normalize.codes import DeadLetter
-from secretsight.normalize.fields import sorted_strs, sorted_strs_cell, split_address, timestamp
+from secretsight.normalize.fields import (
+    sorted_strs,
+    sorted_strs_cell,
+    split_address,
+    timestamp,
+)
 
 # KV v2 API segments right after the mount, taken out of `secret.path`.
 KV2_SEGMENTS = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
@@ -241,7 +246,8 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
         or (mount_point is not None and type(mount_point) is not str)
         or (remote_address is not None and type(remote_address) is not str)
         or (error is not None and type(error) is not str)
-        or (remote_port is not None and type(remote_port) is not int)  # bool is not int here
+        or (remote_port is not None and (type(remote_port) is not int  # (bool is not int)
+                                         or not LONG_MIN <= remote_port <= LONG_MAX))
         or (namespace is not None and type(namespace) is not dict)
         or (headers is not None and type(headers) is not dict)
         or (auth is not None and type(auth) is not dict)
@@ -265,7 +271,8 @@ def _vault(rec: dict[str, Any], cells: bool) -> dict[str, Any] | tuple[Any, ...]
             raise DeadLetter("wrong_type")
         if rauth is not None:
             created_ttl = rauth.get("token_ttl")
-            if created_ttl is not None and type(created_ttl) is not int:
+            if created_ttl is not None and (type(created_ttl) is not int
+                                            or not LONG_MIN <= created_ttl <= LONG_MAX):
                 raise DeadLetter("wrong_type")
             created_policies = listed(rauth.get("policies"))
     mount_type = req_mount_type or resp_mount_type or None
@@ -385,7 +392,8 @@ def _auth(auth: dict[str, Any], listed: Any) -> _AuthFields:
         or (display_name is not None and type(display_name) is not str)
         or (token_type is not None and type(token_type) is not str)
         or (entity_id is not None and type(entity_id) is not str)
-        or (token_ttl is not None and type(token_ttl) is not int)
+        or (token_ttl is not None and (type(token_ttl) is not int
+                                       or not LONG_MIN <= token_ttl <= LONG_MAX))
         or (metadata is not None and type(metadata) is not dict)
     ):
         raise DeadLetter("wrong_type")

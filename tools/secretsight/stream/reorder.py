@@ -84,7 +84,14 @@ class Reorder:
             chunk = int(key)
             for ts, seq, event in unpack(value):
                 entries.append((seq, ts, event, chunk))
+        # A chunk stays until every event of it is released: the ones released before the
+        # commit are older than its bound (a release takes every event older than the bound it
+        # sets; none younger is ever released but by the idle flush, which empties every
+        # chunk). They reached the detectors and the rules already: not held again.
+        bound = self.bound
         for seq, ts, event, chunk in sorted(entries, key=lambda e: e[0]):
+            if bound is not None and ts < bound:
+                continue
             self._hold([ts, seq, event, self._key(event), chunk])
 
     @staticmethod

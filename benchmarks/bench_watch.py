@@ -1,6 +1,7 @@
 """Benchmark: raw Vault audit lines per second per core through `watch` with every rule on.
 
     .venv/bin/python benchmarks/bench_watch.py [--events 400000] [--state sqlite|memory]
+                                              [--only decode,detectors,rules,all_rules]
 
 The input is bench_scan.py's generated Vault log (400 application tokens re-reading their
 secrets, each operation a request and a response line, plus one 500-read harvest that must be
@@ -14,12 +15,15 @@ Runs, each over the same file:
    run 2 (in memory, no watch loop): what the rules cost is run 3 minus run 2;
 4. all rules: the same as run 3 through `secretsight watch`'s real loop (`Watcher`: metrics,
    a file output, a commit each second of wall clock into a SQLite state file).
+`--only all_rules` runs the real loop alone (what a before/after pair needs); its line also
+prints the MD5 of the findings file it wrote, which must not change with a speed change.
 Results: build/bench/bench_watch.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -48,9 +52,15 @@ def _timed(fn):  # type: ignore[no-untyped-def]
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
+PHASES = ("decode", "detectors", "rules", "all_rules")
+
+
+def run(lines_path: Path, state: str, tmp: Path,
+        only: tuple[str, ...] = PHASES) -> dict[str, object]:
     raw = lines_path.read_bytes().splitlines()
     n = len(raw)
+    if only == ("all_rules",):
+        raw = []  # (the loop reads the file itself: no copy of it held during the run)
     config = Config()
     out: dict[str, object] = {"lines": n}
 
@@ -63,8 +73,9 @@ def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
                 pass
         return events
 
-    events, wall, cpu = _timed(decode_only)
-    out["decode"] = {"events": events, "wall_s": wall, "cpu_s": cpu}
+    if "decode" in only:
+        events, wall, cpu = _timed(decode_only)
+        out["decode"] = {"events": events, "wall_s": wall, "cpu_s": cpu}
 
     def drive(det) -> int:  # type: ignore[no-untyped-def]
         """Decode every line and feed the events to `det`: findings (or reports) out."""
@@ -77,13 +88,15 @@ def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
                 pass
         return found + len(det.finish())
 
-    found, wall, cpu = _timed(lambda: drive(open_detectors(
-        config, open_store(None), rules=False, incidents=False, log=lambda m: None)))
-    out["detectors"] = {"findings": found, "wall_s": wall, "cpu_s": cpu}
+    if "detectors" in only:
+        found, wall, cpu = _timed(lambda: drive(open_detectors(
+            config, open_store(None), rules=False, incidents=False, log=lambda m: None)))
+        out["detectors"] = {"findings": found, "wall_s": wall, "cpu_s": cpu}
 
-    found, wall, cpu = _timed(lambda: drive(open_detectors(
-        config, open_store(None), log=lambda m: None)))
-    out["rules"] = {"reports": found, "wall_s": wall, "cpu_s": cpu}
+    if "rules" in only:
+        found, wall, cpu = _timed(lambda: drive(open_detectors(
+            config, open_store(None), log=lambda m: None)))
+        out["rules"] = {"reports": found, "wall_s": wall, "cpu_s": cpu}
 
     def everything() -> list[dict[str, object]]:
         store = open_store(f"sqlite:///{tmp}/state.db" if state == "sqlite" else None)
@@ -96,6 +109,8 @@ def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
         store.close()
         return [json.loads(x) for x in sink.read_text().splitlines()]
 
+    if "all_rules" not in only:
+        return out
     reports, wall, cpu = _timed(everything)
     final: dict[str, dict[str, object]] = {}
     for r in reports:
@@ -105,7 +120,8 @@ def run(lines_path: Path, state: str, tmp: Path) -> dict[str, object]:
         "reports": len(reports), "incidents": sorted(
             f"{r['anomaly']} {r['rule_name']} {r['user']['id']}"  # type: ignore[index]
             for r in final.values()),
-        "wall_s": wall, "cpu_s": cpu}
+        "wall_s": wall, "cpu_s": cpu,
+        "findings_md5": hashlib.md5((tmp / "findings.ndjson").read_bytes()).hexdigest()}
     return out
 
 
@@ -114,22 +130,31 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=400_000,
                     help="Vault operations to generate; each is two raw lines")
     ap.add_argument("--state", choices=["sqlite", "memory"], default="sqlite")
+    ap.add_argument("--only", default=",".join(PHASES),
+                    help=f"comma-separated runs to do, of {', '.join(PHASES)} (default: all)")
     args = ap.parse_args()
+    asked = set(args.only.split(","))
+    only = tuple(p for p in PHASES if p in asked)
+    if asked - set(PHASES) or not only:
+        ap.error(f"--only: unknown run(s) {', '.join(sorted(asked - set(PHASES)))}; "
+                 f"choose from {', '.join(PHASES)}")
     OUT.mkdir(parents=True, exist_ok=True)
     src = OUT / f"vault-{args.events}.log"
     if not src.exists():
         generate(src, args.events)
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
-        result = run(src, args.state, Path(tmp))
+        result = run(src, args.state, Path(tmp), only)
     n = result["lines"]
-    for phase in ("decode", "detectors", "rules", "all_rules"):
+    for phase in only:
         r = result[phase]
         assert isinstance(r, dict) and isinstance(n, int)
         r["lines_per_cpu_s"] = round(n / r["cpu_s"])
         r["lines_per_wall_s"] = round(n / r["wall_s"])
         print(f"{phase:10s} {r['lines_per_cpu_s']:>8,} lines/s per core (CPU)   "
-              f"{r['lines_per_wall_s']:>8,} lines/s wall   ({r['cpu_s']:.1f} s CPU)")
-    print("incidents:", result["all_rules"]["incidents"])  # type: ignore[index]
+              f"{r['lines_per_wall_s']:>8,} lines/s wall   ({r['cpu_s']:.2f} s CPU)")
+    if "all_rules" in only:
+        print("incidents:", result["all_rules"]["incidents"],  # type: ignore[index]
+              "findings md5:", result["all_rules"]["findings_md5"])  # type: ignore[index]
     (OUT / "bench_watch.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 

@@ -1,3 +1,3 @@
 """SecretSight: detections for who reads your secrets."""
 
-__version__ = "0.3.2"
+__version__ = "0.4.0"
